@@ -1,0 +1,56 @@
+"""The gated recurrent unit (Cho et al. 2014), in the form cuDNN and torch.nn compute."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rnnkit.cells.base import RecurrentCell, State
+
+
+class GRUCell(RecurrentCell):
+    r"""GRU cell, a drop-in for ``torch.nn.GRUCell``.
+
+    .. math::
+        r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr})            && \text{reset gate} \\
+        z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz})            && \text{update gate} \\
+        n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))  && \text{candidate} \\
+        h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+    The reset gate multiplies ``W_hn h + b_hn`` (not ``h`` itself), as in cuDNN and torch.nn, so
+    ``b_hn`` cannot be folded into the input projection.
+
+    Args:
+        input_size: features of ``x_t``.
+        hidden_size: features of ``h_t``.
+        bias: add ``b_ih`` and ``b_hh``. Default: ``True``.
+
+    Parameters (torch.nn names and gate order ``r, z, n`` stacked in the rows):
+        weight_ih ``(3*hidden_size, input_size)``, weight_hh ``(3*hidden_size, hidden_size)``,
+        bias_ih, bias_hh ``(3*hidden_size,)``; all U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
+
+    Shape:
+        input ``(batch, input_size)`` or ``(input_size,)``; hx and the result ``(batch, hidden_size)``
+        or ``(hidden_size,)``.
+
+    >>> cell = GRUCell(3, 5)
+    >>> cell(torch.randn(2, 3)).shape
+    torch.Size([2, 5])
+    """
+
+    num_chunks = 3
+
+    @staticmethod
+    def input_projection(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor:
+        return F.linear(x, weight_ih, bias_ih)
+
+    @staticmethod
+    def recurrence(x_proj: Tensor, state: State, weight_hh: Tensor, bias_hh: Tensor | None) -> State:
+        (h,) = state
+        x_r, x_z, x_n = x_proj.chunk(3, dim=1)
+        h_r, h_z, h_n = F.linear(h, weight_hh, bias_hh).chunk(3, dim=1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        return (torch.lerp(n, h, z),)  # (1 - z) * n + z * h

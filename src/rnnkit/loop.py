@@ -1,0 +1,81 @@
+"""The time loop: the only reference code in rnnkit that iterates over time steps.
+
+``recur`` runs one cell over a whole sequence in one direction. The input projection of all steps
+is a single matrix multiply (it does not depend on the state); only ``W_hh h`` and the gate math run
+per step. Variable-length batches are handled by masking: a sequence's state stops changing after its
+last valid step and its outputs there are zero. The reverse direction reverses each sequence within
+its own length, so it starts at that sequence's last valid element.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from rnnkit.cells.base import RecurrentCell, State
+
+
+def valid_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
+    """``(steps, batch, 1)`` boolean mask, true where ``t < lengths[b]``."""
+    time = torch.arange(steps).unsqueeze(1)
+    return (time < lengths.unsqueeze(0)).unsqueeze(2).to(device)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse time-major ``x`` within each sequence's length; padding stays where it is."""
+    if lengths is None:
+        return x.flip(0)
+    steps = x.shape[0]
+    time = torch.arange(steps).unsqueeze(1)
+    last = lengths.unsqueeze(0) - 1
+    index = torch.where(time <= last, last - time, time).to(x.device)
+    return x.gather(0, index.unsqueeze(2).expand_as(x))
+
+
+def recur(
+    cell: type[RecurrentCell],
+    x: Tensor,
+    state: State,
+    weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    options: dict | None = None,
+) -> tuple[Tensor, State]:
+    """Run ``cell`` over time-major ``x`` of shape ``(steps, batch, features)``.
+
+    Args:
+        cell: the cell class whose ``input_projection`` and ``recurrence`` define the step.
+        x: the input sequence, time-major.
+        state: the initial state, a tuple of ``(batch, hidden_size)`` tensors.
+        weights: ``(weight_ih, weight_hh, bias_ih, bias_hh)``, biases may be ``None``.
+        lengths: optional CPU int64 ``(batch,)`` valid lengths, each in ``[1, steps]``.
+        reverse: process each sequence from its last valid element back to its first.
+        options: extra keyword arguments for ``cell.recurrence``.
+
+    Returns:
+        ``(outputs, final_state)``: outputs ``(steps, batch, hidden_size)`` aligned with ``x`` and
+        zero past each sequence's length; final_state holds each sequence's state after its last step.
+    """
+    weight_ih, weight_hh, bias_ih, bias_hh = weights
+    step = partial(cell.recurrence, weight_hh=weight_hh, bias_hh=bias_hh, **(options or {}))
+    if reverse:
+        x = reverse_padded(x, lengths)
+    x_proj = cell.input_projection(x, weight_ih, bias_ih, bias_hh)
+    mask = None if lengths is None else valid_mask(lengths, x.shape[0], x.device)
+
+    outputs = []
+    for t, x_t in enumerate(x_proj.unbind(0)):
+        new_state = step(x_t, state)
+        if mask is not None:
+            new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
+        state = new_state
+        outputs.append(state[0])
+    output = torch.stack(outputs)
+    if mask is not None:
+        output = output.masked_fill(~mask, 0.0)
+    if reverse:
+        output = reverse_padded(output, lengths)
+    return output, state

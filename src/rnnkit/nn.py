@@ -1,0 +1,308 @@
+"""Drop-in replacements for ``torch.nn.RNN``, ``torch.nn.LSTM`` and ``torch.nn.GRU``.
+
+Same constructor arguments, same ``forward(input, hx)`` and return shapes, same parameter names and
+layout (a torch.nn ``state_dict`` loads with ``strict=True``, and back). On top of torch.nn:
+``lengths=`` for padded variable-length batches, bidirectional ``merge`` modes, named ``init``
+schemes, and ``backend=`` to choose between torch's fused kernels and rnnkit's readable reference loop.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from rnnkit import _checks, backends
+from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
+from rnnkit.cells.elman import NONLINEARITIES
+from rnnkit.init import SCHEMES, initialize_
+from rnnkit.layers import MERGE_MODES, merged_size
+
+_LAYER_ARGS = """
+    Args:
+        input_size: features of each input step.
+        hidden_size: features of the hidden state.
+        num_layers: stacked recurrent layers. Default: 1.
+        bias: use ``b_ih`` and ``b_hh``. Default: ``True``.
+        batch_first: input and output are ``(batch, seq, feature)`` instead of ``(seq, batch, feature)``.
+        dropout: dropout probability on the outputs of every layer but the last. Default: 0.
+        bidirectional: add a layer reading each sequence backwards. Default: ``False``.
+        merge: how the two directions combine: ``'concat'`` (torch.nn's, output ``2*hidden_size``),
+            ``'sum'``, ``'mean'`` or ``'mul'`` (output ``hidden_size``). Keyword only.
+        init: ``'default'`` (torch.nn's), ``'identity'``, ``'orthogonal'`` or ``'xavier'``; see
+            ``rnnkit.init``. Keyword only.
+        backend: ``'auto'`` (torch's fused kernels when they apply), ``'builtin'`` or ``'reference'``
+            (rnnkit's readable loop over the cell's step). Keyword only.
+
+    Shape:
+        input: ``(seq, batch, input_size)``, ``(batch, seq, input_size)`` if ``batch_first``,
+        ``(seq, input_size)`` unbatched, or a ``PackedSequence``.
+        lengths: optional ``(batch,)`` integers in ``[1, seq]``, any order; outputs past a sequence's
+        length are zero and its final state is the one at its last valid step.
+        output: like input with ``D * hidden_size`` features (``D = 2`` for a bidirectional ``concat``,
+        else 1); a ``PackedSequence`` for packed input.
+        h_n (and c_n): ``(num_directions * num_layers, batch, hidden_size)``.
+"""
+
+
+class RecurrentLayer(nn.Module):
+    """Multi-layer, optionally bidirectional recurrent network over any rnnkit cell type.
+
+    Subclasses set ``cell_type``. Parameters are named ``weight_ih_l{k}[_reverse]``,
+    ``weight_hh_l{k}[_reverse]``, ``bias_ih_l{k}[_reverse]``, ``bias_hh_l{k}[_reverse]``.
+    """
+
+    cell_type: type[RecurrentCell] = RecurrentCell
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        merge: str = "concat",
+        init: str = "default",
+        backend: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            _checks.positive_int(name, value)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"dropout={dropout} has no effect with num_layers=1: it applies between stacked layers",
+                stacklevel=2,
+            )
+        _checks.choice("merge", merge, MERGE_MODES)
+        _checks.choice("init", init, SCHEMES)
+        _checks.choice("backend", backend, backends.names())
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional, self.merge, self.init, self.backend = bool(bidirectional), merge, init, backend
+        self._weight_names: list[tuple[str, ...]] = []
+        rows = self.cell_type.num_chunks * hidden_size
+        layer_input = input_size
+        for layer in range(num_layers):
+            for suffix in ("", "_reverse")[: self.num_directions]:
+                shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, hidden_size)}
+                if self.bias:
+                    shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+                names = []
+                for kind, shape in shapes.items():
+                    names.append(f"{kind}_l{layer}{suffix}")
+                    self.register_parameter(names[-1], nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+                self._weight_names.append(tuple(names))
+            layer_input = merged_size(hidden_size, self.bidirectional, merge)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Features of each output step."""
+        return merged_size(self.hidden_size, self.bidirectional, self.merge)
+
+    def reset_parameters(self) -> None:
+        """Re-initialise with the scheme given as ``init``."""
+        initialize_(self, self.init)
+
+    def step_options(self) -> dict:
+        """Keyword arguments for ``cell_type.recurrence``."""
+        return {}
+
+    def flat_weights(self) -> list[Tensor]:
+        """Parameters in torch.nn's flat order (per layer and direction: w_ih, w_hh, b_ih, b_hh)."""
+        return [getattr(self, name) for names in self._weight_names for name in names]
+
+    def weight_groups(self) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
+        """One ``(weight_ih, weight_hh, bias_ih, bias_hh)`` group per layer and direction."""
+        groups = []
+        for names in self._weight_names:
+            group = [getattr(self, name) for name in names]
+            groups.append(tuple(group) if self.bias else (*group, None, None))
+        return groups
+
+    def forward(self, input, hx=None, *, lengths=None):
+        """Run the network; returns ``(output, h_n)``, or ``(output, (h_n, c_n))`` for an LSTM."""
+        packed = isinstance(input, PackedSequence)
+        x = input.data if packed else input
+        _checks.floating_input(x, self.weight_ih_l0.dtype)
+        if packed:
+            if lengths is not None:
+                raise ValueError("pass either a PackedSequence or lengths=, not both: the packing holds the lengths")
+            batch, batched = int(input.batch_sizes[0]), True
+            self._check_features(x, f"(packed steps, {self.input_size})")
+        else:
+            batched = x.dim() == 3
+            if x.dim() not in (2, 3):
+                raise ValueError(
+                    f"{type(self).__name__} expected a 3-D batched input {self._input_layout()} or a 2-D unbatched "
+                    f"input (seq, {self.input_size}), got {x.dim()}-D of shape {tuple(x.shape)}"
+                )
+            if not batched:
+                x = x.unsqueeze(1)
+            elif self.batch_first:
+                x = x.transpose(0, 1)
+            self._check_features(x, self._input_layout())
+            batch = x.shape[1]
+            if x.shape[0] == 0:
+                raise ValueError("the input sequence is empty (0 time steps); give at least one step")
+            if lengths is not None:
+                lengths = _checks.lengths_tensor(lengths, batch, x.shape[0])
+        state = self._initial_state(hx, batch, batched, x)
+
+        output, final = backends.select(self).run(self, input if packed else x, state, lengths)
+
+        if not packed:
+            output = output.squeeze(1) if not batched else output.transpose(0, 1) if self.batch_first else output
+        if not batched:
+            final = tuple(s.squeeze(1) for s in final)
+        return output, (final[0] if self.cell_type.num_states == 1 else final)
+
+    def _input_layout(self) -> str:
+        return f"(batch, seq, {self.input_size})" if self.batch_first else f"(seq, batch, {self.input_size})"
+
+    def _check_features(self, x: Tensor, layout: str) -> None:
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__} expected input of shape {layout} with input_size={self.input_size} "
+                f"features, got {x.shape[-1]} features (input shape {tuple(x.shape)})"
+            )
+
+    def _initial_state(self, hx, batch: int, batched: bool, x: Tensor) -> tuple[Tensor, ...]:
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if hx is None:
+            return (torch.zeros(shape, dtype=x.dtype, device=x.device),) * self.cell_type.num_states
+        parts = _checks.state_tuple(hx, self.cell_type.num_states, type(self).__name__)
+        expected = shape if batched else (shape[0], shape[2])
+        for name, part in zip(("h_0", "c_0"), parts):
+            _checks.state_tensor(name, part, expected, x)
+        return parts if batched else tuple(p.unsqueeze(1) for p in parts)
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return result
+
+    def flatten_parameters(self) -> None:
+        """On CUDA with cuDNN, lay all weights in one buffer so cuDNN reads them without copying.
+
+        A no-op elsewhere. Only layers whose weights cuDNN can consume as one network qualify (a
+        bidirectional merge other than ``concat`` runs one kernel per layer instead).
+        """
+        weights = self.flat_weights()
+        if not (weights[0].is_cuda and torch.backends.cudnn.is_acceptable(weights[0])):
+            return
+        if self.bidirectional and self.merge != "concat":
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights) or len({w.dtype for w in weights}) != 1:
+            return
+        if self.cell_type is LSTMCell:
+            mode = "LSTM"
+        elif self.cell_type is GRUCell:
+            mode = "GRU"
+        elif self.cell_type is ElmanCell:
+            mode = "RNN_" + self.step_options()["nonlinearity"].upper()
+        else:
+            return
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        with torch.cuda.device_of(weights[0]), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    weights, 4 if self.bias else 2, self.input_size, cudnn_rnn.get_cudnn_mode(mode),
+                    self.hidden_size, 0, self.num_layers, self.batch_first, self.bidirectional,
+                )
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                    "bidirectional": False, "merge": "concat", "init": "default", "backend": "auto"}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)!r}"
+        return text
+
+
+class RNN(RecurrentLayer):
+    __doc__ = (
+        "Elman RNN layer, a drop-in for ``torch.nn.RNN``: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.\n\n"
+        "    Each step is ``rnnkit.ElmanCell``. ``nonlinearity`` is ``'tanh'`` (default) or ``'relu'``.\n"
+        + _LAYER_ARGS
+        + """
+    >>> rnn = RNN(8, 16, num_layers=2, nonlinearity="relu", init="identity")
+    >>> output, h_n = rnn(torch.randn(5, 3, 8))
+    >>> output.shape, h_n.shape
+    (torch.Size([5, 3, 16]), torch.Size([2, 3, 16]))
+    """
+    )
+
+    cell_type = ElmanCell
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, **kwargs) -> None:
+        _checks.choice("nonlinearity", nonlinearity, NONLINEARITIES)
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, **kwargs)
+
+    def step_options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text if self.nonlinearity == "tanh" else text + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(RecurrentLayer):
+    __doc__ = (
+        "LSTM layer, a drop-in for ``torch.nn.LSTM`` (gate order ``i, f, g, o``; see ``rnnkit.LSTMCell``).\n"
+        + _LAYER_ARGS
+        + """        forget_bias: if given, the forget-gate bias is set to this value after ``init``
+            (1.0 per Jozefowicz et al. 2015). Keyword only.
+
+    >>> lstm = LSTM(8, 16, bidirectional=True, forget_bias=1.0)
+    >>> output, (h_n, c_n) = lstm(torch.randn(5, 3, 8), lengths=torch.tensor([5, 2, 4]))
+    >>> output.shape, h_n.shape
+    (torch.Size([5, 3, 32]), torch.Size([2, 3, 16]))
+    """
+    )
+
+    cell_type = LSTMCell
+
+    def __init__(self, *args, forget_bias: float | None = None, **kwargs) -> None:
+        if forget_bias is not None and (isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float))
+                                        or not math.isfinite(forget_bias)):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+        self.forget_bias = forget_bias
+        super().__init__(*args, **kwargs)
+
+    def reset_parameters(self) -> None:
+        initialize_(self, self.init, forget_bias=self.forget_bias)
+
+
+class GRU(RecurrentLayer):
+    __doc__ = (
+        "GRU layer, a drop-in for ``torch.nn.GRU`` (gate order ``r, z, n``; see ``rnnkit.GRUCell``).\n"
+        + _LAYER_ARGS
+        + """
+    >>> gru = GRU(8, 16, batch_first=True, bidirectional=True, merge="sum")
+    >>> output, h_n = gru(torch.randn(3, 5, 8))
+    >>> output.shape, h_n.shape
+    (torch.Size([3, 5, 16]), torch.Size([2, 3, 16]))
+    """
+    )
+
+    cell_type = GRUCell
