@@ -115,9 +115,11 @@ def test_bad_constructor_arguments(build, pattern):
         build()
 
 
-def test_dropout_with_one_layer_warns():
+def test_useless_combinations_warn():
     with pytest.warns(UserWarning, match="no effect with num_layers=1"):
         rk.LSTM(2, 3, dropout=0.5)
+    with pytest.warns(UserWarning, match="merge='sum' has no effect without bidirectional=True"):
+        rk.GRU(2, 3, merge="sum")
 
 
 def test_cell_bad_inputs():

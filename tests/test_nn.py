@@ -1,5 +1,7 @@
 """The drop-in layers against torch.nn given the same weights: outputs, final states and all gradients."""
 
+import itertools
+
 import pytest
 import torch
 from harness import PAIRS, assert_all_close, make_pair, random_state, run, tolerance
@@ -19,7 +21,7 @@ LENGTHS = torch.tensor([4, 6, 1])  # unsorted, one full, one of length 1
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("kind", list(PAIRS))
 def test_matches_torch_nn(kind, num_layers, bidirectional, batch_first, variable, backend):
-    for dtype, with_hx in ((torch.float32, True), (torch.float64, False)):
+    for dtype, with_hx in itertools.product((torch.float32, torch.float64), (False, True)):
         ours, oracle = make_pair(kind, INPUT, HIDDEN, dtype, backend, num_layers=num_layers,
                                  bidirectional=bidirectional, batch_first=batch_first)
         shape = (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT)
@@ -45,6 +47,7 @@ def test_state_dict_round_trips_both_ways(kind, bias):
     back = torch_cls(3, 4, **kwargs)
     back.load_state_dict(ours.state_dict(), strict=True)
     assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [[w.shape for w in group] for group in ours.all_weights] == [[w.shape for w in group] for group in theirs.all_weights]
     for name, value in theirs.state_dict().items():
         assert torch.equal(back.state_dict()[name], value), name
 

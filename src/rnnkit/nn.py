@@ -84,6 +84,8 @@ class RecurrentLayer(nn.Module):
                 stacklevel=2,
             )
         _checks.choice("merge", merge, MERGE_MODES)
+        if merge != "concat" and not bidirectional:
+            warnings.warn(f"merge={merge!r} has no effect without bidirectional=True", stacklevel=2)
         _checks.choice("init", init, SCHEMES)
         _checks.choice("backend", backend, backends.names())
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -124,7 +126,12 @@ class RecurrentLayer(nn.Module):
 
     def flat_weights(self) -> list[Tensor]:
         """Parameters in torch.nn's flat order (per layer and direction: w_ih, w_hh, b_ih, b_hh)."""
-        return [getattr(self, name) for names in self._weight_names for name in names]
+        return [weight for group in self.all_weights for weight in group]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """torch.nn's view of the parameters: one list per layer and direction."""
+        return [[getattr(self, name) for name in names] for names in self._weight_names]
 
     def weight_groups(self) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
         """One ``(weight_ih, weight_hh, bias_ih, bias_hh)`` group per layer and direction."""
