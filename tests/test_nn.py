@@ -14,7 +14,7 @@ BATCH, STEPS, INPUT, HIDDEN = 3, 6, 4, 5
 LENGTHS = torch.tensor([4, 6, 1])  # unsorted, one full, one of length 1
 
 
-@pytest.mark.parametrize("backend", ["reference", "builtin"])
+@pytest.mark.parametrize("backend", ["reference", "builtin", "auto"])
 @pytest.mark.parametrize("variable", ["none", "lengths", "packed"])
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -165,11 +165,16 @@ def test_reference_layer_passes_gradcheck(kind):
     assert torch.autograd.gradcheck(outputs, (x, *params))
 
 
-def test_auto_backend_uses_torch_kernels_for_standard_cells_and_reference_otherwise():
+def test_auto_backend_picks_engine_then_torch_kernels_then_reference():
     from rnnkit import backends
 
-    assert backends.select(rk.GRU(2, 3)).name == "builtin"
+    assert backends.select(rk.GRU(2, 3)).name == "engine"
+    assert backends.select(rk.RNN(2, 3, nonlinearity="relu")).name == "engine"
+    assert backends.select(rk.GRU(2, 3).to(torch.bfloat16)).name == "builtin"  # the engine has no bf16 kernel
+    assert backends.select(rk.LSTM(2, 3)).name == "builtin"
     assert backends.select(rk.GRU(2, 3, backend="reference")).name == "reference"
+    with pytest.raises(ValueError, match="backend 'engine' does not support this LSTM"):
+        backends.select(rk.LSTM(2, 3, backend="engine"))
 
     class ScaledElman(rk.ElmanCell):
         @staticmethod

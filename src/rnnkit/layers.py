@@ -54,6 +54,7 @@ def run_stack(
     training: bool = False,
     lengths: Tensor | None = None,
     options: dict | None = None,
+    recur: Callable = recur,
 ) -> tuple[Tensor, State]:
     """Run a stacked (bi)directional network over time-major ``x``.
 
@@ -61,6 +62,7 @@ def run_stack(
         weights: one ``(weight_ih, weight_hh, bias_ih, bias_hh)`` group per layer and direction, in
             torch.nn's order (layer 0 forward, layer 0 reverse, layer 1 forward, ...).
         state: initial states, each ``(num_layers * num_directions, batch, hidden_size)``.
+        recur: the single-direction time loop; ``rnnkit.loop.recur`` or a faster drop-in for it.
 
     Returns:
         ``(output, final_state)`` with the final states stacked as in ``state``.

@@ -13,10 +13,13 @@ lazily, so ``import rnnkit`` never needs a compiler or a GPU.
 from __future__ import annotations
 
 from rnnkit.backends.builtin import BuiltinBackend
+from rnnkit.backends.engine import EngineBackend
 from rnnkit.backends.reference import ReferenceBackend
 
-BACKENDS = {backend.name: backend for backend in (BuiltinBackend(), ReferenceBackend())}
-AUTO_ORDER = ["builtin", "reference"]
+BACKENDS = {backend.name: backend for backend in (EngineBackend(), BuiltinBackend(), ReferenceBackend())}
+# The engine only claims CPU layers of cells it has kernels for (GRU, Elman); torch's kernels take the
+# rest (LSTM on oneDNN, everything on cuDNN); the reference runs any other cell.
+AUTO_ORDER = ["engine", "builtin", "reference"]
 
 
 def names() -> list[str]:

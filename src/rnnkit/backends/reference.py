@@ -1,17 +1,23 @@
-"""The readable reference: rnnkit's own cell steps driven by ``rnnkit.loop``, for any cell."""
+"""Backends that compose layers from a single-direction time loop: the reference and the fused engine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit import loop
 from rnnkit.layers import run_stack
 
 
-class ReferenceBackend:
-    name = "reference"
+class LoopBackend:
+    """Runs ``layers.run_stack`` with a given ``recur`` (padded input; packed input is unpacked first)."""
+
+    def __init__(self, name: str, recur: Callable, supports: Callable = lambda layer: True) -> None:
+        self.name, self._recur, self._supports = name, recur, supports
 
     def supports(self, layer) -> bool:
-        return True
+        return self._supports(layer)
 
     def run(self, layer, x, state, lengths):
         packed = isinstance(x, PackedSequence)
@@ -31,7 +37,13 @@ class ReferenceBackend:
             training=layer.training,
             lengths=lengths,
             options=layer.step_options(),
+            recur=self._recur,
         )
         if packed:
             output = pack_padded_sequence(output, lengths, enforce_sorted=sorted_input)
         return output, final
+
+
+def ReferenceBackend() -> LoopBackend:
+    """The readable reference: rnnkit's own cell steps driven by ``rnnkit.loop``, for any cell."""
+    return LoopBackend("reference", loop.recur)

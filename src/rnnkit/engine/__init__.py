@@ -1,0 +1,104 @@
+"""The fused recurrent engine: hand-derived backpropagation through time for single-state gated cells.
+
+``recur`` is a drop-in for ``rnnkit.loop.recur`` (same arguments, same results) that runs the
+recurrence of a whole sequence as one autograd node. Forward stores only what backward needs (for the
+GRU: r, z, n and W_hn h + b_hn per step; for the Elman cell: nothing beyond the outputs); backward
+does one GEMM per step and computes the recurrent weight gradient as one GEMM over all steps. The
+input projection stays outside as a single ``F.linear`` over all steps, so autograd's own GEMMs
+give the input and input-weight gradients.
+
+The loops are C++ (``csrc/engine.cpp``), compiled on first use; without a compiler the same loops run
+in PyTorch (``python_engine``). See ``docs/engine.md`` for adding a cell.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from rnnkit.cells import ElmanCell, GRUCell
+from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.engine import _build, python_engine
+from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, EngineCell
+from rnnkit.loop import reverse_padded
+
+DTYPES = (torch.float32, torch.float64)
+
+
+def engine_cell(cell: type[RecurrentCell], options: dict) -> EngineCell | None:
+    """The engine's description of ``cell`` with these step options, or ``None`` if it has none."""
+    if cell is GRUCell:
+        return GRU
+    if cell is ElmanCell:
+        return ELMAN_RELU if options.get("nonlinearity") == "relu" else ELMAN_TANH
+    return None
+
+
+def implementation(kind: str = "auto"):
+    """``'cpp'`` (compiled, built on first use), ``'python'`` (the fallback) or ``'auto'`` (C++ if it builds)."""
+    if kind == "python":
+        return python_engine
+    compiled = _build.extension()
+    if compiled is None and kind == "cpp":
+        raise RuntimeError("the C++ engine is not available here; see the warning emitted when it failed to build")
+    return compiled or python_engine
+
+
+class FusedRecurrence(torch.autograd.Function):
+    """One autograd node for a whole sequence: ``(x_proj, h0, w_hh, b_hh) -> (out, h_n)``."""
+
+    @staticmethod
+    def forward(ctx, spec: EngineCell, impl, x_proj, h0, w_hh, b_hh, lengths):
+        out, h_n, saved = impl.forward(spec.name, x_proj, h0, w_hh, b_hh, lengths, True)
+        ctx.save_for_backward(h0, w_hh, out, saved)
+        ctx.spec, ctx.impl, ctx.lengths, ctx.has_bias = spec, impl, lengths, b_hh is not None
+        return out, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_out, d_h_n):
+        h0, w_hh, out, saved = ctx.saved_tensors
+        d_x, d_h0, d_w, d_b = ctx.impl.backward(
+            ctx.spec.name, d_out, d_h_n, h0, w_hh, ctx.has_bias, out, saved, ctx.lengths
+        )
+        return None, None, d_x, d_h0, d_w, d_b if ctx.has_bias else None, None
+
+
+def run(spec: EngineCell, x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+        lengths: Tensor | None = None, impl=None) -> tuple[Tensor, Tensor]:
+    """The recurrence over time-major ``x_proj``: returns ``(out, h_n)``, differentiable in all tensors."""
+    impl = impl or implementation()
+    x_proj, h0 = x_proj.contiguous(), h0.contiguous()
+    tensors = (x_proj, h0, w_hh) if b_hh is None else (x_proj, h0, w_hh, b_hh)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return FusedRecurrence.apply(spec, impl, x_proj, h0, w_hh, b_hh, lengths)
+    out, h_n, _ = impl.forward(spec.name, x_proj, h0, w_hh, b_hh, lengths, False)
+    return out, h_n
+
+
+def recur(
+    cell: type[RecurrentCell],
+    x: Tensor,
+    state: State,
+    weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    options: dict | None = None,
+) -> tuple[Tensor, State]:
+    """``rnnkit.loop.recur`` on the engine; same arguments and results."""
+    spec = engine_cell(cell, options or {})
+    if spec is None:
+        raise ValueError(f"the fused engine has no kernel for {cell.__name__}")
+    weight_ih, weight_hh, bias_ih, bias_hh = weights
+    if reverse:
+        x = reverse_padded(x, lengths)
+    x_proj = cell.input_projection(x, weight_ih, bias_ih, bias_hh)
+    output, h_n = run(spec, x_proj, state[0], weight_hh, bias_hh if spec.uses_hh_bias else None, lengths)
+    if reverse:
+        output = reverse_padded(output, lengths)
+    return output, (h_n,)
+
+
+__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "DTYPES", "engine_cell", "implementation", "run", "recur"]
