@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace {
 
@@ -64,6 +65,7 @@ template <typename T, bool kRelu>
 struct Elman {
   static constexpr int kGates = 1;
   static constexpr int kSaved = 0;
+  static constexpr int kSharedGrad = 1;  // leading gate blocks where dgh == dgx
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, T* h_new, T* saved) {
@@ -93,6 +95,7 @@ template <typename T>
 struct GRU {
   static constexpr int kGates = 3;
   static constexpr int kSaved = 4;
+  static constexpr int kSharedGrad = 2;  // dgh_r == dgx_r and dgh_z == dgx_z; dgh_n = r ⊙ dgx_n
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, T* h_new, T* saved) {
@@ -130,42 +133,110 @@ struct GRU {
   }
 };
 
+// MKL's packed GEMM (the BLAS behind PyTorch's x86 builds): the recurrent weight is reused at every
+// step, so it is packed once per sequence. Declared weak and resolved at load time: on builds without
+// MKL the pointers are null and the engine falls back to at::addmm.
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+}
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+
+bool mkl_packed_available() {
+  return cblas_sgemm_pack_get_size != nullptr && cblas_sgemm_pack != nullptr && cblas_sgemm_compute != nullptr;
+}
+
+// out = add + a @ op(w), where op(w) is w or wᵀ and stays fixed for a whole sequence. `add` is a
+// bias row, a matrix, `out` itself (accumulate) or undefined (zero).
+template <typename T>
+class RecurrentGemm {
+ public:
+  RecurrentGemm(const Tensor& w, bool transpose, int64_t rows)
+      : op_w_(transpose ? w.t() : w), rows_(rows), cols_(op_w_.size(1)), inner_(op_w_.size(0)) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (mkl_packed_available() && rows > 0) {
+        const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, cols_, inner_);
+        packed_ = at::empty({static_cast<int64_t>(bytes)}, w.options().dtype(at::kByte));
+        cblas_sgemm_pack(kRowMajor, kBMatrix, transpose ? kTrans : kNoTrans, rows, cols_, inner_, 1.0f,
+                         w.data_ptr<float>(), w.size(1), reinterpret_cast<float*>(packed_.data_ptr()));
+      }
+    }
+  }
+
+  void run(const Tensor& a, Tensor& out, const Tensor& add) const {
+    const bool accumulate = add.defined() && add.is_same(out);
+    if (!packed_.defined()) {
+      if (accumulate) {
+        out.addmm_(a, op_w_);
+      } else if (add.defined()) {
+        at::addmm_out(out, add, a, op_w_);
+      } else {
+        at::mm_out(out, a, op_w_);
+      }
+      return;
+    }
+    if (add.defined() && !accumulate) out.copy_(add.expand_as(out));
+    cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, rows_, cols_, inner_, a.data_ptr<float>(), a.stride(0),
+                        reinterpret_cast<const float*>(packed_.data_ptr()), cols_, add.defined() ? 1.0f : 0.0f,
+                        out.data_ptr<float>(), out.stride(0));
+  }
+
+ private:
+  Tensor op_w_;
+  Tensor packed_;
+  int64_t rows_, cols_, inner_;
+};
+
 // Rows per parallel chunk: enough work per thread to pay for waking it.
 inline int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, width)); }
 
 template <typename T, typename Cell, bool kTrain>
-void forward_loop(const Tensor& x_proj, const Tensor& w_hh, const Tensor& b_hh, const int64_t* lengths, Tensor& out,
-                  Tensor& state, Tensor& saved) {
+void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
+                  const int64_t* lengths, Tensor& out, Tensor& h_n, Tensor& saved) {
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H;
   Tensor gh = at::empty({batch, G}, x_proj.options());
-  const Tensor w_t = w_hh.t();
+  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch);
+  // Without lengths the state before step t is out[t - 1]; with lengths, finished sequences hold
+  // their state while their outputs are zero, so the state lives in h_n.
+  if (lengths) h_n.copy_(h0);
   const T* gx_all = x_proj.data_ptr<T>();
   T* out_all = out.data_ptr<T>();
   T* saved_all = kTrain && S > 0 ? saved.data_ptr<T>() : nullptr;
-  T* h = state.data_ptr<T>();
   const T* gh_ptr = gh.data_ptr<T>();
   for (int64_t t = 0; t < steps; ++t) {
-    if (b_hh.defined()) {
-      at::addmm_out(gh, b_hh, state, w_t);
-    } else {
-      at::mm_out(gh, state, w_t);
-    }
+    const Tensor state = lengths ? h_n : (t == 0 ? h0 : out[t - 1]);
+    gemm.run(state, gh, b_hh);
     const T* gx = gx_all + t * batch * G;
+    const T* h = state.data_ptr<T>();
     T* o = out_all + t * batch * H;
     T* s = saved_all ? saved_all + t * batch * S : nullptr;
+    T* held = lengths ? h_n.data_ptr<T>() : nullptr;
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         T* o_row = o + b * H;
-        T* h_row = h + b * H;
         if (lengths && t >= lengths[b]) {  // past this sequence's end: hold the state, output zero
           std::fill(o_row, o_row + H, T(0));
           continue;
         }
-        Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h_row, o_row, s ? s + b * S : nullptr);
-        std::copy(o_row, o_row + H, h_row);
+        Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * H, o_row, s ? s + b * S : nullptr);
+        if (held) std::copy(o_row, o_row + H, held + b * H);
       }
     });
+  }
+  if (!lengths) h_n.copy_(out[steps - 1]);
+}
+
+// dW[rows] += Σ_t grads_tᵀ h_{t-1}, as two GEMMs (h_{-1} = h0, then h_t = out_t).
+void add_weight_grad(Tensor dw_rows, const Tensor& grads, const Tensor& h0, const Tensor& out) {
+  const int64_t steps = out.size(0), batch = out.size(1), H = out.size(2), K = grads.size(2);
+  dw_rows.addmm_(grads[0].t(), h0);
+  if (steps > 1) {
+    dw_rows.addmm_(grads.slice(0, 1).reshape({(steps - 1) * batch, K}).t(),
+                   out.slice(0, 0, steps - 1).reshape({(steps - 1) * batch, H}));
   }
 }
 
@@ -174,13 +245,15 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
                                   bool has_bias, const Tensor& out, const Tensor& saved, const int64_t* lengths) {
   const int64_t steps = out.size(0), batch = out.size(1), H = w_hh.size(1);
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H;
+  const int64_t shared = Cell::kSharedGrad * H, tail = G - shared;
   const auto options = out.options();
   Tensor dgx_all = at::empty({steps, batch, G}, options);
-  // Elman's gate gradients are the same for the input and the recurrent projection: share the buffer.
-  Tensor dgh_all = Cell::kGates == 1 && Cell::kSaved == 0 ? dgx_all : at::empty({steps, batch, G}, options);
+  // Only the gate blocks where dgh differs from dgx need a history of their own (GRU: the n block).
+  Tensor dgh_step = tail > 0 ? at::empty({batch, G}, options) : Tensor();
+  Tensor dgh_tail = tail > 0 ? at::empty({steps, batch, tail}, options) : Tensor();
   Tensor dh = d_state.clone();  // dL/d(state after step t), carried backwards
   Tensor g = at::empty({batch, H}, options);
-  Tensor dh_direct = at::empty({batch, H}, options);
+  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch);
   const T* d_out_all = d_out.data_ptr<T>();
   const T* out_all = out.data_ptr<T>();
   const T* saved_all = S > 0 ? saved.data_ptr<T>() : nullptr;
@@ -188,34 +261,40 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
     const T* h_prev = t == 0 ? h0.data_ptr<T>() : out_all + (t - 1) * batch * H;
     const T* h_new = out_all + t * batch * H;
     const T* d_o = d_out_all + t * batch * H;
+    const Tensor dgh_t = tail > 0 ? dgh_step : dgx_all[t];
     T* dgx = dgx_all.data_ptr<T>() + t * batch * G;
-    T* dgh = dgh_all.data_ptr<T>() + t * batch * G;
+    T* dgh = dgh_t.data_ptr<T>();
+    T* history = tail > 0 ? dgh_tail.data_ptr<T>() + t * batch * tail : nullptr;
     T* dh_ptr = dh.data_ptr<T>();
     T* g_ptr = g.data_ptr<T>();
-    T* direct = dh_direct.data_ptr<T>();
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         if (lengths && t >= lengths[b]) {  // the state was held: its gradient passes through unchanged
           std::fill(dgx + b * G, dgx + (b + 1) * G, T(0));
           std::fill(dgh + b * G, dgh + (b + 1) * G, T(0));
-          std::copy(dh_ptr + b * H, dh_ptr + (b + 1) * H, direct + b * H);
+          if (history) std::fill(history + b * tail, history + (b + 1) * tail, T(0));
           continue;
         }
         T* g_row = g_ptr + b * H;
         for (int64_t j = 0; j < H; ++j) g_row[j] = dh_ptr[b * H + j] + d_o[b * H + j];
+        // dh's row is consumed into g, so the cell may overwrite it with dh_direct.
         Cell::backward(H, g_row, h_prev + b * H, h_new + b * H, saved_all ? saved_all + (t * batch + b) * S : nullptr,
-                       dgx + b * G, dgh + b * G, direct + b * H);
+                       dgx + b * G, dgh + b * G, dh_ptr + b * H);
+        if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
     });
-    at::addmm_out(dh, dh_direct, dgh_all[t], w_hh);
+    gemm.run(dgh_t, dh, dh);  // dh = dh_direct + dgh_t W_hh
   }
-  // Weight gradient as GEMMs over all steps: dW_hh = Σ_t dgh_tᵀ h_{t-1}.
-  Tensor dw_hh = at::mm(dgh_all[0].t(), h0);
-  if (steps > 1) {
-    dw_hh.addmm_(dgh_all.slice(0, 1).reshape({(steps - 1) * batch, G}).t(),
-                 out.slice(0, 0, steps - 1).reshape({(steps - 1) * batch, H}));
+  // Weight and bias gradients as GEMMs and sums over all steps: dW_hh = Σ_t dgh_tᵀ h_{t-1}.
+  Tensor dw_hh = at::zeros_like(w_hh);
+  add_weight_grad(dw_hh.slice(0, 0, shared), dgx_all.slice(2, 0, shared), h0, out);
+  if (tail > 0) add_weight_grad(dw_hh.slice(0, shared), dgh_tail, h0, out);
+  Tensor db_hh;
+  if (has_bias) {
+    db_hh = at::empty({G}, options);
+    db_hh.slice(0, 0, shared).copy_(dgx_all.slice(2, 0, shared).sum({0, 1}));
+    if (tail > 0) db_hh.slice(0, shared).copy_(dgh_tail.sum({0, 1}));
   }
-  Tensor db_hh = has_bias ? dgh_all.sum({0, 1}) : Tensor();
   return {dgx_all, dh, dw_hh, db_hh};
 }
 
@@ -252,16 +331,16 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
   Tensor out = at::empty({steps, batch, H}, x_proj.options());
-  Tensor state = h0.clone();
+  Tensor state = at::empty_like(h0);
   const int64_t s = saved_blocks(cell);
   Tensor saved = training && s > 0 ? at::empty({steps, batch, s * H}, x_proj.options()) : at::empty({0}, x_proj.options());
   const Tensor bias = b_hh.has_value() ? *b_hh : Tensor();
   const int64_t* len = lengths_ptr(lengths);
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "rnnkit_engine_forward", [&] {
     if (training) {
-      RNNKIT_DISPATCH_CELL(cell, scalar_t, (forward_loop<scalar_t, CellT, true>(x_proj, w_hh, bias, len, out, state, saved)))
+      RNNKIT_DISPATCH_CELL(cell, scalar_t, (forward_loop<scalar_t, CellT, true>(x_proj, h0, w_hh, bias, len, out, state, saved)))
     } else {
-      RNNKIT_DISPATCH_CELL(cell, scalar_t, (forward_loop<scalar_t, CellT, false>(x_proj, w_hh, bias, len, out, state, saved)))
+      RNNKIT_DISPATCH_CELL(cell, scalar_t, (forward_loop<scalar_t, CellT, false>(x_proj, h0, w_hh, bias, len, out, state, saved)))
     }
   });
   return {out, state, saved};
@@ -285,6 +364,7 @@ std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("uses_mkl_packed_gemm", &mkl_packed_available, "Whether float32 recurrent GEMMs use MKL's packed API");
   m.def("forward", &forward, "Recurrence over all steps (out, h_n, saved)");
   m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_w_hh, d_b_hh)");
 }
