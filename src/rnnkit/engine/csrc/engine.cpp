@@ -149,13 +149,14 @@ bool mkl_packed_available() {
   return cblas_sgemm_pack_get_size != nullptr && cblas_sgemm_pack != nullptr && cblas_sgemm_compute != nullptr;
 }
 
-// out = add + a @ op(w), where op(w) is w or wᵀ and stays fixed for a whole sequence. `add` is a
-// bias row, a matrix, `out` itself (accumulate) or undefined (zero).
+// out = [bias | out] + a @ op(w) on raw row-major buffers, where op(w) is w or wᵀ and stays fixed for
+// a whole sequence. Raw pointers keep the per-step cost to the GEMM itself: no tensor is created per
+// step on the MKL path.
 template <typename T>
 class RecurrentGemm {
  public:
-  RecurrentGemm(const Tensor& w, bool transpose, int64_t rows)
-      : op_w_(transpose ? w.t() : w), rows_(rows), cols_(op_w_.size(1)), inner_(op_w_.size(0)) {
+  RecurrentGemm(const Tensor& w, bool transpose, int64_t rows, const Tensor& bias)
+      : op_w_(transpose ? w.t() : w), bias_(bias), rows_(rows), cols_(op_w_.size(1)), inner_(op_w_.size(0)) {
     if constexpr (std::is_same_v<T, float>) {
       if (mkl_packed_available() && rows > 0) {
         const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, cols_, inner_);
@@ -166,27 +167,35 @@ class RecurrentGemm {
     }
   }
 
-  void run(const Tensor& a, Tensor& out, const Tensor& add) const {
-    const bool accumulate = add.defined() && add.is_same(out);
-    if (!packed_.defined()) {
-      if (accumulate) {
-        out.addmm_(a, op_w_);
-      } else if (add.defined()) {
-        at::addmm_out(out, add, a, op_w_);
-      } else {
-        at::mm_out(out, a, op_w_);
+  // accumulate: add to `out` instead of overwriting it (the bias, if any, is added either way).
+  void run(const T* a, int64_t lda, T* out, int64_t ldo, bool accumulate) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed_.defined()) {
+        if (bias_.defined() && !accumulate) {
+          const float* bias = bias_.data_ptr<float>();
+          for (int64_t r = 0; r < rows_; ++r) std::copy(bias, bias + cols_, out + r * ldo);
+        }
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, rows_, cols_, inner_, a, lda,
+                            reinterpret_cast<const float*>(packed_.data_ptr()), cols_,
+                            accumulate || bias_.defined() ? 1.0f : 0.0f, out, ldo);
+        return;
       }
-      return;
     }
-    if (add.defined() && !accumulate) out.copy_(add.expand_as(out));
-    cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, rows_, cols_, inner_, a.data_ptr<float>(), a.stride(0),
-                        reinterpret_cast<const float*>(packed_.data_ptr()), cols_, add.defined() ? 1.0f : 0.0f,
-                        out.data_ptr<float>(), out.stride(0));
+    const auto options = op_w_.options();
+    const Tensor a_t = at::from_blob(const_cast<T*>(a), {rows_, inner_}, {lda, 1}, options);
+    Tensor out_t = at::from_blob(out, {rows_, cols_}, {ldo, 1}, options);
+    if (accumulate) {
+      out_t.addmm_(a_t, op_w_);
+      if (bias_.defined()) out_t.add_(bias_);
+    } else if (bias_.defined()) {
+      at::addmm_out(out_t, bias_, a_t, op_w_);
+    } else {
+      at::mm_out(out_t, a_t, op_w_);
+    }
   }
 
  private:
-  Tensor op_w_;
-  Tensor packed_;
+  Tensor op_w_, bias_, packed_;
   int64_t rows_, cols_, inner_;
 };
 
@@ -199,22 +208,22 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh, co
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H;
   Tensor gh = at::empty({batch, G}, x_proj.options());
-  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch);
+  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch, b_hh);
   // Without lengths the state before step t is out[t - 1]; with lengths, finished sequences hold
   // their state while their outputs are zero, so the state lives in h_n.
   if (lengths) h_n.copy_(h0);
   const T* gx_all = x_proj.data_ptr<T>();
   T* out_all = out.data_ptr<T>();
   T* saved_all = kTrain && S > 0 ? saved.data_ptr<T>() : nullptr;
-  const T* gh_ptr = gh.data_ptr<T>();
+  T* gh_ptr = gh.data_ptr<T>();
+  T* held = lengths ? h_n.data_ptr<T>() : nullptr;
+  const T* h0_ptr = h0.data_ptr<T>();
   for (int64_t t = 0; t < steps; ++t) {
-    const Tensor state = lengths ? h_n : (t == 0 ? h0 : out[t - 1]);
-    gemm.run(state, gh, b_hh);
+    const T* h = held ? held : (t == 0 ? h0_ptr : out_all + (t - 1) * batch * H);
+    gemm.run(h, H, gh_ptr, G, /*accumulate=*/false);
     const T* gx = gx_all + t * batch * G;
-    const T* h = state.data_ptr<T>();
     T* o = out_all + t * batch * H;
     T* s = saved_all ? saved_all + t * batch * S : nullptr;
-    T* held = lengths ? h_n.data_ptr<T>() : nullptr;
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         T* o_row = o + b * H;
@@ -253,7 +262,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
   Tensor dgh_tail = tail > 0 ? at::empty({steps, batch, tail}, options) : Tensor();
   Tensor dh = d_state.clone();  // dL/d(state after step t), carried backwards
   Tensor g = at::empty({batch, H}, options);
-  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch);
+  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch, Tensor());
   const T* d_out_all = d_out.data_ptr<T>();
   const T* out_all = out.data_ptr<T>();
   const T* saved_all = S > 0 ? saved.data_ptr<T>() : nullptr;
@@ -261,9 +270,8 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
     const T* h_prev = t == 0 ? h0.data_ptr<T>() : out_all + (t - 1) * batch * H;
     const T* h_new = out_all + t * batch * H;
     const T* d_o = d_out_all + t * batch * H;
-    const Tensor dgh_t = tail > 0 ? dgh_step : dgx_all[t];
     T* dgx = dgx_all.data_ptr<T>() + t * batch * G;
-    T* dgh = dgh_t.data_ptr<T>();
+    T* dgh = tail > 0 ? dgh_step.data_ptr<T>() : dgx;
     T* history = tail > 0 ? dgh_tail.data_ptr<T>() + t * batch * tail : nullptr;
     T* dh_ptr = dh.data_ptr<T>();
     T* g_ptr = g.data_ptr<T>();
@@ -283,7 +291,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
         if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
     });
-    gemm.run(dgh_t, dh, dh);  // dh = dh_direct + dgh_t W_hh
+    gemm.run(dgh, G, dh_ptr, H, /*accumulate=*/true);  // dh = dh_direct + dgh_t W_hh
   }
   // Weight and bias gradients as GEMMs and sums over all steps: dW_hh = Σ_t dgh_tᵀ h_{t-1}.
   Tensor dw_hh = at::zeros_like(w_hh);
@@ -316,8 +324,6 @@ const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
     TORCH_CHECK(false, "rnnkit engine: unknown cell '", cell, "'"); \
   }
 
-int64_t saved_blocks(const std::string& cell) { return cell == "gru" ? GRU<float>::kSaved : 0; }
-
 void check_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh) {
   TORCH_CHECK(x_proj.device().is_cpu(), "rnnkit engine runs on CPU tensors");
   TORCH_CHECK(x_proj.dim() == 3 && x_proj.is_contiguous(), "x_proj must be a contiguous (steps, batch, gates) tensor");
@@ -332,7 +338,8 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
   Tensor out = at::empty({steps, batch, H}, x_proj.options());
   Tensor state = at::empty_like(h0);
-  const int64_t s = saved_blocks(cell);
+  int64_t s = 0;
+  RNNKIT_DISPATCH_CELL(cell, float, (s = CellT::kSaved))
   Tensor saved = training && s > 0 ? at::empty({steps, batch, s * H}, x_proj.options()) : at::empty({0}, x_proj.options());
   const Tensor bias = b_hh.has_value() ? *b_hh : Tensor();
   const int64_t* len = lengths_ptr(lengths);
