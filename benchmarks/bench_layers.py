@@ -16,8 +16,9 @@ engine for GRU and RNN on CPU, torch's kernels otherwise) and rnnkit's readable 
   implementation in a fresh subprocess, so no memory is reused from earlier steps (Linux only;
   ``--no-peak`` skips it).
 
-Each timing is the median over rounds; within a round the implementations alternate, in an order
-that rotates from round to round, so background load and allocator state hit all of them alike. Usage::
+Each timing is the best (minimum) over rounds, the least noisy estimate on a shared machine; within a
+round the implementations alternate, in an order that rotates from round to round, so background
+load and allocator state hit all of them alike. Usage::
 
     python benchmarks/bench_layers.py            # full table (about 5 minutes on 2 cores)
     python benchmarks/bench_layers.py --quick    # fewer rounds, for a smoke run
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import subprocess
 import sys
 import time
@@ -155,7 +155,7 @@ def measure(cell: str, config: Config, rounds: int, min_time: float) -> dict[str
             with torch.no_grad():
                 infer[name].append(seconds(lambda: module(x), min_time / 2))
     result = {
-        name: {"train": tokens / statistics.median(train[name]), "infer": tokens / statistics.median(infer[name])}
+        name: {"train": tokens / min(train[name]), "infer": tokens / min(infer[name])}
         for name in names
     }
     for name, module in modules.items():
