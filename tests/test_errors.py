@@ -27,7 +27,7 @@ def test_wrong_rank(lstm):
 def test_wrong_feature_size(lstm, gru):
     with pytest.raises(ValueError, match=r"\(seq, batch, 4\) with input_size=4 features, got 6"):
         lstm(torch.randn(7, 2, 6))
-    with pytest.raises(ValueError, match=r"\(batch, seq, 4\)"):
+    with pytest.raises(ValueError, match=r"\(batch, seq, 4\) with input_size=4 features, got 3 features \(input shape \(2, 7, 3\)\)"):
         gru(torch.randn(2, 7, 3))
 
 

@@ -158,11 +158,11 @@ class RecurrentLayer(nn.Module):
                     f"{type(self).__name__} expected a 3-D batched input {self._input_layout()} or a 2-D unbatched "
                     f"input (seq, {self.input_size}), got {x.dim()}-D of shape {tuple(x.shape)}"
                 )
+            self._check_features(x, self._input_layout())
             if not batched:
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
-            self._check_features(x, self._input_layout())
             batch = x.shape[1]
             if x.shape[0] == 0:
                 raise ValueError("the input sequence is empty (0 time steps); give at least one step")
