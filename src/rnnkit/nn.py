@@ -289,7 +289,12 @@ class LSTM(RecurrentLayer):
 
     cell_type = LSTMCell
 
-    def __init__(self, *args, forget_bias: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, proj_size: int = 0, forget_bias: float | None = None, **kwargs) -> None:
+        if proj_size != 0:
+            raise ValueError(
+                f"proj_size={proj_size!r}: LSTMs with projections are not supported yet; use proj_size=0 "
+                "(or torch.nn.LSTM for projected LSTMs)"
+            )
         if forget_bias is not None and (isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float))
                                         or not math.isfinite(forget_bias)):
             raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
