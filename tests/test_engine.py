@@ -10,8 +10,13 @@ from rnnkit import engine
 from rnnkit.engine import _build, python_engine
 from rnnkit.loop import recur as reference_recur
 
-CELLS = [(rk.GRUCell, {}), (rk.ElmanCell, {"nonlinearity": "tanh"}), (rk.ElmanCell, {"nonlinearity": "relu"})]
-IDS = ["gru", "elman_tanh", "elman_relu"]
+CELLS = [
+    (rk.GRUCell, {}),
+    (rk.ElmanCell, {"nonlinearity": "tanh"}),
+    (rk.ElmanCell, {"nonlinearity": "relu"}),
+    (rk.LSTMCell, {}),
+]
+IDS = ["gru", "elman_tanh", "elman_relu", "lstm"]
 IMPLEMENTATIONS = ["cpp", "python"]
 
 
@@ -27,33 +32,41 @@ def _inputs(cell_type, options, dtype, batch=3, steps=5, hidden=4, seed=0):
     if options.get("nonlinearity") == "relu":
         x_proj = x_proj.abs() + 0.1  # keep relu pre-activations away from the kink for finite differences
     h0 = torch.randn(batch, hidden, dtype=dtype)
-    b_hh = cell.bias_hh if spec.uses_hh_bias else None
-    return spec, x_proj, h0, cell.weight_hh.detach(), None if b_hh is None else b_hh.detach()
+    c0 = torch.randn(batch, hidden, dtype=dtype) if spec.states == 2 else None
+    b_hh = cell.bias_hh.detach() if spec.uses_hh_bias else None
+    return spec, x_proj, h0, c0, cell.weight_hh.detach(), b_hh
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("with_lengths", [False, True])
 @pytest.mark.parametrize("cell_type,options", CELLS, ids=IDS)
 def test_engine_passes_gradcheck(cell_type, options, with_lengths, impl):
-    spec, x_proj, h0, w_hh, b_hh = _inputs(cell_type, options, torch.float64)
+    spec, x_proj, h0, c0, w_hh, b_hh = _inputs(cell_type, options, torch.float64)
     lengths = torch.tensor([5, 2, 3]) if with_lengths else None
     implementation = _impl(impl)
+    names = [n for n, t in zip(("x_proj", "h0", "c0", "w_hh", "b_hh"), (x_proj, h0, c0, w_hh, b_hh)) if t is not None]
 
-    def fn(x_proj, h0, w_hh, *bias):
-        return engine.FusedRecurrence.apply(spec, implementation, x_proj, h0, w_hh, bias[0] if bias else None, lengths)
+    def fn(*tensors):
+        given = dict(zip(names, tensors))
+        out, h_n, c_n = engine.FusedRecurrence.apply(
+            spec, implementation, given["x_proj"], given["h0"], given.get("c0"), given["w_hh"], given.get("b_hh"),
+            lengths,
+        )
+        return (out, h_n, c_n) if c0 is not None else (out, h_n)
 
-    tensors = [t.clone().requires_grad_() for t in (x_proj, h0, w_hh, *(() if b_hh is None else (b_hh,)))]
+    tensors = [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
     assert torch.autograd.gradcheck(fn, tensors)
 
 
-def _run_recur(recur, cell, x, h0, lengths, reverse):
-    x, h0 = x.clone().requires_grad_(), h0.clone().requires_grad_()
-    out, (h_n,) = recur(type(cell), x, (h0,), cell.weight_groups()[0], lengths=lengths, reverse=reverse,
-                        options=cell.step_options())
+def _run_recur(recur, cell, x, state, lengths, reverse):
+    x = x.clone().requires_grad_()
+    state = tuple(s.clone().requires_grad_() for s in state)
+    out, final = recur(type(cell), x, state, cell.weight_groups()[0], lengths=lengths, reverse=reverse,
+                       options=cell.step_options())
     weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
-    loss = (out * weights).sum() + (h_n * h_n).sum()
-    grads = torch.autograd.grad(loss, [x, h0, *cell.parameters()])
-    return [out.detach(), h_n.detach(), *grads]
+    loss = (out * weights).sum() + sum((s * s).sum() for s in final)
+    grads = torch.autograd.grad(loss, [x, *state, *cell.parameters()])
+    return [out.detach(), *(s.detach() for s in final), *grads]
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -65,46 +78,48 @@ def test_engine_equals_reference_loop(cell_type, options, reverse, dtype, impl, 
     torch.manual_seed(1)
     cell = cell_type(6, 8, **options).to(dtype)
     x = torch.randn(7, 4, 6, dtype=dtype)
-    h0 = torch.randn(4, 8, dtype=dtype)
+    state = tuple(torch.randn(4, 8, dtype=dtype) for _ in range(cell.num_states))
     tolerance = 2e-5 if dtype == torch.float32 else 1e-11
     for lengths in (None, torch.tensor([7, 1, 4, 6])):
-        expected = _run_recur(reference_recur, cell, x, h0, lengths, reverse)
-        got = _run_recur(engine.recur, cell, x, h0, lengths, reverse)
+        expected = _run_recur(reference_recur, cell, x, state, lengths, reverse)
+        got = _run_recur(engine.recur, cell, x, state, lengths, reverse)
         for index, (a, b) in enumerate(zip(got, expected)):
             torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance, msg=lambda m, i=index: f"#{i}: {m}")
 
 
 @pytest.mark.parametrize("cell_type,options", CELLS, ids=IDS)
 def test_cpp_and_python_loops_agree_on_buffers(cell_type, options):
-    spec, x_proj, h0, w_hh, b_hh = _inputs(cell_type, options, torch.float32, batch=5, steps=9, hidden=33)
+    spec, x_proj, h0, c0, w_hh, b_hh = _inputs(cell_type, options, torch.float32, batch=5, steps=9, hidden=33)
     lengths = torch.tensor([9, 3, 1, 8, 9])
     cpp, py = _impl("cpp"), python_engine
-    forward = [impl.forward(spec.name, x_proj, h0, w_hh, b_hh, lengths, True) for impl in (cpp, py)]
+    forward = [impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True) for impl in (cpp, py)]
     valid = (torch.arange(9).unsqueeze(1) < lengths).unsqueeze(2)
     for index, (a, b) in enumerate(zip(*forward)):
-        if index == 2 and a.numel():  # saved values past a sequence's end are never read
+        if index == 3 and a.numel():  # saved values past a sequence's end are never read
             a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
         torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
-    out, _, saved = forward[0]
+    out, _, _, saved, cells = forward[0]
     d_out, d_h = torch.randn_like(out), torch.randn_like(h0)
-    backward = [impl.backward(spec.name, d_out, d_h, h0, w_hh, b_hh is not None, out, saved, lengths)
+    d_c = torch.randn_like(c0) if c0 is not None else None
+    backward = [impl.backward(spec.name, d_out, d_h, d_c, h0, c0, w_hh, b_hh is not None, out, cells, saved, lengths)
                 for impl in (cpp, py)]
     for a, b in zip(*backward):
-        if a is None:
-            assert b is None
+        if b is None:
+            assert a is None or not a.defined() or a.numel() == 0
         else:
             torch.testing.assert_close(a, b, atol=2e-5, rtol=2e-5)
 
 
 @pytest.mark.parametrize("cell_type,options", CELLS, ids=IDS)
 def test_inference_path_matches_training_path(cell_type, options):
-    spec, x_proj, h0, w_hh, b_hh = _inputs(cell_type, options, torch.float32)
-    trained = engine.run(spec, x_proj, h0, w_hh.requires_grad_(), b_hh)
+    spec, x_proj, h0, c0, w_hh, b_hh = _inputs(cell_type, options, torch.float32)
+    state = (h0,) if c0 is None else (h0, c0)
+    trained_out, trained_state = engine.run(spec, x_proj, state, w_hh.requires_grad_(), b_hh)
     with torch.no_grad():
-        inferred = engine.run(spec, x_proj, h0, w_hh, b_hh)
-    for a, b in zip(trained, inferred):
+        inferred_out, inferred_state = engine.run(spec, x_proj, state, w_hh, b_hh)
+    for a, b in zip((trained_out, *trained_state), (inferred_out, *inferred_state)):
         assert torch.equal(a.detach(), b)
-    assert trained[0].grad_fn is not None and inferred[0].grad_fn is None
+    assert trained_out.grad_fn is not None and inferred_out.grad_fn is None
 
 
 def test_engine_saves_less_for_backward_than_torch_gru():

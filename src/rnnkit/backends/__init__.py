@@ -1,12 +1,12 @@
 """Backends: interchangeable implementations of a layer's forward pass over the same parameters.
 
-A backend is an object with a ``name``, a ``supports(layer)`` predicate and
+A backend is an object with a ``name``, ``supports(layer)`` and ``preferred(layer)`` predicates and
 ``run(layer, x, state, lengths) -> (output, final_state)``. ``x`` is a time-major padded tensor
 (with optional CPU int64 ``lengths``) or a ``PackedSequence``; the output is of the same kind.
 ``state`` and ``final_state`` are tuples of ``(num_layers * num_directions, batch, hidden)`` tensors.
 
 ``select(layer)`` honours ``layer.backend``: ``"auto"`` takes the first backend in ``AUTO_ORDER``
-that supports the layer; a name forces that backend. Backends needing compiled code import it
+that prefers the layer; a name forces that backend (if it supports the layer). Backends needing compiled code import it
 lazily, so ``import rnnkit`` never needs a compiler or a GPU.
 """
 
@@ -17,8 +17,9 @@ from rnnkit.backends.engine import EngineBackend
 from rnnkit.backends.reference import ReferenceBackend
 
 BACKENDS = {backend.name: backend for backend in (EngineBackend(), BuiltinBackend(), ReferenceBackend())}
-# The engine only claims CPU layers of cells it has kernels for (GRU, Elman); torch's kernels take the
-# rest (LSTM on oneDNN, everything on cuDNN); the reference runs any other cell.
+# The engine claims CPU layers of the GRU and Elman cells (it runs the LSTM too, but only on request:
+# oneDNN's LSTM is as fast); torch's kernels take the rest (LSTM on oneDNN, everything on cuDNN); the
+# reference runs any other cell.
 AUTO_ORDER = ["engine", "builtin", "reference"]
 
 
@@ -31,7 +32,7 @@ def select(layer):
     """The backend that will run ``layer``."""
     if layer.backend == "auto":
         for name in AUTO_ORDER:
-            if BACKENDS[name].supports(layer):
+            if BACKENDS[name].preferred(layer):
                 return BACKENDS[name]
     backend = BACKENDS[layer.backend]
     if not backend.supports(layer):

@@ -42,6 +42,8 @@ class BuiltinBackend:
     def supports(self, layer) -> bool:
         return _kernel(layer) is not None
 
+    preferred = supports
+
     def run(self, layer, x, state, lengths):
         padded_steps = None
         if lengths is not None:

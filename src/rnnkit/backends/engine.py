@@ -15,5 +15,10 @@ def _supports(layer) -> bool:
     )
 
 
+def _preferred(layer) -> bool:
+    """Whether ``backend="auto"`` should pick the engine (it is faster than the alternatives)."""
+    return _supports(layer) and engine.engine_cell(layer.cell_type, layer.step_options()).auto
+
+
 def EngineBackend() -> LoopBackend:
-    return LoopBackend("engine", engine.recur, _supports)
+    return LoopBackend("engine", engine.recur, _supports, preferred=_preferred)

@@ -13,11 +13,17 @@ from rnnkit.layers import run_stack
 class LoopBackend:
     """Runs ``layers.run_stack`` with a given ``recur`` (padded input; packed input is unpacked first)."""
 
-    def __init__(self, name: str, recur: Callable, supports: Callable = lambda layer: True) -> None:
+    def __init__(self, name: str, recur: Callable, supports: Callable = lambda layer: True,
+                 preferred: Callable | None = None) -> None:
         self.name, self._recur, self._supports = name, recur, supports
+        self._preferred = preferred or supports
 
     def supports(self, layer) -> bool:
         return self._supports(layer)
+
+    def preferred(self, layer) -> bool:
+        """Whether ``backend="auto"`` should pick this backend for ``layer``."""
+        return self._preferred(layer)
 
     def run(self, layer, x, state, lengths):
         packed = isinstance(x, PackedSequence)

@@ -1,4 +1,4 @@
-"""The fused recurrent engine: hand-derived backpropagation through time for single-state gated cells.
+"""The fused recurrent engine: hand-derived backpropagation through time for gated cells.
 
 ``recur`` is a drop-in for ``rnnkit.loop.recur`` (same arguments, same results) that runs the
 recurrence of a whole sequence as one autograd node. Forward stores only what backward needs (for the
@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnkit.cells import ElmanCell, GRUCell
+from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.cells.base import RecurrentCell, State
 from rnnkit.engine import _build, python_engine
-from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, EngineCell
+from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LSTM, EngineCell
 from rnnkit.loop import reverse_padded
 
 DTYPES = (torch.float32, torch.float64)
@@ -30,6 +30,8 @@ def engine_cell(cell: type[RecurrentCell], options: dict) -> EngineCell | None:
     """The engine's description of ``cell`` with these step options, or ``None`` if it has none."""
     if cell is GRUCell:
         return GRU
+    if cell is LSTMCell:
+        return LSTM
     if cell is ElmanCell:
         return ELMAN_RELU if options.get("nonlinearity") == "relu" else ELMAN_TANH
     return None
@@ -46,35 +48,45 @@ def implementation(kind: str = "auto"):
 
 
 class FusedRecurrence(torch.autograd.Function):
-    """One autograd node for a whole sequence: ``(x_proj, h0, w_hh, b_hh) -> (out, h_n)``."""
+    """One autograd node for a whole sequence: ``(x_proj, h0, c0, w_hh, b_hh) -> (out, h_n, c_n)``.
+
+    ``c0`` is ``None`` for single-state cells, whose ``c_n`` is then an empty tensor.
+    """
 
     @staticmethod
-    def forward(ctx, spec: EngineCell, impl, x_proj, h0, w_hh, b_hh, lengths):
-        out, h_n, saved = impl.forward(spec.name, x_proj, h0, w_hh, b_hh, lengths, True)
-        ctx.save_for_backward(h0, w_hh, out, saved)
+    def forward(ctx, spec: EngineCell, impl, x_proj, h0, c0, w_hh, b_hh, lengths):
+        out, h_n, c_n, saved, cells = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True)
+        ctx.save_for_backward(h0, c0, w_hh, out, cells, saved)
         ctx.spec, ctx.impl, ctx.lengths, ctx.has_bias = spec, impl, lengths, b_hh is not None
-        return out, h_n
+        return out, h_n, c_n
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, d_h_n):
-        h0, w_hh, out, saved = ctx.saved_tensors
-        d_x, d_h0, d_w, d_b = ctx.impl.backward(
-            ctx.spec.name, d_out, d_h_n, h0, w_hh, ctx.has_bias, out, saved, ctx.lengths
+    def backward(ctx, d_out, d_h_n, d_c_n):
+        h0, c0, w_hh, out, cells, saved = ctx.saved_tensors
+        d_x, d_h0, d_c0, d_w, d_b = ctx.impl.backward(
+            ctx.spec.name, d_out, d_h_n, d_c_n if c0 is not None else None, h0, c0, w_hh, ctx.has_bias, out,
+            cells, saved, ctx.lengths,
         )
-        return None, None, d_x, d_h0, d_w, d_b if ctx.has_bias else None, None
+        return None, None, d_x, d_h0, d_c0 if c0 is not None else None, d_w, d_b if ctx.has_bias else None, None
 
 
-def run(spec: EngineCell, x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
-        lengths: Tensor | None = None, impl=None) -> tuple[Tensor, Tensor]:
-    """The recurrence over time-major ``x_proj``: returns ``(out, h_n)``, differentiable in all tensors."""
+def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
+        lengths: Tensor | None = None, impl=None) -> tuple[Tensor, State]:
+    """The recurrence over time-major ``x_proj`` from ``state`` (``(h0,)`` or ``(h0, c0)``).
+
+    Returns ``(out, final_state)``, differentiable in all tensors.
+    """
     impl = impl or implementation()
-    x_proj, h0 = x_proj.contiguous(), h0.contiguous()
-    tensors = (x_proj, h0, w_hh) if b_hh is None else (x_proj, h0, w_hh, b_hh)
+    x_proj = x_proj.contiguous()
+    h0 = state[0].contiguous()
+    c0 = state[1].contiguous() if spec.states == 2 else None
+    tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return FusedRecurrence.apply(spec, impl, x_proj, h0, w_hh, b_hh, lengths)
-    out, h_n, _ = impl.forward(spec.name, x_proj, h0, w_hh, b_hh, lengths, False)
-    return out, h_n
+        out, h_n, c_n = FusedRecurrence.apply(spec, impl, x_proj, h0, c0, w_hh, b_hh, lengths)
+    else:
+        out, h_n, c_n, _, _ = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False)
+    return out, (h_n, c_n) if spec.states == 2 else (h_n,)
 
 
 def recur(
@@ -95,10 +107,10 @@ def recur(
     if reverse:
         x = reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, weight_ih, bias_ih, bias_hh)
-    output, h_n = run(spec, x_proj, state[0], weight_hh, bias_hh if spec.uses_hh_bias else None, lengths)
+    output, final = run(spec, x_proj, state, weight_hh, bias_hh if spec.uses_hh_bias else None, lengths)
     if reverse:
         output = reverse_padded(output, lengths)
-    return output, (h_n,)
+    return output, final
 
 
 __all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "DTYPES", "engine_cell", "implementation", "run", "recur"]

@@ -3,10 +3,12 @@
 Each ``EngineCell`` mirrors one struct in ``csrc/engine.cpp``. The Python functions here are the
 fallback used when no C++ compiler is available, and the specification the C++ is tested against.
 
-* ``forward(gx, gh, h) -> (h_new, saved)``: ``gx = W_ih x + b`` for this step, ``gh = W_hh h (+ b_hh)``,
-  both ``(batch, gates * hidden)``; ``saved`` is what backward needs, ``(batch, saved * hidden)``.
-* ``backward(g, h, h_new, saved) -> (dgx, dgh, dh_direct)``: ``g = dL/dh_new``; returns the gradients
-  with respect to ``gx`` and ``gh`` and the part of ``dL/dh`` that bypasses ``W_hh``.
+* ``forward(gx, gh, h, c) -> (h_new, c_new, saved)``: ``gx = W_ih x + b`` for this step,
+  ``gh = W_hh h (+ b_hh)``, both ``(batch, gates * hidden)``; ``c`` is the extra state
+  (``None`` for single-state cells); ``saved`` is what backward needs, ``(batch, saved * hidden)``.
+* ``backward(g, gc, h, c, h_new, c_new, saved) -> (dgx, dgh, dh_direct, dc)``: ``g = dL/dh_new``,
+  ``gc = dL/dc_new``; returns the gradients with respect to ``gx`` and ``gh``, the part of ``dL/dh``
+  that bypasses ``W_hh`` and ``dL/dc``.
 """
 
 from __future__ import annotations
@@ -23,41 +25,64 @@ class EngineCell:
     name: str  # the C++ cell, as the extension knows it
     gates: int  # blocks of hidden_size in gx and gh
     saved: int  # blocks of hidden_size saved per step for backward
+    states: int  # 1 for h alone, 2 for (h, c)
     uses_hh_bias: bool  # False when the cell's input projection already folds b_hh in
-    forward: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor | None]]
-    backward: Callable[[Tensor, Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor, Tensor]]
+    forward: Callable
+    backward: Callable
+    auto: bool = True  # whether backend="auto" prefers the engine for this cell on CPU
 
 
 def _elman(activation: str) -> EngineCell:
-    def forward(gx, gh, h):
+    def forward(gx, gh, h, c):
         pre = gx + gh
-        return (torch.tanh(pre) if activation == "tanh" else torch.relu(pre)), None
+        return (torch.tanh(pre) if activation == "tanh" else torch.relu(pre)), None, None
 
-    def backward(g, h, h_new, saved):
+    def backward(g, gc, h, c, h_new, c_new, saved):
         d = g * (1 - h_new * h_new) if activation == "tanh" else g * (h_new > 0)
-        return d, d, torch.zeros_like(g)
+        return d, d, torch.zeros_like(g), None
 
-    return EngineCell(f"elman_{activation}", 1, 0, False, forward, backward)
+    return EngineCell(f"elman_{activation}", 1, 0, 1, False, forward, backward)
 
 
-def _gru_forward(gx, gh, h):
+def _gru_forward(gx, gh, h, c):
     x_r, x_z, x_n = gx.chunk(3, dim=1)
     h_r, h_z, h_n = gh.chunk(3, dim=1)
     r = torch.sigmoid(x_r + h_r)
     z = torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
-    return n + z * (h - n), torch.cat([r, z, n, h_n], dim=1)
+    return n + z * (h - n), None, torch.cat([r, z, n, h_n], dim=1)
 
 
-def _gru_backward(g, h, h_new, saved):
+def _gru_backward(g, gc, h, c, h_new, c_new, saved):
     r, z, n, h_n = saved.chunk(4, dim=1)
     dn = g * (1 - z) * (1 - n * n)
     dz = g * (h - n) * z * (1 - z)
     dr = dn * h_n * r * (1 - r)
-    return torch.cat([dr, dz, dn], dim=1), torch.cat([dr, dz, dn * r], dim=1), g * z
+    return torch.cat([dr, dz, dn], dim=1), torch.cat([dr, dz, dn * r], dim=1), g * z, None
 
 
-GRU = EngineCell("gru", 3, 4, True, _gru_forward, _gru_backward)
+def _lstm_forward(gx, gh, h, c):
+    pre_i, pre_f, pre_g, pre_o = (gx + gh).chunk(4, dim=1)
+    i, f, g, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g), torch.sigmoid(pre_o)
+    cell = f * c + i * g
+    tanh_cell = torch.tanh(cell)
+    return o * tanh_cell, cell, torch.cat([i, f, g, o, tanh_cell], dim=1)
+
+
+def _lstm_backward(grad, gc, h, c, h_new, c_new, saved):
+    i, f, g, o, tanh_cell = saved.chunk(5, dim=1)
+    d_cell = gc + grad * o * (1 - tanh_cell * tanh_cell)
+    d_gates = torch.cat(
+        [d_cell * g * i * (1 - i), d_cell * c * f * (1 - f), d_cell * i * (1 - g * g), grad * tanh_cell * o * (1 - o)],
+        dim=1,
+    )
+    return d_gates, d_gates, torch.zeros_like(grad), d_cell * f
+
+
+GRU = EngineCell("gru", 3, 4, 1, True, _gru_forward, _gru_backward)
 ELMAN_TANH = _elman("tanh")
 ELMAN_RELU = _elman("relu")
-BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU)}
+# The LSTM runs on the engine only when asked for (backend="engine"): oneDNN's fused LSTM is as fast
+# on CPU, so "auto" keeps it (see docs/benchmarks.md).
+LSTM = EngineCell("lstm", 4, 5, 2, False, _lstm_forward, _lstm_backward, auto=False)
+BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM)}

@@ -1,15 +1,18 @@
-// rnnkit's fused recurrent engine for CPU: the recurrence of a single-state gated cell over a whole
-// sequence, forward and hand-derived backpropagation through time, in one C++ call each.
+// rnnkit's fused recurrent engine for CPU: the recurrence of a gated cell over a whole sequence,
+// forward and hand-derived backpropagation through time, in one C++ call each.
 //
 // Per time step the engine does one GEMM (W_hh h) and one fused pointwise pass over the gates;
 // everything that does not depend on the previous step (the input projection, the weight and input
 // gradients) is left to single GEMMs over all steps. A cell is a struct with two row functions:
 //
-//   forward<kTrain>(H, gx, gh, h, h_new, saved)   gates from gx = W_ih x + b and gh = W_hh h (+ b_hh)
-//   backward(H, g, h, h_new, saved, dgx, dgh, dh_direct)
+//   forward<kTrain>(H, gx, gh, h, c, h_new, c_new, saved)
+//   backward(H, g, gc, h, c, h_new, c_new, saved, dgx, dgh, dh_direct, dc)
 //
-// where g is dL/dh_new, dgx and dgh are dL/dgx and dL/dgh, and dh_direct is the part of dL/dh that
-// does not flow through W_hh (the engine adds dgh W_hh). See docs/engine.md for adding a cell.
+// gx = W_ih x + b and gh = W_hh h (+ b_hh) are the gate pre-activations from the input and the state;
+// h is the output state and c the cell's extra state ((kStates - 1) * H values, e.g. the LSTM's cell
+// state; unused when kStates == 1). c_new may alias c and dc may alias gc: cells update them element
+// by element. In backward, g = dL/dh_new and gc = dL/dc_new; the cell writes dL/dgx, dL/dgh, the part
+// of dL/dh that does not flow through W_hh (the engine adds dgh W_hh) and dL/dc. See docs/engine.md.
 
 #include <torch/extension.h>
 
@@ -66,9 +69,11 @@ struct Elman {
   static constexpr int kGates = 1;
   static constexpr int kSaved = 0;
   static constexpr int kSharedGrad = 1;  // leading gate blocks where dgh == dgx
+  static constexpr int kStates = 1;
 
   template <bool kTrain>
-  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, T* h_new, T* saved) {
+  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
+                             T* saved) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T pre = gx[j] + gh[j];
@@ -76,8 +81,8 @@ struct Elman {
     }
   }
 
-  static inline void backward(int64_t H, const T* g, const T* h, const T* h_new, const T* saved, T* dgx, T* dgh,
-                              T* dh_direct) {
+  static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T d = kRelu ? (h_new[j] > T(0) ? g[j] : T(0)) : g[j] * (T(1) - h_new[j] * h_new[j]);
@@ -96,9 +101,11 @@ struct GRU {
   static constexpr int kGates = 3;
   static constexpr int kSaved = 4;
   static constexpr int kSharedGrad = 2;  // dgh_r == dgx_r and dgh_z == dgx_z; dgh_n = r ⊙ dgx_n
+  static constexpr int kStates = 1;
 
   template <bool kTrain>
-  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, T* h_new, T* saved) {
+  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
+                             T* saved) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T r = Math<T>::sigmoid(gx[j] + gh[j]);
@@ -114,8 +121,8 @@ struct GRU {
     }
   }
 
-  static inline void backward(int64_t H, const T* g, const T* h, const T* h_new, const T* saved, T* dgx, T* dgh,
-                              T* dh_direct) {
+  static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T r = saved[j], z = saved[H + j], n = saved[2 * H + j], gh_n = saved[3 * H + j];
@@ -129,6 +136,64 @@ struct GRU {
       dgh[H + j] = dz;
       dgh[2 * H + j] = dn * r;
       dh_direct[j] = g[j] * z;
+    }
+  }
+};
+
+// LSTM (gate order i, f, g, o; b_hh folded into gx by the caller):
+//   c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g),  h' = σ(o) ⊙ tanh(c')
+// Saved per step: the four activated gates and tanh(c'); c' itself is the engine's state history.
+template <typename T>
+struct LSTM {
+  static constexpr int kGates = 4;
+  static constexpr int kSaved = 5;
+  static constexpr int kSharedGrad = 4;
+  static constexpr int kStates = 2;
+
+  template <bool kTrain>
+  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
+                             T* saved) {
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = Math<T>::sigmoid(gx[j] + gh[j]);
+      const T f = Math<T>::sigmoid(gx[H + j] + gh[H + j]);
+      const T g = Math<T>::tanh(gx[2 * H + j] + gh[2 * H + j]);
+      const T o = Math<T>::sigmoid(gx[3 * H + j] + gh[3 * H + j]);
+      const T cell = f * c[j] + i * g;
+      const T tanh_cell = Math<T>::tanh(cell);
+      c_new[j] = cell;
+      h_new[j] = o * tanh_cell;
+      if constexpr (kTrain) {
+        saved[j] = i;
+        saved[H + j] = f;
+        saved[2 * H + j] = g;
+        saved[3 * H + j] = o;
+        saved[4 * H + j] = tanh_cell;
+      }
+    }
+  }
+
+  static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc) {
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = saved[j], f = saved[H + j], gate = saved[2 * H + j], o = saved[3 * H + j];
+      const T tanh_cell = saved[4 * H + j];
+      const T d_cell = gc[j] + g[j] * o * (T(1) - tanh_cell * tanh_cell);
+      const T di = d_cell * gate * i * (T(1) - i);
+      const T df = d_cell * c[j] * f * (T(1) - f);
+      const T dg = d_cell * i * (T(1) - gate * gate);
+      const T d_o = g[j] * tanh_cell * o * (T(1) - o);
+      dgx[j] = di;
+      dgx[H + j] = df;
+      dgx[2 * H + j] = dg;
+      dgx[3 * H + j] = d_o;
+      dgh[j] = di;
+      dgh[H + j] = df;
+      dgh[2 * H + j] = dg;
+      dgh[3 * H + j] = d_o;
+      dh_direct[j] = T(0);
+      dc[j] = d_cell * f;
     }
   }
 };
@@ -203,20 +268,24 @@ class RecurrentGemm {
 inline int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, width)); }
 
 template <typename T, typename Cell, bool kTrain>
-void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
-                  const int64_t* lengths, Tensor& out, Tensor& h_n, Tensor& saved) {
+void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& b_hh,
+                  const int64_t* lengths, Tensor& out, Tensor& h_n, Tensor& c_n, Tensor& saved, Tensor& cells) {
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
-  const int64_t G = Cell::kGates * H, S = Cell::kSaved * H;
+  const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
   Tensor gh = at::empty({batch, G}, x_proj.options());
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch, b_hh);
   // Without lengths the state before step t is out[t - 1]; with lengths, finished sequences hold
-  // their state while their outputs are zero, so the state lives in h_n.
+  // their state while their outputs are zero, so the state lives in h_n. The extra state (if any)
+  // always lives in c_n, updated in place, and is copied to `cells` for backward when training.
   if (lengths) h_n.copy_(h0);
+  if (E > 0) c_n.copy_(c0);
   const T* gx_all = x_proj.data_ptr<T>();
   T* out_all = out.data_ptr<T>();
   T* saved_all = kTrain && S > 0 ? saved.data_ptr<T>() : nullptr;
+  T* cells_all = kTrain && E > 0 ? cells.data_ptr<T>() : nullptr;
   T* gh_ptr = gh.data_ptr<T>();
   T* held = lengths ? h_n.data_ptr<T>() : nullptr;
+  T* extra = E > 0 ? c_n.data_ptr<T>() : nullptr;
   const T* h0_ptr = h0.data_ptr<T>();
   for (int64_t t = 0; t < steps; ++t) {
     const T* h = held ? held : (t == 0 ? h0_ptr : out_all + (t - 1) * batch * H);
@@ -224,15 +293,19 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh, co
     const T* gx = gx_all + t * batch * G;
     T* o = out_all + t * batch * H;
     T* s = saved_all ? saved_all + t * batch * S : nullptr;
+    T* history = cells_all ? cells_all + t * batch * E : nullptr;
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
         T* o_row = o + b * H;
+        T* c_row = extra ? extra + b * E : nullptr;
         if (lengths && t >= lengths[b]) {  // past this sequence's end: hold the state, output zero
           std::fill(o_row, o_row + H, T(0));
-          continue;
+        } else {
+          Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * H, c_row, o_row, c_row,
+                                         s ? s + b * S : nullptr);
+          if (held) std::copy(o_row, o_row + H, held + b * H);
         }
-        Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * H, o_row, s ? s + b * S : nullptr);
-        if (held) std::copy(o_row, o_row + H, held + b * H);
+        if (history) std::copy(c_row, c_row + E, history + b * E);
       }
     });
   }
@@ -250,34 +323,41 @@ void add_weight_grad(Tensor dw_rows, const Tensor& grads, const Tensor& h0, cons
 }
 
 template <typename T, typename Cell>
-std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, const Tensor& h0, const Tensor& w_hh,
-                                  bool has_bias, const Tensor& out, const Tensor& saved, const int64_t* lengths) {
+std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& h0,
+                                  const Tensor& c0, const Tensor& w_hh, bool has_bias, const Tensor& out,
+                                  const Tensor& cells, const Tensor& saved, const int64_t* lengths) {
   const int64_t steps = out.size(0), batch = out.size(1), H = w_hh.size(1);
-  const int64_t G = Cell::kGates * H, S = Cell::kSaved * H;
+  const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
   const int64_t shared = Cell::kSharedGrad * H, tail = G - shared;
   const auto options = out.options();
   Tensor dgx_all = at::empty({steps, batch, G}, options);
   // Only the gate blocks where dgh differs from dgx need a history of their own (GRU: the n block).
   Tensor dgh_step = tail > 0 ? at::empty({batch, G}, options) : Tensor();
   Tensor dgh_tail = tail > 0 ? at::empty({steps, batch, tail}, options) : Tensor();
-  Tensor dh = d_state.clone();  // dL/d(state after step t), carried backwards
+  Tensor dh = d_h_n.clone();                       // dL/d(h after step t), carried backwards
+  Tensor dc = E > 0 ? d_c_n.clone() : Tensor();    // dL/d(c after step t), updated in place
   Tensor g = at::empty({batch, H}, options);
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch, Tensor());
   const T* d_out_all = d_out.data_ptr<T>();
   const T* out_all = out.data_ptr<T>();
   const T* saved_all = S > 0 ? saved.data_ptr<T>() : nullptr;
+  const T* cells_all = E > 0 ? cells.data_ptr<T>() : nullptr;
+  const T* c0_ptr = E > 0 ? c0.data_ptr<T>() : nullptr;
+  T* dh_ptr = dh.data_ptr<T>();
+  T* dc_ptr = E > 0 ? dc.data_ptr<T>() : nullptr;
+  T* g_ptr = g.data_ptr<T>();
   for (int64_t t = steps - 1; t >= 0; --t) {
     const T* h_prev = t == 0 ? h0.data_ptr<T>() : out_all + (t - 1) * batch * H;
+    const T* c_prev = E == 0 ? nullptr : t == 0 ? c0_ptr : cells_all + (t - 1) * batch * E;
+    const T* c_new = E == 0 ? nullptr : cells_all + t * batch * E;
     const T* h_new = out_all + t * batch * H;
     const T* d_o = d_out_all + t * batch * H;
     T* dgx = dgx_all.data_ptr<T>() + t * batch * G;
     T* dgh = tail > 0 ? dgh_step.data_ptr<T>() : dgx;
     T* history = tail > 0 ? dgh_tail.data_ptr<T>() + t * batch * tail : nullptr;
-    T* dh_ptr = dh.data_ptr<T>();
-    T* g_ptr = g.data_ptr<T>();
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
-        if (lengths && t >= lengths[b]) {  // the state was held: its gradient passes through unchanged
+        if (lengths && t >= lengths[b]) {  // the state was held: its gradients pass through unchanged
           std::fill(dgx + b * G, dgx + (b + 1) * G, T(0));
           std::fill(dgh + b * G, dgh + (b + 1) * G, T(0));
           if (history) std::fill(history + b * tail, history + (b + 1) * tail, T(0));
@@ -285,9 +365,11 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
         }
         T* g_row = g_ptr + b * H;
         for (int64_t j = 0; j < H; ++j) g_row[j] = dh_ptr[b * H + j] + d_o[b * H + j];
+        T* dc_row = dc_ptr ? dc_ptr + b * E : nullptr;
         // dh's row is consumed into g, so the cell may overwrite it with dh_direct.
-        Cell::backward(H, g_row, h_prev + b * H, h_new + b * H, saved_all ? saved_all + (t * batch + b) * S : nullptr,
-                       dgx + b * G, dgh + b * G, dh_ptr + b * H);
+        Cell::backward(H, g_row, dc_row, h_prev + b * H, c_prev ? c_prev + b * E : nullptr, h_new + b * H,
+                       c_new ? c_new + b * E : nullptr, saved_all ? saved_all + (t * batch + b) * S : nullptr,
+                       dgx + b * G, dgh + b * G, dh_ptr + b * H, dc_row);
         if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
     });
@@ -303,7 +385,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_state, co
     db_hh.slice(0, 0, shared).copy_(dgx_all.slice(2, 0, shared).sum({0, 1}));
     if (tail > 0) db_hh.slice(0, shared).copy_(dgh_tail.sum({0, 1}));
   }
-  return {dgx_all, dh, dw_hh, db_hh};
+  return {dgx_all, dh, dc, dw_hh, db_hh};
 }
 
 const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
@@ -320,6 +402,9 @@ const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
   } else if (cell == "elman_relu") {                            \
     using CellT = Elman<T, true>;                               \
     CALL;                                                       \
+  } else if (cell == "lstm") {                                  \
+    using CellT = LSTM<T>;                                      \
+    CALL;                                                       \
   } else {                                                      \
     TORCH_CHECK(false, "rnnkit engine: unknown cell '", cell, "'"); \
   }
@@ -330,40 +415,60 @@ void check_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh) {
   TORCH_CHECK(h0.is_contiguous() && w_hh.is_contiguous(), "h0 and w_hh must be contiguous");
 }
 
-// Returns (out, h_n, saved); saved is empty when training is false.
-std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh,
-                            const c10::optional<Tensor>& b_hh, const c10::optional<Tensor>& lengths, bool training) {
+Tensor optional_or_empty(const c10::optional<Tensor>& value, const Tensor& like) {
+  return value.has_value() && value->defined() ? value->contiguous() : at::empty({0}, like.options());
+}
+
+// Returns (out, h_n, c_n, saved, cells): c_n and cells (the extra state after every step) are empty
+// for single-state cells; saved and cells are empty when training is false.
+std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const Tensor& h0,
+                            const c10::optional<Tensor>& c0_opt, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
+                            const c10::optional<Tensor>& lengths, bool training) {
   check_inputs(x_proj, h0, w_hh);
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
-  Tensor out = at::empty({steps, batch, H}, x_proj.options());
-  Tensor state = at::empty_like(h0);
-  int64_t s = 0;
-  RNNKIT_DISPATCH_CELL(cell, float, (s = CellT::kSaved))
-  Tensor saved = training && s > 0 ? at::empty({steps, batch, s * H}, x_proj.options()) : at::empty({0}, x_proj.options());
+  int64_t saved_blocks = 0, extra_blocks = 0;
+  RNNKIT_DISPATCH_CELL(cell, float, (saved_blocks = CellT::kSaved, extra_blocks = CellT::kStates - 1))
+  const Tensor c0 = optional_or_empty(c0_opt, x_proj);
+  TORCH_CHECK(extra_blocks == 0 || c0.numel() == batch * extra_blocks * H, "rnnkit engine: cell '", cell,
+              "' needs an initial extra state of shape (batch, ", extra_blocks * H, ")");
+  const auto options = x_proj.options();
+  Tensor out = at::empty({steps, batch, H}, options);
+  Tensor h_n = at::empty_like(h0);
+  Tensor c_n = extra_blocks > 0 ? at::empty({batch, extra_blocks * H}, options) : at::empty({0}, options);
+  Tensor saved = training && saved_blocks > 0 ? at::empty({steps, batch, saved_blocks * H}, options)
+                                              : at::empty({0}, options);
+  Tensor cells = training && extra_blocks > 0 ? at::empty({steps, batch, extra_blocks * H}, options)
+                                              : at::empty({0}, options);
   const Tensor bias = b_hh.has_value() ? *b_hh : Tensor();
   const int64_t* len = lengths_ptr(lengths);
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "rnnkit_engine_forward", [&] {
     if (training) {
-      RNNKIT_DISPATCH_CELL(cell, scalar_t, (forward_loop<scalar_t, CellT, true>(x_proj, h0, w_hh, bias, len, out, state, saved)))
+      RNNKIT_DISPATCH_CELL(cell, scalar_t,
+                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, len, out, h_n, c_n, saved, cells)))
     } else {
-      RNNKIT_DISPATCH_CELL(cell, scalar_t, (forward_loop<scalar_t, CellT, false>(x_proj, h0, w_hh, bias, len, out, state, saved)))
+      RNNKIT_DISPATCH_CELL(cell, scalar_t,
+                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, len, out, h_n, c_n, saved, cells)))
     }
   });
-  return {out, state, saved};
+  return {out, h_n, c_n, saved, cells};
 }
 
-// Returns (d_x_proj, d_h0, d_w_hh, d_b_hh); d_b_hh is undefined without a recurrent bias.
-std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const Tensor& d_state, const Tensor& h0,
-                             const Tensor& w_hh, bool has_bias, const Tensor& out, const Tensor& saved,
-                             const c10::optional<Tensor>& lengths) {
+// Returns (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh); d_c0 is undefined for single-state cells and d_b_hh
+// without a recurrent bias.
+std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const Tensor& d_h_n,
+                             const c10::optional<Tensor>& d_c_n, const Tensor& h0, const c10::optional<Tensor>& c0,
+                             const Tensor& w_hh, bool has_bias, const Tensor& out, const Tensor& cells,
+                             const Tensor& saved, const c10::optional<Tensor>& lengths) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  const Tensor d_out_c = d_out.contiguous(), d_state_c = d_state.contiguous();
+  const Tensor d_out_c = d_out.contiguous(), d_h_c = d_h_n.contiguous();
+  const Tensor d_c_c = optional_or_empty(d_c_n, out), c0_c = optional_or_empty(c0, out);
   const int64_t* len = lengths_ptr(lengths);
   std::vector<Tensor> grads;
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "rnnkit_engine_backward", [&] {
     RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                         (grads = backward_loop<scalar_t, CellT>(d_out_c, d_state_c, h0, w_hh, has_bias, out, saved, len)))
+                         (grads = backward_loop<scalar_t, CellT>(d_out_c, d_h_c, d_c_c, h0, c0_c, w_hh, has_bias, out,
+                                                                 cells, saved, len)))
   });
   return grads;
 }
@@ -372,6 +477,6 @@ std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("uses_mkl_packed_gemm", &mkl_packed_available, "Whether float32 recurrent GEMMs use MKL's packed API");
-  m.def("forward", &forward, "Recurrence over all steps (out, h_n, saved)");
-  m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_w_hh, d_b_hh)");
+  m.def("forward", &forward, "Recurrence over all steps (out, h_n, c_n, saved, cells)");
+  m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh)");
 }
