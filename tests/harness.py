@@ -51,7 +51,7 @@ def run(module, x, hx=None, *, lengths=None, mode="padded", batch_first=False, s
         output, state = module(x, hx_arg)
     results = [output, *(state if isinstance(state, tuple) else (state,))]
     generator = torch.Generator().manual_seed(seed)
-    loss = sum((r * torch.randn(r.shape, generator=generator, dtype=r.dtype)).sum() for r in results)
+    loss = sum((r * torch.randn(r.shape, generator=generator, dtype=r.dtype).to(r.device)).sum() for r in results)
     params = [p for _, p in sorted(module.named_parameters())]
     grads = torch.autograd.grad(loss, [x, *hx_leaves, *params])
     return [r.detach() for r in results], list(grads)

@@ -2,7 +2,8 @@
 
 ``recur`` is a drop-in for ``rnnkit.loop.recur`` (same arguments, same results) that runs the
 recurrence of a whole sequence as one autograd node. Forward stores only what backward needs (for the
-GRU: r, z, n and W_hn h + b_hn per step; for the Elman cell: nothing beyond the outputs); backward
+GRU: r, z, n and W_hn h + b_hn per step; for the Elman cell: nothing beyond the outputs; for the
+LSTM: its gates, tanh(c) and c); backward
 does one GEMM per step and computes the recurrent weight gradient as one GEMM over all steps. The
 input projection stays outside as a single ``F.linear`` over all steps, so autograd's own GEMMs
 give the input and input-weight gradients.
