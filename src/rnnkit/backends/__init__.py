@@ -13,10 +13,10 @@ lazily, so ``import rnnkit`` never needs a compiler or a GPU.
 from __future__ import annotations
 
 from rnnkit.backends.builtin import BuiltinBackend
-from rnnkit.backends.engine import EngineBackend
-from rnnkit.backends.reference import ReferenceBackend
+from rnnkit.backends.engine import ENGINE
+from rnnkit.backends.reference import REFERENCE
 
-BACKENDS = {backend.name: backend for backend in (EngineBackend(), BuiltinBackend(), ReferenceBackend())}
+BACKENDS = {backend.name: backend for backend in (ENGINE, BuiltinBackend(), REFERENCE)}
 # The engine claims CPU layers of the GRU and Elman cells (it runs the LSTM too, but only on request:
 # oneDNN's LSTM is as fast); torch's kernels take the rest (LSTM on oneDNN, everything on cuDNN); the
 # reference runs any other cell.

@@ -20,5 +20,4 @@ def _preferred(layer) -> bool:
     return _supports(layer) and engine.engine_cell(layer.cell_type, layer.step_options()).auto
 
 
-def EngineBackend() -> LoopBackend:
-    return LoopBackend("engine", engine.recur, _supports, preferred=_preferred)
+ENGINE = LoopBackend("engine", engine.recur, _supports, preferred=_preferred)

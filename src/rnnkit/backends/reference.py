@@ -50,6 +50,5 @@ class LoopBackend:
         return output, final
 
 
-def ReferenceBackend() -> LoopBackend:
-    """The readable reference: rnnkit's own cell steps driven by ``rnnkit.loop``, for any cell."""
-    return LoopBackend("reference", loop.recur)
+#: The readable reference: rnnkit's own cell steps driven by ``rnnkit.loop``, for any cell.
+REFERENCE = LoopBackend("reference", loop.recur)
