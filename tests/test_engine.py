@@ -171,3 +171,16 @@ def test_engine_can_be_disabled_by_environment(monkeypatch):
     monkeypatch.setenv("RNNKIT_ENGINE", "python")
     assert _build.extension() is None
     assert engine.implementation() is python_engine
+
+
+def test_engine_accepts_non_contiguous_recurrent_weights():
+    layer = rk.GRU(3, 4).double()
+    oracle = torch.nn.GRU(3, 4).double()
+    oracle.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        layer.weight_hh_l0 = torch.nn.Parameter(layer.weight_hh_l0.t().contiguous().t())  # same values, transposed strides
+    assert not layer.weight_hh_l0.is_contiguous()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(layer(x)[0], oracle(x)[0])
+    layer(x)[0].sum().backward()
+    assert layer.weight_hh_l0.grad is not None and layer.weight_hh_l0.grad.shape == (12, 4)

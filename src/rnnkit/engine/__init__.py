@@ -79,7 +79,8 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     Returns ``(out, final_state)``, differentiable in all tensors.
     """
     impl = impl or implementation()
-    x_proj = x_proj.contiguous()
+    # The C++ loops read raw row-major buffers; contiguous() is free for the usual, contiguous, case.
+    x_proj, w_hh = x_proj.contiguous(), w_hh.contiguous()
     h0 = state[0].contiguous()
     c0 = state[1].contiguous() if spec.states == 2 else None
     tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
