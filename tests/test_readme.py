@@ -1,0 +1,15 @@
+"""The README's Python example runs as written and produces the shapes its comments state."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs():
+    code = re.search(r"## Use from Python\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert namespace["output"].shape == (4, 20, 64)
+    assert namespace["h_n"].shape == (4, 4, 32) and namespace["c_n"].shape == (4, 4, 32)
+    assert (namespace["output"][1, 7:] == 0).all()  # zero past the second sequence's length (7)
