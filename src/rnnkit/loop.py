@@ -1,6 +1,7 @@
 """The time loop: the only reference code in rnnkit that iterates over time steps.
 
-``recur`` runs one cell over a whole sequence in one direction. The input projection of all steps
+``recur`` runs one cell over a whole sequence in one direction; ``scan`` is its per-step part, which
+the fused engine replaces. The input projection of all steps
 is a single matrix multiply (it does not depend on the state); only ``W_hh h`` and the gate math run
 per step. Variable-length batches are handled by masking: a sequence's state stops changing after its
 last valid step and its outputs there are zero. The reverse direction reverses each sequence within
@@ -9,6 +10,7 @@ its own length, so it starts at that sequence's last valid element.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -34,6 +36,35 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(2).expand_as(x))
 
 
+def scan(
+    cell: type[RecurrentCell],
+    x_proj: Tensor,
+    state: State,
+    weight_hh: Tensor,
+    bias_hh: Tensor | None,
+    *,
+    lengths: Tensor | None = None,
+    options: dict | None = None,
+) -> tuple[Tensor, State]:
+    """The per-step recurrence over an input projection ``x_proj`` of shape ``(steps, batch, gates)``.
+
+    A sequence past its length keeps its state and outputs zero. Returns ``(outputs, final_state)``.
+    """
+    step = partial(cell.recurrence, weight_hh=weight_hh, bias_hh=bias_hh, **(options or {}))
+    mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
+    outputs = []
+    for t, x_t in enumerate(x_proj.unbind(0)):
+        new_state = step(x_t, state)
+        if mask is not None:
+            new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
+        state = new_state
+        outputs.append(state[0])
+    output = torch.stack(outputs)
+    if mask is not None:
+        output = output.masked_fill(~mask, 0.0)
+    return output, state
+
+
 def recur(
     cell: type[RecurrentCell],
     x: Tensor,
@@ -43,6 +74,7 @@ def recur(
     lengths: Tensor | None = None,
     reverse: bool = False,
     options: dict | None = None,
+    scan: Callable = scan,
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over time-major ``x`` of shape ``(steps, batch, features)``.
 
@@ -54,28 +86,17 @@ def recur(
         lengths: optional CPU int64 ``(batch,)`` valid lengths, each in ``[1, steps]``.
         reverse: process each sequence from its last valid element back to its first.
         options: extra keyword arguments for ``cell.recurrence``.
+        scan: the per-step recurrence; ``loop.scan`` or a faster one with its signature (the engine's).
 
     Returns:
         ``(outputs, final_state)``: outputs ``(steps, batch, hidden_size)`` aligned with ``x`` and
         zero past each sequence's length; final_state holds each sequence's state after its last step.
     """
     weight_ih, weight_hh, bias_ih, bias_hh = weights
-    step = partial(cell.recurrence, weight_hh=weight_hh, bias_hh=bias_hh, **(options or {}))
     if reverse:
         x = reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, weight_ih, bias_ih, bias_hh)
-    mask = None if lengths is None else valid_mask(lengths, x.shape[0], x.device)
-
-    outputs = []
-    for t, x_t in enumerate(x_proj.unbind(0)):
-        new_state = step(x_t, state)
-        if mask is not None:
-            new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
-        state = new_state
-        outputs.append(state[0])
-    output = torch.stack(outputs)
-    if mask is not None:
-        output = output.masked_fill(~mask, 0.0)
+    output, state = scan(cell, x_proj, state, weight_hh, bias_hh, lengths=lengths, options=options)
     if reverse:
         output = reverse_padded(output, lengths)
     return output, state

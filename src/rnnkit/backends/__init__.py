@@ -6,8 +6,8 @@ A backend is an object with a ``name``, ``supports(layer)`` and ``preferred(laye
 ``state`` and ``final_state`` are tuples of ``(num_layers * num_directions, batch, hidden)`` tensors.
 
 ``select(layer)`` honours ``layer.backend``: ``"auto"`` takes the first backend in ``AUTO_ORDER``
-that prefers the layer; a name forces that backend (if it supports the layer). Backends needing compiled code import it
-lazily, so ``import rnnkit`` never needs a compiler or a GPU.
+that prefers the layer; a name forces that backend (if it supports the layer). Backends needing
+compiled code import it lazily, so ``import rnnkit`` never needs a compiler or a GPU.
 """
 
 from __future__ import annotations

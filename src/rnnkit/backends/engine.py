@@ -1,4 +1,4 @@
-"""rnnkit's fused CPU engine (GRU and Elman cells): see ``rnnkit.engine``."""
+"""rnnkit's fused CPU engine (GRU, Elman and LSTM cells): see ``rnnkit.engine``."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ from rnnkit import engine
 from rnnkit.backends.reference import LoopBackend
 
 
-def _supports(layer) -> bool:
+def _spec(layer):
+    """The engine's description of the layer's cell, or ``None`` if the engine cannot run the layer."""
     weight = layer.weight_hh_l0
-    return (
-        engine.engine_cell(layer.cell_type, layer.step_options()) is not None
-        and weight.device.type == "cpu"
-        and weight.dtype in engine.DTYPES
-    )
+    if weight.device.type != "cpu" or weight.dtype not in engine.DTYPES:
+        return None
+    return engine.engine_cell(layer.cell_type, layer.step_options())
+
+
+def _supports(layer) -> bool:
+    return _spec(layer) is not None
 
 
 def _preferred(layer) -> bool:
     """Whether ``backend="auto"`` should pick the engine (it is faster than the alternatives)."""
-    return _supports(layer) and engine.engine_cell(layer.cell_type, layer.step_options()).auto
+    spec = _spec(layer)
+    return spec is not None and spec.auto
 
 
 ENGINE = LoopBackend("engine", engine.recur, _supports, preferred=_preferred)

@@ -1,7 +1,7 @@
 """The fused recurrent engine: hand-derived backpropagation through time for gated cells.
 
-``recur`` is a drop-in for ``rnnkit.loop.recur`` (same arguments, same results) that runs the
-recurrence of a whole sequence as one autograd node. Forward stores only what backward needs (for the
+``scan`` is a drop-in for ``rnnkit.loop.scan`` (same arguments, same results) that runs the
+recurrence of a whole sequence as one autograd node; ``recur`` is ``loop.recur`` using it. Forward stores only what backward needs (for the
 GRU: r, z, n and W_hn h + b_hn per step; for the Elman cell: nothing beyond the outputs; for the
 LSTM: its gates, tanh(c) and c); backward
 does one GEMM per step and computes the recurrent weight gradient as one GEMM over all steps. The
@@ -14,6 +14,8 @@ in PyTorch (``python_engine``). See ``docs/engine.md`` for adding a cell.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -22,7 +24,7 @@ from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.cells.base import RecurrentCell, State
 from rnnkit.engine import _build, python_engine
 from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LSTM, EngineCell
-from rnnkit.loop import reverse_padded
+from rnnkit import loop
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -91,28 +93,25 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     return out, (h_n, c_n) if spec.states == 2 else (h_n,)
 
 
-def recur(
+def scan(
     cell: type[RecurrentCell],
-    x: Tensor,
+    x_proj: Tensor,
     state: State,
-    weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    weight_hh: Tensor,
+    bias_hh: Tensor | None,
     *,
     lengths: Tensor | None = None,
-    reverse: bool = False,
     options: dict | None = None,
 ) -> tuple[Tensor, State]:
-    """``rnnkit.loop.recur`` on the engine; same arguments and results."""
+    """``rnnkit.loop.scan`` on the engine; same arguments and results."""
     spec = engine_cell(cell, options or {})
     if spec is None:
         raise ValueError(f"the fused engine has no kernel for {cell.__name__}")
-    weight_ih, weight_hh, bias_ih, bias_hh = weights
-    if reverse:
-        x = reverse_padded(x, lengths)
-    x_proj = cell.input_projection(x, weight_ih, bias_ih, bias_hh)
-    output, final = run(spec, x_proj, state, weight_hh, bias_hh if spec.uses_hh_bias else None, lengths)
-    if reverse:
-        output = reverse_padded(output, lengths)
-    return output, final
+    return run(spec, x_proj, state, weight_hh, bias_hh if spec.uses_hh_bias else None, lengths)
 
 
-__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "DTYPES", "engine_cell", "implementation", "run", "recur"]
+#: ``rnnkit.loop.recur`` with the engine's ``scan``: same arguments and results.
+recur = partial(loop.recur, scan=scan)
+
+
+__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "DTYPES", "engine_cell", "implementation", "run", "scan", "recur"]
