@@ -45,10 +45,14 @@ def scan(
     *,
     lengths: Tensor | None = None,
     options: dict | None = None,
+    observe: Callable[[State], None] | None = None,
 ) -> tuple[Tensor, State]:
     """The per-step recurrence over an input projection ``x_proj`` of shape ``(steps, batch, gates)``.
 
-    A sequence past its length keeps its state and outputs zero. Returns ``(outputs, final_state)``.
+    A sequence past its length keeps its state and outputs zero. ``observe``, if given, receives the
+    state after every step: the very tensors the next step reads, so ``torch.autograd.grad`` with
+    respect to them measures how much of the loss reaches each step (``rnnkit.diagnostics``).
+    Returns ``(outputs, final_state)``.
     """
     step = partial(cell.recurrence, weight_hh=weight_hh, bias_hh=bias_hh, **(options or {}))
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
@@ -58,6 +62,8 @@ def scan(
         if mask is not None:
             new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
         state = new_state
+        if observe is not None:
+            observe(state)
         outputs.append(state[0])
     output = torch.stack(outputs)
     if mask is not None:

@@ -29,7 +29,9 @@ def names() -> list[str]:
 
 
 def select(layer):
-    """The backend that will run ``layer``."""
+    """The backend that will run ``layer`` (``layer.backend`` may also be a backend object itself)."""
+    if not isinstance(layer.backend, str):
+        return layer.backend
     if layer.backend == "auto":
         for name in AUTO_ORDER:
             if BACKENDS[name].preferred(layer):

@@ -82,9 +82,12 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     """
     impl = impl or implementation()
     # The C++ loops read raw row-major buffers; contiguous() is free for the usual, contiguous, case.
-    x_proj, w_hh = x_proj.contiguous(), w_hh.contiguous()
-    h0 = state[0].contiguous()
-    c0 = state[1].contiguous() if spec.states == 2 else None
+    # Under autocast the input projection arrives in bfloat16/float16: the recurrence itself runs in
+    # the weights' precision (the cast is differentiable, so gradients flow back in the lower one).
+    dtype = w_hh.dtype
+    x_proj, w_hh = x_proj.to(dtype).contiguous(), w_hh.contiguous()
+    h0 = state[0].to(dtype).contiguous()
+    c0 = state[1].to(dtype).contiguous() if spec.states == 2 else None
     tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         out, h_n, c_n = FusedRecurrence.apply(spec, impl, x_proj, h0, c0, w_hh, b_hh, lengths)

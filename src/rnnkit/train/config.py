@@ -1,0 +1,80 @@
+"""``TrainConfig``: every training option, its default and its help text (the CLI derives flags from it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
+
+def _opt(default, help: str, **kwargs):
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimisation, truncated BPTT, clipping, evaluation, checkpoints and logging.
+
+    >>> TrainConfig(optimizer="adam", lr=3e-3, clip_norm=1.0).schedule
+    'constant'
+    """
+
+    max_steps: int = _opt(1000, "optimizer steps to train for")
+    batch_size: int = _opt(32, "examples per step over all processes (a dataset is batched with it)")
+    optimizer: str = _opt("adam", "one of " + ", ".join(OPTIMIZERS), choices=OPTIMIZERS)
+    lr: float = _opt(2e-3, "peak learning rate")
+    momentum: float = _opt(0.9, "momentum for sgd and rmsprop")
+    weight_decay: float = _opt(0.0, "weight decay (decoupled for adamw, L2 for the others)")
+    schedule: str = _opt("constant", "learning-rate schedule after warmup: " + ", ".join(SCHEDULES),
+                         choices=SCHEDULES)
+    warmup_steps: int = _opt(0, "linear warmup from lr/warmup_steps to lr over this many steps")
+    step_size: int = _opt(1000, "'step' schedule: multiply the lr by lr_decay every this many steps")
+    lr_decay: float = _opt(0.5, "'step' and 'plateau' schedules: factor applied to the lr")
+    min_lr: float = _opt(0.0, "'cosine' and 'plateau' schedules: the lr never goes below this")
+    plateau_patience: int = _opt(2, "'plateau' schedule: evaluations without improvement before decaying")
+    clip_norm: float | None = _opt(1.0, "clip the global gradient norm to this (None: no norm clipping)")
+    clip_value: float | None = _opt(None, "clip every gradient element to [-v, v] (None: off)")
+    eval_every: int = _opt(200, "evaluate on the validation data every this many steps (and at the end)")
+    eval_batches: int | None = _opt(None, "evaluate on at most this many validation batches (None: all)")
+    monitor: str = _opt("val_loss", "validation metric for best checkpoints, early stopping and plateau")
+    monitor_mode: str = _opt("min", "'min' or 'max': which direction of the monitored metric is better",
+                             choices=("min", "max"))
+    early_stopping_patience: int | None = _opt(None, "stop after this many evaluations without "
+                                                     "improvement (None: never)")
+    checkpoint_every: int = _opt(200, "write the 'latest' checkpoint every this many steps (and at the end)")
+    max_nonfinite_steps: int = _opt(10, "stop after this many consecutive steps with a non-finite loss or "
+                                        "gradient (each is skipped)")
+    bf16: bool = _opt(False, "run the forward pass under bfloat16 autocast (see docs/training.md)")
+    seed: int = _opt(0, "seed for weights, data order and dropout")
+    log_every: int = _opt(50, "print a progress line every this many steps when not on a terminal")
+    grad_flow_every: int | None = _opt(None, "record gradient flow over time steps every this many steps")
+    device: str = _opt("cpu", "torch device, e.g. cpu or cuda (under torchrun: cuda uses the local rank)")
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every",
+                     "max_nonfinite_steps", "step_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("monitor_mode", ("min", "max"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 or None (off), got {value}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+        return cls(**values)

@@ -1,0 +1,168 @@
+"""What a run shows while it works and leaves behind: a live bar or log lines, metrics.jsonl, curves.
+
+On a terminal a tqdm bar shows loss, tokens/s and the ETA; elsewhere (CI, ``nohup``, a pipe) a plain
+line is printed every ``log_every`` steps. Every step's record is appended to ``metrics.jsonl`` in
+the run directory, and ``plot_curves`` turns that file into ``curves.png`` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` -> ``'1h02m'``, ``65`` -> ``'1m05s'``, ``4.2`` -> ``'4s'``."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Progress:
+    """Shows training progress on stderr: a tqdm bar on a terminal, log lines otherwise."""
+
+    def __init__(self, total: int, start: int = 0, *, log_every: int = 50, enabled: bool = True,
+                 stream=None) -> None:
+        self.total, self.step, self.log_every, self.enabled = total, start, log_every, enabled
+        self.stream = stream or sys.stderr
+        self._start_step, self._start_time = start, time.perf_counter()
+        self._tokens, self._bar = 0, None
+        if enabled and self.stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=start, file=self.stream, dynamic_ncols=True, unit="step")
+
+    def tokens_per_second(self) -> float:
+        elapsed = time.perf_counter() - self._start_time
+        return self._tokens / elapsed if elapsed > 0 else 0.0
+
+    def eta(self) -> float:
+        done = self.step - self._start_step
+        if done <= 0:
+            return math.inf
+        return (time.perf_counter() - self._start_time) / done * (self.total - self.step)
+
+    def update(self, step: int, tokens: int, values: dict[str, float]) -> None:
+        self.step = step
+        self._tokens += tokens
+        if not self.enabled:
+            return
+        shown = {k: f"{v:.4g}" for k, v in values.items()}
+        shown["tok/s"] = f"{self.tokens_per_second():,.0f}"
+        if self._bar is not None:
+            self._bar.set_postfix(shown, refresh=False)
+            self._bar.update(step - self._bar.n)
+        elif step % self.log_every == 0 or step == self.total:
+            items = " ".join(f"{k} {v}" for k, v in shown.items())
+            print(f"step {step}/{self.total} {items} eta {format_duration(self.eta())}", file=self.stream,
+                  flush=True)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class MetricsLog:
+    """Appends one JSON record per line to ``metrics.jsonl``; resuming drops records past the checkpoint."""
+
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+        self.path, self.enabled = Path(path), enabled
+        self._file = None
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records newer than ``step`` (written by a run that was killed after its last checkpoint)."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.read() if line.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+
+    def read(self) -> list[dict]:
+        records = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut short by a kill
+                    continue
+        return records
+
+    def append(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        if self._file is None:
+            self._file = open(self.path, "a")
+        self._file.write(json.dumps(record) + "\n")
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, total, queue = [], 0.0, []
+    for value in values:
+        queue.append(value)
+        total += value
+        if len(queue) > window:
+            total -= queue.pop(0)
+        out.append(total / len(queue))
+    return out
+
+
+def plot_curves(records: list[dict], path: Path, title: str = "") -> Path | None:
+    """Save training/validation loss, gradient norm and learning rate against step as a PNG."""
+    train = [r for r in records if "loss" in r and math.isfinite(r["loss"])]
+    evals = [r for r in records if any(k.startswith("val_") for k in r)]
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    steps = [r["step"] for r in train]
+    if train:
+        losses = [r["loss"] for r in train]
+        axes[0].plot(steps, losses, alpha=0.3, color="C0", label="train (per step)")
+        axes[0].plot(steps, _smooth(losses, max(len(losses) // 50, 1)), color="C0", label="train (smoothed)")
+    for key in sorted({k for r in evals for k in r if k.startswith("val_")}):
+        points = [(r["step"], r[key]) for r in evals if key in r and math.isfinite(r[key])]
+        if points and key == "val_loss":
+            axes[0].plot(*zip(*points), "o-", color="C1", label="validation")
+    axes[0].set(xlabel="step", ylabel="loss", title="loss")
+    axes[0].legend()
+    norms = [(r["step"], r["grad_norm"]) for r in train if math.isfinite(r.get("grad_norm", math.nan))]
+    if norms:
+        axes[1].semilogy(*zip(*norms), color="C2")
+    axes[1].set(xlabel="step", ylabel="global norm before clipping", title="gradient norm")
+    if train and "lr" in train[0]:
+        axes[2].plot(steps, [r["lr"] for r in train], color="C3")
+    axes[2].set(xlabel="step", ylabel="learning rate", title="learning rate")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

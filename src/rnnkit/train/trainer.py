@@ -1,0 +1,537 @@
+"""The training loop: one readable loop for every rnnkit model, from Python and from the command line.
+
+    for each batch:   carry the recurrent state (truncated BPTT) -> forward -> loss -> backward
+                      -> pre-clip global norm -> clip -> skip the step if anything is non-finite
+                      -> optimizer step -> schedule -> log; every so often evaluate and checkpoint
+
+Truncated BPTT: batches from :class:`rnnkit.data.StreamBatches` carry a ``reset`` flag per row. The
+trainer then passes the previous batch's final state (detached, so gradients stop at the chunk
+boundary; zeroed where a new document starts) into the model: k1 = k2 = the chunk length, what
+Keras calls a stateful RNN. Everything needed to continue exactly — weights, optimizer, schedule,
+random generators, data position, the carried state — is checkpointed, so a killed run resumes and
+ends with the same weights as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
+
+from rnnkit.models.base import IGNORE_INDEX, ModelOutput
+from rnnkit.train import checkpoint, distributed
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.optim import Schedule, build_optimizer
+from rnnkit.train.progress import MetricsLog, Progress, plot_curves
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+def detach_state(state: Any) -> Any:
+    """Cut the graph behind a recurrent state (a tensor or a nested tuple/list of tensors)."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)
+
+
+def reset_state(state: Any, reset: Tensor) -> Any:
+    """Zero the rows of a torch.nn-layout state ``(..., batch, hidden)`` where ``reset`` is true."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        keep = (~reset).to(state.device, state.dtype).view(1, -1, 1)
+        return state * keep
+    return type(state)(reset_state(s, reset) for s in state)
+
+
+def _flatten_state(state: Any) -> list[Tensor]:
+    if state is None:
+        return []
+    if isinstance(state, Tensor):
+        return [state]
+    return [t for s in state for t in _flatten_state(s)]
+
+
+def _as_batch(batch: Any) -> dict:
+    if isinstance(batch, dict):
+        return batch
+    if isinstance(batch, (tuple, list)) and 2 <= len(batch) <= 3:
+        return dict(zip(("inputs", "targets", "lengths"), batch))
+    if isinstance(batch, Tensor):
+        return {"inputs": batch}
+    raise TypeError(f"a batch must be a dict with 'inputs' (and 'targets'), or a tuple (inputs, targets"
+                    f"[, lengths]); got {type(batch).__name__}")
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    # lengths stay on the CPU: the layers read them there (as torch.nn's pack_padded_sequence does).
+    return {k: v.to(device) if isinstance(v, Tensor) and k not in ("lengths", "reset") else v
+            for k, v in batch.items()}
+
+
+def _counted(batch: dict) -> int:
+    """How many targets the batch's mean loss averages over (its weight when averaging batches)."""
+    targets = batch.get("targets")
+    if isinstance(targets, Tensor):
+        if not targets.is_floating_point():
+            return int((targets != IGNORE_INDEX).sum())
+        return targets.shape[0] if targets.dim() else 1
+    inputs = batch["inputs"]
+    return inputs.shape[0] if isinstance(inputs, Tensor) and inputs.dim() else 1
+
+
+def _tokens(batch: dict) -> int:
+    """Input positions in the batch, for tokens/s."""
+    if isinstance(batch.get("lengths"), Tensor):
+        return int(batch["lengths"].sum())
+    inputs = batch["inputs"]
+    if not isinstance(inputs, Tensor):
+        return 1
+    return int(inputs.shape[0] * (inputs.shape[1] if inputs.dim() > 1 else 1))
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded in every run directory."""
+    import rnnkit
+
+    return {"rnnkit": rnnkit.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+class Trainer:
+    """Trains a model with a :class:`TrainConfig`; the same loop serves Python users and the CLI.
+
+    The model is called as ``model(inputs, targets, **rest_of_batch)`` and returns a
+    :class:`rnnkit.models.ModelOutput` whose ``loss`` is minimised. For any other ``torch.nn.Module``
+    give ``loss_fn(output, batch) -> loss``; the model is then called as ``model(inputs, **rest)``.
+
+    Args:
+        model: the model to train (moved to ``config.device``).
+        train_data: a ``torch.utils.data.Dataset`` (batched here with ``config.batch_size``, shuffled
+            with ``config.seed`` and sharded under torchrun), or an iterable of batches such as
+            :class:`rnnkit.data.StreamBatches` (truncated BPTT) or a DataLoader. A batch is a dict with
+            ``inputs`` and ``targets`` (plus e.g. ``lengths``), or a tuple ``(inputs, targets)``.
+        config: training options (default ``TrainConfig()``).
+        val_data: validation data of the same kind; ``val_loss`` is the count-weighted mean loss.
+        run_dir: where config.json, metrics.jsonl, checkpoints and plots go (``None``: keep nothing).
+        collate_fn: batches Dataset items (default: torch's ``default_collate``).
+        loss_fn: ``loss_fn(output, batch) -> scalar`` for models that do not return a ModelOutput.
+        metrics_fn: ``metrics_fn(model, val_batches) -> dict`` of extra validation metrics.
+        model_config: JSON-able description of the model, saved in config.json and checkpoints.
+        progress: show progress on stderr.
+
+    >>> model = torch.nn.Linear(3, 1)
+    >>> data = [(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(4)]
+    >>> mse = lambda output, batch: torch.nn.functional.mse_loss(output, batch["targets"])
+    >>> result = Trainer(model, data, config=TrainConfig(max_steps=8), loss_fn=mse, progress=False).fit()
+    >>> result["step"]
+    8
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_data: Dataset | Iterable,
+        *,
+        config: TrainConfig | None = None,
+        val_data: Dataset | Iterable | None = None,
+        run_dir: str | Path | None = None,
+        collate_fn: Callable | None = None,
+        loss_fn: Callable[[Any, dict], Tensor] | None = None,
+        metrics_fn: Callable[[torch.nn.Module, Iterable], dict] | None = None,
+        model_config: dict | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.process, self.device = distributed.setup(self.config.device)
+        self.model = model.to(self.device)
+        self.train_data, self.val_data = train_data, val_data
+        self.collate_fn, self.loss_fn, self.metrics_fn = collate_fn, loss_fn, metrics_fn
+        self.model_config = model_config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.show_progress = progress and self.process.is_main
+        self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], self.config)
+        self.schedule = Schedule(self.optimizer, self.config)
+        self.wrapped = distributed.wrap(self.model, self.process, self.device)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.evals_without_improvement = self.nonfinite_in_a_row = 0
+        self.state: Any = None
+        self.stop_reason = ""
+        self.history: list[dict] = []
+
+    # ----------------------------------------------------------------------------------- data
+    def _batches(self, data: Dataset | Iterable, epoch: int, *, shuffle: bool) -> Iterable:
+        if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+            world = self.process.world_size
+            if self.config.batch_size % world:
+                raise ValueError(f"batch_size {self.config.batch_size} is not divisible by the {world} "
+                                 f"processes; choose a multiple of {world}")
+            # One sampler for one process or many: the union of the processes' batches at a step is the
+            # single-process batch, and the order depends only on the seed and the epoch.
+            sampler = DistributedSampler(data, num_replicas=world, rank=self.process.rank, shuffle=shuffle,
+                                         seed=self.config.seed)
+            sampler.set_epoch(epoch)
+            return DataLoader(data, batch_size=self.config.batch_size // world, sampler=sampler,
+                              collate_fn=self.collate_fn,
+                              generator=torch.Generator().manual_seed(self.config.seed + epoch))
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)
+        if self.process.distributed:
+            if not hasattr(data, "shard"):
+                raise TypeError("under torchrun pass a Dataset or data with shard(rank, world_size) "
+                                "(e.g. StreamBatches), so each process gets its own part of every batch")
+            data = data.shard(self.process.rank, self.process.world_size)
+        return data
+
+    def _epoch_iterator(self) -> Iterator[dict]:
+        while True:
+            batches = self._batches(self.train_data, self.epoch, shuffle=True)
+            count = 0
+            for batch in islice(batches, self.batch_in_epoch, None):
+                count += 1
+                self.batch_in_epoch += 1
+                yield _as_batch(batch)
+            if count == 0 and self.batch_in_epoch == 0:
+                raise ValueError(f"the training data yielded no batches in epoch {self.epoch}; it may be smaller "
+                                 "than one batch, or a one-shot iterator (pass a list, a Dataset or StreamBatches)")
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    # -------------------------------------------------------------------------------- forward
+    def _autocast(self):
+        if not self.config.bf16:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def _forward(self, model: torch.nn.Module, batch: dict, state: Any) -> tuple[Tensor, Any]:
+        extra = {k: v for k, v in batch.items() if k not in ("inputs", "targets", "reset")}
+        if "reset" in batch:
+            extra["state"] = reset_state(state, batch["reset"].to(self.device))
+        with self._autocast():
+            if self.loss_fn is not None:
+                output = model(batch["inputs"], **extra)
+                return self.loss_fn(output, batch).float(), None
+            output = model(batch["inputs"], batch.get("targets"), **extra)
+        if not isinstance(output, ModelOutput) or output.loss is None:
+            raise TypeError(f"{type(self.model).__name__} did not return a ModelOutput with a loss; give the "
+                            "batch targets, or pass loss_fn=(output, batch) -> loss to the Trainer")
+        return output.loss.float(), output.state
+
+    # ----------------------------------------------------------------------------------- step
+    def _train_step(self, batch: dict) -> dict:
+        self.wrapped.train()
+        batch = _to_device(batch, self.device)
+        loss, state = self._forward(self.wrapped, batch, self.state)
+        loss.backward()
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.clip_norm or math.inf)
+        if self.config.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(parameters, self.config.clip_value)
+        loss_value, norm_value = float(loss.detach()), float(norm)
+        loss_sum, count, bad = distributed.all_sum(
+            [loss_value * _counted(batch), _counted(batch),
+             float(not (math.isfinite(loss_value) and math.isfinite(norm_value)))], self.process, self.device)
+        record = {"step": self.step + 1, "loss": loss_sum / max(count, 1), "grad_norm": norm_value,
+                  "lr": self.optimizer.param_groups[0]["lr"]}
+        if bad:
+            self.nonfinite_in_a_row += 1
+            self.state = None  # a state computed from non-finite values would poison the next chunk
+            record["skipped"] = True
+        else:
+            self.nonfinite_in_a_row = 0
+            self.optimizer.step()
+            self.state = detach_state(state)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.schedule.step(self.step)
+        return record
+
+    # ------------------------------------------------------------------------------- evaluate
+    @torch.no_grad()
+    def evaluate(self, data: Dataset | Iterable | None = None, max_batches: int | None = None) -> dict:
+        """Count-weighted mean loss over ``data`` (default: the validation data) as ``val_loss``."""
+        data = self.val_data if data is None else data
+        if data is None:
+            return {}
+        self.wrapped.eval()
+        total, count, state = 0.0, 0, None
+        batches = islice(self._batches(data, 0, shuffle=False), max_batches)
+        for raw in batches:
+            batch = _to_device(_as_batch(raw), self.device)
+            loss, state = self._forward(self.model, batch, state)
+            total += float(loss) * _counted(batch)
+            count += _counted(batch)
+        total, count = distributed.all_sum([total, count], self.process, self.device)
+        if count == 0:
+            raise ValueError("the validation data yields no batches")
+        metrics = {"val_loss": total / count}
+        if self.metrics_fn is not None:
+            extra = self.metrics_fn(self.model, self._batches(data, 0, shuffle=False))
+            metrics.update({k if k.startswith("val_") else f"val_{k}": float(v) for k, v in extra.items()})
+        return metrics
+
+    def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if self.config.monitor_mode == "min" else value > self.best
+
+    # ---------------------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoints"
+
+    def _rng_snapshot(self) -> tuple[dict[str, Tensor], dict]:
+        tensors = {"rng.torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for index, tensor in enumerate(_flatten_state(self.state)):
+            tensors[f"carry.{index}"] = tensor.detach().cpu().contiguous()
+        legacy = np.random.get_state()
+        python_state = random.getstate()
+        plain = {"python": [python_state[0], list(python_state[1]), python_state[2]],
+                 "numpy": [legacy[0], legacy[1].tolist(), int(legacy[2]), int(legacy[3]), float(legacy[4])],
+                 "carry_structure": self._state_structure(self.state)}
+        return tensors, plain
+
+    @staticmethod
+    def _state_structure(state: Any) -> Any:
+        if state is None:
+            return None
+        if isinstance(state, Tensor):
+            return "tensor"
+        return [Trainer._state_structure(s) for s in state]
+
+    def _restore_rng(self, tensors: dict[str, Tensor], plain: dict) -> None:
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        version, values, gauss = plain["python"]
+        random.setstate((version, tuple(values), gauss))
+        name, keys, pos, has_gauss, cached = plain["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        carried = iter(tensors[f"carry.{i}"].to(self.device) for i in range(len(tensors)) if f"carry.{i}" in tensors)
+
+        def rebuild(structure):
+            if structure is None:
+                return None
+            if structure == "tensor":
+                return next(carried)
+            return tuple(rebuild(s) for s in structure)
+
+        self.state = rebuild(plain["carry_structure"])
+
+    def save(self, *, best: bool = False) -> None:
+        """Write a checkpoint of everything needed to continue (rank 0 writes; all ranks take part)."""
+        if self.checkpoint_dir is None:
+            return
+        snapshots = distributed.gather_objects(self._rng_snapshot(), self.process)
+        if self.process.is_main:
+            tensors, optimizer_rest = checkpoint.split_optimizer_state(self.optimizer.state_dict())
+            per_rank = []
+            for rank, (rank_tensors, plain) in enumerate(snapshots):
+                tensors.update({f"rank{rank}.{k}": v for k, v in rank_tensors.items()})
+                per_rank.append(plain)
+            info = {
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.process.world_size, "train_config": self.config.to_dict(),
+                "model_config": self.model_config, "optimizer": optimizer_rest,
+                "schedule": self.schedule.state_dict(), "best": self.best, "best_step": self.best_step,
+                "evals_without_improvement": self.evals_without_improvement,
+                "nonfinite_in_a_row": self.nonfinite_in_a_row, "random": per_rank, "versions": versions(),
+            }
+            checkpoint.save_checkpoint(self.checkpoint_dir, self.step, self.model.state_dict(), tensors, info,
+                                       best=best)
+        distributed.barrier(self.process)
+
+    def restore(self, path: str | Path) -> None:
+        """Continue from a checkpoint folder: weights, optimizer, schedule, data position, generators."""
+        model_state, tensors, info = checkpoint.load_checkpoint(path)
+        if info.get("world_size", 1) != self.process.world_size:
+            raise checkpoint.CheckpointError(
+                f"{path} was written by a run with {info.get('world_size')} processes; resume it with the same "
+                f"number (this run has {self.process.world_size})")
+        if self.model_config is not None and info.get("model_config") not in (None, self.model_config):
+            raise checkpoint.CheckpointError(f"{path} belongs to a different model configuration: "
+                                             f"{info.get('model_config')} vs {self.model_config}")
+        checkpoint.load_model_state(self.model, {k: v.to(self.device) for k, v in model_state.items()}, path)
+        optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        self.optimizer.load_state_dict(checkpoint.join_optimizer_state(optimizer_tensors, info["optimizer"]))
+        self.schedule.load_state_dict(info["schedule"])
+        self.step, self.epoch, self.batch_in_epoch = info["step"], info["epoch"], info["batch_in_epoch"]
+        self.best, self.best_step = info["best"], info["best_step"]
+        self.evals_without_improvement = info["evals_without_improvement"]
+        self.nonfinite_in_a_row = info["nonfinite_in_a_row"]
+        prefix = f"rank{self.process.rank}."
+        mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        self._restore_rng(mine, info["random"][self.process.rank])
+
+    # ------------------------------------------------------------------------------------ fit
+    def _write_run_config(self) -> None:
+        if self.run_dir is None or not self.process.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json_atomic(self.run_dir / "config.json", {
+            "train": self.config.to_dict(), "model": self.model_config, "seed": self.config.seed,
+            "world_size": self.process.world_size, "versions": versions()})
+
+    def fit(self, *, resume: bool = False) -> dict:
+        """Train until ``config.max_steps`` (or early stopping); returns the final metrics.
+
+        With ``resume=True`` the run continues from the latest checkpoint in ``run_dir`` (if any).
+        """
+        config = self.config
+        resumed_from = None
+        if resume and self.checkpoint_dir is not None:
+            resumed_from = checkpoint.find_checkpoint(self.checkpoint_dir)
+        if resumed_from is not None:
+            self.restore(resumed_from)
+        else:
+            # Seed the loop's randomness (dropout, sampling); each process its own stream.
+            seed = config.seed + self.process.rank
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            self._write_run_config()
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl" if self.run_dir else Path("."),
+                             enabled=self.run_dir is not None and self.process.is_main)
+        if resumed_from is not None:
+            metrics.truncate_after(self.step)
+        progress = Progress(config.max_steps, self.step, log_every=config.log_every, enabled=self.show_progress)
+        if resumed_from is not None:
+            progress.message(f"resuming from {resumed_from} (step {self.step})")
+        batches = self._epoch_iterator()
+        last: dict = {}
+        previous_handler = self._catch_interrupt(progress)
+        try:
+            while self.step < config.max_steps and not self.stop_reason:
+                started = time.perf_counter()
+                batch = next(batches)
+                record = self._train_step(batch)
+                record["seconds"] = time.perf_counter() - started
+                metrics.append(record)
+                self.history.append(record)
+                last = record
+                progress.update(self.step, _tokens(batch) * self.process.world_size,
+                                {"loss": record["loss"], "lr": record["lr"]})
+                if record.get("skipped"):
+                    progress.message(f"step {self.step}: non-finite loss or gradient "
+                                     f"(loss {record['loss']}, norm {record['grad_norm']}); step skipped")
+                    if self.nonfinite_in_a_row >= config.max_nonfinite_steps:
+                        where = f" ({self.checkpoint_dir})" if self.checkpoint_dir else ""
+                        raise TrainingDiverged(
+                            f"stopped at step {self.step}: {self.nonfinite_in_a_row} consecutive steps had a "
+                            f"non-finite loss or gradient. The last good checkpoint is intact{where}. Lower the "
+                            f"learning rate, enable clip_norm, or check the data for NaN/inf")
+                    continue
+                if config.grad_flow_every and self.step % config.grad_flow_every == 0:
+                    self._log_gradient_flow(batch)
+                evaluated = self._maybe_evaluate(metrics, progress)
+                if self.step % config.checkpoint_every == 0 and not evaluated.get("saved"):
+                    self.save()
+                metrics.flush()
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            progress.close()
+            metrics.flush()
+        final = {}
+        if self.val_data is not None and self.step % config.eval_every != 0:
+            final = self._maybe_evaluate(metrics, progress, force=True)
+        self.save()
+        metrics.close()
+        if self.run_dir is not None and self.process.is_main:
+            plot_curves(metrics.read(), self.run_dir / "curves.png", title=type(self.model).__name__)
+            self._plot_gradient_flow()
+        result = {"step": self.step, "loss": last.get("loss", math.nan), "best": self.best,
+                  "best_step": self.best_step, "stopped": self.stop_reason or "max_steps"}
+        result.update({k: v for k, v in final.items() if k != "saved"})
+        return result
+
+    def _catch_interrupt(self, progress: Progress):
+        """First Ctrl-C: finish the current step, checkpoint and stop cleanly; a second one aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self.stop_reason == "interrupted":
+                raise KeyboardInterrupt
+            self.stop_reason = "interrupted"
+            progress.message("interrupted: finishing this step and writing a checkpoint (Ctrl-C again to abort)")
+
+        return signal.signal(signal.SIGINT, handler)
+
+    def _maybe_evaluate(self, metrics: MetricsLog, progress: Progress, *, force: bool = False) -> dict:
+        if self.val_data is None or not (force or self.step % self.config.eval_every == 0):
+            return {}
+        values = self.evaluate(max_batches=self.config.eval_batches)
+        metrics.append({"step": self.step, **values})
+        self.history.append({"step": self.step, **values})
+        if self.config.monitor not in values:
+            raise KeyError(f"monitor {self.config.monitor!r} is not among the validation metrics "
+                           f"{sorted(values)}; set TrainConfig.monitor to one of them")
+        value = values[self.config.monitor]
+        self.schedule.evaluated(value, self.step)
+        improved = self._improved(value)
+        if improved:
+            self.best, self.best_step, self.evals_without_improvement = value, self.step, 0
+        else:
+            self.evals_without_improvement += 1
+        shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
+        progress.message(f"step {self.step}: {shown}{' (best)' if improved else ''}")
+        patience = self.config.early_stopping_patience
+        if patience is not None and self.evals_without_improvement >= patience:
+            self.stop_reason = f"early stopping: no improvement in {patience} evaluations"
+            progress.message(self.stop_reason)
+        self.save(best=improved)
+        return {**values, "saved": True}
+
+    def _log_gradient_flow(self, batch: dict) -> None:
+        from rnnkit.diagnostics import gradient_flow
+
+        if not self.process.is_main or self.run_dir is None:
+            return
+        batch = _to_device(batch, self.device)
+        extra = {k: v for k, v in batch.items() if k not in ("inputs", "targets", "reset")}
+        if self.loss_fn is not None:
+            flow = gradient_flow(self.model, batch["inputs"], loss_fn=lambda out: self.loss_fn(out, batch), **extra)
+        else:
+            flow = gradient_flow(self.model, batch["inputs"], batch.get("targets"), **extra)
+        import json
+
+        with open(self.run_dir / "gradient_flow.jsonl", "a") as file:
+            file.write(json.dumps({"step": self.step, **flow.to_dict()}) + "\n")
+
+    def _plot_gradient_flow(self) -> None:
+        path = self.run_dir / "gradient_flow.jsonl"
+        if not path.exists():
+            return
+        import json
+
+        from rnnkit.diagnostics import GradientFlow, plot_gradient_flow
+
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = [r for r in records if r["step"] <= self.step]
+        if not records:
+            return
+        chosen = {f"step {r['step']}": GradientFlow(steps=r["steps"]) for r in (records[0], records[-1])}
+        plot_gradient_flow(chosen, self.run_dir / "gradient_flow.png", title="gradient flow during training")
