@@ -1,5 +1,30 @@
-"""Task models for the four patterns of recurrent networks."""
+"""Task models for the four patterns of recurrent networks, their decoding and saving.
 
+- one-to-one: :class:`OneToOne` (the feed-forward baseline)
+- one-to-many: :class:`SequenceGenerator`
+- many-to-one: :class:`SequenceClassifier` (classification or regression)
+- many-to-many, aligned: :class:`SequenceTagger` (taggers, language models, per-step forecasts)
+- many-to-many, encoder-decoder: :class:`Seq2Seq`
+"""
+
+from rnnkit.models.attention import AdditiveAttention, Attention, AttentionPooling, DotAttention, GeneralAttention
 from rnnkit.models.base import IGNORE_INDEX, ModelOutput
+from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.models.decoding import Decoded, beam_search, greedy_decode, length_penalty
+from rnnkit.models.feedforward import OneToOne, OneToOneConfig
+from rnnkit.models.generator import SequenceGenerator, SequenceGeneratorConfig
+from rnnkit.models.io import MODEL_CLASSES, load_model, load_vocab, save_model
+from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqState
+from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 
-__all__ = ["ModelOutput", "IGNORE_INDEX"]
+__all__ = [
+    "ModelOutput", "IGNORE_INDEX",
+    "OneToOne", "OneToOneConfig",
+    "SequenceGenerator", "SequenceGeneratorConfig",
+    "SequenceClassifier", "SequenceClassifierConfig",
+    "SequenceTagger", "SequenceTaggerConfig",
+    "Seq2Seq", "Seq2SeqConfig", "Seq2SeqState",
+    "Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "AttentionPooling",
+    "Decoded", "greedy_decode", "beam_search", "length_penalty",
+    "save_model", "load_model", "load_vocab", "MODEL_CLASSES",
+]

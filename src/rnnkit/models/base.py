@@ -27,8 +27,11 @@ class ModelOutput:
         output: logits or predictions; the shape is documented by each model.
         loss: the mean loss over the counted targets, or ``None`` when no targets were given.
         state: the recurrent state after the last valid step, or ``None`` for stateless models.
+        attention: attention weights for models that attend (for plotting), else ``None``:
+            ``(batch, T)`` for attention pooling, ``(batch, target_steps, source_steps)`` for seq2seq.
     """
 
     output: Tensor
     loss: Tensor | None = None
     state: Any = None
+    attention: Tensor | None = None

@@ -1,0 +1,151 @@
+"""Save a task model as one directory and load it back without executing any code.
+
+The directory holds:
+
+- ``config.json``: ``{"format": "rnnkit-model", "kind": <class name>, "rnnkit_version": ...,
+  "config": {...}, "vocab": {name: file}}``; ``kind`` must name a class in :data:`MODEL_CLASSES`
+  and ``config`` its config dataclass, which rebuilds the model;
+- ``model.safetensors``: the ``state_dict`` in the safetensors format (plain tensors, no pickle);
+- ``vocab.json`` (one vocabulary) or ``vocab_<name>.json`` (several, e.g. source and target).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from torch import nn
+
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.feedforward import OneToOne
+from rnnkit.models.generator import SequenceGenerator
+from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.models.tagger import SequenceTagger
+
+#: Every model ``load_model`` can rebuild, by class name (the ``kind`` in config.json).
+MODEL_CLASSES: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (OneToOne, SequenceGenerator, SequenceClassifier, SequenceTagger, Seq2Seq)
+}
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+_FORMAT = "rnnkit-model"
+
+
+def save_model(model: nn.Module, directory: str | Path,
+               vocab: Vocabulary | dict[str, Vocabulary] | None = None) -> Path:
+    """Write ``model`` (and its vocabulary or vocabularies) to ``directory`` (created if needed).
+
+    Args:
+        model: an instance of a class in :data:`MODEL_CLASSES`.
+        directory: target directory; existing files of the same names are overwritten.
+        vocab: a :class:`~rnnkit.data.vocab.Vocabulary`, or a dict of them by name (``{"source": ...,
+            "target": ...}``), or ``None``.
+
+    Returns:
+        The directory as a ``Path``.
+
+    >>> import tempfile
+    >>> from rnnkit.models import SequenceTagger
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = save_model(SequenceTagger(vocab_size=9, hidden_size=4), tmp)
+    ...     type(load_model(tmp)).__name__
+    'SequenceTagger'
+    """
+    from safetensors.torch import save_file
+
+    import rnnkit
+
+    kind = type(model).__name__
+    if MODEL_CLASSES.get(kind) is not type(model):
+        raise TypeError(f"save_model saves the rnnkit task models {sorted(MODEL_CLASSES)}, got {kind}")
+    vocabularies = {"": vocab} if isinstance(vocab, Vocabulary) else dict(vocab or {})
+    files = {}
+    for name, value in vocabularies.items():
+        if not isinstance(value, Vocabulary):
+            raise TypeError(f"vocab {name!r} must be a rnnkit Vocabulary, got {type(value).__name__}")
+        if name and (not name.isidentifier() or not name.isascii()):
+            raise ValueError(f"vocabulary names must be ASCII identifiers (they name files), got {name!r}")
+        files[name] = f"vocab_{name}.json" if name else "vocab.json"
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": _FORMAT, "kind": kind})
+    for name, value in vocabularies.items():
+        value.save(directory / files[name])
+    config = {"format": _FORMAT, "kind": kind, "rnnkit_version": rnnkit.__version__,
+              "config": dataclasses.asdict(model.config), "vocab": files}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def _read_config(directory: Path) -> dict:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist: not a saved rnnkit model directory "
+                                "(save one with rnnkit.models.save_model)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        raise ValueError(f"{str(path)!r} is not an rnnkit model config: expected \"format\": \"{_FORMAT}\"")
+    kind = data.get("kind")
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"{str(path)!r} names an unknown model kind {kind!r}; known kinds: {sorted(MODEL_CLASSES)}")
+    if not isinstance(data.get("config"), dict) or not isinstance(data.get("vocab", {}), dict):
+        raise ValueError(f"{str(path)!r}: \"config\" and \"vocab\" must be JSON objects")
+    return data
+
+
+def load_model(directory: str | Path) -> nn.Module:
+    """Rebuild a model saved by :func:`save_model` (in eval mode); never unpickles or runs code.
+
+    Raises:
+        FileNotFoundError: a file is missing (the message names it).
+        ValueError: a file is corrupt, names an unknown kind or holds weights that do not fit the config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    data = _read_config(directory)
+    cls = MODEL_CLASSES[data["kind"]]
+    config_class = cls.config_class
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(data["config"]) - known)
+    if unknown:
+        raise ValueError(f"{str(directory / CONFIG_FILE)!r}: unknown {config_class.__name__} field(s) {unknown}")
+    try:
+        model = cls(config_class(**data["config"]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{str(directory / CONFIG_FILE)!r} holds an invalid config: {error}") from None
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist: the model weights are missing")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {error}") from None
+    expected = model.state_dict()
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or extra or wrong:
+        raise ValueError(f"{str(path)!r} does not match the config in {CONFIG_FILE}: missing {missing}, "
+                         f"unexpected {extra}, wrong shape {wrong}")
+    model.load_state_dict(tensors, strict=True)
+    return model.eval()
+
+
+def load_vocab(directory: str | Path) -> Vocabulary | dict[str, Vocabulary] | None:
+    """The vocabulary saved with a model: one ``Vocabulary``, a dict of them by name, or ``None``."""
+    directory = Path(directory)
+    files = _read_config(directory).get("vocab", {})
+    vocabularies = {}
+    for name, file in files.items():
+        if not isinstance(file, str) or Path(file).name != file:
+            raise ValueError(f"{str(directory / CONFIG_FILE)!r}: vocabulary file {file!r} must be a plain file name")
+        vocabularies[name] = Vocabulary.load(directory / file)
+    if not vocabularies:
+        return None
+    return vocabularies[""] if set(vocabularies) == {""} else vocabularies
