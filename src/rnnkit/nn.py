@@ -194,6 +194,9 @@ class RecurrentLayer(nn.Module):
             return (torch.zeros(shape, dtype=x.dtype, device=x.device),) * self.cell_type.num_states
         parts = _checks.state_tuple(hx, self.cell_type.num_states, type(self).__name__)
         expected = shape if batched else (shape[0], shape[2])
+        if torch.is_autocast_enabled(x.device.type):
+            # A state carried from an autocast step may be in the lower precision; autocast decides.
+            parts = tuple(p.to(x.dtype) for p in parts)
         for name, part in zip(("h_0", "c_0"), parts):
             _checks.state_tensor(name, part, expected, x)
         return parts if batched else tuple(p.unsqueeze(1) for p in parts)

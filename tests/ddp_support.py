@@ -1,0 +1,27 @@
+"""Run by test_distributed.py, alone or under torchrun: a few training steps, then the weights are saved."""
+
+import sys
+
+import torch
+from safetensors.torch import save_file
+from torch.utils.data import TensorDataset
+
+from rnnkit.data import StreamBatches
+from rnnkit.train import TrainConfig, Trainer
+
+from train_support import TinyLM, token_stream
+
+if __name__ == "__main__":
+    out, kind = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    model = TinyLM(cell="gru", hidden=16)
+    if kind == "dataset":
+        tokens = token_stream(64 * 11).view(64, 11)
+        data = TensorDataset(tokens[:, :-1], tokens[:, 1:])
+    else:
+        data = StreamBatches(token_stream(2000), batch_size=8, chunk_length=10)
+    config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, checkpoint_every=3, eval_every=100)
+    trainer = Trainer(model, data, config=config, run_dir=f"{out}/run", progress=False)
+    trainer.fit()
+    if trainer.process.is_main:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/weights.safetensors")

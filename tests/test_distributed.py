@@ -1,0 +1,36 @@
+"""Distributed data parallel: two CPU processes under torchrun train exactly like one on the whole batch."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+HERE = Path(__file__).parent
+
+
+def _run(out: Path, kind: str, processes: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    subprocess.run([*launcher, str(HERE / "ddp_support.py"), str(out), kind], check=True, env=env, timeout=240)
+    return load_file(out / "weights.safetensors")
+
+
+@pytest.mark.parametrize("kind", ["dataset", "streams"])
+def test_two_processes_match_one_on_the_combined_batch(tmp_path, kind):
+    single = _run(tmp_path / "single", kind, 1)
+    double = _run(tmp_path / "double", kind, 2)
+    for name in single:
+        torch.testing.assert_close(double[name], single[name], rtol=1e-4, atol=1e-5, msg=name)
+    moved = load_file(tmp_path / "single" / "run" / "checkpoints" / "step-00000003" / "model.safetensors")
+    assert any(not torch.equal(moved[n], single[n]) for n in single)  # training did change the weights
+    info = json.loads((tmp_path / "double" / "run" / "checkpoints" / "step-00000006" / "trainer.json").read_text())
+    assert info["world_size"] == 2 and len(info["random"]) == 2
+    lines = (tmp_path / "double" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 6  # rank 0 alone writes the metrics

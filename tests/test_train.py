@@ -1,0 +1,303 @@
+"""The trainer: truncated BPTT, clipping, schedules, non-finite steps, checkpoints, resume, progress."""
+
+import json
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from rnnkit.data import StreamBatches
+from rnnkit.models import IGNORE_INDEX
+from rnnkit.train import CheckpointError, TrainConfig, Trainer, TrainingDiverged, find_checkpoint, load_checkpoint
+from rnnkit.train.optim import lr_factor
+
+from train_support import TinyLM, token_stream
+
+HERE = Path(__file__).parent
+TINY = 1e-30  # an SGD step this small leaves float32 weights bit-for-bit unchanged
+
+
+def regression_data(n=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=generator)
+    return TensorDataset(x, x @ torch.tensor([[1.0], [-2.0], [0.5]]))
+
+
+def mse(output, batch):
+    return F.mse_loss(output, batch["targets"])
+
+
+class Recorder(TinyLM):
+    """TinyLM that remembers the state it was given for each chunk."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def forward(self, inputs, targets=None, *, lengths=None, state=None):
+        self.seen.append(None if state is None else tuple(s.clone() for s in state))
+        return super().forward(inputs, targets, lengths=lengths, state=state)
+
+
+def test_truncated_bptt_carries_the_state_of_one_long_forward_pass():
+    torch.manual_seed(0)
+    text = token_stream(4 * 30 + 1)
+    model = Recorder(cell="lstm")
+    batches = StreamBatches(text, batch_size=4, chunk_length=6)
+    config = TrainConfig(optimizer="sgd", momentum=0.0, lr=TINY, max_steps=len(batches), clip_norm=None)
+    Trainer(model, batches, config=config, progress=False).fit()
+    lanes = text[:-1].view(4, 30)
+    with torch.no_grad():
+        full, _ = model.rnn(model.embed(lanes))  # one long forward pass over each lane
+        for chunk, state in enumerate(model.seen[1:], start=1):
+            h_carried = state[0][0]
+            assert torch.allclose(h_carried, full[:, chunk * 6 - 1], atol=1e-6), chunk
+            assert not state[0].requires_grad
+    assert model.seen[0] is None or all(s.abs().sum() == 0 for s in model.seen[0])
+
+
+def test_validation_over_streams_equals_one_long_pass():
+    torch.manual_seed(0)
+    model = TinyLM(cell="gru")
+    text = token_stream(2 * 40 + 1)
+    trainer = Trainer(model, [], config=TrainConfig(), progress=False)
+    carried = trainer.evaluate(StreamBatches(text, batch_size=2, chunk_length=7))["val_loss"]
+    with torch.no_grad():
+        out = model(text[:-1].view(2, 40), text[1:].view(2, 40))
+    assert carried == pytest.approx(float(out.loss), rel=1e-5)
+
+
+def test_state_resets_at_document_boundaries():
+    model = Recorder(cell="gru")
+    documents = [token_stream(13, seed=1), token_stream(9, seed=2)]
+    batches = StreamBatches(documents, batch_size=1, chunk_length=4)
+    assert [bool(b["reset"][0]) for b in batches] == [True, False, False, True, False]
+    config = TrainConfig(optimizer="sgd", momentum=0.0, lr=TINY, max_steps=5, clip_norm=None)
+    Trainer(model, batches, config=config, progress=False).fit()
+    assert model.seen[3][0].abs().sum() == 0 and model.seen[2][0].abs().sum() > 0
+
+
+def test_clip_norm_bounds_the_update_and_the_pre_clip_norm_is_logged():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    data = regression_data()
+    big = lambda output, batch: 100 * mse(output, batch)
+    expected = torch.nn.utils.get_total_norm(torch.autograd.grad(
+        big(model(data.tensors[0][:16]), {"targets": data.tensors[1][:16]}), list(model.parameters())))
+    config = TrainConfig(optimizer="sgd", momentum=0.0, lr=1.0, max_steps=1, clip_norm=0.5, batch_size=64)
+    trainer = Trainer(model, [(data.tensors[0][:16], data.tensors[1][:16])], config=config, loss_fn=big,
+                      progress=False)
+    trainer.fit()
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert float(expected) > 10
+    assert trainer.history[0]["grad_norm"] == pytest.approx(float(expected), rel=1e-5)
+    assert float((after - before).norm()) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_clip_value_bounds_every_element():
+    model = torch.nn.Linear(3, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    data = regression_data()
+    config = TrainConfig(optimizer="sgd", momentum=0.0, lr=1.0, max_steps=1, clip_norm=None, clip_value=0.01)
+    Trainer(model, [(data.tensors[0], 50 * data.tensors[1])], config=config, loss_fn=mse, progress=False).fit()
+    changes = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+    assert changes.abs().max() == pytest.approx(0.01, rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_each_optimizer_reduces_the_loss(optimizer):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    lr = {"sgd": 0.05, "adam": 0.05, "adamw": 0.05, "rmsprop": 0.01, "adagrad": 0.3}[optimizer]
+    config = TrainConfig(optimizer=optimizer, lr=lr, max_steps=60, batch_size=16, weight_decay=1e-4)
+    trainer = Trainer(model, regression_data(), config=config, val_data=regression_data(seed=1), loss_fn=mse,
+                      progress=False)
+    initial = trainer.evaluate()["val_loss"]
+    result = trainer.fit()
+    assert result["val_loss"] < 0.2 * initial
+
+
+def test_warmup_and_schedules_set_the_logged_learning_rate():
+    model = torch.nn.Linear(3, 1)
+    config = TrainConfig(lr=0.1, warmup_steps=5, schedule="step", step_size=10, lr_decay=0.5, max_steps=30,
+                         batch_size=16)
+    trainer = Trainer(model, regression_data(), config=config, loss_fn=mse, progress=False)
+    trainer.fit()
+    lrs = [r["lr"] for r in trainer.history if "lr" in r]
+    assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert lrs[14] == pytest.approx(0.1) and lrs[15] == pytest.approx(0.05) and lrs[25] == pytest.approx(0.025)
+    cosine = TrainConfig(lr=1.0, schedule="cosine", max_steps=10, min_lr=0.1)
+    assert lr_factor(0, cosine) == 1.0 and lr_factor(10, cosine) == pytest.approx(0.1)
+
+
+def test_plateau_decays_and_early_stopping_stops():
+    model = torch.nn.Linear(3, 1)
+    # Validation targets are pure noise: the metric cannot improve for long.
+    noise = TensorDataset(torch.randn(32, 3), torch.randn(32, 1))
+    config = TrainConfig(lr=0.01, schedule="plateau", plateau_patience=0, lr_decay=0.5, eval_every=2,
+                         max_steps=200, early_stopping_patience=3, batch_size=16)
+    trainer = Trainer(model, regression_data(), config=config, val_data=noise, loss_fn=mse, progress=False)
+    result = trainer.fit()
+    assert result["stopped"].startswith("early stopping") and result["step"] < 200
+    assert trainer.optimizer.param_groups[0]["lr"] < 0.01
+
+
+def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
+    model = torch.nn.Linear(3, 1)
+    data = regression_data()
+    calls = {"n": 0}
+
+    def sometimes_nan(output, batch):
+        calls["n"] += 1
+        loss = mse(output, batch)
+        return loss * math.nan if calls["n"] == 3 or calls["n"] > 6 else loss
+
+    config = TrainConfig(max_steps=50, batch_size=16, checkpoint_every=2, max_nonfinite_steps=4)
+    trainer = Trainer(model, data, config=config, loss_fn=sometimes_nan, run_dir=tmp_path, progress=False)
+    with pytest.raises(TrainingDiverged, match="4 consecutive steps had a non-finite loss"):
+        trainer.fit()
+    skipped = [r["step"] for r in trainer.history if r.get("skipped")]
+    assert skipped == [3, 7, 8, 9, 10]
+    latest = find_checkpoint(tmp_path / "checkpoints")
+    weights, _, info = load_checkpoint(latest)
+    assert info["step"] == 6 and all(torch.isfinite(w).all() for w in weights.values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # skipped steps never touched them
+
+
+def test_run_directory_holds_config_metrics_curves_and_log_lines(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = TinyLM()
+    train = StreamBatches(token_stream(600), batch_size=4, chunk_length=10)
+    val = StreamBatches(token_stream(200, seed=5), batch_size=2, chunk_length=10)
+    config = TrainConfig(max_steps=20, eval_every=10, log_every=5, lr=1e-2, grad_flow_every=10, seed=7)
+    Trainer(model, train, config=config, val_data=val, run_dir=tmp_path, model_config={"name": "tiny"}).fit()
+    err = capsys.readouterr().err
+    assert "step 5/20 loss" in err and "tok/s" in err and "eta" in err and "val_loss" in err
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["seed"] == 7 and saved["model"] == {"name": "tiny"} and "torch" in saved["versions"]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 21)) and all("grad_norm" in r for r in steps)
+    assert [r["step"] for r in records if "val_loss" in r] == [10, 20]
+    for png in ("curves.png", "gradient_flow.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    flows = [json.loads(line) for line in (tmp_path / "gradient_flow.jsonl").read_text().splitlines()]
+    assert [f["step"] for f in flows] == [10, 20] and len(flows[0]["steps"]["rnn.l0"]) == 10
+    assert find_checkpoint(tmp_path / "checkpoints", "best") is not None
+
+
+def test_bf16_autocast_trains():
+    torch.manual_seed(0)
+    for cell in ("gru", "lstm"):
+        model = TinyLM(cell=cell, hidden=32)
+        data = StreamBatches(token_stream(2000), batch_size=8, chunk_length=20)
+        trainer = Trainer(model, data, config=TrainConfig(max_steps=60, lr=2e-2, bf16=True), progress=False)
+        trainer.fit()
+        losses = [r["loss"] for r in trainer.history]
+        assert sum(losses[-5:]) / 5 < 0.8 * losses[0], cell
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def _script(*args):
+    return [sys.executable, str(HERE / "train_support.py"), *map(str, args)]
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
+    subprocess.run(_script(tmp_path / "whole", "--max-steps", 30), check=True, timeout=120)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_script(killed, "--max-steps", 30, "--sleep", 0.03))
+    pointer = killed / "checkpoints" / "latest.json"
+    deadline = time.time() + 60
+    while not (pointer.exists() and json.loads(pointer.read_text())["step"] >= 10):
+        assert time.time() < deadline and process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.005)
+    time.sleep(0.05)  # land somewhere inside a later step
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert json.loads(pointer.read_text())["step"] < 30
+    subprocess.run(_script(killed, "--max-steps", 30, "--resume"), check=True, timeout=120)
+    whole = load_file(tmp_path / "whole" / "checkpoints" / "step-00000030" / "model.safetensors")
+    resumed = load_file(killed / "checkpoints" / "step-00000030" / "model.safetensors")
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name  # bitwise
+    metrics = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert metrics == list(range(1, 31))
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """A finished short run with its checkpoint folder."""
+    directory = tmp_path_factory.mktemp("run")
+    from train_support import stream_run
+
+    stream_run(str(directory), max_steps=6, checkpoint_every=3)
+    return directory / "checkpoints" / "step-00000006"
+
+
+def _corrupt(tmp_path, checkpoint, name, content):
+    copy = tmp_path / "ckpt"
+    copy.mkdir()
+    for file in checkpoint.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    (copy / name).write_bytes(content(copy / name))
+    return copy
+
+
+def test_truncated_checkpoint_is_refused(tmp_path, checkpointed):
+    broken = _corrupt(tmp_path, checkpointed, "model.safetensors", lambda p: p.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="model.safetensors is not a valid safetensors file"):
+        load_checkpoint(broken)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Exploit.marker}",))
+
+
+def test_pickle_in_place_of_weights_is_refused_without_running_it(tmp_path, checkpointed):
+    _Exploit.marker = tmp_path / "pwned"
+    evil = _corrupt(tmp_path, checkpointed, "model.safetensors", lambda p: pickle.dumps(_Exploit()))
+    with pytest.raises(CheckpointError, match="never loads pickles"):
+        load_checkpoint(evil)
+    assert not _Exploit.marker.exists()
+
+
+def test_damaged_or_foreign_json_is_refused(tmp_path, checkpointed):
+    broken = _corrupt(tmp_path, checkpointed, "trainer.json", lambda p: b'{"step": 3')
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(broken)
+    (broken / "trainer.json").write_text('{"step": 3}')
+    with pytest.raises(CheckpointError, match="not an rnnkit checkpoint"):
+        load_checkpoint(broken)
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, checkpointed):
+    run = tmp_path / "other"
+    (run / "checkpoints").mkdir(parents=True)
+    target = run / "checkpoints" / checkpointed.name
+    target.mkdir()
+    for file in checkpointed.iterdir():
+        (target / file.name).write_bytes(file.read_bytes())
+    (run / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": checkpointed.name}))
+    wider = TinyLM(hidden=24, layers=2)
+    data = StreamBatches(token_stream(300), batch_size=2, chunk_length=5)
+    trainer = Trainer(wider, data, config=TrainConfig(max_steps=8), run_dir=run, progress=False)
+    with pytest.raises(CheckpointError, match=r"different model \(.*shape mismatch .*rnn.weight_hh_l0"):
+        trainer.fit(resume=True)
