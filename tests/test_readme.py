@@ -13,3 +13,10 @@ def test_readme_python_example_runs():
     assert namespace["output"].shape == (4, 20, 64)
     assert namespace["h_n"].shape == (4, 4, 32) and namespace["c_n"].shape == (4, 4, 32)
     assert (namespace["output"][1, 7:] == 0).all()  # zero past the second sequence's length (7)
+
+
+def test_readme_training_example_runs():
+    code = re.search(r"## Training\n.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert namespace["result"]["step"] == 60 and namespace["result"]["loss"] < 1.5

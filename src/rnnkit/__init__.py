@@ -8,6 +8,9 @@ from rnnkit import init
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
 
+from rnnkit import data, diagnostics, models, train  # noqa: E402  (they build on the layers above)
+from rnnkit.train import TrainConfig, Trainer  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -20,6 +23,12 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
     "RecurrentCell",
+    "Trainer",
+    "TrainConfig",
     "init",
+    "models",
+    "train",
+    "data",
+    "diagnostics",
     "__version__",
 ]
