@@ -141,7 +141,7 @@ def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature:
         eos_id: stop once every row has emitted it (rows that finished earlier yield ``pad_id``).
 
     >>> from rnnkit.models import SequenceTagger
-    >>> lm = SequenceTagger(vocab_size=10, hidden_size=8).eval()
+    >>> lm = SequenceTagger(vocab_size=10, output_size=0, hidden_size=8).eval()
     >>> tokens = list(stream(lm, [2, 5], max_new_tokens=4, seed=0, top_k=3))
     >>> len(tokens), tokens == list(stream(lm, [2, 5], max_new_tokens=4, seed=0, top_k=3))
     (4, True)

@@ -123,7 +123,7 @@ def beam_search(decoder, state=None, *, beam_size: int, bos_id: int, eos_id: int
         beam_size: beams per sequence. alpha: length-normalisation strength (0 = none).
 
     >>> from rnnkit.models.tagger import SequenceTagger
-    >>> lm = SequenceTagger(vocab_size=8, hidden_size=8)
+    >>> lm = SequenceTagger(vocab_size=8, output_size=0, hidden_size=8)
     >>> result = beam_search(lm, None, beam_size=3, bos_id=2, eos_id=3, max_length=5, batch_size=2)
     >>> result.tokens.shape[0], result.lengths.le(5).all().item()
     (2, True)

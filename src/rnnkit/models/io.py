@@ -48,7 +48,7 @@ def save_model(model: nn.Module, directory: str | Path,
     >>> import tempfile
     >>> from rnnkit.models import SequenceTagger
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     _ = save_model(SequenceTagger(vocab_size=9, hidden_size=4), tmp)
+    ...     _ = save_model(SequenceTagger(vocab_size=9, output_size=0, hidden_size=4), tmp)
     ...     type(load_model(tmp)).__name__
     'SequenceTagger'
     """

@@ -1,7 +1,7 @@
 """Aligned many-to-many: one prediction per input step (taggers, language models, per-step forecasts).
 
 As a language model the targets are the inputs shifted by one (``targets[:, t] = inputs[:, t + 1]``)
-and ``output_size`` is the vocabulary; the final state comes back in every result so truncated
+and ``output_size=0`` makes the output the vocabulary; the final state comes back in every result so truncated
 BPTT can carry it into the next chunk, and :meth:`SequenceTagger.prime` / :meth:`SequenceTagger.step`
 let ``rnnkit.sampling`` stream tokens without re-running the prefix.
 """
@@ -25,7 +25,7 @@ from rnnkit.models.common import (
 class SequenceTaggerConfig(SequenceInputConfig):
     """Configuration of :class:`SequenceTagger`."""
 
-    output_size: int = option(0, "tags / classes / forecast features per step; 0 means vocab_size (a language model)")
+    output_size: int = option(2, "tags / classes / forecast features per step; 0 means vocab_size (a language model)")
     task: str = option("classification", "'classification' (cross-entropy per step) or 'regression' (MSE per step)")
 
     def validate(self) -> None:
@@ -55,7 +55,7 @@ class SequenceTagger(nn.Module):
         output: ``(batch, T, output_size)``; ``state`` in the result: the state at each sequence's last
         valid step.
 
-    >>> lm = SequenceTagger(vocab_size=12, hidden_size=16, cell="lstm")
+    >>> lm = SequenceTagger(vocab_size=12, output_size=0, hidden_size=16, cell="lstm")
     >>> tokens = torch.randint(4, 12, (2, 9))
     >>> out = lm(tokens[:, :-1], tokens[:, 1:])
     >>> out.output.shape, out.state[0].shape
