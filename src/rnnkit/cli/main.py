@@ -1,0 +1,63 @@
+"""The ``rnnkit`` command: ``rnnkit <command> [<verb>] [options]``; ``rnnkit <command> --help`` for each.
+
+Each command lives in its own module with ``add_parser(subparsers)``, which registers its options and
+sets ``func``; this module only dispatches and turns bad input into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from rnnkit.cli.common import CLIError
+
+#: Command modules under rnnkit.cli, in the order ``--help`` lists them.
+COMMANDS = ["textgen", "classify", "forecast", "translate", "lab", "datasets"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rnnkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Train and use recurrent neural networks (RNN, LSTM, GRU) on your own data.",
+        epilog="Example: rnnkit textgen train --out runs/shakespeare --max-steps 2000")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"rnnkit.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name == f"rnnkit.cli.{name}":
+                continue  # a command not built yet
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from rnnkit.train.checkpoint import CheckpointError
+
+    return (CLIError, CheckpointError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError,
+            UnicodeDecodeError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except _user_errors() as error:
+        if os.environ.get("RNNKIT_DEBUG") == "1":
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"rnnkit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
