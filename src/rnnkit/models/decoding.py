@@ -150,6 +150,9 @@ def beam_search(decoder, state=None, *, beam_size: int, bos_id: int, eos_id: int
         frozen[eos_id] = 0.0  # a finished beam continues only with EOS, at no cost
         step_log_probs = torch.where(finished[:, None], frozen, step_log_probs)
         candidates = (scores.reshape(-1, 1) + step_log_probs).reshape(batch, width * vocab)
+        # a dead beam (score -inf) may be fed a token whose distribution is all -inf: NaN, which topk
+        # would rank first; keep it dead
+        candidates = candidates.nan_to_num(nan=float("-inf"))
         scores, best = candidates.topk(width, dim=1)
         origin = (rows[:, None] * width + best // vocab).reshape(-1)
         tokens = (best % vocab).reshape(-1)
