@@ -4,7 +4,10 @@ Given next-token logits ``z``, sampling draws from ``softmax(z / T)`` after opti
 
 - ``top_k``: keep the ``k`` largest logits (Fan et al. 2018);
 - ``top_p`` (nucleus, Holtzman et al. 2020): keep the smallest set of most probable tokens whose
-  probabilities (after temperature) sum to at least ``p``; the most probable token is always kept.
+  probabilities sum to at least ``p``; the most probable token is always kept.
+
+Filters apply in this order: temperature, then top-k, then top-p on the distribution renormalised
+over the top-k survivors (the order of Hugging Face's logits warpers).
 
 ``temperature=0`` means arg-max (greedy). :func:`stream` runs a priming prefix through the model
 once, in one call (``model.prime``), then feeds each sampled token with ``model.step``, carrying
