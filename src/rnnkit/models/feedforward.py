@@ -60,7 +60,7 @@ class OneToOne(nn.Module):
         (flattened; with ``lengths`` the steps past each length are zeroed so padding cannot leak in),
         or ``(batch, context)`` token ids.
         targets: ``(batch,)`` class ids (``IGNORE_INDEX`` skipped) or ``(batch, output_size)`` values.
-        output: ``(batch, output_size)`` logits or predictions.
+        output: ``(batch, output_size)`` logits or predictions. ``state`` is accepted and ignored (no recurrence).
 
     >>> model = OneToOne(input_size=4, hidden_sizes=(8,), output_size=3)
     >>> out = model(torch.randn(5, 4), torch.tensor([0, 1, 2, 1, 0]))

@@ -93,7 +93,7 @@ class Seq2Seq(nn.Module):
     Shape:
         inputs: source ``(batch, S)`` token ids or ``(batch, S, input_size)`` features; ``lengths``: source lengths.
         targets: ``(batch, T)`` ids ending with ``EOS``; ``pad_id`` / ``IGNORE_INDEX`` are padding
-        (``target_lengths=`` may also be given).
+        (``target_lengths=`` may also be given). state: optional initial *encoder* state (torch.nn layout).
         output: with targets, ``(batch, T, target_vocab_size)`` logits; without, the greedy decoding
         ``(batch, L <= max_length)``. ``ModelOutput.attention``: ``(batch, T or L, S)`` or ``None``.
 
@@ -124,9 +124,9 @@ class Seq2Seq(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(hidden + (key_size if additive else 0), config.target_vocab_size)
 
-    def encode(self, inputs: Tensor, lengths=None) -> Seq2SeqState:
-        """Read the source; return the decoder's start state."""
-        outputs, final, _, mask = self.encoder(inputs, lengths)
+    def encode(self, inputs: Tensor, lengths=None, state=None) -> Seq2SeqState:
+        """Read the source (from the encoder state ``state``, default zeros); return the decoder's start state."""
+        outputs, final, _, mask = self.encoder(inputs, lengths, state)
         parts = final if isinstance(final, tuple) else (final,)
         if self.bridge is not None:  # (layers * 2, B, H) -> (layers, B, 2H) -> (layers, B, H)
             parts = tuple(torch.tanh(bridge(torch.cat([p[0::2], p[1::2]], dim=-1)))
@@ -164,7 +164,7 @@ class Seq2Seq(nn.Module):
     def forward(self, inputs: Tensor, targets: Tensor | None = None, *, lengths=None, state=None,
                 target_lengths=None, **extra) -> ModelOutput:
         config = self.config
-        state = self.encode(inputs, lengths)
+        state = self.encode(inputs, lengths, state)
         if targets is None:
             decoded = greedy_decode(self, state, bos_id=config.bos_id, eos_id=config.eos_id,
                                     max_length=config.max_length, pad_id=config.pad_id)
