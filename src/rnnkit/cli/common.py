@@ -29,10 +29,11 @@ def _type_of(field: dataclasses.Field, hints: dict) -> tuple[Any, bool]:
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, only: list[str] | None = None,
-                          skip: tuple[str, ...] = (), defaults: dict | None = None) -> None:
+                          skip: tuple[str, ...] = (), defaults: dict | None = None,
+                          aliases: dict[str, list[str]] | None = None) -> None:
     """Add ``--field-name`` options for a config dataclass, with its help texts and defaults."""
     hints = typing.get_type_hints(cls)
-    defaults = defaults or {}
+    defaults, aliases = defaults or {}, aliases or {}
     for field in dataclasses.fields(cls):
         if field.name in skip or (only is not None and field.name not in only):
             continue
@@ -40,7 +41,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, only: list[st
         default = defaults.get(field.name, field.default)
         help_text = field.metadata.get("help", "")
         if base is bool:
-            parser.add_argument(_flag(field.name), dest=field.name, default=default,
+            parser.add_argument(_flag(field.name), *aliases.get(field.name, []), dest=field.name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)
             continue
         convert = base
@@ -48,7 +49,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, only: list[st
             def convert(text, base=base):
                 return None if text.lower() in ("none", "off") else base(text)
             help_text += " ('none' turns it off)"
-        parser.add_argument(_flag(field.name), dest=field.name, type=convert, default=default,
+        parser.add_argument(_flag(field.name), *aliases.get(field.name, []), dest=field.name, type=convert,
+                            default=default,
                             choices=field.metadata.get("choices"), metavar=None if "choices" in field.metadata
                             else field.name.split("_")[-1].upper(), help=f"{help_text} (default: {default})")
 
@@ -71,7 +73,7 @@ def add_train_options(parser: argparse.ArgumentParser, *, defaults: dict | None 
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    add_dataclass_options(parser, TrainConfig, defaults=defaults)
+    add_dataclass_options(parser, TrainConfig, defaults=defaults, aliases={"clip_norm": ["--clip"]})
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

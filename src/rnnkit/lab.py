@@ -1,0 +1,328 @@
+"""The gradient lab: the classic long-memory tasks, trained under one configuration or a sweep.
+
+Introductory texts claim that a plain tanh RNN forgets over long spans because its gradients vanish,
+that gradients can also explode, and that clipping, identity initialisation (IRNN) and gated cells
+(LSTM, GRU) are the remedies. :func:`run_lab` trains one configuration on a generated task and
+reports its metric against the task's exact memoryless baseline, with the gradient flow
+``||dL/dh_t||`` at initialisation and after training; :func:`run_sweep` runs a grid of them and
+writes a table and plots, so each claim can be seen to hold or fail.
+
+Tasks (``rnnkit.datasets.synthetic``): ``adding`` (MSE, baseline 1/6), ``copy`` (cross-entropy per
+step, baseline 10 ln 8 / (T + 20)) and ``order`` (accuracy, baseline 0.25).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit import init as rk_init
+from rnnkit.datasets.synthetic import (
+    ADDING_BASELINE_MSE, ORDER_BASELINE_ACCURACY, adding_problem, copy_memory, copy_memory_baseline, temporal_order,
+)
+from rnnkit.diagnostics import GradientFlow, gradient_flow, plot_gradient_flow
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.common import option
+from rnnkit.models.tagger import SequenceTagger
+from rnnkit.train import TrainConfig, Trainer, TrainingDiverged
+
+#: task -> (generator, metric name, lower is better)
+TASKS = {
+    "adding": (adding_problem, "mse", True),
+    "copy": (copy_memory, "cross_entropy", True),
+    "order": (temporal_order, "accuracy", False),
+}
+#: lab cell name -> (model cell, default init scheme)
+CELLS = {"rnn": ("rnn", "default"), "irnn": ("rnn_relu", "identity"), "lstm": ("lstm", "default"),
+         "gru": ("gru", "default")}
+
+
+def baseline(task: str, steps: int) -> float:
+    """The metric of the best memoryless predictor."""
+    return {"adding": ADDING_BASELINE_MSE, "copy": copy_memory_baseline(steps),
+            "order": ORDER_BASELINE_ACCURACY}[task]
+
+
+@dataclasses.dataclass
+class LabConfig:
+    """One lab experiment: task, sequence length and model."""
+
+    task: str = option("adding", "adding, copy or order")
+    cell: str = option("lstm", "rnn (tanh), irnn (relu + identity init), lstm or gru")
+    T: int = option(100, "sequence length (copy: the gap between seeing and recalling)")
+    hidden_size: int = option(128, "features of the recurrent state")
+    init: str = option("auto", "auto (identity for irnn, torch's default otherwise), default, identity, "
+                               "orthogonal or xavier")
+    recurrent_scale: float = option(1.0, "multiply W_hh by this after initialisation (> 1 provokes explosion)")
+    forget_bias: float = option(1.0, "LSTM forget-gate bias")
+    test_size: int = option(1000, "held-out sequences the metric is measured on")
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+        if self.init not in ("auto", *rk_init.SCHEMES):
+            raise ValueError(f"init must be auto or one of {', '.join(rk_init.SCHEMES)}; got {self.init!r}")
+        minimum = 10 if self.task == "order" else 2 if self.task == "adding" else 1
+        if self.T < minimum:
+            raise ValueError(f"T must be >= {minimum} for the {self.task} task, got {self.T}")
+
+    @property
+    def scheme(self) -> str:
+        return CELLS[self.cell][1] if self.init == "auto" else self.init
+
+
+class TaskBatches:
+    """Fresh generated batches, ``steps`` per epoch; epoch ``e`` is reproducible from ``(seed, e)``."""
+
+    def __init__(self, task: str, steps_T: int, batch_size: int, *, steps: int = 1000, seed: int = 0) -> None:
+        self.task, self.T, self.batch_size, self.steps, self.seed = task, steps_T, batch_size, steps, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        for _ in range(self.steps):
+            yield TASKS[self.task][0](self.batch_size, self.T, generator=generator)
+
+
+def build_model(config: LabConfig) -> nn.Module:
+    """The task's model with the configured cell, initialisation and recurrent scale."""
+    cell = CELLS[config.cell][0]
+    if config.task == "copy":
+        model = SequenceTagger(vocab_size=10, embedding_dim=16, output_size=9, cell=cell,
+                               hidden_size=config.hidden_size)
+    elif config.task == "adding":
+        model = SequenceClassifier(input_size=2, output_size=1, task="regression", cell=cell,
+                                   hidden_size=config.hidden_size)
+    else:
+        model = SequenceClassifier(input_size=6, output_size=4, cell=cell, hidden_size=config.hidden_size)
+    layer = model.encoder.rnn
+    rk_init.initialize_(layer, config.scheme, forget_bias=config.forget_bias if config.cell == "lstm" else None)
+    with torch.no_grad():
+        for name, weight in layer.named_parameters():
+            if name.startswith("weight_hh"):
+                weight.mul_(config.recurrent_scale)
+    return model
+
+
+def measure(model: nn.Module, task: str, inputs: Tensor, targets: Tensor) -> float:
+    """The task's metric on a held-out set."""
+    model.eval()
+    with torch.no_grad():
+        out = model(inputs, targets)
+    if task == "order":
+        return float((out.output.argmax(-1) == targets).double().mean())
+    return float(out.loss)
+
+
+def _flow(model: nn.Module, inputs: Tensor, targets: Tensor) -> GradientFlow:
+    return gradient_flow(model, inputs[:100], targets[:100])
+
+
+def run_lab(config: LabConfig, train: TrainConfig, out: str | Path, *, resume: bool = False,
+            progress: bool = True) -> dict:
+    """Train one configuration and write ``result.json`` (and plots) into ``out``; returns the result.
+
+    The result holds ``task``, ``cell``, ``T``, ``metric``, ``value``, ``baseline``, the learning curve,
+    the largest pre-clip gradient norm, skipped (non-finite) steps, and the gradient flow at
+    initialisation and after training. A run whose gradients turn non-finite is reported as diverged.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(train.seed)
+    model = build_model(config)
+    generate, metric, lower_is_better = TASKS[config.task]
+    test_x, test_y = generate(config.test_size, config.T, generator=torch.Generator().manual_seed(10**6 + train.seed))
+    flow_init = _flow(model, test_x, test_y)
+    data = TaskBatches(config.task, config.T, train.batch_size, seed=train.seed)
+    test = [(test_x[i:i + 500], test_y[i:i + 500]) for i in range(0, len(test_x), 500)]
+
+    # The validation loss is the metric for adding (MSE) and copy (cross-entropy per step); the order
+    # task's accuracy is measured on top of it.
+    monitor = "val_loss" if lower_is_better else f"val_{metric}"
+
+    def task_metric(m, _batches):
+        return {metric: measure(m, config.task, test_x, test_y)}
+
+    trainer = Trainer(model, data, config=dataclasses.replace(train, monitor=monitor,
+                                                             monitor_mode="min" if lower_is_better else "max"),
+                      val_data=test, metrics_fn=None if lower_is_better else task_metric, run_dir=out,
+                      progress=progress, model_config={"lab": dataclasses.asdict(config)})
+    started, diverged = time.perf_counter(), None
+    try:
+        trainer.fit(resume=resume)
+    except TrainingDiverged as error:
+        diverged = str(error)
+    seconds = time.perf_counter() - started
+    value = measure(model, config.task, test_x, test_y) if diverged is None else math.nan
+    flow_after = _flow(model, test_x, test_y) if diverged is None else None
+    records = [r for r in trainer.history if "loss" in r]
+    norms = [r["grad_norm"] for r in records if math.isfinite(r["grad_norm"])]
+    result = {
+        "task": config.task, "cell": config.cell, "T": config.T, "metric": metric, "value": value,
+        "baseline": baseline(config.task, config.T), "lower_is_better": lower_is_better,
+        "clip_norm": train.clip_norm, "init": config.scheme, "recurrent_scale": config.recurrent_scale,
+        "hidden_size": config.hidden_size, "steps": trainer.step, "seconds": round(seconds, 1),
+        "max_grad_norm": max(norms) if norms else math.nan,
+        "skipped_steps": sum(1 for r in records if r.get("skipped")), "diverged": diverged,
+        "verdict": None,
+        "curve": [[r["step"], r[monitor]] for r in trainer.history if monitor in r],
+        "grad_norms": [[r["step"], r["grad_norm"]] for r in records],
+        "gradient_flow": {"init": flow_init.to_dict(), "trained": flow_after.to_dict() if flow_after else None},
+        "lab_config": dataclasses.asdict(config), "train_config": train.to_dict(),
+    }
+    result["verdict"] = verdict(result)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    flows = {"at initialisation": flow_init, **({"after training": flow_after} if flow_after else {})}
+    plot_gradient_flow(flows, out / "gradient_flow.png",
+                       title=f"{config.cell} on {config.task}, T={config.T}: ||dL/dh_t||")
+    return result
+
+
+def verdict(result: dict) -> str:
+    """How the metric compares with the memoryless baseline, in words."""
+    value, base = result["value"], result["baseline"]
+    if result["diverged"] or math.isnan(value):
+        return "diverged"
+    if result["lower_is_better"]:
+        ratio = value / base
+        return "far below the baseline" if ratio < 0.1 else "below the baseline" if ratio < 0.9 else "at the baseline"
+    if value >= 0.99:
+        return "solved (>= 99% correct)"
+    return "above chance" if value > base + 0.05 else "at chance"
+
+
+def describe(result: dict) -> str:
+    """One line: the metric against the baseline."""
+    head = f"{result['cell']} on {result['task']} T={result['T']}"
+    if result["diverged"] or math.isnan(result["value"]):
+        return f"{head}: diverged ({result['skipped_steps']} non-finite steps skipped)"
+    return (f"{head}: {result['metric']} {result['value']:.4g} vs memoryless baseline {result['baseline']:.4g} "
+            f"({result['value'] / result['baseline']:.3g}x): {verdict(result)}")
+
+
+# ------------------------------------------------------------------------------------------ sweep
+
+#: The default grid: every cell on the adding problem at three lengths with and without clipping;
+#: copy memory and temporal order at T=100; and a tanh RNN started with an oversized W_hh, with and
+#: without clipping, to show exploding gradients.
+def default_grid(lengths: tuple[int, ...] = (50, 100, 200)) -> list[tuple[LabConfig, float | None]]:
+    grid = [(LabConfig(task="adding", cell=cell, T=T), clip)
+            for T in lengths for cell in CELLS for clip in (1.0, None)]
+    grid += [(LabConfig(task=task, cell=cell, T=100), 1.0) for task in ("copy", "order") for cell in CELLS]
+    grid += [(LabConfig(task="adding", cell="rnn", T=100, recurrent_scale=4.0), clip) for clip in (1.0, None)]
+    return grid
+
+
+def run_name(config: LabConfig, clip: float | None) -> str:
+    scale = "" if config.recurrent_scale == 1.0 else f"-scale{config.recurrent_scale:g}"
+    return f"{config.task}-{config.cell}-T{config.T}{scale}-{'clip' + format(clip, 'g') if clip else 'noclip'}"
+
+
+def run_sweep(grid: list[tuple[LabConfig, float | None]], train: TrainConfig, out: str | Path, *,
+              progress: bool = True) -> list[dict]:
+    """Run every configuration (skipping those with a ``result.json`` already, so a sweep resumes) and
+    write ``results.csv``, ``results.md``, learning-curve and gradient-flow plots into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for index, (config, clip) in enumerate(grid, start=1):
+        run_dir = out / run_name(config, clip)
+        done = run_dir / "result.json"
+        if done.exists():
+            results.append(json.loads(done.read_text()))
+            continue
+        if progress:
+            print(f"[{index}/{len(grid)}] {run_name(config, clip)}", flush=True)
+        result = run_lab(config, dataclasses.replace(train, clip_norm=clip), run_dir, progress=False)
+        if progress:
+            print("   " + describe(result) + f" ({result['seconds']:.0f} s)", flush=True)
+        results.append(result)
+    write_table(results, out)
+    plot_sweep(results, out)
+    return results
+
+
+_COLUMNS = ["task", "cell", "T", "clip_norm", "init", "recurrent_scale", "metric", "value", "baseline",
+            "ratio_to_baseline", "verdict", "max_grad_norm", "skipped_steps", "steps", "seconds"]
+
+
+def write_table(results: list[dict], out: Path) -> None:
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in _COLUMNS}
+        row["ratio_to_baseline"] = r["value"] / r["baseline"] if r["baseline"] else math.nan
+        rows.append(row)
+    with open(out / "results.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def cell(value, digits=4):
+        if value is None:
+            return "off"
+        if isinstance(value, float):
+            return "diverged" if math.isnan(value) else f"{value:.{digits}g}"
+        return str(value)
+
+    lines = ["| task | cell | T | clip | init | W_hh scale | metric | value | baseline | value / baseline | "
+             "verdict | max pre-clip grad norm | skipped steps | steps | seconds |", "|" + "---|" * len(_COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row[k]) for k in _COLUMNS) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def plot_sweep(results: list[dict], out: Path) -> None:
+    """Learning curves per task and length; gradient flow at initialisation and after training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["task"], r["T"]), []).append(r)
+    for (task, steps), members in groups.items():
+        fig, (curves, norms) = plt.subplots(1, 2, figsize=(13, 4.5))
+        for r in members:
+            label = f"{r['cell']}{'' if r['clip_norm'] else ' no clip'}" + \
+                (f" W_hh x{r['recurrent_scale']:g}" if r["recurrent_scale"] != 1.0 else "")
+            if r["curve"]:
+                curves.plot(*zip(*r["curve"]), label=label)
+            finite = [(s, n) for s, n in r["grad_norms"] if math.isfinite(n) and n > 0]
+            if finite:
+                norms.semilogy(*zip(*finite), label=label, alpha=0.7)
+        curves.axhline(members[0]["baseline"], color="black", linestyle="--", label="memoryless baseline")
+        curves.set(xlabel="step", ylabel=members[0]["metric"], title=f"{task}, T={steps}: held-out metric")
+        if members[0]["lower_is_better"]:
+            curves.set_yscale("log")
+        norms.set(xlabel="step", ylabel="global gradient norm before clipping", title="gradient norm")
+        curves.legend(fontsize="small")
+        norms.legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(out / f"curves-{task}-T{steps}.png", dpi=100)
+        plt.close(fig)
+        flows = {}
+        for r in members:
+            if r["clip_norm"] and r["recurrent_scale"] == 1.0:
+                flows[f"{r['cell']} at init"] = GradientFlow(steps=r["gradient_flow"]["init"]["steps"])
+                if r["gradient_flow"]["trained"]:
+                    flows[f"{r['cell']} trained"] = GradientFlow(steps=r["gradient_flow"]["trained"]["steps"])
+        if flows:
+            plot_gradient_flow(flows, out / f"gradient-flow-{task}-T{steps}.png",
+                               title=f"{task}, T={steps}: ||dL/dh_t|| over time steps")

@@ -1,0 +1,90 @@
+"""The gradient lab: task baselines, a fast configuration that learns, the sweep's outputs, the CLI."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from rnnkit.cli.main import main
+from rnnkit.datasets.synthetic import (
+    ADDING_BASELINE_MSE, ORDER_BASELINE_ACCURACY, adding_problem, copy_memory, copy_memory_baseline, temporal_order,
+)
+from rnnkit.lab import LabConfig, run_lab, run_sweep
+from rnnkit.train import TrainConfig
+
+
+def test_adding_baseline_is_the_variance_of_the_target():
+    _, y = adding_problem(40_000, 30, generator=torch.Generator().manual_seed(0))
+    assert float(((y - 1.0) ** 2).mean()) == pytest.approx(ADDING_BASELINE_MSE, rel=0.03)
+
+
+@pytest.mark.parametrize("steps", [10, 100])
+def test_copy_baseline_equals_the_best_memoryless_predictor(steps):
+    generator = torch.Generator().manual_seed(0)
+    x, y = copy_memory(4000, steps, generator=generator)
+    assert x.shape == (4000, steps + 20) and bool((x[:, steps + 9] == 9).all())
+    assert bool((y[:, -10:] == x[:, :10]).all()) and bool((y[:, :-10] == 0).all())
+    # Per-position target frequencies: the best a model without memory can do; scored on fresh data.
+    counts = torch.stack([torch.bincount(y[:, t], minlength=9) for t in range(y.shape[1])]).double() + 1e-9
+    log_probs = (counts / counts.sum(1, keepdim=True)).log()
+    _, fresh = copy_memory(4000, steps, generator=generator)
+    empirical = -log_probs.gather(1, fresh.T).mean()
+    assert float(empirical) == pytest.approx(copy_memory_baseline(steps), rel=0.02)
+    assert copy_memory_baseline(100) == pytest.approx(10 * math.log(8) / 120)
+
+
+def test_temporal_order_classes_and_positions():
+    x, y = temporal_order(8000, 100, generator=torch.Generator().manual_seed(0))
+    symbols = x.argmax(-1)
+    relevant = symbols >= 4
+    assert bool((relevant.sum(1) == 2).all())
+    first = relevant[:, :50].float().argmax(1)
+    second = relevant[:, 50:].float().argmax(1) + 50
+    assert bool(((first >= 10) & (first < 20)).all()) and bool(((second >= 50) & (second < 60)).all())
+    rows = torch.arange(8000)
+    assert torch.equal(y, 2 * (symbols[rows, first] - 4) + (symbols[rows, second] - 4))
+    assert float(torch.bincount(y).max()) / 8000 == pytest.approx(ORDER_BASELINE_ACCURACY, abs=0.02)
+
+
+def test_lstm_beats_the_adding_baseline_by_a_wide_margin(tmp_path):
+    torch.manual_seed(0)
+    config = LabConfig(task="adding", cell="lstm", T=20, hidden_size=32, test_size=500)
+    train = TrainConfig(max_steps=500, batch_size=64, lr=1e-2, eval_every=250, checkpoint_every=500)
+    result = run_lab(config, train, tmp_path, progress=False)
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert {"task", "cell", "T", "metric", "value", "baseline"} <= saved.keys()
+    assert saved["metric"] == "mse" and saved["value"] < 0.1 * ADDING_BASELINE_MSE
+    assert result["verdict"] == "far below the baseline"
+    flow = saved["gradient_flow"]
+    assert len(flow["init"]["steps"]["encoder.rnn.l0"]) == 20 and flow["trained"] is not None
+    assert (tmp_path / "gradient_flow.png").exists() and (tmp_path / "curves.png").exists()
+
+
+def test_sweep_writes_its_table_and_plots_and_resumes(tmp_path, capsys):
+    grid = [(LabConfig(task="adding", cell=cell, T=12, hidden_size=8, test_size=100), clip)
+            for cell in ("rnn", "gru") for clip in (1.0, None)]
+    grid.append((LabConfig(task="order", cell="irnn", T=12, hidden_size=8, test_size=100), 1.0))
+    train = TrainConfig(max_steps=6, batch_size=16, eval_every=3, checkpoint_every=6)
+    results = run_sweep(grid, train, tmp_path, progress=False)
+    assert len(results) == 5
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert len(rows) == 6 and rows[0].startswith("task,cell,T,clip_norm")
+    table = (tmp_path / "results.md").read_text()
+    assert "| adding | gru | 12 | off |" in table and "| order | irnn | 12 | 1 | identity |" in table
+    for png in ("curves-adding-T12.png", "gradient-flow-adding-T12.png", "curves-order-T12.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    stamp = (tmp_path / "adding-rnn-T12-clip1" / "result.json").stat().st_mtime_ns
+    run_sweep(grid, train, tmp_path, progress=False)
+    assert (tmp_path / "adding-rnn-T12-clip1" / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_cli_runs_one_configuration_and_rejects_bad_input(tmp_path, capsys):
+    code = main(["lab", "order", "--cell", "gru", "--T", "12", "--hidden-size", "8", "--max-steps", "5",
+                 "--test-size", "50", "--out", str(tmp_path / "run"), "--quiet", "--clip", "none"])
+    out = capsys.readouterr().out
+    assert code == 0 and "gru on order T=12: accuracy" in out and "baseline 0.25" in out
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["clip_norm"] is None
+    code = main(["lab", "order", "--T", "5", "--out", str(tmp_path / "bad"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "rnnkit lab: error: T must be >= 10 for the order task, got 5"
