@@ -1,0 +1,1 @@
+"""Applications: glue between data, model and trainer, callable from Python and from the CLI."""

@@ -1,0 +1,144 @@
+"""What every application shares: run directories, reading the user's files, finishing a training run.
+
+A run directory holds ``app.json`` (which application made it, with which rnnkit, and the app's
+settings), the trainer's ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and plots, and
+``model/`` (the trained model with its vocabulary, see :func:`rnnkit.models.save_model`), which the
+``sample`` / ``predict`` / ``translate`` / ``evaluate`` verbs load. Every problem with the user's input
+raises :class:`rnnkit.cli.common.CLIError` with one line that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit.cli.common import CLIError
+from rnnkit.train import checkpoint
+
+RUN_FORMAT = 1
+APP_FILE = "app.json"
+
+
+def write_app(run_dir: Path, app: str, settings: dict) -> None:
+    """Record which application owns ``run_dir`` and with which settings."""
+    import rnnkit
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_json_atomic(run_dir / APP_FILE, {"app": app, "format": RUN_FORMAT,
+                                                     "rnnkit_version": rnnkit.__version__, "settings": settings})
+
+
+def read_app(run_dir: str | Path, app: str) -> dict:
+    """The settings of a run made by ``app``; a clear error for anything else."""
+    run_dir = Path(run_dir)
+    path = run_dir / APP_FILE
+    if not run_dir.is_dir():
+        raise CLIError(f"run directory {run_dir} does not exist; train first with `rnnkit {app} train --out {run_dir}`")
+    if not path.exists():
+        raise CLIError(f"{run_dir} is not an rnnkit run directory (no {APP_FILE}); pass the --out of a "
+                       f"`rnnkit {app} train` run")
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CLIError(f"{path} is damaged (not valid JSON)") from None
+    if info.get("app") != app:
+        raise CLIError(f"{run_dir} was made by `rnnkit {info.get('app')}`, not `rnnkit {app}`; "
+                       f"use `rnnkit {info.get('app')}` with it, or pick a {app} run")
+    if info.get("format", 0) > RUN_FORMAT:
+        raise CLIError(f"{run_dir} was written by a newer rnnkit ({info.get('rnnkit_version')}); upgrade rnnkit")
+    return info["settings"]
+
+
+def check_resume(run_dir: Path, app: str, resume: bool) -> None:
+    """Refuse to overwrite a finished or foreign run unless resuming it."""
+    if (run_dir / APP_FILE).exists():
+        read_app(run_dir, app)  # foreign or incompatible runs fail here
+        if not resume:
+            raise CLIError(f"{run_dir} already holds a {app} run; pass --resume to continue it or choose another --out")
+    elif resume:
+        raise CLIError(f"--resume: {run_dir} holds no {app} run to continue")
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """A text file's contents, with one-line errors for missing, empty and wrongly encoded files."""
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"{path}: no such file")
+    if path.is_dir():
+        raise CLIError(f"{path} is a directory; pass a text file")
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise CLIError(f"{path} is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                       f"pass --encoding with the file's encoding, e.g. --encoding latin-1") from None
+    except LookupError:
+        raise CLIError(f"unknown encoding {encoding!r}; use e.g. utf-8 or latin-1") from None
+    if not text.strip():
+        raise CLIError(f"{path} is empty")
+    return text
+
+
+def read_table(path: str | Path, *, encoding: str = "utf-8", delimiter: str | None = None) -> tuple[list[str], list[dict]]:
+    """Rows of a CSV, TSV or JSONL file as dicts (``(columns, rows)``), format from the extension.
+
+    ``.jsonl``/``.ndjson`` are JSON lines; ``.tsv``/``.tab`` are tab-separated; anything else is CSV
+    unless ``delimiter`` says otherwise.
+    """
+    path = Path(path)
+    text = read_text(path, encoding)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise CLIError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise CLIError(f"{path}, line {number}: expected a JSON object per line")
+            rows.append(row)
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        return columns, rows
+    delimiter = delimiter or ("\t" if suffix in (".tsv", ".tab") else ",")
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise CLIError(f"{path} has no header row")
+    rows = list(reader)
+    if not rows:
+        raise CLIError(f"{path} has a header but no data rows")
+    return list(reader.fieldnames), rows
+
+
+def require_columns(path: str | Path, columns: list[str], wanted: dict[str, str]) -> None:
+    """``wanted`` maps option names (``--text-column``) to column names that must exist."""
+    for option, column in wanted.items():
+        if column not in columns:
+            raise CLIError(f"{path} has no column {column!r} ({option}); available columns: {', '.join(columns)}")
+
+
+def finish_training(trainer, model: torch.nn.Module, run_dir: Path, vocab=None) -> dict:
+    """After ``fit``: load the best checkpoint's weights (when validation chose one) and save ``model/``."""
+    from rnnkit.models import save_model
+
+    best = checkpoint.find_checkpoint(run_dir / "checkpoints", "best")
+    if best is not None:
+        weights, _, _ = checkpoint.load_checkpoint(best)
+        checkpoint.load_model_state(model, weights, best)
+    if trainer.process.is_main:
+        save_model(model, run_dir / "model", vocab)
+    return {"best_checkpoint": str(best) if best else None}
+
+
+def format_metrics(values: dict[str, Any]) -> str:
+    def show(v):
+        return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v)
+
+    return "  ".join(f"{k} {show(v)}" for k, v in values.items())
