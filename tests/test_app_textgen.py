@@ -1,0 +1,117 @@
+"""rnnkit textgen: train on files, report bits per char, sample, evaluate, resume, and refuse bad input."""
+
+import json
+import math
+import random
+
+import pytest
+
+from rnnkit.apps.textgen import split_documents
+from rnnkit.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("text")
+    rng = random.Random(0)
+    words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
+    path = directory / "corpus.txt"
+    path.write_text("\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(300)))
+    return path
+
+
+def _train(corpus, out, *extra):
+    return main(["textgen", "train", "--data", str(corpus), "--out", str(out), "--max-steps", "120",
+                 "--hidden-size", "48", "--batch-size", "8", "--chunk-length", "32", "--eval-every", "60",
+                 "--quiet", "--sample-length", "40", *extra])
+
+
+@pytest.fixture(scope="module")
+def run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "char"
+    assert _train(corpus, out) == 0
+    return out
+
+
+def test_training_learns_the_text_and_reports_bits_per_char(run, corpus):
+    results = json.loads((run / "results.json").read_text())
+    text = corpus.read_text()
+    counts = {c: text.count(c) for c in set(text)}
+    unigram = -sum(n / len(text) * math.log(n / len(text)) for n in counts.values())
+    assert results["val_nats_per_char"] < 0.75 * unigram  # far better than letter frequencies alone
+    assert results["val_bits_per_char"] == pytest.approx(results["val_nats_per_char"] / math.log(2))
+    assert results["val_perplexity"] == pytest.approx(math.exp(results["val_nats_per_char"]))
+    for name in ("app.json", "config.json", "metrics.jsonl", "curves.png", "model/config.json", "model/vocab.json"):
+        assert (run / name).exists(), name
+
+
+def test_sample_is_reproducible_and_streams_after_the_prime(run, capsys):
+    outputs = []
+    for _ in range(2):
+        assert main(["textgen", "sample", "--run", str(run), "--prime", "the cat", "--length", "60", "--seed", "3"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[0].startswith("the cat") and len(outputs[0]) > 60
+    assert main(["textgen", "sample", "--run", str(run), "--length", "60", "--seed", "4"]) == 0
+    assert capsys.readouterr().out != outputs[0]
+    assert main(["textgen", "sample", "--run", str(run), "--length", "30", "--temperature", "0"]) == 0
+
+
+def test_evaluate_matches_training_report(run, corpus, capsys):
+    assert main(["textgen", "evaluate", "--run", str(run)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    results = json.loads((run / "results.json").read_text())
+    assert evaluated["val_nats_per_char"] == pytest.approx(results["val_nats_per_char"], rel=1e-5)
+    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(corpus)]) == 0
+
+
+def test_resume_continues_and_existing_runs_are_protected(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(corpus, out, "--max-steps", "30") == 0
+    assert _train(corpus, out, "--max-steps", "30") == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert _train(corpus, out, "--max-steps", "50", "--resume") == 0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == list(range(1, 51))
+
+
+def test_word_level(corpus, tmp_path, capsys):
+    assert _train(corpus, tmp_path / "words", "--level", "word") == 0
+    capsys.readouterr()
+    assert "val_nats_per_word" in json.loads((tmp_path / "words" / "results.json").read_text())
+    assert main(["textgen", "sample", "--run", str(tmp_path / "words"), "--length", "5", "--seed", "0"]) == 0
+    assert len(capsys.readouterr().out.split()) == 5
+
+
+def test_split_keeps_the_last_fraction():
+    train, val = split_documents(["a" * 90, "b" * 10], 0.2)
+    assert train == ["a" * 80] and val == ["a" * 10, "b" * 10]
+
+
+@pytest.mark.parametrize("case", ["missing", "latin1", "empty", "foreign", "not_a_run", "unknown_dataset"])
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
+    if case == "missing":
+        argv = ["textgen", "train", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")]
+        expected = "no such file"
+    elif case == "latin1":
+        (tmp_path / "l.txt").write_bytes("café crème\n".encode("latin-1") * 50)
+        argv = ["textgen", "train", "--data", str(tmp_path / "l.txt"), "--out", str(tmp_path / "o")]
+        expected = "pass --encoding"
+    elif case == "empty":
+        (tmp_path / "e.txt").write_text("  \n")
+        argv = ["textgen", "train", "--data", str(tmp_path / "e.txt"), "--out", str(tmp_path / "o")]
+        expected = "is empty"
+    elif case == "foreign":
+        (tmp_path / "r").mkdir()
+        (tmp_path / "r" / "app.json").write_text(json.dumps({"app": "classify", "format": 1, "settings": {}}))
+        argv = ["textgen", "sample", "--run", str(tmp_path / "r")]
+        expected = "was made by `rnnkit classify`"
+    elif case == "not_a_run":
+        argv = ["textgen", "sample", "--run", str(tmp_path)]
+        expected = "not an rnnkit run directory"
+    else:
+        argv = ["textgen", "train", "--dataset", "nope", "--out", str(tmp_path / "o")]
+        expected = "unknown text dataset 'nope'"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
