@@ -301,3 +301,16 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, checkpointed):
     trainer = Trainer(wider, data, config=TrainConfig(max_steps=8), run_dir=run, progress=False)
     with pytest.raises(CheckpointError, match=r"different model \(.*shape mismatch .*rnn.weight_hh_l0"):
         trainer.fit(resume=True)
+
+
+def test_time_limit_stops_cleanly_with_a_checkpoint(tmp_path):
+    def slow_mse(output, batch):
+        time.sleep(0.02)
+        return mse(output, batch)
+
+    config = TrainConfig(max_steps=10_000, max_minutes=0.2 / 60, batch_size=16, checkpoint_every=10_000)
+    trainer = Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, loss_fn=slow_mse, run_dir=tmp_path,
+                      progress=False)
+    result = trainer.fit()
+    assert result["stopped"].startswith("time limit") and 3 <= result["step"] < 100
+    assert load_checkpoint(find_checkpoint(tmp_path / "checkpoints"))[2]["step"] == result["step"]

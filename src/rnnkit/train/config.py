@@ -22,6 +22,7 @@ class TrainConfig:
     """
 
     max_steps: int = _opt(1000, "optimizer steps to train for")
+    max_minutes: float | None = _opt(None, "also stop (with a checkpoint) after this much training time")
     batch_size: int = _opt(32, "examples per step over all processes (a dataset is batched with it)")
     optimizer: str = _opt("adam", "one of " + ", ".join(OPTIMIZERS), choices=OPTIMIZERS)
     lr: float = _opt(2e-3, "peak learning rate")
@@ -61,6 +62,8 @@ class TrainConfig:
                               ("monitor_mode", ("min", "max"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("clip_norm", "clip_value"):

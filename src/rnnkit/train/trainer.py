@@ -422,6 +422,7 @@ class Trainer:
         batches = self._epoch_iterator()
         last: dict = {}
         previous_handler = self._catch_interrupt(progress)
+        clock = time.perf_counter()
         try:
             while self.step < config.max_steps and not self.stop_reason:
                 started = time.perf_counter()
@@ -445,6 +446,12 @@ class Trainer:
                     continue
                 if config.grad_flow_every and self.step % config.grad_flow_every == 0:
                     self._log_gradient_flow(batch)
+                if config.max_minutes is not None and not self.stop_reason:
+                    # Rank 0's clock decides for everyone, so all processes stop at the same step.
+                    over = time.perf_counter() - clock > 60 * config.max_minutes if self.process.is_main else False
+                    if distributed.all_sum([float(over)], self.process, self.device)[0]:
+                        self.stop_reason = f"time limit of {config.max_minutes:g} minutes"
+                        progress.message(f"step {self.step}: {self.stop_reason} reached")
                 evaluated = self._maybe_evaluate(metrics, progress)
                 if self.step % config.checkpoint_every == 0 and not evaluated.get("saved"):
                     self.save()
