@@ -106,7 +106,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
                 "PyPI statsmodels (Keeling & Whorf, CDIAC)", "public domain", "2,284 weeks",
                 INSTALL_EXTRA, series.co2, _packages("co2", "pandas", "statsmodels")),
     DatasetInfo("airline", "series", "Box & Jenkins monthly international airline passengers, 1949-1960",
-                "PyPI pmdarima (load_airpassengers)", "classic public series; package MIT", "144 months",
+                "PyPI pmdarima (load_airpassengers)", "historical statistics, no licence stated; package MIT", "144 months",
                 INSTALL_EXTRA, series.airline, _packages("airline", "pandas", "pmdarima")),
     DatasetInfo("number_words", "pairs", "numerals to words in 56 languages, e.g. 90210 -> words",
                 "PyPI num2words (generated)", "LGPL-2.1 (generator)", "10,000 pairs by default",

@@ -104,8 +104,9 @@ def airline() -> pd.DataFrame:
     """Box & Jenkins' monthly totals of international airline passengers (thousands), January 1949 to
     December 1960: 144 rows, columns ``time, passengers`` (the classic ``AirPassengers`` series).
 
-    Source: ``pmdarima.datasets.load_airpassengers`` (PyPI ``pmdarima``, MIT). The series is from
-    Box, Jenkins & Reinsel, *Time Series Analysis* (1976), series G, as in R's ``datasets``.
+    Source: ``pmdarima.datasets.load_airpassengers`` (PyPI ``pmdarima``). The series is from Box, Jenkins
+    & Reinsel, *Time Series Analysis* (1976), series G, as in R's ``datasets``. Licence: pmdarima is MIT;
+    the figures are historical statistics that no separate licence covers, redistributed freely for decades.
     """
     pd = _pandas("airline")
     values = import_module("airline", "pmdarima.datasets").load_airpassengers()
