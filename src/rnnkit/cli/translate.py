@@ -1,0 +1,123 @@
+"""``rnnkit translate``: sequence-to-sequence models on source/target pairs.
+
+  train      learn from a TSV file (source<TAB>target per line) or a built-in data set
+  evaluate   BLEU, chrF and exact match of a trained run (its test split, or another TSV file)
+  translate  translate texts given as arguments, with --file, or on stdin, by beam search
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rnnkit.cli.common import CLIError, add_dataclass_options, add_train_options, dataclass_from_args, train_config
+
+EXAMPLES = """examples:
+  rnnkit translate train --out runs/add                      # Keras' 3-digit addition, "535+61" -> "596"
+  rnnkit translate train --data pairs.tsv --source-level word --target-level word --out runs/en-fr
+  rnnkit translate train --dataset number_words --language fr --out runs/nw --max-steps 5000
+  rnnkit translate train --out runs/add --resume --max-steps 6000   # continue a run
+  rnnkit translate evaluate --run runs/add                   # BLEU, chrF, exact match on the test split
+  rnnkit translate translate --run runs/add "535+61" "12+7" --beam 5
+  echo "999+1" | rnnkit translate translate --run runs/add
+"""
+
+
+def _parser(verbs, name: str, help: str):
+    return verbs.add_parser(name, help=help, description=help, epilog=EXAMPLES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _decoding_options(parser, beam: int) -> None:
+    parser.add_argument("--run", required=True, metavar="DIR", help="run directory of `rnnkit translate train`")
+    parser.add_argument("--beam", type=int, default=beam, metavar="N", help=f"beam size; 1 is greedy (default: {beam})")
+    parser.add_argument("--alpha", type=float, default=0.6,
+                        help="GNMT length-normalisation strength for beam search; 0 = none (default: 0.6)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def add_parser(subparsers) -> None:
+    from rnnkit.apps.translate import TRAIN_DEFAULTS, TranslateConfig
+
+    command = subparsers.add_parser("translate", help="sequence to sequence: train on pairs, BLEU, beam search",
+                                    description=__doc__, epilog=EXAMPLES,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    train = _parser(verbs, "train", "train a seq2seq model with attention on source/target pairs")
+    add_dataclass_options(train, TranslateConfig)
+    add_train_options(train, defaults=TRAIN_DEFAULTS)
+    train.set_defaults(func=run_train)
+
+    evaluate = _parser(verbs, "evaluate", "BLEU, chrF and exact match of a trained run")
+    _decoding_options(evaluate, beam=1)
+    evaluate.add_argument("--data", metavar="FILE", help="TSV pairs to score (default: the run's test split)")
+    evaluate.add_argument("--encoding", default="utf-8", help="encoding of --data (default: utf-8)")
+    evaluate.add_argument("--header", choices=("auto", "yes", "no"), default="auto",
+                          help="whether --data starts with a header line (default: auto)")
+    evaluate.add_argument("--bleu", action=argparse.BooleanOptionalAction, default=True,
+                          help="compute BLEU and chrF with sacrebleu (default: on)")
+    evaluate.add_argument("--predictions", metavar="FILE", help="also write source<TAB>output per pair here")
+    evaluate.set_defaults(func=run_evaluate)
+
+    translate = _parser(verbs, "translate", "translate texts with a trained run")
+    _decoding_options(translate, beam=5)
+    translate.add_argument("texts", nargs="*", metavar="TEXT", help="texts to translate (default: --file or stdin)")
+    translate.add_argument("--file", metavar="FILE", help="translate every non-blank line of this file")
+    translate.add_argument("--encoding", default="utf-8", help="encoding of --file and stdin (default: utf-8)")
+    translate.set_defaults(func=run_translate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rnnkit.apps.common import format_metrics
+    from rnnkit.apps.translate import TranslateConfig, train
+
+    config = dataclass_from_args(TranslateConfig, args)
+    results = train(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
+    if "exact_match" not in results:  # a torchrun worker other than rank 0
+        return 0
+    shown = {k: results[k] for k in ("exact_match", "bleu", "chrf", "examples", "steps", "train_seconds") if k in results}
+    print(f"test: {format_metrics(shown)}")
+    for example in results["examples_shown"]:
+        print(f"  {example['source']!r} -> {example['output']!r} (reference {example['reference']!r})")
+    print(f"run: {args.out} (results.json, model/, attention.png, curves.png); next: "
+          f"rnnkit translate translate --run {args.out} TEXT")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.apps.translate import evaluate
+
+    result = evaluate(args.run, args.data, beam=args.beam, alpha=args.alpha, encoding=args.encoding,
+                      header=args.header, device=args.device, bleu=args.bleu, predictions=args.predictions,
+                      progress=True)
+    print(json.dumps(result))
+    return 0
+
+
+def _read_stdin(encoding: str) -> str:
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise CLIError(f"stdin is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                       f"pass --encoding, e.g. --encoding latin-1") from None
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from rnnkit.apps.common import read_text
+    from rnnkit.apps.translate import translate
+
+    if args.texts and args.file:
+        raise CLIError("give texts as arguments or --file, not both")
+    if args.texts:
+        texts = args.texts
+    else:
+        text = read_text(args.file, args.encoding) if args.file else _read_stdin(args.encoding)
+        texts = [line.strip() for line in text.splitlines() if line.strip()]
+        if not texts:
+            raise CLIError(f"{args.file or 'stdin'} holds no text to translate")
+    for output in translate(args.run, texts, beam=args.beam, alpha=args.alpha, device=args.device):
+        print(output)
+    return 0
