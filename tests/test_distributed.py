@@ -34,3 +34,17 @@ def test_two_processes_match_one_on_the_combined_batch(tmp_path, kind):
     assert info["world_size"] == 2 and len(info["random"]) == 2
     lines = (tmp_path / "double" / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 6  # rank 0 alone writes the metrics
+
+
+def test_a_cli_command_trains_under_torchrun(tmp_path):
+    (tmp_path / "text.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 200)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "rnnkit.cli.main", "textgen", "train", "--data", str(tmp_path / "text.txt"),
+               "--out", str(tmp_path / "run"), "--max-steps", "12", "--hidden-size", "16", "--batch-size", "4",
+               "--chunk-length", "16", "--eval-every", "6", "--sample-length", "20", "--quiet"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("val_nats_per_char") == 1  # rank 0 alone reports
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()

@@ -19,15 +19,18 @@ import torch
 
 from rnnkit.cli.common import CLIError
 from rnnkit.train import checkpoint
+from rnnkit.train.distributed import launched_rank
 
 RUN_FORMAT = 1
 APP_FILE = "app.json"
 
 
 def write_app(run_dir: Path, app: str, settings: dict) -> None:
-    """Record which application owns ``run_dir`` and with which settings."""
+    """Record which application owns ``run_dir`` and with which settings (rank 0 writes under torchrun)."""
     import rnnkit
 
+    if launched_rank() != 0:
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint.write_json_atomic(run_dir / APP_FILE, {"app": app, "format": RUN_FORMAT,
                                                      "rnnkit_version": rnnkit.__version__, "settings": settings})
@@ -55,7 +58,13 @@ def read_app(run_dir: str | Path, app: str) -> dict:
 
 
 def check_resume(run_dir: Path, app: str, resume: bool) -> None:
-    """Refuse to overwrite a finished or foreign run unless resuming it."""
+    """Refuse to overwrite a finished or foreign run unless resuming it.
+
+    Under torchrun only rank 0 checks (the others would race with its writes); if it refuses, torchrun
+    stops the other processes.
+    """
+    if launched_rank() != 0:
+        return
     if (run_dir / APP_FILE).exists():
         read_app(run_dir, app)  # foreign or incompatible runs fail here
         if not resume:

@@ -24,6 +24,7 @@ from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.common import option
 from rnnkit.train import TrainConfig, Trainer
+from rnnkit.train.distributed import launched_rank
 
 APP = "textgen"
 
@@ -51,6 +52,10 @@ class TextgenSettings:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.chunk_length < 2:
             raise ValueError(f"chunk_length must be >= 2, got {self.chunk_length}")
+
+
+def trainer_is_main() -> bool:
+    return launched_rank() == 0
 
 
 def load_documents(files: list[str] | None, dataset: str | None, encoding: str = "utf-8") -> tuple[list[str], str]:
@@ -131,8 +136,9 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = "st
                    "train_tokens": train_tokens, "val_tokens": val_tokens, "dataset": None if files else dataset,
                    "files": files or [], "val_batch_size": val_batch}
     write_app(out, APP, description)
-    vocab.save(out / "vocab.json")
-    if progress:
+    if trainer_is_main():
+        vocab.save(out / "vocab.json")
+    if progress and trainer_is_main():
         print(f"textgen: {source}: {train_tokens:,} training and {val_tokens:,} validation {settings.level}s, "
               f"vocabulary {len(vocab)}; {settings.cell.upper()}({settings.hidden_size}) x {settings.num_layers}, "
               f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
@@ -143,7 +149,8 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = "st
     metrics = language_model_metrics(trainer.evaluate(val_data)["val_loss"], settings.level)
     if sample_after and trainer.process.is_main:
         metrics["sample"] = "".join(sample(out, prime=None, length=sample_after, seed=config.seed))
-    (out / "results.json").write_text(json.dumps(metrics, indent=1))
+    if trainer.process.is_main:
+        (out / "results.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
 

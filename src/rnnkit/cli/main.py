@@ -45,6 +45,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from rnnkit.train.distributed import launched_rank
+
+    if launched_rank() != 0:
+        # Under torchrun every process runs the command; rank 0 alone reports (errors still show).
+        sys.stdout = open(os.devnull, "w")
     try:
         result = args.func(args)
     except _user_errors() as error:

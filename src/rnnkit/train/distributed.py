@@ -32,6 +32,11 @@ class Process:
         return self.world_size > 1
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun); needs no process group."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: str) -> tuple[Process, torch.device]:
     """Join the process group if launched by torchrun; return this process and its device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
