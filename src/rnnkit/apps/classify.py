@@ -1,0 +1,388 @@
+"""Text classification (sentiment, topics): train on a labelled file or a built-in data set, evaluate,
+predict.
+
+The texts are tokenised (words and punctuation, or characters), a vocabulary is built on the training
+split only, and a :class:`~rnnkit.models.SequenceClassifier` (by default a bidirectional GRU with max
+pooling over time) is trained with :class:`~rnnkit.train.Trainer`. The data is split into train,
+validation and test parts stratified by label with a seed (a built-in data set's own test part is kept
+as the test part). The test part's accuracy, macro-F1 and confusion matrix are reported next to the
+majority-class baseline; the class labels, the tokenisation and the split are saved in the run
+directory's ``app.json``, the model and its vocabulary in ``model/``.
+
+>>> settings = ClassifySettings(data="reviews.csv", text_column="review", label_column="stars")
+>>> settings.level, settings.cell, settings.bidirectional
+('word', 'gru', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from rnnkit.apps.common import (
+    check_resume, finish_training, format_metrics, read_app, read_table, require_columns, write_app,
+)
+from rnnkit.cli.common import CLIError
+from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
+from rnnkit.models.common import option
+from rnnkit.train import TrainConfig, Trainer
+
+APP = "classify"
+DEFAULT_DATASET = "tweets"
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclasses.dataclass
+class ClassifySettings:
+    """What to train on and which model to train (everything but the optimisation)."""
+
+    data: str | None = option(None, "a CSV, TSV or JSONL file with a text and a label column")
+    dataset: str | None = option(None, f"a built-in classification data set when --data is not given "
+                                       f"(tweets or drug_reviews; default {DEFAULT_DATASET})")
+    text_column: str = option("text", "column holding the text")
+    label_column: str = option("label", "column holding the class label")
+    encoding: str = option("utf-8", "encoding of --data, e.g. latin-1")
+    skip_empty: bool = option(False, "drop rows whose text or label is empty instead of stopping")
+    level: str = option("word", "tokens: 'word' (words and punctuation) or 'char'")
+    lowercase: bool = option(True, "lowercase the text before tokenising")
+    min_freq: int = option(2, "keep tokens seen at least this often in the training split")
+    max_vocab: int = option(20000, "keep at most this many tokens")
+    max_length: int = option(200, "truncate texts to this many tokens")
+    val_fraction: float = option(0.1, "share of the data for validation (stratified)")
+    test_fraction: float = option(0.2, "share of the data for the test (stratified; a built-in set keeps its own)")
+    cell: str = option("gru", "recurrent cell: gru, lstm, rnn")
+    hidden_size: int = option(64, "features of the recurrent state per direction")
+    embedding_dim: int = option(64, "token embedding size")
+    num_layers: int = option(1, "stacked recurrent layers")
+    bidirectional: bool = option(True, "read each text in both directions")
+    summary: str = option("max", "how the sequence is summarised: last, mean, max or attention")
+    dropout: float = option(0.3, "dropout on embeddings and before the output layer")
+
+    def __post_init__(self) -> None:
+        if self.level not in ("word", "char"):
+            raise ValueError(f"level must be 'word' or 'char', got {self.level!r}")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be below 1")
+        for name in ("min_freq", "max_vocab", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+Examples = list[tuple[str, str]]
+
+
+# ------------------------------------------------------------------------------------------ data
+def normalize(text: str, level: str, lowercase: bool) -> str:
+    """The text as the vocabulary sees it: lowercased, words and punctuation separated by spaces."""
+    text = text.lower() if lowercase else text
+    return " ".join(_TOKEN.findall(text)) if level == "word" else text
+
+
+def read_examples(path: str, text_column: str, label_column: str, *, encoding: str = "utf-8",
+                  skip_empty: bool = False, need_labels: bool = True) -> Examples:
+    """``(text, label)`` pairs from a CSV/TSV/JSONL file, with one-line errors naming the row."""
+    columns, rows = read_table(path, encoding=encoding)
+    wanted = {"--text-column": text_column, **({"--label-column": label_column} if need_labels else {})}
+    require_columns(path, columns, wanted)
+    examples, dropped = [], 0
+    for number, row in enumerate(rows, start=1):
+        text, label = row.get(text_column), row.get(label_column) if need_labels else ""
+        text = "" if text is None else str(text)
+        label = "" if label is None else str(label).strip()
+        if not text.strip() or (need_labels and not label):
+            if skip_empty:
+                dropped += 1
+                continue
+            what = "text" if not text.strip() else "label"
+            column = text_column if what == "text" else label_column
+            raise CLIError(f"{path}, data row {number}: empty {what} (column {column!r}); fix the file or "
+                           f"pass --skip-empty to drop such rows")
+        examples.append((text, label))
+    if dropped:
+        print(f"note: dropped {dropped} rows with an empty text or label", file=sys.stderr)
+    if not examples:
+        raise CLIError(f"{path} has no rows with both a text and a label")
+    return examples
+
+
+def load_dataset(name: str) -> tuple[Examples, Examples]:
+    """A built-in classification data set as ``(train, test)``."""
+    from rnnkit import datasets
+
+    info = datasets.info(name)
+    if info.kind != "classification":
+        known = ", ".join(d.name for d in datasets.list_datasets(kind="classification"))
+        raise CLIError(f"data set {name!r} is a {info.kind} data set; classify takes one of: {known}")
+    split = datasets.load(name)
+    return [tuple(e) for e in split.train], [tuple(e) for e in split.test]
+
+
+def stratified_split(examples: Examples, fractions: Sequence[float], seed: int) -> list[Examples]:
+    """Split into ``len(fractions) + 1`` parts (the first takes the rest), per label, shuffled by ``seed``."""
+    by_label: dict[str, list] = {}
+    for example in examples:
+        by_label.setdefault(example[1], []).append(example)
+    parts: list[Examples] = [[] for _ in range(len(fractions) + 1)]
+    rng = random.Random(seed)
+    for label in sorted(by_label):
+        items = by_label[label]
+        rng.shuffle(items)
+        start = len(items)
+        for index, fraction in enumerate(fractions, start=1):
+            count = round(len(items) * fraction) if len(items) >= 3 else 0
+            parts[index].extend(items[start - count:start])
+            start -= count
+        parts[0].extend(items[:start])
+    for part in parts:
+        rng.shuffle(part)
+    return parts
+
+
+def split_data(settings: ClassifySettings, seed: int) -> tuple[Examples, Examples, Examples, str]:
+    """``(train, val, test, source)`` as the settings describe."""
+    if settings.data is not None:
+        examples = read_examples(settings.data, settings.text_column, settings.label_column,
+                                 encoding=settings.encoding, skip_empty=settings.skip_empty)
+        train, val, test = stratified_split(examples, [settings.val_fraction, settings.test_fraction], seed)
+        return train, val, test, settings.data
+    name = settings.dataset or DEFAULT_DATASET
+    pool, test = load_dataset(name)
+    train, val = stratified_split(pool, [settings.val_fraction], seed)
+    return train, val, test, f"data set {name}"
+
+
+class TextDataset(Dataset):
+    """Token ids (truncated, never empty) and class ids."""
+
+    def __init__(self, examples: Examples, vocab: Vocabulary, labels: list[str], settings: dict) -> None:
+        index = {label: i for i, label in enumerate(labels)}
+        self.items = [(encode(text, vocab, settings), index[label]) for text, label in examples]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+def encode(text: str, vocab: Vocabulary, settings: dict) -> list[int]:
+    ids = vocab.encode(normalize(text, settings["level"], settings["lowercase"]))[: settings["max_length"]]
+    return ids or [UNK_ID]
+
+
+def collate(items) -> dict:
+    inputs, lengths = pad_batch([ids for ids, _ in items])
+    return {"inputs": inputs, "targets": torch.tensor([label for _, label in items]), "lengths": lengths}
+
+
+# --------------------------------------------------------------------------------------- metrics
+@torch.no_grad()
+def predict_ids(model: torch.nn.Module, ids: list[list[int]], batch_size: int = 256) -> torch.Tensor:
+    """Class probabilities ``(n, classes)`` for lists of token ids."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(ids), batch_size):
+        inputs, lengths = pad_batch(ids[start:start + batch_size])
+        out.append(torch.softmax(model(inputs.to(device), lengths=lengths).output.float(), -1).cpu())
+    return torch.cat(out)
+
+
+def scores(truth: list[int], predicted: list[int], classes: int) -> dict:
+    """Accuracy, macro-F1 (over the classes present in truth or predictions) and the confusion matrix."""
+    confusion = [[0] * classes for _ in range(classes)]
+    for t, p in zip(truth, predicted):
+        confusion[t][p] += 1
+    f1s = []
+    for c in range(classes):
+        tp = confusion[c][c]
+        actual, guessed = sum(confusion[c]), sum(row[c] for row in confusion)
+        if actual or guessed:
+            f1s.append(2 * tp / (actual + guessed))
+    accuracy = sum(confusion[c][c] for c in range(classes)) / max(len(truth), 1)
+    return {"accuracy": accuracy, "macro_f1": sum(f1s) / max(len(f1s), 1), "confusion": confusion}
+
+
+def val_metrics(model: torch.nn.Module, batches) -> dict:
+    truth, predicted = [], []
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        for batch in batches:
+            logits = model(batch["inputs"].to(device), lengths=batch["lengths"]).output
+            truth += batch["targets"].tolist()
+            predicted += logits.argmax(-1).tolist()
+    result = scores(truth, predicted, model.config.output_size)
+    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
+
+
+def measure(model, vocab: Vocabulary, settings: dict, examples: Examples) -> dict:
+    """Accuracy, macro-F1, confusion matrix and the majority-class baseline on ``examples``."""
+    labels = settings["labels"]
+    unknown = sorted({label for _, label in examples} - set(labels))
+    if unknown:
+        raise CLIError(f"labels {unknown} were not seen in training; the model knows: {', '.join(labels)}")
+    truth = [labels.index(label) for _, label in examples]
+    probs = predict_ids(model, [encode(text, vocab, settings) for text, _ in examples])
+    result = scores(truth, probs.argmax(-1).tolist(), len(labels))
+    majority = settings.get("majority_label", labels[0])
+    result["majority_baseline_accuracy"] = sum(label == majority for _, label in examples) / len(examples)
+    result["examples"] = len(examples)
+    return result
+
+
+def format_confusion(confusion: list[list[int]], labels: list[str]) -> str:
+    """The confusion matrix as text: rows are the true labels, columns the predictions."""
+    width = max(8, *(len(label) for label in labels)) + 1
+    lines = ["true \\ predicted".ljust(width) + "".join(label[:width - 1].rjust(width) for label in labels)]
+    for label, row in zip(labels, confusion):
+        lines.append(label[:width - 1].ljust(width) + "".join(str(n).rjust(width) for n in row))
+    return "\n".join(lines)
+
+
+def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(4.0, 0.6 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size, size * 0.85))
+    axes.imshow(confusion, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    top = max(max(row) for row in confusion) or 1
+    for i, row in enumerate(confusion):
+        for j, n in enumerate(row):
+            axes.text(j, i, str(n), ha="center", va="center", color="white" if n > top / 2 else "black")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------- verbs
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, resume: bool = False,
+          progress: bool = True) -> dict:
+    """Train a classifier into the run directory ``out``; returns the test metrics.
+
+    The result holds ``accuracy``, ``macro_f1``, ``confusion`` (rows true, columns predicted, in the
+    order of ``labels``), ``majority_baseline_accuracy``, ``labels`` and the split sizes.
+    """
+    from rnnkit.models import SequenceClassifier
+
+    out = Path(out)
+    check_resume(out, APP, resume)
+    if resume:
+        saved = read_app(out, APP)
+        settings = ClassifySettings(**{f.name: saved[f.name] for f in dataclasses.fields(ClassifySettings)})
+    train_part, val_part, test_part, source = split_data(settings, config.seed)
+    if not train_part:
+        raise CLIError(f"{source}: nothing left to train on after the split")
+    labels = sorted({label for _, label in train_part + val_part + test_part})
+    if len(labels) < 2:
+        raise CLIError(f"{source} has a single label ({labels[0]!r}); classification needs at least two")
+    vocab = Vocabulary.build((normalize(t, settings.level, settings.lowercase) for t, _ in train_part),
+                             level=settings.level, min_freq=settings.min_freq, max_size=settings.max_vocab)
+    counts = {label: sum(1 for _, l in train_part if l == label) for label in labels}
+    if settings.data is not None:
+        settings = dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
+    info = {**dataclasses.asdict(settings), "labels": labels, "source": source,
+            "majority_label": max(labels, key=lambda label: counts[label]),
+            "sizes": {"train": len(train_part), "val": len(val_part), "test": len(test_part)}}
+    if resume and (saved["labels"] != labels or saved["sizes"] != info["sizes"]):
+        raise CLIError(f"--resume: {source} no longer gives the labels and split the run started with")
+    model = SequenceClassifier(vocab_size=len(vocab), embedding_dim=settings.embedding_dim, cell=settings.cell,
+                               hidden_size=settings.hidden_size, num_layers=settings.num_layers,
+                               bidirectional=settings.bidirectional, summary=settings.summary,
+                               dropout=settings.dropout, output_size=len(labels))
+    if not resume and _is_main():
+        write_app(out, APP, info)
+    val_data = TextDataset(val_part, vocab, labels, info) if val_part else None
+    trainer = Trainer(model, TextDataset(train_part, vocab, labels, info), config=config, val_data=val_data,
+                      run_dir=out, collate_fn=collate, metrics_fn=val_metrics, progress=progress,
+                      model_config={"classifier": dataclasses.asdict(model.config), "labels": labels})
+    fitted = trainer.fit(resume=resume)
+    finish_training(trainer, model, out, vocab)
+    result = {"labels": labels, **info["sizes"], "steps": fitted["step"]}
+    if test_part:
+        result.update(measure(model, vocab, info, test_part))
+    if trainer.process.is_main:
+        (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        if test_part:
+            plot_confusion(result["confusion"], labels, out / "confusion_matrix.png",
+                           f"test: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
+    return result
+
+
+def load_run(run: str | Path, device: str = "cpu"):
+    """``(model, vocab, settings)`` of a classify run directory."""
+    from rnnkit.models import load_model, load_vocab
+
+    run = Path(run)
+    settings = read_app(run, APP)
+    if not (run / "model" / "config.json").exists():
+        raise CLIError(f"{run} has no trained model yet (model/ is missing); finish or --resume its training")
+    model = load_model(run / "model").to(device)
+    return model, load_vocab(run / "model"), settings
+
+
+def evaluate(run: str | Path, *, data: str | None = None, text_column: str | None = None,
+             label_column: str | None = None, encoding: str = "utf-8", skip_empty: bool = False,
+             seed: int | None = None, device: str = "cpu") -> dict:
+    """Accuracy, macro-F1 and confusion matrix of a trained run: on ``data`` (every row) if given, else
+    on the run's own test split (rebuilt from its saved settings and ``seed``, default the run's)."""
+    model, vocab, settings = load_run(run, device)
+    if data is not None:
+        examples = read_examples(data, text_column or settings["text_column"],
+                                 label_column or settings["label_column"], encoding=encoding, skip_empty=skip_empty)
+        where = data
+    else:
+        seed = json.loads((Path(run) / "config.json").read_text())["seed"] if seed is None else seed
+        saved = ClassifySettings(**{f.name: settings[f.name] for f in dataclasses.fields(ClassifySettings)})
+        examples, where = split_data(saved, seed)[2], "the run's test split"
+        if not examples:
+            raise CLIError(f"{run} has no test split (test_fraction 0); pass --data FILE")
+    result = measure(model, vocab, settings, examples)
+    result["labels"], result["evaluated_on"] = settings["labels"], where
+    return result
+
+
+def predict(run: str | Path, texts: Sequence[str], *, device: str = "cpu") -> list[dict]:
+    """For each text: ``{"text", "label", "probability", "probabilities": {label: p}}``."""
+    if not texts:
+        raise CLIError("no texts to classify; pass them as arguments, with --file, or on stdin")
+    model, vocab, settings = load_run(run, device)
+    probs = predict_ids(model, [encode(text, vocab, settings) for text in texts])
+    labels = settings["labels"]
+    results = []
+    for text, row in zip(texts, probs.tolist()):
+        best = max(range(len(labels)), key=row.__getitem__)
+        results.append({"text": text, "label": labels[best], "probability": row[best],
+                        "probabilities": dict(zip(labels, row))})
+    return results
+
+
+def describe(result: dict) -> str:
+    """The test metrics on one line, then the confusion matrix."""
+    head = format_metrics({"accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
+                           "majority_baseline": result["majority_baseline_accuracy"]})
+    return f"{head}  ({result['examples']} examples)\n{format_confusion(result['confusion'], result['labels'])}"
