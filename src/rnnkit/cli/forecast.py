@@ -1,0 +1,96 @@
+"""``rnnkit forecast``: time-series forecasting on your own CSV or a built-in series, against naive baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
+
+TRAIN_DEFAULTS = {"max_steps": 1500, "batch_size": 32, "lr": 3e-3, "eval_every": 100, "checkpoint_every": 100,
+                  "log_every": 100}
+
+EXAMPLES = """examples:
+  rnnkit forecast train --out runs/airline                        # built-in airline passengers (rnnkit[data])
+  rnnkit forecast train --data sensors.csv --time-column timestamp --columns temp,humidity,load \\
+      --targets load --lookback 48 --horizon 12 --out runs/load
+  rnnkit forecast train --data prices.csv --targets close --fill ffill --season 5 --out runs/prices
+  rnnkit forecast evaluate --run runs/load                        # the run's test part again
+  rnnkit forecast evaluate --run runs/load --data newer.csv       # every window of another file
+  rnnkit forecast predict --run runs/load                         # the next horizon after the training file
+  rnnkit forecast predict --run runs/load --data latest.csv --json
+"""
+
+
+def add_parser(subparsers) -> None:
+    from rnnkit.apps.forecast import FILLS, ForecastSettings
+
+    formatter = argparse.RawDescriptionHelpFormatter
+    command = subparsers.add_parser("forecast", help="time-series forecasting: train, evaluate, predict",
+                                    description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
+    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    train = verbs.add_parser("train", help="train a forecaster; writes a run directory", epilog=EXAMPLES,
+                             formatter_class=formatter,
+                             description="Train on --data FILE (a time column and value columns) or a built-in "
+                                         "--dataset, split in time order; report MAE, RMSE and sMAPE on the test "
+                                         "part next to the naive and seasonal-naive forecasts, and plot "
+                                         "forecast.png.")
+    add_dataclass_options(train, ForecastSettings)
+    add_train_options(train, defaults=TRAIN_DEFAULTS)
+    train.set_defaults(func=run_train)
+
+    def data_options(parser: argparse.ArgumentParser, what: str) -> None:
+        parser.add_argument("--run", required=True, metavar="DIR", help="the --out of a `forecast train` run")
+        parser.add_argument("--data", metavar="FILE", help=f"{what} (default: the run's own data)")
+        parser.add_argument("--encoding", help="encoding of --data (default: the run's)")
+        parser.add_argument("--fill", choices=FILLS, help="missing values in --data (default: the run's)")
+        parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+
+    evaluate = verbs.add_parser("evaluate", help="errors of a trained run against the naive baselines",
+                                epilog=EXAMPLES, formatter_class=formatter)
+    data_options(evaluate, "a file with the run's columns to evaluate on, every window")
+    evaluate.add_argument("--part", choices=("train", "val", "test", "all"),
+                          help="which rows' windows (default: test for the run's data, all for --data)")
+    evaluate.add_argument("--plot", metavar="PNG", help="also plot forecast against actual into this file")
+    evaluate.set_defaults(func=run_evaluate)
+
+    predict = verbs.add_parser("predict", help="forecast the horizon after the end of the data", epilog=EXAMPLES,
+                               formatter_class=formatter)
+    data_options(predict, "a file with the run's columns whose end to forecast from")
+    predict.set_defaults(func=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rnnkit.apps.forecast import ForecastSettings, describe, train
+
+    settings = dataclass_from_args(ForecastSettings, args)
+    result = train(settings, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
+    if "model" in result:
+        print(f"test ({result['windows']} windows, targets {', '.join(result['targets'])}):\n{describe(result)}")
+    print(f"run: {args.out} (results.json, forecast.png, curves.png, model/)")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.apps.forecast import describe, evaluate
+
+    result = evaluate(args.run, data=args.data, part=args.part, encoding=args.encoding, fill=args.fill,
+                      device=args.device, plot=args.plot)
+    print(json.dumps(result) if args.json else f"{result['evaluated_on']}, {result['windows']} windows:\n"
+          f"{describe(result)}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from rnnkit.apps.forecast import predict
+
+    result = predict(args.run, data=args.data, encoding=args.encoding, fill=args.fill, device=args.device)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print("\t".join(["time", *result["targets"]]))
+    for time, row in zip(result["times"], result["values"]):
+        print("\t".join([time, *(f"{v:.6g}" for v in row)]))
+    return 0
