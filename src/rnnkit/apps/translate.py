@@ -292,7 +292,7 @@ def exact_match_fn(process, device):
 
 # ------------------------------------------------------------------------------------ training
 #: Training defaults of ``rnnkit translate train`` (and of :func:`train` without a TrainConfig).
-TRAIN_DEFAULTS = {"max_steps": 3000, "batch_size": 32, "lr": 2e-3, "eval_every": 500, "checkpoint_every": 500,
+TRAIN_DEFAULTS = {"max_steps": 6000, "batch_size": 32, "lr": 2e-3, "eval_every": 1000, "checkpoint_every": 1000,
                   "log_every": 100, "monitor": "val_exact_match", "monitor_mode": "max"}
 
 
