@@ -1,0 +1,120 @@
+"""rnnkit classify: learns keyword sentiment, round-trips predict, refuses bad input with one line."""
+
+import json
+import random
+
+import pytest
+
+from rnnkit.apps.common import write_app
+from rnnkit.cli.main import main
+
+POSITIVE, NEGATIVE = ["great", "excellent", "love", "wonderful"], ["awful", "terrible", "hate", "boring"]
+FILLER = "the a movie film this it was is and plot acting story really very quite".split()
+FAST = ["--hidden-size", "16", "--embedding-dim", "16", "--batch-size", "16", "--eval-every", "20", "--quiet"]
+
+
+def keyword_csv(path, rows=160, seed=0):
+    rng = random.Random(seed)
+    lines = ["text,label"]
+    for _ in range(rows):
+        label = rng.choice(["pos", "neg"])
+        words = rng.choices(FILLER, k=6) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)},{label}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classify")
+    data, run = keyword_csv(root / "kw.csv"), root / "run"
+    assert main(["classify", "train", "--data", str(data), "--out", str(run), "--max-steps", "200", "--lr", "5e-3", *FAST]) == 0
+    return data, run
+
+
+def error_of(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_learns_keywords_and_beats_majority(trained):
+    _, run = trained
+    result = json.loads((run / "results.json").read_text())
+    assert result["accuracy"] >= 0.9 > result["majority_baseline_accuracy"] + 0.2
+    assert result["labels"] == ["neg", "pos"] and result["macro_f1"] >= 0.9
+    assert (run / "confusion_matrix.png").stat().st_size > 0 and (run / "model" / "vocab.json").exists()
+    settings = json.loads((run / "app.json").read_text())["settings"]
+    assert settings["labels"] == ["neg", "pos"] and settings["level"] == "word"
+
+
+def test_predict_round_trip(trained, capsys, tmp_path, monkeypatch):
+    _, run = trained
+    assert main(["classify", "predict", "--run", str(run), "I love this wonderful film", "a terrible boring plot"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["pos", "neg"]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("great acting\n\nawful story\n")
+    assert main(["classify", "predict", "--run", str(run), "--file", str(texts), "--json"]) == 0
+    items = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [i["label"] for i in items] == ["pos", "neg"] and abs(sum(items[0]["probabilities"].values()) - 1) < 1e-5
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO("really excellent\n"))
+    assert main(["classify", "predict", "--run", str(run)]) == 0
+    assert capsys.readouterr().out.startswith("pos\t")
+
+
+def test_evaluate_on_own_split_and_new_file(trained, capsys, tmp_path):
+    data, run = trained
+    assert main(["classify", "evaluate", "--run", str(run), "--json"]) == 0
+    own = json.loads(capsys.readouterr().out)
+    assert own["accuracy"] == json.loads((run / "results.json").read_text())["accuracy"]
+    other = keyword_csv(tmp_path / "other.csv", rows=40, seed=5)
+    assert main(["classify", "evaluate", "--run", str(run), "--data", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "true \\ predicted" in out
+
+
+def test_bad_input_one_line(trained, capsys, tmp_path):
+    data, run = trained
+    out = str(tmp_path / "x")
+    train = ["classify", "train", "--out", out, "--max-steps", "2", *FAST]
+    assert "no such file" in error_of(capsys, [*train, "--data", str(tmp_path / "missing.csv")])
+    err = error_of(capsys, [*train, "--data", str(data), "--text-column", "review"])
+    assert "'review'" in err and "available columns: text, label" in err
+    (tmp_path / "empty.csv").write_text("")
+    assert "empty" in error_of(capsys, [*train, "--data", str(tmp_path / "empty.csv")])
+    (tmp_path / "header.csv").write_text("text,label\n")
+    assert "no data rows" in error_of(capsys, [*train, "--data", str(tmp_path / "header.csv")])
+    (tmp_path / "nolabel.csv").write_text("text,label\ngood film,pos\nbad film,\n")
+    err = error_of(capsys, [*train, "--data", str(tmp_path / "nolabel.csv")])
+    assert "data row 2" in err and "empty label" in err and "--skip-empty" in err
+    (tmp_path / "one.csv").write_text("text,label\ngood,pos\nfine,pos\n")
+    assert "at least two" in error_of(capsys, [*train, "--data", str(tmp_path / "one.csv")])
+    (tmp_path / "latin.csv").write_bytes("text,label\ncaf\xe9 great,pos\nbad,neg\n".encode("latin-1"))
+    assert "--encoding" in error_of(capsys, [*train, "--data", str(tmp_path / "latin.csv")])
+    assert "--resume" in error_of(capsys, ["classify", "train", "--out", str(run), "--data", str(data), *FAST])
+
+
+def test_foreign_or_newer_run_refused(trained, capsys, tmp_path):
+    write_app(tmp_path / "fc", "forecast", {})
+    err = error_of(capsys, ["classify", "predict", "--run", str(tmp_path / "fc"), "hello"])
+    assert "rnnkit forecast" in err
+    newer = tmp_path / "newer"
+    write_app(newer, "classify", {})
+    info = json.loads((newer / "app.json").read_text())
+    (newer / "app.json").write_text(json.dumps({**info, "format": 99}))
+    assert "newer rnnkit" in error_of(capsys, ["classify", "evaluate", "--run", str(newer)])
+    assert "does not exist" in error_of(capsys, ["classify", "predict", "--run", str(tmp_path / "none"), "hi"])
+
+
+def test_resume_continues_to_more_steps(tmp_path, capsys):
+    data, run = keyword_csv(tmp_path / "kw.csv", rows=60), tmp_path / "run"
+    base = ["classify", "train", "--data", str(data), "--out", str(run), *FAST]
+    assert main([*base, "--max-steps", "6", "--checkpoint-every", "3"]) == 0
+    assert main([*base, "--max-steps", "12", "--checkpoint-every", "3", "--resume"]) == 0
+    assert json.loads((run / "results.json").read_text())["steps"] == 12
+    assert main(["classify", "train", "--out", str(tmp_path / "fresh"), "--resume", "--data", str(data)]) == 2
+    assert "no classify run" in capsys.readouterr().err

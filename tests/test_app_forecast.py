@@ -1,0 +1,121 @@
+"""rnnkit forecast: beats the naive baselines on sine + trend, predicts with timestamps, refuses bad input."""
+
+import datetime as dt
+import json
+import math
+import random
+
+import pytest
+
+from rnnkit.apps.common import write_app
+from rnnkit.apps.forecast import guess_season, next_times
+from rnnkit.cli.main import main
+
+FAST = ["--hidden-size", "32", "--lookback", "24", "--season", "12", "--eval-every", "50", "--quiet"]
+
+
+def series_csv(path, rows=240, seed=0, blank=None, text=None):
+    """Monthly sine (period 12) plus trend, with a noisy covariate; optionally a blank or a word in it."""
+    rng = random.Random(seed)
+    lines = ["month,load,noise"]
+    for t in range(rows):
+        month = dt.date(2000 + t // 12, t % 12 + 1, 1).isoformat()
+        load = 10 + 0.08 * t + 3 * math.sin(2 * math.pi * t / 12) + rng.gauss(0, 0.2)
+        value = "" if t == blank else text if (text and t == 5) else f"{load:.4f}"
+        lines.append(f"{month},{value},{rng.gauss(0, 1):.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("forecast")
+    data, run = series_csv(root / "load.csv"), root / "run"
+    assert main(["forecast", "train", "--data", str(data), "--targets", "load", "--horizon", "3", "--out", str(run),
+                 "--max-steps", "300", *FAST]) == 0
+    return data, run
+
+
+def error_of(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_beats_naive_and_seasonal_naive(trained):
+    _, run = trained
+    result = json.loads((run / "results.json").read_text())
+    assert result["targets"] == ["load"] and result["season"] == 12
+    assert result["model"]["rmse"] < 0.7 * result["seasonal_naive"]["rmse"]
+    assert result["model"]["rmse"] < 0.5 * result["naive"]["rmse"]
+    assert (run / "forecast.png").stat().st_size > 0
+    settings = json.loads((run / "app.json").read_text())["settings"]
+    assert settings["inputs"] == ["load", "noise"] and settings["time_step"] == {"months": 1}
+    assert len(settings["scaling"]["mean"]) == 2
+
+
+def test_predict_next_horizon_with_timestamps(trained, capsys):
+    _, run = trained
+    assert main(["forecast", "predict", "--run", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["times"] == ["2020-01-01 00:00:00", "2020-02-01 00:00:00", "2020-03-01 00:00:00"]
+    expected = [10 + 0.08 * t + 3 * math.sin(2 * math.pi * t / 12) for t in (240, 241, 242)]
+    assert all(abs(v[0] - e) < 1.5 for v, e in zip(result["values"], expected))
+    assert main(["forecast", "evaluate", "--run", str(run)]) == 0
+    assert "seasonal naive (12)" in capsys.readouterr().out
+
+
+def test_fill_options(tmp_path, capsys):
+    holed = series_csv(tmp_path / "holed.csv", rows=80, blank=30)
+    base = ["forecast", "train", "--data", str(holed), "--max-steps", "2", *FAST]
+    err = error_of(capsys, [*base, "--out", str(tmp_path / "a")])
+    assert "data row 31" in err and "'load'" in err and "--fill" in err
+    for fill in ("ffill", "interpolate", "drop"):
+        assert main([*base, "--out", str(tmp_path / fill), "--fill", fill]) == 0
+    capsys.readouterr()
+
+
+def test_bad_input_one_line(tmp_path, capsys):
+    good = series_csv(tmp_path / "good.csv", rows=80)
+    train = ["forecast", "train", "--out", str(tmp_path / "x"), "--max-steps", "2", *FAST]
+    assert "no such file" in error_of(capsys, [*train, "--data", str(tmp_path / "none.csv")])
+    err = error_of(capsys, [*train, "--data", str(good), "--targets", "price"])
+    assert "'price'" in err and "available columns: load, noise" in err
+    err = error_of(capsys, [*train, "--data", str(good), "--time-column", "when"])
+    assert "available columns: month, load, noise" in err
+    word = series_csv(tmp_path / "word.csv", rows=80, text="n/a?")
+    err = error_of(capsys, [*train, "--data", str(word)])
+    assert "data row 6" in err and "'n/a?' is not a number" in err
+    short = series_csv(tmp_path / "short.csv", rows=20)
+    assert "fewer than lookback + horizon" in error_of(capsys, [*train, "--data", str(short)])
+    (tmp_path / "latin.csv").write_bytes("t,caf\xe9\n1,2\n".encode("latin-1"))
+    assert "--encoding" in error_of(capsys, [*train, "--data", str(tmp_path / "latin.csv")])
+    (tmp_path / "empty.csv").write_text("\n")
+    assert "empty" in error_of(capsys, [*train, "--data", str(tmp_path / "empty.csv")])
+
+
+def test_foreign_or_newer_run_refused(tmp_path, capsys):
+    write_app(tmp_path / "cls", "classify", {})
+    assert "rnnkit classify" in error_of(capsys, ["forecast", "predict", "--run", str(tmp_path / "cls")])
+    newer = tmp_path / "newer"
+    write_app(newer, "forecast", {})
+    info = json.loads((newer / "app.json").read_text())
+    (newer / "app.json").write_text(json.dumps({**info, "format": 99}))
+    assert "newer rnnkit" in error_of(capsys, ["forecast", "evaluate", "--run", str(newer)])
+
+
+def test_resume(tmp_path):
+    data, run = series_csv(tmp_path / "s.csv", rows=80), tmp_path / "run"
+    base = ["forecast", "train", "--data", str(data), "--out", str(run), "--checkpoint-every", "3", *FAST]
+    assert main([*base, "--max-steps", "6"]) == 0
+    assert main([*base, "--max-steps", "12", "--resume"]) == 0
+    assert json.loads((run / "results.json").read_text())["steps"] == 12
+
+
+def test_time_helpers():
+    hours = [dt.datetime(2020, 1, 1) + dt.timedelta(hours=h) for h in range(48)]
+    assert guess_season(hours) == 24 and next_times(hours, 2)[0] == "2020-01-03 00:00:00"
+    assert next_times([1.0, 2.0, 3.0], 2) == ["4", "5"] and next_times(None, 2) == ["t+1", "t+2"]
+    weekdays = [d for d in (dt.datetime(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)) if d.weekday() < 5]
+    assert guess_season(weekdays) == 5
