@@ -314,3 +314,13 @@ def test_time_limit_stops_cleanly_with_a_checkpoint(tmp_path):
     result = trainer.fit()
     assert result["stopped"].startswith("time limit") and 3 <= result["step"] < 100
     assert load_checkpoint(find_checkpoint(tmp_path / "checkpoints"))[2]["step"] == result["step"]
+
+
+def test_resuming_a_finished_run_keeps_a_valid_checkpoint(tmp_path):
+    config = TrainConfig(max_steps=4, batch_size=16, checkpoint_every=2)
+    for _ in range(3):
+        Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, loss_fn=mse, run_dir=tmp_path,
+                progress=False).fit(resume=True)
+    latest = find_checkpoint(tmp_path / "checkpoints")
+    assert latest.name == "step-00000004" and load_checkpoint(latest)[2]["step"] == 4
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*")) == ["step-00000002", "step-00000004"]

@@ -115,6 +115,10 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
+    for suffix in range(1, 1000):  # the same step again (a resumed, finished run): a new name, never a gap
+        if not (directory / name).exists():
+            break
+        name = f"step-{step:08d}.{suffix}"
     final, temporary = directory / name, directory / f".{name}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
@@ -124,8 +128,6 @@ def save_checkpoint(
     for file in temporary.iterdir():
         _fsync_path(file)
     _fsync_path(temporary)
-    if final.exists():  # re-saving the same step (e.g. the final checkpoint after a periodic one)
-        shutil.rmtree(final)
     os.replace(temporary, final)
     _fsync_path(directory)
     write_json_atomic(directory / "latest.json", {"checkpoint": name, "step": step})

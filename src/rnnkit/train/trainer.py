@@ -175,6 +175,7 @@ class Trainer:
         self.best_step: int | None = None
         self.evals_without_improvement = self.nonfinite_in_a_row = 0
         self.state: Any = None
+        self.saved_step: int | None = None
         self.stop_reason = ""
         self.history: list[dict] = []
 
@@ -361,6 +362,7 @@ class Trainer:
             }
             checkpoint.save_checkpoint(self.checkpoint_dir, self.step, self.model.state_dict(), tensors, info,
                                        best=best)
+        self.saved_step = self.step
         distributed.barrier(self.process)
 
     def restore(self, path: str | Path) -> None:
@@ -378,6 +380,7 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint.join_optimizer_state(optimizer_tensors, info["optimizer"]))
         self.schedule.load_state_dict(info["schedule"])
         self.step, self.epoch, self.batch_in_epoch = info["step"], info["epoch"], info["batch_in_epoch"]
+        self.saved_step = self.step
         self.best, self.best_step = info["best"], info["best_step"]
         self.evals_without_improvement = info["evals_without_improvement"]
         self.nonfinite_in_a_row = info["nonfinite_in_a_row"]
@@ -464,7 +467,8 @@ class Trainer:
         final = {}
         if self.val_data is not None and self.step % config.eval_every != 0:
             final = self._maybe_evaluate(metrics, progress, force=True)
-        self.save()
+        if self.saved_step != self.step:
+            self.save()
         metrics.close()
         if self.run_dir is not None and self.process.is_main:
             plot_curves(metrics.read(), self.run_dir / "curves.png", title=type(self.model).__name__)
