@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import re
 import sys
@@ -276,10 +275,6 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, ti
 
 
 # ---------------------------------------------------------------------------------------- verbs
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, resume: bool = False,
           progress: bool = True) -> dict:
     """Train a classifier into the run directory ``out``; returns the test metrics.
@@ -310,11 +305,12 @@ def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, r
             "sizes": {"train": len(train_part), "val": len(val_part), "test": len(test_part)}}
     if resume and (saved["labels"] != labels or saved["sizes"] != info["sizes"]):
         raise CLIError(f"--resume: {source} no longer gives the labels and split the run started with")
+    torch.manual_seed(config.seed)  # the initial weights follow --seed
     model = SequenceClassifier(vocab_size=len(vocab), embedding_dim=settings.embedding_dim, cell=settings.cell,
                                hidden_size=settings.hidden_size, num_layers=settings.num_layers,
                                bidirectional=settings.bidirectional, summary=settings.summary,
                                dropout=settings.dropout, output_size=len(labels))
-    if not resume and _is_main():
+    if not resume:  # rank 0 writes under torchrun
         write_app(out, APP, info)
     val_data = TextDataset(val_part, vocab, labels, info) if val_part else None
     trainer = Trainer(model, TextDataset(train_part, vocab, labels, info), config=config, val_data=val_data,

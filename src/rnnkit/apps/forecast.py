@@ -24,7 +24,6 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -80,6 +79,9 @@ class ForecastSettings:
             raise ValueError(f"fill must be one of {', '.join(FILLS)}; got {self.fill!r}")
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {', '.join(INPUT_MODES)}; got {self.input_mode!r}")
+        if self.input_mode == "relative" and self.lookback == 1:
+            raise ValueError("input_mode 'relative' with lookback 1 leaves the model nothing to read (every input is "
+                             "0); use a longer --lookback or --input-mode level or both")
         if self.target_mode not in ("delta", "level"):
             raise ValueError(f"target_mode must be 'delta' or 'level', got {self.target_mode!r}")
         for name in ("lookback", "horizon"):
@@ -492,10 +494,6 @@ def plot_forecast(prep: Prepared, curves: dict, settings: dict, path: Path, titl
 
 
 # ------------------------------------------------------------------------------------ verbs
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def _scaling(prep: Prepared) -> dict:
     return {"mean": prep.mean.tolist(), "std": prep.std.tolist(), "delta_scale": prep.delta_scale.tolist()}
 
@@ -521,11 +519,12 @@ def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, r
                 sizes={part: int(len(e)) for part, e in prep.ends.items() if part != "all"})
     if resume and (saved["scaling"] != info["scaling"] or saved["sizes"] != info["sizes"]):
         raise CLIError(f"--resume: {series.source} no longer gives the split and scaling the run started with")
+    torch.manual_seed(config.seed)  # the initial weights follow --seed
     features = len(prep.inputs) * (2 if settings.input_mode == "both" else 1)
     model = SequenceClassifier(input_size=features, output_size=settings.horizon * len(prep.targets),
                                task="regression", cell=settings.cell, hidden_size=settings.hidden_size,
                                num_layers=settings.num_layers, dropout=settings.dropout, summary="last")
-    if not resume and _is_main():
+    if not resume:  # rank 0 writes under torchrun
         write_app(out, APP, info)
     x, y, _ = windows(prep, prep.ends["train"], info)
     val = None
