@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import random
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from rnnkit.apps.common import check_resume, finish_training, read_app, read_tex
 from rnnkit.cli.common import CLIError
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.train import TrainConfig, Trainer, distributed
+from rnnkit.train.checkpoint import write_json_atomic
 
 APP = "translate"
 GENERATED = ("addition", "reversal")
@@ -364,7 +363,7 @@ def train(config: TranslateConfig, train_config: TrainConfig | None = None, out:
                                 bleu=_have_sacrebleu(progress))
     results.update(steps=trainer.step, stopped=fitted["stopped"], train_seconds=round(seconds, 1),
                    best_step=trainer.best_step, best_val_exact_match=trainer.best)
-    checkpoint_json(run_dir / "results.json", results)
+    write_json_atomic(run_dir / "results.json", results)
     plot_attention(results["examples_shown"], run_dir / "attention.png", config.reverse_source)
     return results
 
@@ -377,12 +376,6 @@ def _have_sacrebleu(warn: bool) -> bool:
             print(f"note: BLEU skipped, sacrebleu is not installed: {INSTALL_BLEU}", file=sys.stderr)
         return False
     return True
-
-
-def checkpoint_json(path: Path, values: dict) -> None:
-    from rnnkit.train.checkpoint import write_json_atomic
-
-    write_json_atomic(path, values)
 
 
 def evaluate_model(model, vocabs: dict, settings: dict, pairs: list, *, beam: int = 1, alpha: float = 0.6,
@@ -474,7 +467,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, beam: int = 1, 
     return result
 
 
-def translate(run: str | Path, texts: list[str], *, beam: int = 5, alpha: float = 0.6, device: str = "cpu") -> list[str]:
+def translate(run: str | Path, texts: list[str], *, beam: int = 5, alpha: float = 0.6,
+              device: str = "cpu") -> list[str]:
     """Translate ``texts`` with the model of a trained run (``beam=1``: greedy)."""
     check_decoding(beam, alpha)
     model, vocabs, settings = load_run(run, device)

@@ -77,7 +77,8 @@ def run_train(args: argparse.Namespace) -> int:
     results = train(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
     if "exact_match" not in results:  # a torchrun worker other than rank 0
         return 0
-    shown = {k: results[k] for k in ("exact_match", "bleu", "chrf", "examples", "steps", "train_seconds") if k in results}
+    keys = ("exact_match", "bleu", "chrf", "examples", "steps", "train_seconds")
+    shown = {k: results[k] for k in keys if k in results}
     print(f"test: {format_metrics(shown)}")
     for example in results["examples_shown"]:
         print(f"  {example['source']!r} -> {example['output']!r} (reference {example['reference']!r})")
