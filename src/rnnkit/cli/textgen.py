@@ -32,9 +32,9 @@ def add_parser(subparsers) -> None:
                              formatter_class=raw)
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", nargs="+", metavar="FILE", help="one or more text files (each is a document)")
-    source.add_argument("--dataset", default="stdlib",
-                        help="built-in corpus when no --data: stdlib (always present), shakespeare, shakespeare_char "
-                             "(default: stdlib)")
+    source.add_argument("--dataset", default="python_stdlib",
+                        help="built-in corpus when no --data: python_stdlib (always present), shakespeare, "
+                             "shakespeare_char (see `rnnkit datasets`; default: python_stdlib)")
     add_dataclass_options(train, TextgenSettings)
     add_train_options(train, defaults=TRAIN_DEFAULTS)
     train.add_argument("--sample-length", type=int, default=300, help="tokens to print when training ends (0: none)")
