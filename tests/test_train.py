@@ -324,3 +324,13 @@ def test_resuming_a_finished_run_keeps_a_valid_checkpoint(tmp_path):
     latest = find_checkpoint(tmp_path / "checkpoints")
     assert latest.name == "step-00000004" and load_checkpoint(latest)[2]["step"] == 4
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*")) == ["step-00000002", "step-00000004"]
+
+
+def test_progress_eta_respects_the_time_limit():
+    from rnnkit.train.progress import Progress, format_duration
+
+    progress = Progress(100_000, enabled=False, time_limit=180)
+    progress._start_time -= 10
+    progress.step = 10
+    assert 165 <= progress.eta() <= 170  # not 100,000 steps at 1 s each
+    assert format_duration(3725) == "1h02m" and format_duration(65) == "1m05s"

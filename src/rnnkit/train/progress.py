@@ -30,8 +30,9 @@ class Progress:
     """Shows training progress on stderr: a tqdm bar on a terminal, log lines otherwise."""
 
     def __init__(self, total: int, start: int = 0, *, log_every: int = 50, enabled: bool = True,
-                 stream=None) -> None:
+                 stream=None, time_limit: float | None = None) -> None:
         self.total, self.step, self.log_every, self.enabled = total, start, log_every, enabled
+        self.time_limit = time_limit  # seconds; the run also stops there
         self.stream = stream or sys.stderr
         self._start_step, self._start_time = start, time.perf_counter()
         self._tokens, self._bar = 0, None
@@ -45,10 +46,11 @@ class Progress:
         return self._tokens / elapsed if elapsed > 0 else 0.0
 
     def eta(self) -> float:
+        elapsed = time.perf_counter() - self._start_time
         done = self.step - self._start_step
-        if done <= 0:
-            return math.inf
-        return (time.perf_counter() - self._start_time) / done * (self.total - self.step)
+        by_steps = elapsed / done * (self.total - self.step) if done > 0 else math.inf
+        by_time = self.time_limit - elapsed if self.time_limit is not None else math.inf
+        return max(min(by_steps, by_time), 0.0)
 
     def update(self, step: int, tokens: int, values: dict[str, float]) -> None:
         self.step = step

@@ -419,7 +419,8 @@ class Trainer:
                              enabled=self.run_dir is not None and self.process.is_main)
         if resumed_from is not None:
             metrics.truncate_after(self.step)
-        progress = Progress(config.max_steps, self.step, log_every=config.log_every, enabled=self.show_progress)
+        progress = Progress(config.max_steps, self.step, log_every=config.log_every, enabled=self.show_progress,
+                            time_limit=60 * config.max_minutes if config.max_minutes else None)
         if resumed_from is not None:
             progress.message(f"resuming from {resumed_from} (step {self.step})")
         batches = self._epoch_iterator()
