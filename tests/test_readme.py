@@ -20,3 +20,12 @@ def test_readme_training_example_runs():
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)
     assert namespace["result"]["step"] == 60 and namespace["result"]["loss"] < 1.5
+
+
+def test_readme_task_models_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example saves into runs/
+    code = re.search(r"## Task models: the four patterns\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    assert namespace["out"].output.shape == (8, 3) and len(namespace["text"]) == 10
+    assert namespace["best"].tokens.shape[0] == 8 and namespace["captions"].shape[0] == 8
