@@ -88,3 +88,13 @@ def test_cli_runs_one_configuration_and_rejects_bad_input(tmp_path, capsys):
     code = main(["lab", "order", "--T", "5", "--out", str(tmp_path / "bad"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == "rnnkit lab: error: T must be >= 10 for the order task, got 5"
+
+
+def test_cli_protects_runs_and_refuses_resume_from_nothing(tmp_path, capsys):
+    args = ["lab", "order", "--T", "12", "--hidden-size", "8", "--max-steps", "3", "--test-size", "20", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "holds no lab run to continue" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "5"]) == 0

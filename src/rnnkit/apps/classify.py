@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from rnnkit.train.checkpoint import write_json_atomic
 from rnnkit.apps.common import (
     check_resume, finish_training, format_metrics, read_app, read_table, require_columns, write_app,
 )
@@ -322,7 +323,7 @@ def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, r
     if test_part:
         result.update(measure(model, vocab, info, test_part))
     if trainer.process.is_main:
-        (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_json_atomic(out / "results.json", result)
         if test_part:
             plot_confusion(result["confusion"], labels, out / "confusion_matrix.png",
                            f"test: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")

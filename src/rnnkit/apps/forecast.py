@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from rnnkit.train.checkpoint import write_json_atomic
 from rnnkit.apps.common import check_resume, finish_training, read_app, read_table, require_columns, write_app
 from rnnkit.cli.common import CLIError
 from rnnkit.models.common import option
@@ -59,7 +60,9 @@ class ForecastSettings:
     columns: str | None = option(None, "comma-separated input columns (default: every numeric column)")
     targets: str | None = option(None, "comma-separated columns to forecast (default: the first input column)")
     encoding: str = option("utf-8", "encoding of --data, e.g. latin-1")
-    fill: str = option("none", "missing values: none (stop with an error), ffill, interpolate or drop (the rows)")
+    fill: str = option("none", "missing values: none (stop with an error), ffill (last known value; never looks "
+                               "ahead), interpolate (linear between the known neighbours: it reads the next known "
+                               "value, so a forecast made inside a gap sees a little of its future) or drop (the rows)")
     lookback: int = option(12, "rows of history the model reads")
     horizon: int = option(1, "rows ahead to forecast")
     season: int | None = option(None, "season length in rows for the seasonal-naive baseline "
@@ -543,7 +546,7 @@ def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, r
             plot_forecast(prep, curves, info, out / "forecast.png",
                           f"test: RMSE {metrics['model']['rmse']:.4g} (naive {metrics['naive']['rmse']:.4g})")
     if trainer.process.is_main:
-        (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_json_atomic(out / "results.json", result)
     return result
 
 

@@ -252,8 +252,12 @@ def translate_pairs(model, vocabs: dict, settings: dict, sources: list[str], *, 
     return outputs, attention
 
 
-def score(hypotheses: list[str], references: list[str], *, bleu: bool = True) -> dict:
-    """Exact match (share of identical outputs) and, with sacrebleu, corpus BLEU and chrF."""
+def score(hypotheses: list[str], references: list[str], *, bleu: bool = True, level: str = "word") -> dict:
+    """Exact match (share of identical outputs) and, with sacrebleu, corpus BLEU and chrF.
+
+    For character-level targets BLEU counts character n-grams (sacrebleu's ``char`` tokeniser):
+    word n-grams of one-word outputs such as "596" would make BLEU 0 however good the model.
+    """
     if not references:
         raise CLIError("nothing to evaluate: no pairs")
     result = {"examples": len(references),
@@ -263,7 +267,9 @@ def score(hypotheses: list[str], references: list[str], *, bleu: bool = True) ->
             import sacrebleu
         except ImportError:
             raise CLIError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}") from None
-        result["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
+        tokenize = "char" if level == "char" else "13a"
+        result["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize).score
+        result["bleu_tokenize"] = tokenize
         result["chrf"] = sacrebleu.corpus_chrf(hypotheses, [references]).score
     return result
 
@@ -385,7 +391,7 @@ def evaluate_model(model, vocabs: dict, settings: dict, pairs: list, *, beam: in
     hypotheses, attention = translate_pairs(model, vocabs, settings, [s for s, _ in pairs], beam=beam, alpha=alpha,
                                             progress=progress)
     references = [normalise(t, settings["target_level"]) for _, t in pairs]
-    result = score(hypotheses, references, bleu=bleu)
+    result = score(hypotheses, references, bleu=bleu, level=settings["target_level"])
     result.update(beam=beam, alpha=alpha)
     source, target = vocabs["source"], vocabs["target"]
     result["examples_shown"] = [
@@ -457,7 +463,9 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, beam: int = 1, 
     model, vocabs, settings = load_run(run, device)
     if bleu and not _have_sacrebleu(False):
         raise CLIError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}; or pass --no-bleu")
-    pairs = read_pairs(data or Path(run) / "splits" / "test.tsv", encoding=encoding, header=header if data else "no")
+    # The run's own test split was written as UTF-8; --encoding is for the user's file.
+    pairs = read_pairs(data or Path(run) / "splits" / "test.tsv", encoding=encoding if data else "utf-8",
+                       header=header if data else "no")
     result, outputs = evaluate_model(model, vocabs, settings, pairs, beam=beam, alpha=alpha, bleu=bleu,
                                      progress=progress, shown=0)
     result.pop("examples_shown")

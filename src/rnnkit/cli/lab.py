@@ -42,7 +42,16 @@ def add_parser(subparsers) -> None:
 def run_one(args: argparse.Namespace) -> int:
     from rnnkit.lab import LabConfig, describe, run_lab
 
+    from pathlib import Path
+
+    from rnnkit.train import find_checkpoint
+
     config = dataclass_from_args(LabConfig, args, task=args.task)
+    checkpoints = Path(args.out) / "checkpoints"
+    if args.resume and (not checkpoints.is_dir() or find_checkpoint(checkpoints) is None):
+        raise CLIError(f"--resume: {args.out} holds no lab run to continue")
+    if not args.resume and checkpoints.exists():
+        raise CLIError(f"{args.out} already holds a lab run; pass --resume to continue it or choose another --out")
     result = run_lab(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
     print(describe(result))
     print(f"result: {args.out}/result.json; plots: {args.out}/curves.png, {args.out}/gradient_flow.png")
