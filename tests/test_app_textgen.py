@@ -69,6 +69,12 @@ def test_resume_continues_and_existing_runs_are_protected(corpus, tmp_path, caps
     assert _train(corpus, out, "--max-steps", "30") == 0
     assert _train(corpus, out, "--max-steps", "30") == 2
     assert "pass --resume" in capsys.readouterr().err
+    assert main(["textgen", "train", "--out", str(out), "--resume", "--max-steps", "40", "--quiet",
+                 "--sample-length", "0"]) == 0  # no --data: the run's own data and settings
+    other = tmp_path / "other.txt"
+    other.write_text(corpus.read_text()[::-1])
+    assert main(["textgen", "train", "--data", str(other), "--out", str(out), "--resume", "--quiet"]) == 2
+    assert "continues" in capsys.readouterr().err
     assert _train(corpus, out, "--max-steps", "50", "--resume") == 0
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]

@@ -334,3 +334,13 @@ def test_progress_eta_respects_the_time_limit():
     progress.step = 10
     assert 165 <= progress.eta() <= 170  # not 100,000 steps at 1 s each
     assert format_duration(3725) == "1h02m" and format_duration(65) == "1m05s"
+
+
+def test_resuming_with_another_batch_size_is_refused(tmp_path):
+    data = StreamBatches(token_stream(400), batch_size=4, chunk_length=5)
+    Trainer(TinyLM(), data, config=TrainConfig(max_steps=2, batch_size=4), run_dir=tmp_path, progress=False).fit()
+    other = StreamBatches(token_stream(400), batch_size=8, chunk_length=5)
+    trainer = Trainer(TinyLM(), other, config=TrainConfig(max_steps=4, batch_size=8), run_dir=tmp_path,
+                      progress=False)
+    with pytest.raises(CheckpointError, match="trained with batch_size 4; resume with the same batch size"):
+        trainer.fit(resume=True)

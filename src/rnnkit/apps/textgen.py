@@ -11,7 +11,6 @@ streams one token at a time, carrying the state (``rnnkit.sampling``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.common import option
 from rnnkit.train import TrainConfig, Trainer
+from rnnkit.train.checkpoint import write_json_atomic
 from rnnkit.train.distributed import launched_rank
 
 APP = "textgen"
@@ -98,22 +98,41 @@ def _encode(vocab: Vocabulary, documents: list[str]) -> list[torch.Tensor]:
     return [torch.tensor(vocab.encode(d), dtype=torch.int64) for d in documents if d]
 
 
-def train(files: list[str] | None, out: str | Path, *, dataset: str | None = "python_stdlib",
+def _resumed_inputs(out: Path, files, dataset) -> tuple[list[str] | None, str | None, TextgenSettings, dict]:
+    """The data and settings a run started with: a resumed run continues on exactly those."""
+    saved = read_app(out, APP)
+    if (files and [str(Path(f).resolve()) for f in files] != saved["files"]) or \
+            (dataset and dataset != saved["dataset"]):
+        raise CLIError(f"--resume continues {out} on its own data ({saved['source']}); drop --data/--dataset, "
+                       "or start a new run with another --out")
+    fields = {f.name for f in dataclasses.fields(TextgenSettings)}
+    return saved["files"] or None, saved["dataset"], TextgenSettings(**{k: saved[k] for k in fields}), saved
+
+
+def train(files: list[str] | None, out: str | Path, *, dataset: str | None = None,
           settings: TextgenSettings | None = None, config: TrainConfig | None = None, resume: bool = False,
           progress: bool = True, sample_after: int = 300) -> dict:
-    """Train a language model on ``files`` (or a built-in ``dataset``) into the run directory ``out``.
+    """Train a language model on ``files`` (or a built-in ``dataset``, default ``python_stdlib``) into ``out``.
 
-    Returns the final metrics: validation nats, bits and perplexity per token, and the sample printed
-    at the end (``sample_after`` tokens; 0 for none).
+    With ``resume=True`` the run continues from its last checkpoint on the data, tokenisation and model
+    it started with (``files``, ``dataset`` and ``settings`` may be left out; different ones are refused).
+    Returns the final metrics: validation nats, bits and perplexity per token, and the sample printed at
+    the end (``sample_after`` tokens; 0 for none).
     """
     from rnnkit.models import SequenceTagger
 
-    settings, config, out = settings or TextgenSettings(), config or TrainConfig(), Path(out)
+    config, out, saved = config or TrainConfig(), Path(out), None
+    if resume and (out / "app.json").exists():
+        files, dataset, settings, saved = _resumed_inputs(out, files, dataset)
+        # The lanes of the text depend on the batch size, so a resumed run keeps its own.
+        config = dataclasses.replace(config, batch_size=saved.get("batch_size", config.batch_size))
+    settings = settings or TextgenSettings()
+    if not files and not dataset:
+        dataset = "python_stdlib"
+    files = [str(Path(f).resolve()) for f in files] if files else None
     documents, source = load_documents(files, dataset, settings.encoding)
     train_docs, val_docs = split_documents(documents, settings.val_fraction)
-    if resume and (out / "model" / "vocab.json").exists():
-        vocab = Vocabulary.load(out / "model" / "vocab.json")
-    elif resume and (out / "vocab.json").exists():
+    if saved is not None:
         vocab = Vocabulary.load(out / "vocab.json")
     else:
         vocab = Vocabulary.build(train_docs, level=settings.level, min_freq=settings.min_freq,
@@ -126,6 +145,9 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = "py
     if train_tokens < batch * (settings.chunk_length + 1):
         raise CLIError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
                        f"chunk_length {settings.chunk_length}; lower --batch-size or --chunk-length")
+    if saved is not None and (train_tokens, val_tokens) != (saved["train_tokens"], saved["val_tokens"]):
+        raise CLIError(f"the data of {out} changed since the run started ({saved['train_tokens']:,} training "
+                       f"tokens then, {train_tokens:,} now); start a new run with another --out")
     val_batch = max(1, min(batch, val_tokens // (settings.chunk_length + 1)))
     train_data = StreamBatches(train_ids, batch, settings.chunk_length)
     val_data = StreamBatches(val_ids, val_batch, settings.chunk_length)
@@ -133,10 +155,12 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = "py
     model = SequenceTagger(vocab_size=len(vocab), output_size=0, **model_fields)
     description = {**dataclasses.asdict(settings), "source": source, "vocab_size": len(vocab),
                    "train_tokens": train_tokens, "val_tokens": val_tokens, "dataset": None if files else dataset,
-                   "files": files or [], "val_batch_size": val_batch}
-    write_app(out, APP, description)
-    if trainer_is_main():
-        vocab.save(out / "vocab.json")
+                   "files": files or [], "val_batch_size": val_batch, "batch_size": batch}
+    if saved is None:  # the vocabulary first: an app.json promises a complete run directory to resume
+        if trainer_is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            vocab.save(out / "vocab.json")
+        write_app(out, APP, description)
     if progress and trainer_is_main():
         print(f"textgen: {source}: {train_tokens:,} training and {val_tokens:,} validation {settings.level}s, "
               f"vocabulary {len(vocab)}; {settings.cell.upper()}({settings.hidden_size}) x {settings.num_layers}, "
@@ -149,7 +173,7 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = "py
     if sample_after and trainer.process.is_main:
         metrics["sample"] = "".join(sample(out, prime=None, length=sample_after, seed=config.seed))
     if trainer.process.is_main:
-        (out / "results.json").write_text(json.dumps(metrics, indent=1))
+        write_json_atomic(out / "results.json", metrics)
     return metrics
 
 

@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
                              formatter_class=raw)
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", nargs="+", metavar="FILE", help="one or more text files (each is a document)")
-    source.add_argument("--dataset", default="python_stdlib",
+    source.add_argument("--dataset", default=None,
                         help="built-in corpus when no --data: python_stdlib (always present), shakespeare, "
                              "shakespeare_char (see `rnnkit datasets`; default: python_stdlib)")
     add_dataclass_options(train, TextgenSettings)

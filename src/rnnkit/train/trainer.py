@@ -372,6 +372,11 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"{path} was written by a run with {info.get('world_size')} processes; resume it with the same "
                 f"number (this run has {self.process.world_size})")
+        saved_batch = info.get("train_config", {}).get("batch_size", self.config.batch_size)
+        if saved_batch != self.config.batch_size:
+            raise checkpoint.CheckpointError(
+                f"{path} was trained with batch_size {saved_batch}; resume with the same batch size (this run "
+                f"has {self.config.batch_size}): data order and carried states depend on it")
         if self.model_config is not None and info.get("model_config") not in (None, self.model_config):
             raise checkpoint.CheckpointError(f"{path} belongs to a different model configuration: "
                                              f"{info.get('model_config')} vs {self.model_config}")
