@@ -92,8 +92,9 @@ def test_drug_reviews_counts_and_labels():
 def test_tweets_counts_split_and_confidence():
     need("tweets")
     data = ds.load("tweets")
-    rows = data.train + data.test
-    assert (len(data.train), len(data.test)) == (34_342, 3_816)
+    assert (len(data.train), len(data.test)) == (34_342, 3_816 - 94)  # repeats of training tweets left out
+    assert not {t for t, _ in data.test} & {t for t, _ in data.train}
+    rows = ds.load("tweets", test_fraction=0.0).train
     assert collections.Counter(label for _, label in rows) == {"negative": 16_186, "neutral": 15_018,
                                                                 "positive": 6_954}
     assert 100 < sum(len(t) for t, _ in rows) / len(rows) < 108

@@ -75,4 +75,7 @@ def tweets(*, test_fraction: float = 0.1, seed: int = 0, min_confidence: float =
                 if min_confidence <= 0 or float(row["confidence"] or "nan") >= min_confidence]
     random.Random(seed).shuffle(rows)
     cut = len(rows) - round(len(rows) * test_fraction)
-    return Split(rows[:cut], rows[cut:])
+    # Some tweets occur more than once (retweets, sometimes labelled differently): a test tweet whose text
+    # is also in the training part would be scored on something the model saw, so it is left out.
+    seen = {text for text, _ in rows[:cut]}
+    return Split(rows[:cut], [(text, label) for text, label in rows[cut:] if text not in seen])
