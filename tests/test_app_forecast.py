@@ -119,3 +119,18 @@ def test_time_helpers():
     assert next_times([1.0, 2.0, 3.0], 2) == ["4", "5"] and next_times(None, 2) == ["t+1", "t+2"]
     weekdays = [d for d in (dt.datetime(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)) if d.weekday() < 5]
     assert guess_season(weekdays) == 5
+
+
+def test_month_end_dates_and_gaps_in_daily_data():
+    import datetime as dt
+
+    from rnnkit.apps.forecast import guess_season, next_times
+
+    month_ends = [dt.datetime(2018 + (m + 1) // 12, (m + 1) % 12 + 1, 1) - dt.timedelta(days=1) for m in range(36)]
+    assert month_ends[:2] == [dt.datetime(2018, 1, 31), dt.datetime(2018, 2, 28)]
+    assert guess_season(month_ends) == 12
+    assert next_times(month_ends, 2) == ["2021-01-31 00:00:00", "2021-02-28 00:00:00"]
+    daily_with_a_gap = [dt.datetime(2020, 1, 1) + dt.timedelta(days=i) for i in range(60) if i != 10]
+    assert guess_season(daily_with_a_gap) == 7
+    weekdays = [t for t in (dt.datetime(2020, 1, 6) + dt.timedelta(days=i) for i in range(60)) if t.weekday() < 5]
+    assert guess_season(weekdays) == 5

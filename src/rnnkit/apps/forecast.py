@@ -237,11 +237,17 @@ def _in_order(series: Series) -> Series:
 
 
 # ------------------------------------------------------------------------------------ the time axis
+def _is_month_end(t: dt.datetime) -> bool:
+    return (t + dt.timedelta(days=1)).month != t.month
+
+
 def _month_step(times: list[dt.datetime]) -> int | None:
+    """Months between rows when every row falls on the same day of the month, or on the month's last day."""
     months = [t.year * 12 + t.month for t in times]
     steps = {b - a for a, b in zip(months, months[1:])}
     same_day = len({(t.day, t.time()) for t in times}) == 1
-    return steps.pop() if len(steps) == 1 and same_day and 0 not in steps else None
+    month_ends = len({t.time() for t in times}) == 1 and all(_is_month_end(t) for t in times)
+    return steps.pop() if len(steps) == 1 and (same_day or month_ends) and 0 not in steps else None
 
 
 def time_step(times: list | None) -> dict | None:
@@ -269,9 +275,15 @@ def next_times(times: list | None, count: int) -> list[str]:
         return [f"{last + k * step['number']:g}" for k in range(1, count + 1)]
     if "months" in step:
         out = []
+        month_end = _is_month_end(last)
         for k in range(1, count + 1):
             month = last.month - 1 + k * step["months"]
-            out.append(last.replace(year=last.year + month // 12, month=month % 12 + 1).isoformat(sep=" "))
+            year, month = last.year + month // 12, month % 12 + 1
+            if month_end:  # 31 Jan, 28 Feb, 31 Mar, ...
+                following = dt.datetime(year + month // 12, month % 12 + 1, 1, last.hour, last.minute, last.second)
+                out.append((following - dt.timedelta(days=1)).isoformat(sep=" "))
+            else:
+                out.append(last.replace(year=year, month=month).isoformat(sep=" "))
         return out
     return [(last + dt.timedelta(seconds=k * step["seconds"])).isoformat(sep=" ") for k in range(1, count + 1)]
 
@@ -286,8 +298,8 @@ def guess_season(times: list | None) -> int | None:
     gaps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:]))
     median = gaps[len(gaps) // 2]
     day = 86400.0
-    if median == day and gaps[-1] > day:
-        return 5  # trading days: weekends missing
+    if median == day and gaps[-1] > day and all(t.weekday() < 5 for t in times):
+        return 5  # trading days: weekends missing (a gap alone, with weekend rows present, is just a gap)
     table = {3600.0: 24, 1800.0: 48, 900.0: 96, 300.0: 288, 60.0: 1440, day: 7, 7 * day: 52}
     return table.get(median)
 
