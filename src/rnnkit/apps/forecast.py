@@ -468,12 +468,12 @@ def measure(model: torch.nn.Module, prep: Prepared, settings: dict, part: str) -
 
 def describe(result: dict) -> str:
     """A small table: MAE, RMSE, sMAPE of the model and the baselines."""
-    lines = [f"{'forecast':<16}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}"]
-    for name in ("model", "naive", "seasonal_naive"):
-        if result.get(name):
-            e = result[name]
-            label = name if name != "seasonal_naive" else f"seasonal naive ({result['season']})"
-            lines.append(f"{label:<16}{e['mae']:>12.4g}{e['rmse']:>12.4g}{e['smape']:>10.2f}")
+    rows = [(name if name != "seasonal_naive" else f"seasonal naive ({result['season']})", result[name])
+            for name in ("model", "naive", "seasonal_naive") if result.get(name)]
+    width = max([len("forecast"), *(len(label) for label, _ in rows)]) + 2
+    lines = [f"{'forecast':<{width}}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}"]
+    for label, e in rows:
+        lines.append(f"{label:<{width}}{e['mae']:>12.4g}{e['rmse']:>12.4g}{e['smape']:>10.2f}")
     return "\n".join(lines)
 
 
