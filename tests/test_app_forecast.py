@@ -134,3 +134,15 @@ def test_month_end_dates_and_gaps_in_daily_data():
     assert guess_season(daily_with_a_gap) == 7
     weekdays = [t for t in (dt.datetime(2020, 1, 6) + dt.timedelta(days=i) for i in range(60)) if t.weekday() < 5]
     assert guess_season(weekdays) == 5
+
+
+def test_evaluate_accepts_a_short_new_file_with_whole_windows(tmp_path, capsys):
+    from rnnkit.cli.main import main
+
+    rows = ["t,y"] + [f"{i},{10 + (i % 7) + 0.1 * i}" for i in range(200)]
+    (tmp_path / "s.csv").write_text("\n".join(rows))
+    args = ["--lookback", "8", "--max-steps", "20", "--quiet", "--out", str(tmp_path / "run")]
+    assert main(["forecast", "train", "--data", str(tmp_path / "s.csv"), *args]) == 0
+    (tmp_path / "short.csv").write_text("\n".join(rows[:1] + rows[-12:]))  # 12 rows: 4 windows of 8 + 1
+    assert main(["forecast", "evaluate", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "short.csv")]) == 0
+    assert "4 windows" in capsys.readouterr().out

@@ -354,7 +354,7 @@ def prepare(series: Series, settings: dict, scaling: dict | None = None) -> Prep
                        f"lower --lookback or --horizon")
     test_rows, val_rows = round(n * settings["test_fraction"]), round(n * settings["val_fraction"])
     a, b = n - test_rows - val_rows, n - test_rows
-    if a < lookback + horizon:
+    if scaling is None and a < lookback + horizon:  # with a run's scaling (evaluate, predict) no training part is needed
         raise CLIError(f"{where}: the training part has {a} of {n} rows, fewer than lookback + horizon = "
                        f"{lookback + horizon}; lower --lookback/--horizon or --val-fraction/--test-fraction")
     columns = [series.names.index(c) for c in inputs]
