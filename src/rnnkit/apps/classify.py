@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from rnnkit.train.checkpoint import write_json_atomic
 from rnnkit.apps.common import (
-    check_resume, finish_training, format_metrics, read_app, read_table, require_columns, write_app,
+    check_resume, finish_training, format_metrics, load_trained, read_app, read_table, require_columns, write_app,
 )
 from rnnkit.cli.common import CLIError
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
@@ -332,14 +332,7 @@ def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, r
 
 def load_run(run: str | Path, device: str = "cpu"):
     """``(model, vocab, settings)`` of a classify run directory."""
-    from rnnkit.models import load_model, load_vocab
-
-    run = Path(run)
-    settings = read_app(run, APP)
-    if not (run / "model" / "config.json").exists():
-        raise CLIError(f"{run} has no trained model yet (model/ is missing); finish or --resume its training")
-    model = load_model(run / "model").to(device)
-    return model, load_vocab(run / "model"), settings
+    return load_trained(run, APP, device)
 
 
 def evaluate(run: str | Path, *, data: str | None = None, text_column: str | None = None,

@@ -57,6 +57,19 @@ def read_app(run_dir: str | Path, app: str) -> dict:
     return info["settings"]
 
 
+def load_trained(run_dir: str | Path, app: str, device: str = "cpu"):
+    """``(model, vocabulary, settings)`` of a finished run made by ``app``: the model in evaluation mode on
+    ``device``, its vocabulary (``None``, one, or a dict by name) and the app's settings."""
+    from rnnkit.models import load_model, load_vocab
+
+    settings = read_app(run_dir, app)
+    model_dir = Path(run_dir) / "model"
+    if not (model_dir / "config.json").exists():
+        raise CLIError(f"{run_dir} has no trained model yet (model/ is missing): the run did not finish; "
+                       f"continue it with `rnnkit {app} train --out {run_dir} --resume`")
+    return load_model(model_dir).to(device).eval(), load_vocab(model_dir), settings
+
+
 def check_resume(run_dir: Path, app: str, resume: bool) -> None:
     """Refuse to overwrite a finished or foreign run unless resuming it.
 

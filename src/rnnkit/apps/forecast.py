@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
 import re
 import sys
@@ -33,7 +32,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from rnnkit.train.checkpoint import write_json_atomic
-from rnnkit.apps.common import check_resume, finish_training, read_app, read_table, require_columns, write_app
+from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, read_table, require_columns, write_app
 from rnnkit.cli.common import CLIError
 from rnnkit.models.common import option
 from rnnkit.train import TrainConfig, Trainer
@@ -564,13 +563,8 @@ def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, r
 
 def load_run(run: str | Path, device: str = "cpu"):
     """``(model, settings)`` of a forecast run directory."""
-    from rnnkit.models import load_model
-
-    run = Path(run)
-    settings = read_app(run, APP)
-    if not (run / "model" / "config.json").exists():
-        raise CLIError(f"{run} has no trained model yet (model/ is missing); finish or --resume its training")
-    return load_model(run / "model").to(device), settings
+    model, _, settings = load_trained(run, APP, device)
+    return model, settings
 
 
 def _run_data(settings: dict, data: str | None, encoding: str | None, fill: str | None) -> Series:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.apps.common import CLIError, finish_training, read_app, read_text, write_app
+from rnnkit.apps.common import CLIError, finish_training, load_trained, read_app, read_text, write_app
 from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.common import option
@@ -186,14 +186,7 @@ def language_model_metrics(nats: float, level: str) -> dict:
 
 def load_run(run: str | Path):
     """The trained model (evaluation mode), its vocabulary and the run's settings."""
-    from rnnkit.models import load_model, load_vocab
-
-    settings = read_app(run, APP)
-    model_dir = Path(run) / "model"
-    if not (model_dir / "config.json").exists():
-        raise CLIError(f"{run} has no trained model yet (model/ is missing): the run did not finish; "
-                       f"continue it with `rnnkit textgen train --out {run} --resume`")
-    return load_model(model_dir).eval(), load_vocab(model_dir), settings
+    return load_trained(run, APP)
 
 
 def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temperature: float = 0.8,

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from rnnkit.apps.common import check_resume, finish_training, read_app, read_text, write_app
+from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, read_text, write_app
 from rnnkit.cli.common import CLIError
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.train import TrainConfig, Trainer, distributed
@@ -431,17 +431,9 @@ def plot_attention(examples: list[dict], path: Path, reversed_source: bool = Fal
 # ------------------------------------------------------------------------------ using a trained run
 def load_run(run: str | Path, device: str = "cpu") -> tuple:
     """``(model, vocabularies, settings)`` of a finished translate run; one-line errors otherwise."""
-    from rnnkit.models.io import load_model, load_vocab
-
-    run = Path(run)
-    settings = read_app(run, APP)
-    if not (run / "model").is_dir():
-        raise CLIError(f"{run} has no trained model yet (no model/); let training finish or continue it with "
-                       f"`rnnkit translate train --out {run} --resume`")
-    model = load_model(run / "model").to(device)
-    vocabs = load_vocab(run / "model")
+    model, vocabs, settings = load_trained(run, APP, device)
     if not isinstance(vocabs, dict) or set(vocabs) != {"source", "target"}:
-        raise CLIError(f"{run / 'model'} lacks the source and target vocabularies of a translate run")
+        raise CLIError(f"{Path(run) / 'model'} lacks the source and target vocabularies of a translate run")
     return model, vocabs, settings["config"]
 
 
