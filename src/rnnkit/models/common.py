@@ -69,6 +69,15 @@ def check_non_negative_int(name: str, value) -> None:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
 
 
+def check_token_ids(config, vocab_field: str) -> None:
+    """``bos_id``, ``eos_id`` and ``pad_id`` of ``config`` are ids in ``[0, config.<vocab_field>)``."""
+    size = getattr(config, vocab_field)
+    for name in ("bos_id", "eos_id", "pad_id"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+            raise ValueError(f"{name} must be a token id in [0, {vocab_field}={size}), got {value!r}")
+
+
 def build_config(config_class: type, config, overrides: dict):
     """``config`` (or the defaults) with ``overrides`` applied; rejects unknown field names."""
     if config is not None and not isinstance(config, config_class):

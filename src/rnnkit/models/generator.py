@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from rnnkit import _checks
 from rnnkit.models.base import IGNORE_INDEX, ModelOutput
 from rnnkit.models.common import (
-    RecurrentConfig, build_config, check_non_negative_int, classification_loss, embed_or_check, make_rnn,
+    RecurrentConfig, build_config, check_non_negative_int, check_token_ids, classification_loss, embed_or_check, make_rnn,
     option, select_state,
 )
 from rnnkit.models.decoding import greedy_decode
@@ -46,10 +46,7 @@ class SequenceGeneratorConfig(RecurrentConfig):
         check_non_negative_int("image_channels", self.image_channels)
         if self.num_conditions and self.image_channels:
             raise ValueError("set num_conditions (class ids) or image_channels (images), not both")
-        for name in ("bos_id", "eos_id", "pad_id"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size:
-                raise ValueError(f"{name} must be a token id in [0, vocab_size={self.vocab_size}), got {value!r}")
+        check_token_ids(self, "vocab_size")
 
 
 class SmallCNN(nn.Module):

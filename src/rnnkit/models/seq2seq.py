@@ -27,7 +27,7 @@ from rnnkit import _checks
 from rnnkit.models.attention import ATTENTION
 from rnnkit.models.base import ModelOutput
 from rnnkit.models.common import (
-    SequenceEncoder, SequenceInputConfig, build_config, check_probability, classification_loss, embed_or_check,
+    SequenceEncoder, SequenceInputConfig, build_config, check_probability, check_token_ids, classification_loss, embed_or_check,
     last_layer_hidden, make_rnn, option, select_state,
 )
 from rnnkit.models.decoding import greedy_decode
@@ -55,11 +55,7 @@ class Seq2SeqConfig(SequenceInputConfig):
         _checks.positive_int("attention_size", self.attention_size)
         check_probability("teacher_forcing", self.teacher_forcing)
         _checks.positive_int("max_length", self.max_length)
-        for name in ("bos_id", "eos_id", "pad_id"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.target_vocab_size:
-                raise ValueError(f"{name} must be a token id in [0, target_vocab_size={self.target_vocab_size}), "
-                                 f"got {value!r}")
+        check_token_ids(self, "target_vocab_size")
         if self.attention == "dot" and self.bidirectional:
             raise ValueError("attention='dot' needs keys of the decoder's size, but a bidirectional encoder gives "
                              f"2 * hidden_size={2 * self.hidden_size}; use attention='general' or 'bahdanau'")
