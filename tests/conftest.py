@@ -18,3 +18,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
         if "requires_cuda" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_cuda)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread, and stay fast when another process shares the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """``cli_error(argv)``: run ``rnnkit argv``, assert exit status 2 and one stderr line, return that line."""
+    from rnnkit.cli.main import main
+
+    def run(argv: list[str]) -> str:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        return err
+
+    return run

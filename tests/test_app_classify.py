@@ -33,13 +33,6 @@ def trained(tmp_path_factory):
     return data, run
 
 
-def error_of(capsys, argv):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    return err
-
-
 def test_learns_keywords_and_beats_majority(trained):
     _, run = trained
     result = json.loads((run / "results.json").read_text())
@@ -77,37 +70,37 @@ def test_evaluate_on_own_split_and_new_file(trained, capsys, tmp_path):
     assert "accuracy" in out and "true \\ predicted" in out
 
 
-def test_bad_input_one_line(trained, capsys, tmp_path):
+def test_bad_input_one_line(trained, cli_error, tmp_path):
     data, run = trained
     out = str(tmp_path / "x")
     train = ["classify", "train", "--out", out, "--max-steps", "2", *FAST]
-    assert "no such file" in error_of(capsys, [*train, "--data", str(tmp_path / "missing.csv")])
-    err = error_of(capsys, [*train, "--data", str(data), "--text-column", "review"])
+    assert "no such file" in cli_error([*train, "--data", str(tmp_path / "missing.csv")])
+    err = cli_error([*train, "--data", str(data), "--text-column", "review"])
     assert "'review'" in err and "available columns: text, label" in err
     (tmp_path / "empty.csv").write_text("")
-    assert "empty" in error_of(capsys, [*train, "--data", str(tmp_path / "empty.csv")])
+    assert "empty" in cli_error([*train, "--data", str(tmp_path / "empty.csv")])
     (tmp_path / "header.csv").write_text("text,label\n")
-    assert "no data rows" in error_of(capsys, [*train, "--data", str(tmp_path / "header.csv")])
+    assert "no data rows" in cli_error([*train, "--data", str(tmp_path / "header.csv")])
     (tmp_path / "nolabel.csv").write_text("text,label\ngood film,pos\nbad film,\n")
-    err = error_of(capsys, [*train, "--data", str(tmp_path / "nolabel.csv")])
+    err = cli_error([*train, "--data", str(tmp_path / "nolabel.csv")])
     assert "data row 2" in err and "empty label" in err and "--skip-empty" in err
     (tmp_path / "one.csv").write_text("text,label\ngood,pos\nfine,pos\n")
-    assert "at least two" in error_of(capsys, [*train, "--data", str(tmp_path / "one.csv")])
+    assert "at least two" in cli_error([*train, "--data", str(tmp_path / "one.csv")])
     (tmp_path / "latin.csv").write_bytes("text,label\ncaf\xe9 great,pos\nbad,neg\n".encode("latin-1"))
-    assert "--encoding" in error_of(capsys, [*train, "--data", str(tmp_path / "latin.csv")])
-    assert "--resume" in error_of(capsys, ["classify", "train", "--out", str(run), "--data", str(data), *FAST])
+    assert "--encoding" in cli_error([*train, "--data", str(tmp_path / "latin.csv")])
+    assert "--resume" in cli_error(["classify", "train", "--out", str(run), "--data", str(data), *FAST])
 
 
-def test_foreign_or_newer_run_refused(trained, capsys, tmp_path):
+def test_foreign_or_newer_run_refused(trained, cli_error, tmp_path):
     write_app(tmp_path / "fc", "forecast", {})
-    err = error_of(capsys, ["classify", "predict", "--run", str(tmp_path / "fc"), "hello"])
+    err = cli_error(["classify", "predict", "--run", str(tmp_path / "fc"), "hello"])
     assert "rnnkit forecast" in err
     newer = tmp_path / "newer"
     write_app(newer, "classify", {})
     info = json.loads((newer / "app.json").read_text())
     (newer / "app.json").write_text(json.dumps({**info, "format": 99}))
-    assert "newer rnnkit" in error_of(capsys, ["classify", "evaluate", "--run", str(newer)])
-    assert "does not exist" in error_of(capsys, ["classify", "predict", "--run", str(tmp_path / "none"), "hi"])
+    assert "newer rnnkit" in cli_error(["classify", "evaluate", "--run", str(newer)])
+    assert "does not exist" in cli_error(["classify", "predict", "--run", str(tmp_path / "none"), "hi"])
 
 
 def test_resume_continues_to_more_steps(tmp_path, capsys):

@@ -36,13 +36,6 @@ def trained(tmp_path_factory):
     return data, run
 
 
-def error_of(capsys, argv):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    return err
-
-
 def test_beats_naive_and_seasonal_naive(trained):
     _, run = trained
     result = json.loads((run / "results.json").read_text())
@@ -66,43 +59,43 @@ def test_predict_next_horizon_with_timestamps(trained, capsys):
     assert "seasonal naive (12)" in capsys.readouterr().out
 
 
-def test_fill_options(tmp_path, capsys):
+def test_fill_options(tmp_path, capsys, cli_error):
     holed = series_csv(tmp_path / "holed.csv", rows=80, blank=30)
     base = ["forecast", "train", "--data", str(holed), "--max-steps", "2", *FAST]
-    err = error_of(capsys, [*base, "--out", str(tmp_path / "a")])
+    err = cli_error([*base, "--out", str(tmp_path / "a")])
     assert "data row 31" in err and "'load'" in err and "--fill" in err
     for fill in ("ffill", "interpolate", "drop"):
         assert main([*base, "--out", str(tmp_path / fill), "--fill", fill]) == 0
     capsys.readouterr()
 
 
-def test_bad_input_one_line(tmp_path, capsys):
+def test_bad_input_one_line(tmp_path, cli_error):
     good = series_csv(tmp_path / "good.csv", rows=80)
     train = ["forecast", "train", "--out", str(tmp_path / "x"), "--max-steps", "2", *FAST]
-    assert "no such file" in error_of(capsys, [*train, "--data", str(tmp_path / "none.csv")])
-    err = error_of(capsys, [*train, "--data", str(good), "--targets", "price"])
+    assert "no such file" in cli_error([*train, "--data", str(tmp_path / "none.csv")])
+    err = cli_error([*train, "--data", str(good), "--targets", "price"])
     assert "'price'" in err and "available columns: load, noise" in err
-    err = error_of(capsys, [*train, "--data", str(good), "--time-column", "when"])
+    err = cli_error([*train, "--data", str(good), "--time-column", "when"])
     assert "available columns: month, load, noise" in err
     word = series_csv(tmp_path / "word.csv", rows=80, text="n/a?")
-    err = error_of(capsys, [*train, "--data", str(word)])
+    err = cli_error([*train, "--data", str(word)])
     assert "data row 6" in err and "'n/a?' is not a number" in err
     short = series_csv(tmp_path / "short.csv", rows=20)
-    assert "fewer than lookback + horizon" in error_of(capsys, [*train, "--data", str(short)])
+    assert "fewer than lookback + horizon" in cli_error([*train, "--data", str(short)])
     (tmp_path / "latin.csv").write_bytes("t,caf\xe9\n1,2\n".encode("latin-1"))
-    assert "--encoding" in error_of(capsys, [*train, "--data", str(tmp_path / "latin.csv")])
+    assert "--encoding" in cli_error([*train, "--data", str(tmp_path / "latin.csv")])
     (tmp_path / "empty.csv").write_text("\n")
-    assert "empty" in error_of(capsys, [*train, "--data", str(tmp_path / "empty.csv")])
+    assert "empty" in cli_error([*train, "--data", str(tmp_path / "empty.csv")])
 
 
-def test_foreign_or_newer_run_refused(tmp_path, capsys):
+def test_foreign_or_newer_run_refused(tmp_path, cli_error):
     write_app(tmp_path / "cls", "classify", {})
-    assert "rnnkit classify" in error_of(capsys, ["forecast", "predict", "--run", str(tmp_path / "cls")])
+    assert "rnnkit classify" in cli_error(["forecast", "predict", "--run", str(tmp_path / "cls")])
     newer = tmp_path / "newer"
     write_app(newer, "forecast", {})
     info = json.loads((newer / "app.json").read_text())
     (newer / "app.json").write_text(json.dumps({**info, "format": 99}))
-    assert "newer rnnkit" in error_of(capsys, ["forecast", "evaluate", "--run", str(newer)])
+    assert "newer rnnkit" in cli_error(["forecast", "evaluate", "--run", str(newer)])
 
 
 def test_resume(tmp_path):

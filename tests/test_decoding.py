@@ -15,12 +15,7 @@ from rnnkit.models import (
 BOS, EOS, PAD, A, B = 2, 3, 0, 4, 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class MarkovDecoder:

@@ -7,7 +7,6 @@ import time
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models import (
@@ -16,13 +15,7 @@ from rnnkit.models import (
     SequenceTagger, SequenceTaggerConfig, greedy_decode, load_model, load_vocab, save_model,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and stay fast when another process shares the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CONFIGS = [OneToOneConfig, SequenceClassifierConfig, SequenceTaggerConfig, SequenceGeneratorConfig, Seq2SeqConfig]

@@ -12,12 +12,7 @@ from rnnkit.sampling import filter_logits, generate, sample_next, stream
 BOS, EOS = 2, 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def oracle_filter(row, temperature, top_k, top_p):
