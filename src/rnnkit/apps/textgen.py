@@ -54,10 +54,6 @@ class TextgenSettings:
             raise ValueError(f"chunk_length must be >= 2, got {self.chunk_length}")
 
 
-def trainer_is_main() -> bool:
-    return launched_rank() == 0
-
-
 def load_documents(files: list[str] | None, dataset: str | None, encoding: str = "utf-8") -> tuple[list[str], str]:
     """The training text as documents, from the user's files or a built-in corpus; and a description."""
     if files:
@@ -157,11 +153,11 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = Non
                    "train_tokens": train_tokens, "val_tokens": val_tokens, "dataset": None if files else dataset,
                    "files": files or [], "val_batch_size": val_batch, "batch_size": batch}
     if saved is None:  # the vocabulary first: an app.json promises a complete run directory to resume
-        if trainer_is_main():
+        if launched_rank() == 0:
             out.mkdir(parents=True, exist_ok=True)
             vocab.save(out / "vocab.json")
         write_app(out, APP, description)
-    if progress and trainer_is_main():
+    if progress and launched_rank() == 0:
         print(f"textgen: {source}: {train_tokens:,} training and {val_tokens:,} validation {settings.level}s, "
               f"vocabulary {len(vocab)}; {settings.cell.upper()}({settings.hidden_size}) x {settings.num_layers}, "
               f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)

@@ -14,6 +14,7 @@ ends with the same weights as one that was never interrupted.
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import random
@@ -78,6 +79,11 @@ def _as_batch(batch: Any) -> dict:
         return {"inputs": batch}
     raise TypeError(f"a batch must be a dict with 'inputs' (and 'targets'), or a tuple (inputs, targets"
                     f"[, lengths]); got {type(batch).__name__}")
+
+
+def _model_kwargs(batch: dict) -> dict:
+    """The batch entries passed to the model as keyword arguments (e.g. ``lengths``)."""
+    return {k: v for k, v in batch.items() if k not in ("inputs", "targets", "reset")}
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -223,7 +229,7 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def _forward(self, model: torch.nn.Module, batch: dict, state: Any) -> tuple[Tensor, Any]:
-        extra = {k: v for k, v in batch.items() if k not in ("inputs", "targets", "reset")}
+        extra = _model_kwargs(batch)
         if "reset" in batch:
             extra["state"] = reset_state(state, batch["reset"].to(self.device))
         with self._autocast():
@@ -246,9 +252,9 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.clip_norm or math.inf)
         if self.config.clip_value is not None:
             torch.nn.utils.clip_grad_value_(parameters, self.config.clip_value)
-        loss_value, norm_value = float(loss.detach()), float(norm)
+        loss_value, norm_value, counted = float(loss.detach()), float(norm), _counted(batch)
         loss_sum, count, bad = distributed.all_sum(
-            [loss_value * _counted(batch), _counted(batch),
+            [loss_value * counted, counted,
              float(not (math.isfinite(loss_value) and math.isfinite(norm_value)))], self.process, self.device)
         record = {"step": self.step + 1, "loss": loss_sum / max(count, 1), "grad_norm": norm_value,
                   "lr": self.optimizer.param_groups[0]["lr"]}
@@ -278,8 +284,9 @@ class Trainer:
         for raw in batches:
             batch = _to_device(_as_batch(raw), self.device)
             loss, state = self._forward(self.model, batch, state)
-            total += float(loss) * _counted(batch)
-            count += _counted(batch)
+            counted = _counted(batch)
+            total += float(loss) * counted
+            count += counted
         total, count = distributed.all_sum([total, count], self.process, self.device)
         if count == 0:
             raise ValueError("the validation data yields no batches")
@@ -528,13 +535,11 @@ class Trainer:
         if not self.process.is_main or self.run_dir is None:
             return
         batch = _to_device(batch, self.device)
-        extra = {k: v for k, v in batch.items() if k not in ("inputs", "targets", "reset")}
+        extra = _model_kwargs(batch)
         if self.loss_fn is not None:
             flow = gradient_flow(self.model, batch["inputs"], loss_fn=lambda out: self.loss_fn(out, batch), **extra)
         else:
             flow = gradient_flow(self.model, batch["inputs"], batch.get("targets"), **extra)
-        import json
-
         with open(self.run_dir / "gradient_flow.jsonl", "a") as file:
             file.write(json.dumps({"step": self.step, **flow.to_dict()}) + "\n")
 
@@ -542,8 +547,6 @@ class Trainer:
         path = self.run_dir / "gradient_flow.jsonl"
         if not path.exists():
             return
-        import json
-
         from rnnkit.diagnostics import GradientFlow, plot_gradient_flow
 
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
