@@ -12,7 +12,7 @@ from rnnkit.apps.common import write_app
 from rnnkit.apps.translate import (
     addition_pairs, collate, load_run, looks_like_header, read_pairs, reversal_pairs, translate,
 )
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 from rnnkit.cli.main import main
 
 TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--attention-size", "8", "--batch-size", "32", "--quiet"]
@@ -154,6 +154,6 @@ def test_pairs_headers_and_generators(tmp_path):
     path = write_tsv(tmp_path / "p.tsv", [("Go.", "Va !"), ("Hi.", "Salut !")], header="en\tfr\tattribution")
     assert read_pairs(path) == [("Go.", "Va !"), ("Hi.", "Salut !")]
     assert len(read_pairs(path, header="no")) == 3
-    with pytest.raises(CLIError, match="line 1"):
+    with pytest.raises(InputError, match="line 1"):
         read_pairs(write_tsv(tmp_path / "q.tsv", [("a", "")]), header="no")
     assert torch.equal(collate([([4, 5], [6, 3]), ([7], [3])])["lengths"], torch.tensor([2, 1]))

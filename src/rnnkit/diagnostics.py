@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rnnkit import loop
 from rnnkit.backends.reference import LoopBackend
-from rnnkit.models.base import ModelOutput
+from rnnkit.types import ModelOutput
 from rnnkit.nn import RecurrentLayer
 
 

@@ -31,7 +31,7 @@ from rnnkit.train.checkpoint import write_json_atomic
 from rnnkit.apps.common import (
     check_resume, finish_training, format_metrics, load_trained, read_app, read_table, require_columns, write_app,
 )
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.models.common import option
 from rnnkit.train import TrainConfig, Trainer
@@ -107,13 +107,13 @@ def read_examples(path: str, text_column: str, label_column: str, *, encoding: s
                 continue
             what = "text" if not text.strip() else "label"
             column = text_column if what == "text" else label_column
-            raise CLIError(f"{path}, data row {number}: empty {what} (column {column!r}); fix the file or "
+            raise InputError(f"{path}, data row {number}: empty {what} (column {column!r}); fix the file or "
                            f"pass --skip-empty to drop such rows")
         examples.append((text, label))
     if dropped:
         print(f"note: dropped {dropped} rows with an empty text or label", file=sys.stderr)
     if not examples:
-        raise CLIError(f"{path} has no rows with both a text and a label")
+        raise InputError(f"{path} has no rows with both a text and a label")
     return examples
 
 
@@ -124,7 +124,7 @@ def load_dataset(name: str) -> tuple[Examples, Examples]:
     info = datasets.info(name)
     if info.kind != "classification":
         known = ", ".join(d.name for d in datasets.list_datasets(kind="classification"))
-        raise CLIError(f"data set {name!r} is a {info.kind} data set; classify takes one of: {known}")
+        raise InputError(f"data set {name!r} is a {info.kind} data set; classify takes one of: {known}")
     split = datasets.load(name)
     return [tuple(e) for e in split.train], [tuple(e) for e in split.test]
 
@@ -233,7 +233,7 @@ def measure(model, vocab: Vocabulary, settings: dict, examples: Examples) -> dic
     labels = settings["labels"]
     unknown = sorted({label for _, label in examples} - set(labels))
     if unknown:
-        raise CLIError(f"labels {unknown} were not seen in training; the model knows: {', '.join(labels)}")
+        raise InputError(f"labels {unknown} were not seen in training; the model knows: {', '.join(labels)}")
     truth = [labels.index(label) for _, label in examples]
     probs = predict_ids(model, [encode(text, vocab, settings) for text, _ in examples])
     result = scores(truth, probs.argmax(-1).tolist(), len(labels))
@@ -292,10 +292,10 @@ def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, r
         settings = ClassifySettings(**{f.name: saved[f.name] for f in dataclasses.fields(ClassifySettings)})
     train_part, val_part, test_part, source = split_data(settings, config.seed)
     if not train_part:
-        raise CLIError(f"{source}: nothing left to train on after the split")
+        raise InputError(f"{source}: nothing left to train on after the split")
     labels = sorted({label for _, label in train_part + val_part + test_part})
     if len(labels) < 2:
-        raise CLIError(f"{source} has a single label ({labels[0]!r}); classification needs at least two")
+        raise InputError(f"{source} has a single label ({labels[0]!r}); classification needs at least two")
     vocab = Vocabulary.build((normalize(t, settings.level, settings.lowercase) for t, _ in train_part),
                              level=settings.level, min_freq=settings.min_freq, max_size=settings.max_vocab)
     counts = {label: sum(1 for _, l in train_part if l == label) for label in labels}
@@ -305,7 +305,7 @@ def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, r
             "majority_label": max(labels, key=lambda label: counts[label]),
             "sizes": {"train": len(train_part), "val": len(val_part), "test": len(test_part)}}
     if resume and (saved["labels"] != labels or saved["sizes"] != info["sizes"]):
-        raise CLIError(f"--resume: {source} no longer gives the labels and split the run started with")
+        raise InputError(f"--resume: {source} no longer gives the labels and split the run started with")
     torch.manual_seed(config.seed)  # the initial weights follow --seed
     model = SequenceClassifier(vocab_size=len(vocab), embedding_dim=settings.embedding_dim, cell=settings.cell,
                                hidden_size=settings.hidden_size, num_layers=settings.num_layers,
@@ -350,7 +350,7 @@ def evaluate(run: str | Path, *, data: str | None = None, text_column: str | Non
         saved = ClassifySettings(**{f.name: settings[f.name] for f in dataclasses.fields(ClassifySettings)})
         examples, where = split_data(saved, seed)[2], "the run's test split"
         if not examples:
-            raise CLIError(f"{run} has no test split (test_fraction 0); pass --data FILE")
+            raise InputError(f"{run} has no test split (test_fraction 0); pass --data FILE")
     result = measure(model, vocab, settings, examples)
     result["labels"], result["evaluated_on"] = settings["labels"], where
     return result
@@ -359,7 +359,7 @@ def evaluate(run: str | Path, *, data: str | None = None, text_column: str | Non
 def predict(run: str | Path, texts: Sequence[str], *, device: str = "cpu") -> list[dict]:
     """For each text: ``{"text", "label", "probability", "probabilities": {label: p}}``."""
     if not texts:
-        raise CLIError("no texts to classify; pass them as arguments, with --file, or on stdin")
+        raise InputError("no texts to classify; pass them as arguments, with --file, or on stdin")
     model, vocab, settings = load_run(run, device)
     probs = predict_ids(model, [encode(text, vocab, settings) for text in texts])
     labels = settings["labels"]

@@ -4,7 +4,7 @@ A run directory holds ``app.json`` (which application made it, with which rnnkit
 settings), the trainer's ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and plots, and
 ``model/`` (the trained model with its vocabulary, see :func:`rnnkit.models.save_model`), which the
 ``sample`` / ``predict`` / ``translate`` / ``evaluate`` verbs load. Every problem with the user's input
-raises :class:`rnnkit.cli.common.CLIError` with one line that says what is wrong and how to fix it.
+raises :class:`rnnkit.errors.InputError` with one line that says what is wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 from rnnkit.train import checkpoint
 from rnnkit.train.distributed import launched_rank
 
@@ -41,19 +41,19 @@ def read_app(run_dir: str | Path, app: str) -> dict:
     run_dir = Path(run_dir)
     path = run_dir / APP_FILE
     if not run_dir.is_dir():
-        raise CLIError(f"run directory {run_dir} does not exist; train first with `rnnkit {app} train --out {run_dir}`")
+        raise InputError(f"run directory {run_dir} does not exist; train first with `rnnkit {app} train --out {run_dir}`")
     if not path.exists():
-        raise CLIError(f"{run_dir} is not an rnnkit run directory (no {APP_FILE}); pass the --out of a "
+        raise InputError(f"{run_dir} is not an rnnkit run directory (no {APP_FILE}); pass the --out of a "
                        f"`rnnkit {app} train` run")
     try:
         info = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CLIError(f"{path} is damaged (not valid JSON)") from None
+        raise InputError(f"{path} is damaged (not valid JSON)") from None
     if info.get("app") != app:
-        raise CLIError(f"{run_dir} was made by `rnnkit {info.get('app')}`, not `rnnkit {app}`; "
+        raise InputError(f"{run_dir} was made by `rnnkit {info.get('app')}`, not `rnnkit {app}`; "
                        f"use `rnnkit {info.get('app')}` with it, or pick a {app} run")
     if info.get("format", 0) > RUN_FORMAT:
-        raise CLIError(f"{run_dir} was written by a newer rnnkit ({info.get('rnnkit_version')}); upgrade rnnkit")
+        raise InputError(f"{run_dir} was written by a newer rnnkit ({info.get('rnnkit_version')}); upgrade rnnkit")
     return info["settings"]
 
 
@@ -65,7 +65,7 @@ def load_trained(run_dir: str | Path, app: str, device: str = "cpu"):
     settings = read_app(run_dir, app)
     model_dir = Path(run_dir) / "model"
     if not (model_dir / "config.json").exists():
-        raise CLIError(f"{run_dir} has no trained model yet (model/ is missing): the run did not finish; "
+        raise InputError(f"{run_dir} has no trained model yet (model/ is missing): the run did not finish; "
                        f"continue it with `rnnkit {app} train --out {run_dir} --resume`")
     return load_model(model_dir).to(device).eval(), load_vocab(model_dir), settings
 
@@ -81,28 +81,28 @@ def check_resume(run_dir: Path, app: str, resume: bool) -> None:
     if (run_dir / APP_FILE).exists():
         read_app(run_dir, app)  # foreign or incompatible runs fail here
         if not resume:
-            raise CLIError(f"{run_dir} already holds a {app} run; pass --resume to continue it or choose another --out")
+            raise InputError(f"{run_dir} already holds a {app} run; pass --resume to continue it or choose another --out")
     elif resume:
-        raise CLIError(f"--resume: {run_dir} holds no {app} run to continue")
+        raise InputError(f"--resume: {run_dir} holds no {app} run to continue")
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """A text file's contents, with one-line errors for missing, empty and wrongly encoded files."""
     path = Path(path)
     if not path.exists():
-        raise CLIError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     if path.is_dir():
-        raise CLIError(f"{path} is a directory; pass a text file")
+        raise InputError(f"{path} is a directory; pass a text file")
     data = path.read_bytes()
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
-        raise CLIError(f"{path} is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
+        raise InputError(f"{path} is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
                        f"pass --encoding with the file's encoding, e.g. --encoding latin-1") from None
     except LookupError:
-        raise CLIError(f"unknown encoding {encoding!r}; use e.g. utf-8 or latin-1") from None
+        raise InputError(f"unknown encoding {encoding!r}; use e.g. utf-8 or latin-1") from None
     if not text.strip():
-        raise CLIError(f"{path} is empty")
+        raise InputError(f"{path} is empty")
     return text
 
 
@@ -123,19 +123,19 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", delimiter: str | No
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise CLIError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+                raise InputError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
             if not isinstance(row, dict):
-                raise CLIError(f"{path}, line {number}: expected a JSON object per line")
+                raise InputError(f"{path}, line {number}: expected a JSON object per line")
             rows.append(row)
         columns = list(dict.fromkeys(k for row in rows for k in row))
         return columns, rows
     delimiter = delimiter or ("\t" if suffix in (".tsv", ".tab") else ",")
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
     if not reader.fieldnames:
-        raise CLIError(f"{path} has no header row")
+        raise InputError(f"{path} has no header row")
     rows = list(reader)
     if not rows:
-        raise CLIError(f"{path} has a header but no data rows")
+        raise InputError(f"{path} has a header but no data rows")
     return list(reader.fieldnames), rows
 
 
@@ -143,7 +143,7 @@ def require_columns(path: str | Path, columns: list[str], wanted: dict[str, str]
     """``wanted`` maps option names (``--text-column``) to column names that must exist."""
     for option, column in wanted.items():
         if column not in columns:
-            raise CLIError(f"{path} has no column {column!r} ({option}); available columns: {', '.join(columns)}")
+            raise InputError(f"{path} has no column {column!r} ({option}); available columns: {', '.join(columns)}")
 
 
 def finish_training(trainer, model: torch.nn.Module, run_dir: Path, vocab=None) -> dict:

@@ -33,7 +33,7 @@ from torch.utils.data import TensorDataset
 
 from rnnkit.train.checkpoint import write_json_atomic
 from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, read_table, require_columns, write_app
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 from rnnkit.models.common import option
 from rnnkit.train import TrainConfig, Trainer
 
@@ -170,11 +170,11 @@ def read_series(path: str, time_column: str | None, columns: list[str] | None, *
         if skipped:
             print(f"note: leaving out non-numeric columns {', '.join(skipped)}", file=sys.stderr)
         if not candidates:
-            raise CLIError(f"{path} has no numeric value columns; columns: {', '.join(header)}")
+            raise InputError(f"{path} has no numeric value columns; columns: {', '.join(header)}")
     for c in candidates:
         bad = next((i for i, v in enumerate(parsed[c]) if v is None), None)
         if bad is not None:
-            raise CLIError(f"{path}, data row {bad + 1}, column {c!r}: {rows[bad].get(c)!r} is not a number; "
+            raise InputError(f"{path}, data row {bad + 1}, column {c!r}: {rows[bad].get(c)!r} is not a number; "
                            f"fix it, or blank it and pass --fill (ffill, interpolate or drop)")
     times = _parse_times([row.get(time_column) for row in rows]) if time_column else None
     values = np.array([parsed[c] for c in candidates], dtype=np.float64).T.reshape(len(rows), len(candidates))
@@ -188,7 +188,7 @@ def load_dataset(name: str) -> Series:
     info = datasets.info(name)
     if info.kind != "series":
         known = ", ".join(d.name for d in datasets.list_datasets(kind="series"))
-        raise CLIError(f"data set {name!r} is a {info.kind} data set; forecast takes one of: {known}")
+        raise InputError(f"data set {name!r} is a {info.kind} data set; forecast takes one of: {known}")
     frame = datasets.load(name)
     names = [c for c in frame.columns if c != "time"]
     times = [t.to_pydatetime() for t in frame["time"]]
@@ -203,7 +203,7 @@ def fill_missing(series: Series, how: str) -> Series:
         return series
     row, col = map(int, np.argwhere(missing)[0])
     if how == "none":
-        raise CLIError(f"{series.source}, data row {row + 1}, column {series.names[col]!r}: missing value "
+        raise InputError(f"{series.source}, data row {row + 1}, column {series.names[col]!r}: missing value "
                        f"({int(missing.sum())} in all); pass --fill ffill, interpolate or drop")
     values = series.values.copy()
     if how == "drop":
@@ -214,7 +214,7 @@ def fill_missing(series: Series, how: str) -> Series:
     for c in range(values.shape[1]):
         known = ~missing[:, c]
         if not known.any():
-            raise CLIError(f"{series.source}: column {series.names[c]!r} has no values at all")
+            raise InputError(f"{series.source}: column {series.names[c]!r} has no values at all")
         if how == "interpolate":
             values[:, c] = np.interp(index, index[known], values[known, c])
         else:  # ffill; values before the first known one take the first known one
@@ -344,17 +344,17 @@ def prepare(series: Series, settings: dict, scaling: dict | None = None) -> Prep
     for option_name, names in (("--columns", inputs), ("--targets", targets)):
         for name in names:
             if name not in series.names:
-                raise CLIError(f"{where} has no column {name!r} ({option_name}); available columns: "
+                raise InputError(f"{where} has no column {name!r} ({option_name}); available columns: "
                                f"{', '.join(series.names)}")
     inputs += [t for t in targets if t not in inputs]
     n, lookback, horizon = len(series.values), settings["lookback"], settings["horizon"]
     if n < lookback + horizon:
-        raise CLIError(f"{where} has {n} rows, fewer than lookback + horizon = {lookback + horizon}; "
+        raise InputError(f"{where} has {n} rows, fewer than lookback + horizon = {lookback + horizon}; "
                        f"lower --lookback or --horizon")
     test_rows, val_rows = round(n * settings["test_fraction"]), round(n * settings["val_fraction"])
     a, b = n - test_rows - val_rows, n - test_rows
     if scaling is None and a < lookback + horizon:  # with a run's scaling (evaluate, predict) no training part is needed
-        raise CLIError(f"{where}: the training part has {a} of {n} rows, fewer than lookback + horizon = "
+        raise InputError(f"{where}: the training part has {a} of {n} rows, fewer than lookback + horizon = "
                        f"{lookback + horizon}; lower --lookback/--horizon or --val-fraction/--test-fraction")
     columns = [series.names.index(c) for c in inputs]
     values = series.values[:, columns]
@@ -448,7 +448,7 @@ def measure(model: torch.nn.Module, prep: Prepared, settings: dict, part: str) -
     """``(metrics, curves)`` on one part: the model, naive and seasonal-naive errors in the data's units."""
     ends = prep.ends[part]
     if len(ends) == 0:
-        raise CLIError(f"{prep.series.source}: the {part} part has no complete window "
+        raise InputError(f"{prep.series.source}: the {part} part has no complete window "
                        f"(lookback {settings['lookback']}, horizon {settings['horizon']}); use a longer series")
     x, _, actual = windows(prep, ends, settings)
     predicted = model_forecast(model, x, prep, ends, settings)
@@ -532,7 +532,7 @@ def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, r
                 time_step=time_step(series.times), source=series.source,
                 sizes={part: int(len(e)) for part, e in prep.ends.items() if part != "all"})
     if resume and (saved["scaling"] != info["scaling"] or saved["sizes"] != info["sizes"]):
-        raise CLIError(f"--resume: {series.source} no longer gives the split and scaling the run started with")
+        raise InputError(f"--resume: {series.source} no longer gives the split and scaling the run started with")
     torch.manual_seed(config.seed)  # the initial weights follow --seed
     features = len(prep.inputs) * (2 if settings.input_mode == "both" else 1)
     model = SequenceClassifier(input_size=features, output_size=settings.horizon * len(prep.targets),
@@ -602,9 +602,9 @@ def predict(run: str | Path, *, data: str | None = None, encoding: str | None = 
     lookback = settings["lookback"]
     missing = [c for c in settings["inputs"] if c not in series.names]
     if missing:
-        raise CLIError(f"{series.source} lacks the run's columns {missing}; available: {', '.join(series.names)}")
+        raise InputError(f"{series.source} lacks the run's columns {missing}; available: {', '.join(series.names)}")
     if len(series.values) < lookback:
-        raise CLIError(f"{series.source} has {len(series.values)} rows; the model needs the last {lookback} (lookback)")
+        raise InputError(f"{series.source} has {len(series.values)} rows; the model needs the last {lookback} (lookback)")
     columns = [series.names.index(c) for c in settings["inputs"]]
     prep = Prepared(Series(series.times, settings["inputs"], series.values[:, columns], series.source),
                     settings["inputs"], settings["target_columns"],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.apps.common import CLIError, finish_training, load_trained, read_app, read_text, write_app
+from rnnkit.apps.common import InputError, finish_training, load_trained, read_app, read_text, write_app
 from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.common import option
@@ -62,7 +62,7 @@ def load_documents(files: list[str] | None, dataset: str | None, encoding: str =
 
     names = [d.name for d in datasets.list_datasets("text")]
     if dataset not in names:
-        raise CLIError(f"unknown text dataset {dataset!r}; choose one of {', '.join(names)} (see `rnnkit datasets`)")
+        raise InputError(f"unknown text dataset {dataset!r}; choose one of {', '.join(names)} (see `rnnkit datasets`)")
     loaded = datasets.load(dataset)  # a missing install raises DatasetUnavailable, naming the fix
     # A train/validation split (shakespeare_char) is joined again: the app holds out its own last fraction.
     documents = ["".join(loaded)] if isinstance(loaded, tuple) else list(loaded)
@@ -99,7 +99,7 @@ def _resumed_inputs(out: Path, files, dataset) -> tuple[list[str] | None, str | 
     saved = read_app(out, APP)
     if (files and [str(Path(f).resolve()) for f in files] != saved["files"]) or \
             (dataset and dataset != saved["dataset"]):
-        raise CLIError(f"--resume continues {out} on its own data ({saved['source']}); drop --data/--dataset, "
+        raise InputError(f"--resume continues {out} on its own data ({saved['source']}); drop --data/--dataset, "
                        "or start a new run with another --out")
     fields = {f.name for f in dataclasses.fields(TextgenSettings)}
     return saved["files"] or None, saved["dataset"], TextgenSettings(**{k: saved[k] for k in fields}), saved
@@ -134,15 +134,15 @@ def train(files: list[str] | None, out: str | Path, *, dataset: str | None = Non
         vocab = Vocabulary.build(train_docs, level=settings.level, min_freq=settings.min_freq,
                                  max_size=settings.max_vocab or None)
     if len(vocab) <= 4:
-        raise CLIError(f"the training text of {source} has no tokens left after min_freq={settings.min_freq}")
+        raise InputError(f"the training text of {source} has no tokens left after min_freq={settings.min_freq}")
     train_ids, val_ids = _encode(vocab, train_docs), _encode(vocab, val_docs)
     train_tokens, val_tokens = sum(len(t) for t in train_ids), sum(len(t) for t in val_ids)
     batch = config.batch_size
     if train_tokens < batch * (settings.chunk_length + 1):
-        raise CLIError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
+        raise InputError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
                        f"chunk_length {settings.chunk_length}; lower --batch-size or --chunk-length")
     if saved is not None and (train_tokens, val_tokens) != (saved["train_tokens"], saved["val_tokens"]):
-        raise CLIError(f"the data of {out} changed since the run started ({saved['train_tokens']:,} training "
+        raise InputError(f"the data of {out} changed since the run started ({saved['train_tokens']:,} training "
                        f"tokens then, {train_tokens:,} now); start a new run with another --out")
     val_batch = max(1, min(batch, val_tokens // (settings.chunk_length + 1)))
     train_data = StreamBatches(train_ids, batch, settings.chunk_length)
@@ -196,7 +196,7 @@ def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temp
     else:
         ids = [vocab.token_to_id("\n")] if "\n" in vocab else [vocab.token_to_id(vocab.tokens[4])]
     if not ids:
-        raise CLIError("--prime has no tokens the model knows")
+        raise InputError("--prime has no tokens the model knows")
     space = " " if settings["level"] == "word" and prime else ""  # words after a prime need a separator
     for token in stream(model, ids, max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
                         seed=seed):

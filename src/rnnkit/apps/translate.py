@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, read_text, write_app
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.train import TrainConfig, Trainer, distributed
 from rnnkit.train.checkpoint import write_json_atomic
@@ -142,13 +142,13 @@ def read_pairs(path: str | Path, *, encoding: str = "utf-8", header: str = "auto
             continue
         fields = line.split("\t")
         if len(fields) < 2:
-            raise CLIError(f"{path}, line {number}: expected source<TAB>target, found no tab: {line[:40]!r}")
+            raise InputError(f"{path}, line {number}: expected source<TAB>target, found no tab: {line[:40]!r}")
         source, target = fields[0].strip(), fields[1].strip()
         if not source or not target:
-            raise CLIError(f"{path}, line {number}: the {'source' if not source else 'target'} is empty")
+            raise InputError(f"{path}, line {number}: the {'source' if not source else 'target'} is empty")
         pairs.append((source, target))
     if not pairs:
-        raise CLIError(f"{path} holds no source<TAB>target pairs" + (" after the header" if start else ""))
+        raise InputError(f"{path} holds no source<TAB>target pairs" + (" after the header" if start else ""))
     return pairs
 
 
@@ -168,7 +168,7 @@ def load_pairs(config: TranslateConfig, seed: int) -> list[tuple[str, str]]:
 def split_pairs(pairs: list, val_fraction: float, test_fraction: float, seed: int) -> tuple[list, list, list]:
     """Shuffle with ``seed`` and cut into train/validation/test (each non-empty)."""
     if len(pairs) < 10:
-        raise CLIError(f"only {len(pairs)} pairs; need at least 10 to split into train, validation and test")
+        raise InputError(f"only {len(pairs)} pairs; need at least 10 to split into train, validation and test")
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
     n_val, n_test = max(1, round(len(pairs) * val_fraction)), max(1, round(len(pairs) * test_fraction))
@@ -259,14 +259,14 @@ def score(hypotheses: list[str], references: list[str], *, bleu: bool = True, le
     word n-grams of one-word outputs such as "596" would make BLEU 0 however good the model.
     """
     if not references:
-        raise CLIError("nothing to evaluate: no pairs")
+        raise InputError("nothing to evaluate: no pairs")
     result = {"examples": len(references),
               "exact_match": sum(h == r for h, r in zip(hypotheses, references)) / len(references)}
     if bleu:
         try:
             import sacrebleu
         except ImportError:
-            raise CLIError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}") from None
+            raise InputError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}") from None
         tokenize = "char" if level == "char" else "13a"
         result["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize).score
         result["bleu_tokenize"] = tokenize
@@ -343,7 +343,7 @@ def train(config: TranslateConfig, train_config: TrainConfig | None = None, out:
     pairs = load_pairs(config, seed)
     train_pairs, val_pairs, test_pairs = split_pairs(pairs, config.val_fraction, config.test_fraction, seed)
     if resume and fingerprint(pairs) != settings["fingerprint"]:
-        raise CLIError(f"the data of {run_dir} changed since the run started; resume with the same pairs "
+        raise InputError(f"the data of {run_dir} changed since the run started; resume with the same pairs "
                        f"or start a new run with another --out")
     vocabs = build_vocabs(config, train_pairs)
     torch.manual_seed(seed)
@@ -433,15 +433,15 @@ def load_run(run: str | Path, device: str = "cpu") -> tuple:
     """``(model, vocabularies, settings)`` of a finished translate run; one-line errors otherwise."""
     model, vocabs, settings = load_trained(run, APP, device)
     if not isinstance(vocabs, dict) or set(vocabs) != {"source", "target"}:
-        raise CLIError(f"{Path(run) / 'model'} lacks the source and target vocabularies of a translate run")
+        raise InputError(f"{Path(run) / 'model'} lacks the source and target vocabularies of a translate run")
     return model, vocabs, settings["config"]
 
 
 def check_decoding(beam: int, alpha: float) -> None:
     if beam < 1:
-        raise CLIError(f"--beam must be >= 1, got {beam}")
+        raise InputError(f"--beam must be >= 1, got {beam}")
     if alpha < 0:
-        raise CLIError(f"--alpha must be >= 0, got {alpha}")
+        raise InputError(f"--alpha must be >= 0, got {alpha}")
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, *, beam: int = 1, alpha: float = 0.6,
@@ -454,7 +454,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, beam: int = 1, 
     check_decoding(beam, alpha)
     model, vocabs, settings = load_run(run, device)
     if bleu and not _have_sacrebleu(False):
-        raise CLIError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}; or pass --no-bleu")
+        raise InputError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}; or pass --no-bleu")
     # The run's own test split was written as UTF-8; --encoding is for the user's file.
     pairs = read_pairs(data or Path(run) / "splits" / "test.tsv", encoding=encoding if data else "utf-8",
                        header=header if data else "no")

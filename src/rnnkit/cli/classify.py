@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from rnnkit.cli.common import CLIError, add_dataclass_options, add_train_options, dataclass_from_args, train_config
+from rnnkit.errors import InputError
+from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
 
 TRAIN_DEFAULTS = {"max_steps": 1000, "batch_size": 32, "lr": 2e-3, "eval_every": 100, "checkpoint_every": 100,
                   "log_every": 50, "early_stopping_patience": 5,
@@ -90,7 +91,7 @@ def _read_texts(args: argparse.Namespace, text_column: str) -> list[str]:
     from rnnkit.apps.common import read_table, read_text, require_columns
 
     if args.file and args.texts:
-        raise CLIError("pass texts as arguments or with --file, not both")
+        raise InputError("pass texts as arguments or with --file, not both")
     if args.file:
         if Path(args.file).suffix.lower() in (".csv", ".tsv", ".tab", ".jsonl", ".ndjson"):
             columns, rows = read_table(args.file, encoding=args.encoding)
@@ -100,7 +101,7 @@ def _read_texts(args: argparse.Namespace, text_column: str) -> list[str]:
     if args.texts:
         return args.texts
     if sys.stdin.isatty():
-        raise CLIError("no texts to classify; pass them as arguments, with --file, or on stdin")
+        raise InputError("no texts to classify; pass them as arguments, with --file, or on stdin")
     return [line for line in sys.stdin.read().splitlines() if line.strip()]
 
 

@@ -8,11 +8,9 @@ import dataclasses
 import typing
 from typing import Any
 
+from rnnkit.errors import InputError
+from rnnkit.options import nested_class
 from rnnkit.train.config import TrainConfig
-
-
-class CLIError(Exception):
-    """A problem with the user's input; printed as one line, exit status 2."""
 
 
 def _flag(name: str) -> str:
@@ -28,20 +26,48 @@ def _type_of(field: dataclasses.Field, hints: dict) -> tuple[Any, bool]:
     return base, optional
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, only: list[str] | None = None,
-                          skip: tuple[str, ...] = (), defaults: dict | None = None,
-                          aliases: dict[str, list[str]] | None = None) -> None:
-    """Add ``--field-name`` options for a config dataclass, with its help texts and defaults."""
-    hints = typing.get_type_hints(cls)
-    defaults, aliases = defaults or {}, aliases or {}
+def _option_fields(cls, prefix: tuple[str, ...] = ()):
+    """``(path, field, owner class)`` for every command-line option of ``cls``, nested configs flattened.
+
+    Derived fields (filled from the data) are left out; a nested config's options take their plain
+    names (``--hidden-size``, not ``--model-hidden-size``), so every app spells a model option the same.
+    """
     for field in dataclasses.fields(cls):
-        if field.name in skip or (only is not None and field.name not in only):
+        inner = nested_class(field)
+        if inner is not None:
+            yield from _option_fields(inner, (*prefix, field.name))
+        elif not field.metadata.get("derived"):
+            yield (*prefix, field.name), field, cls
+
+
+def _default_of(instance, path: tuple[str, ...]):
+    for name in path:
+        instance = getattr(instance, name)
+    return instance
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
+                          defaults: dict | None = None, aliases: dict[str, list[str]] | None = None) -> None:
+    """Add ``--field-name`` options for a config dataclass (nested configs included), with its help texts.
+
+    Defaults come from ``defaults`` (by field name), else from ``cls()`` — so an app's settings, which
+    nest a model config with the app's preferred defaults, show those.
+    """
+    defaults, aliases = defaults or {}, aliases or {}
+    instance = _defaults_instance(cls)
+    seen: set[str] = set()
+    for path, field, owner in _option_fields(cls):
+        name = path[-1]
+        if name in skip:
             continue
-        base, optional = _type_of(field, hints)
-        default = defaults.get(field.name, field.default)
+        if name in seen:
+            raise TypeError(f"{cls.__name__} has two options named {name!r}; rename one")
+        seen.add(name)
+        base, optional = _type_of(field, typing.get_type_hints(owner))
+        default = defaults.get(name, _default_of(instance, path) if instance is not None else field.default)
         help_text = field.metadata.get("help", "")
         if base is bool:
-            parser.add_argument(_flag(field.name), *aliases.get(field.name, []), dest=field.name, default=default,
+            parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)
             continue
         convert = base
@@ -49,21 +75,41 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, only: list[st
             def convert(text, base=base):
                 return None if text.lower() in ("none", "off") else base(text)
             help_text += " ('none' turns it off)"
-        parser.add_argument(_flag(field.name), *aliases.get(field.name, []), dest=field.name, type=convert,
-                            default=default,
-                            choices=field.metadata.get("choices"), metavar=None if "choices" in field.metadata
-                            else field.name.split("_")[-1].upper(), help=f"{help_text} (default: {default})")
+        choices = field.metadata.get("choices")
+        parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
+                            choices=choices, metavar=None if choices else name.split("_")[-1].upper(),
+                            help=f"{help_text} (default: {default})")
 
 
 def dataclass_from_args(cls, args: argparse.Namespace, **overrides):
-    """Build ``cls`` from the parsed options that belong to it."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values.update(overrides)
+    """Build ``cls`` (nested configs included) from the parsed options that belong to it."""
+    values = vars(args)
+
+    def build(owner, base, top: bool):
+        given = {}
+        for field in dataclasses.fields(owner):
+            inner = nested_class(field)
+            if inner is not None:
+                given[field.name] = build(inner, getattr(base, field.name) if base is not None else None, False)
+            elif top and field.name in overrides:
+                given[field.name] = overrides[field.name]
+            elif not field.metadata.get("derived") and field.name in values:
+                given[field.name] = values[field.name]
+        # Options a parser skipped keep the owner's preferred defaults (a nested config's own defaults may differ).
+        return dataclasses.replace(base, **given) if base is not None else owner(**given)
+
     try:
-        return cls(**values)
+        return build(cls, _defaults_instance(cls), True)
     except (TypeError, ValueError) as error:
-        raise CLIError(str(error)) from None
+        raise InputError(str(error)) from None
+
+
+def _defaults_instance(cls):
+    """``cls()`` when every field has a default that validates, else ``None``."""
+    try:
+        return cls()
+    except (TypeError, ValueError):
+        return None
 
 
 def add_train_options(parser: argparse.ArgumentParser, *, defaults: dict | None = None) -> None:

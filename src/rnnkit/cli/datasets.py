@@ -7,7 +7,7 @@ import argparse
 import json
 import textwrap
 
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 
 EXAMPLES = """\
 examples:
@@ -91,7 +91,7 @@ def run_show(args: argparse.Namespace) -> int:
     from rnnkit.datasets import info, load
 
     if args.lines < 0:
-        raise CLIError(f"--lines must be >= 0, got {args.lines}")
+        raise InputError(f"--lines must be >= 0, got {args.lines}")
     dataset = info(args.name)
     data = load(args.name)
     if dataset.name == "shakespeare_char":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import CLIError, add_dataclass_options, add_train_options, dataclass_from_args, train_config
+from rnnkit.errors import InputError
+from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
 
 LAB_TRAIN_DEFAULTS = {"max_steps": 2000, "batch_size": 50, "lr": 1e-3, "eval_every": 100, "checkpoint_every": 500,
                       "log_every": 100}
@@ -49,9 +50,9 @@ def run_one(args: argparse.Namespace) -> int:
     config = dataclass_from_args(LabConfig, args, task=args.task)
     checkpoints = Path(args.out) / "checkpoints"
     if args.resume and (not checkpoints.is_dir() or find_checkpoint(checkpoints) is None):
-        raise CLIError(f"--resume: {args.out} holds no lab run to continue")
+        raise InputError(f"--resume: {args.out} holds no lab run to continue")
     if not args.resume and checkpoints.exists():
-        raise CLIError(f"{args.out} already holds a lab run; pass --resume to continue it or choose another --out")
+        raise InputError(f"{args.out} already holds a lab run; pass --resume to continue it or choose another --out")
     result = run_lab(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
     print(describe(result))
     print(f"result: {args.out}/result.json; plots: {args.out}/curves.png, {args.out}/gradient_flow.png")
@@ -65,7 +66,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from rnnkit.lab import run_sweep as sweep
 
     if any(T < 10 for T in args.lengths):
-        raise CLIError(f"--lengths must all be >= 10, got {args.lengths}")
+        raise InputError(f"--lengths must all be >= 10, got {args.lengths}")
     grid = [(dataclasses.replace(config, hidden_size=args.hidden_size), clip)
             for config, clip in default_grid(tuple(args.lengths))]
     results = sweep(grid, train_config(args), args.out, progress=not args.quiet)

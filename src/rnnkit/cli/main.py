@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from rnnkit.cli.common import CLIError
+from rnnkit.errors import InputError
 
 #: Command modules under rnnkit.cli, in the order ``--help`` lists them.
 COMMANDS = ["textgen", "classify", "forecast", "translate", "lab", "datasets"]
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from rnnkit.train.checkpoint import CheckpointError
 
-    return (CLIError, CheckpointError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError,
+    return (InputError, CheckpointError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError,
             UnicodeDecodeError)
 
 

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from rnnkit.cli.common import CLIError, add_dataclass_options, add_train_options, dataclass_from_args, train_config
+from rnnkit.errors import InputError
+from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
 
 TRAIN_DEFAULTS = {"max_steps": 2000, "batch_size": 32, "lr": 3e-3, "eval_every": 250, "checkpoint_every": 250,
                   "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4}
@@ -78,7 +79,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from rnnkit.apps.textgen import sample
 
     if args.length < 1:
-        raise CLIError(f"--length must be >= 1, got {args.length}")
+        raise InputError(f"--length must be >= 1, got {args.length}")
     if args.prime:
         sys.stdout.write(args.prime)
     for piece in sample(args.run, prime=args.prime, length=args.length, temperature=args.temperature,

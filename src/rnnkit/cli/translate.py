@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from rnnkit.cli.common import CLIError, add_dataclass_options, add_train_options, dataclass_from_args, train_config
+from rnnkit.errors import InputError
+from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
 
 EXAMPLES = """examples:
   rnnkit translate train --out runs/add                      # Keras' 3-digit addition, "535+61" -> "596"
@@ -102,7 +103,7 @@ def _read_stdin(encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
-        raise CLIError(f"stdin is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
+        raise InputError(f"stdin is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
                        f"pass --encoding, e.g. --encoding latin-1") from None
 
 
@@ -111,14 +112,14 @@ def run_translate(args: argparse.Namespace) -> int:
     from rnnkit.apps.translate import translate
 
     if args.texts and args.file:
-        raise CLIError("give texts as arguments or --file, not both")
+        raise InputError("give texts as arguments or --file, not both")
     if args.texts:
         texts = args.texts
     else:
         text = read_text(args.file, args.encoding) if args.file else _read_stdin(args.encoding)
         texts = [line.strip() for line in text.splitlines() if line.strip()]
         if not texts:
-            raise CLIError(f"{args.file or 'stdin'} holds no text to translate")
+            raise InputError(f"{args.file or 'stdin'} holds no text to translate")
     for output in translate(args.run, texts, beam=args.beam, alpha=args.alpha, device=args.device):
         print(output)
     return 0

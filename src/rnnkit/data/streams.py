@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from rnnkit.models.base import IGNORE_INDEX
+from rnnkit.types import IGNORE_INDEX
 
 
 def _as_documents(tokens: Tensor | Sequence[Tensor]) -> list[Tensor]:

@@ -8,7 +8,7 @@
 """
 
 from rnnkit.models.attention import AdditiveAttention, Attention, AttentionPooling, DotAttention, GeneralAttention
-from rnnkit.models.base import IGNORE_INDEX, ModelOutput
+from rnnkit.types import IGNORE_INDEX, ModelOutput
 from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
 from rnnkit.models.decoding import Decoded, beam_search, greedy_decode, length_penalty
 from rnnkit.models.feedforward import OneToOne, OneToOneConfig

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from rnnkit import _checks
 from rnnkit.models.attention import AttentionPooling
-from rnnkit.models.base import ModelOutput
+from rnnkit.types import ModelOutput
 from rnnkit.models.common import (
     TASKS, SequenceEncoder, SequenceInputConfig, build_config, classification_loss, option, regression_loss,
 )
@@ -31,8 +31,8 @@ class SequenceClassifierConfig(SequenceInputConfig):
 
     summary: str = option("last", "how the sequence is summarised: 'last', 'mean', 'max' or 'attention'")
     attention_size: int = option(64, "hidden size of the attention-pooling scorer")
-    output_size: int = option(2, "classes (classification) or output features (regression)")
-    task: str = option("classification", "'classification' (cross-entropy) or 'regression' (MSE)")
+    output_size: int = option(2, "classes (classification) or output features (regression)", derived=True)
+    task: str = option("classification", "'classification' (cross-entropy) or 'regression' (MSE)", derived=True)
 
     def validate(self) -> None:
         super().validate()

@@ -7,7 +7,6 @@ computes its masked loss the same way.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import field
 from typing import Any
 
 import torch
@@ -15,7 +14,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit import _checks
-from rnnkit.models.base import IGNORE_INDEX
+from rnnkit.options import option
+from rnnkit.types import IGNORE_INDEX
 from rnnkit.nn import GRU, LSTM, RNN
 
 #: ``cell`` config values: the rnnkit layer and its extra constructor arguments.
@@ -28,22 +28,16 @@ CELLS: dict[str, tuple[type[nn.Module], dict]] = {
 TASKS = ("classification", "regression")
 
 
-def option(default: Any, help: str) -> Any:
-    """A dataclass field with a default and a help string (what CLI flags and docs are built from)."""
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use a tuple or a scalar default for config fields")
-    return field(default=default, metadata={"help": help})
-
-
 @dataclasses.dataclass
 class RecurrentConfig:
     """Fields every recurrent task model shares."""
 
-    cell: str = option("gru", "recurrent cell: 'rnn' (tanh), 'rnn_relu', 'lstm' or 'gru'")
+    cell: str = option("gru", "recurrent cell: 'rnn' (tanh), 'rnn_relu', 'lstm' or 'gru'", choices=tuple(CELLS))
     hidden_size: int = option(64, "features of the recurrent state")
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout on embeddings, between recurrent layers and before the output head")
-    backend: str = option("auto", "recurrent backend: 'auto', 'engine', 'builtin' or 'reference'")
+    backend: str = option("auto", "recurrent backend: 'auto' (the fastest for the device), 'engine', 'builtin' or "
+                                  "'reference'", choices=("auto", "engine", "builtin", "reference"))
 
     def __post_init__(self) -> None:
         self.validate()
@@ -176,9 +170,9 @@ def last_layer_hidden(state) -> Tensor:
 class SequenceInputConfig(RecurrentConfig):
     """Fields of models that read a sequence of tokens or feature vectors."""
 
-    vocab_size: int = option(0, "input token vocabulary size; 0 means the inputs are float features")
+    vocab_size: int = option(0, "input token vocabulary size; 0 means the inputs are float features", derived=True)
     embedding_dim: int = option(32, "embedding size when vocab_size > 0")
-    input_size: int = option(1, "features per step when vocab_size == 0")
+    input_size: int = option(1, "features per step when vocab_size == 0", derived=True)
     bidirectional: bool = option(False, "also read each sequence backwards")
 
     def validate(self) -> None:

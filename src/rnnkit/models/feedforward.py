@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import _checks
-from rnnkit.models.base import ModelOutput
+from rnnkit.types import ModelOutput
 from rnnkit.models.common import (
     TASKS, build_config, check_non_negative_int, check_probability, classification_loss, embed_or_check,
     length_mask, option, regression_loss,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import _checks
-from rnnkit.models.base import IGNORE_INDEX, ModelOutput
+from rnnkit.types import IGNORE_INDEX, ModelOutput
 from rnnkit.models.common import (
     RecurrentConfig, build_config, check_non_negative_int, check_token_ids, classification_loss, embed_or_check, make_rnn,
     option, select_state,
@@ -28,14 +28,14 @@ from rnnkit.nn import LSTM
 class SequenceGeneratorConfig(RecurrentConfig):
     """Configuration of :class:`SequenceGenerator`."""
 
-    vocab_size: int = option(16, "output vocabulary size, special tokens included")
+    vocab_size: int = option(16, "output vocabulary size, special tokens included", derived=True)
     embedding_dim: int = option(32, "size of the decoder's token embeddings")
     condition_size: int = option(16, "features of the condition vector")
     num_conditions: int = option(0, "if > 0 the condition is a class id in [0, num_conditions), embedded")
     image_channels: int = option(0, "if > 0 the condition is an image (batch, channels, H, W) read by a small CNN")
-    bos_id: int = option(2, "first decoder input")
-    eos_id: int = option(3, "token that ends a sequence")
-    pad_id: int = option(0, "padding id in targets (ignored by the loss)")
+    bos_id: int = option(2, "first decoder input", derived=True)
+    eos_id: int = option(3, "token that ends a sequence", derived=True)
+    pad_id: int = option(0, "padding id in targets (ignored by the loss)", derived=True)
     max_length: int = option(20, "longest sequence emitted when decoding")
 
     def validate(self) -> None:

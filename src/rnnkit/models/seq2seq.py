@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from rnnkit import _checks
 from rnnkit.models.attention import ATTENTION
-from rnnkit.models.base import ModelOutput
+from rnnkit.types import ModelOutput
 from rnnkit.models.common import (
     SequenceEncoder, SequenceInputConfig, build_config, check_probability, check_token_ids, classification_loss, embed_or_check,
     last_layer_hidden, make_rnn, option, select_state,
@@ -39,14 +39,14 @@ from rnnkit.nn import LSTM
 class Seq2SeqConfig(SequenceInputConfig):
     """Configuration of :class:`Seq2Seq`. ``vocab_size``, ``input_size`` and ``bidirectional`` describe the source."""
 
-    target_vocab_size: int = option(16, "target vocabulary size, special tokens included")
+    target_vocab_size: int = option(16, "target vocabulary size, special tokens included", derived=True)
     attention: str = option("none", "'none', 'bahdanau' (additive), 'dot' or 'general' (Luong)")
     attention_size: int = option(64, "hidden size of the additive attention scorer")
     teacher_forcing: float = option(1.0, "probability of feeding the true previous token while training")
-    bos_id: int = option(2, "first decoder input")
-    eos_id: int = option(3, "token that ends a sequence")
-    pad_id: int = option(0, "padding id in targets (ignored by the loss)")
-    max_length: int = option(50, "longest output emitted when decoding")
+    bos_id: int = option(2, "first decoder input", derived=True)
+    eos_id: int = option(3, "token that ends a sequence", derived=True)
+    pad_id: int = option(0, "padding id in targets (ignored by the loss)", derived=True)
+    max_length: int = option(50, "longest output emitted when decoding", derived=True)
 
     def validate(self) -> None:
         super().validate()

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import _checks
-from rnnkit.models.base import ModelOutput
+from rnnkit.types import ModelOutput
 from rnnkit.models.common import (
     TASKS, SequenceEncoder, SequenceInputConfig, build_config, check_non_negative_int, classification_loss,
     option, regression_loss, select_state,
@@ -25,8 +25,8 @@ from rnnkit.models.common import (
 class SequenceTaggerConfig(SequenceInputConfig):
     """Configuration of :class:`SequenceTagger`."""
 
-    output_size: int = option(2, "tags / classes / forecast features per step; 0 means vocab_size (a language model)")
-    task: str = option("classification", "'classification' (cross-entropy per step) or 'regression' (MSE per step)")
+    output_size: int = option(2, "tags / classes / forecast features per step; 0 means vocab_size (a language model)", derived=True)
+    task: str = option("classification", "'classification' (cross-entropy per step) or 'regression' (MSE per step)", derived=True)
 
     def validate(self) -> None:
         super().validate()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from rnnkit.options import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
-
-
-def _opt(default, help: str, **kwargs):
-    return field(default=default, metadata={"help": help, **kwargs})
 
 
 @dataclass
@@ -21,37 +19,37 @@ class TrainConfig:
     'constant'
     """
 
-    max_steps: int = _opt(1000, "optimizer steps to train for")
-    max_minutes: float | None = _opt(None, "also stop (with a checkpoint) after this much training time")
-    batch_size: int = _opt(32, "examples per step over all processes (a dataset is batched with it)")
-    optimizer: str = _opt("adam", "one of " + ", ".join(OPTIMIZERS), choices=OPTIMIZERS)
-    lr: float = _opt(2e-3, "peak learning rate")
-    momentum: float = _opt(0.9, "momentum for sgd and rmsprop")
-    weight_decay: float = _opt(0.0, "weight decay (decoupled for adamw, L2 for the others)")
-    schedule: str = _opt("constant", "learning-rate schedule after warmup: " + ", ".join(SCHEDULES),
+    max_steps: int = option(1000, "optimizer steps to train for")
+    max_minutes: float | None = option(None, "also stop (with a checkpoint) after this much training time")
+    batch_size: int = option(32, "examples per step over all processes (a dataset is batched with it)")
+    optimizer: str = option("adam", "one of " + ", ".join(OPTIMIZERS), choices=OPTIMIZERS)
+    lr: float = option(2e-3, "peak learning rate")
+    momentum: float = option(0.9, "momentum for sgd and rmsprop")
+    weight_decay: float = option(0.0, "weight decay (decoupled for adamw, L2 for the others)")
+    schedule: str = option("constant", "learning-rate schedule after warmup: " + ", ".join(SCHEDULES),
                          choices=SCHEDULES)
-    warmup_steps: int = _opt(0, "linear warmup from lr/warmup_steps to lr over this many steps")
-    step_size: int = _opt(1000, "'step' schedule: multiply the lr by lr_decay every this many steps")
-    lr_decay: float = _opt(0.5, "'step' and 'plateau' schedules: factor applied to the lr")
-    min_lr: float = _opt(0.0, "'cosine' and 'plateau' schedules: the lr never goes below this")
-    plateau_patience: int = _opt(2, "'plateau' schedule: evaluations without improvement before decaying")
-    clip_norm: float | None = _opt(1.0, "clip the global gradient norm to this (None: no norm clipping)")
-    clip_value: float | None = _opt(None, "clip every gradient element to [-v, v] (None: off)")
-    eval_every: int = _opt(200, "evaluate on the validation data every this many steps (and at the end)")
-    eval_batches: int | None = _opt(None, "evaluate on at most this many validation batches (None: all)")
-    monitor: str = _opt("val_loss", "validation metric for best checkpoints, early stopping and plateau")
-    monitor_mode: str = _opt("min", "'min' or 'max': which direction of the monitored metric is better",
+    warmup_steps: int = option(0, "linear warmup from lr/warmup_steps to lr over this many steps")
+    step_size: int = option(1000, "'step' schedule: multiply the lr by lr_decay every this many steps")
+    lr_decay: float = option(0.5, "'step' and 'plateau' schedules: factor applied to the lr")
+    min_lr: float = option(0.0, "'cosine' and 'plateau' schedules: the lr never goes below this")
+    plateau_patience: int = option(2, "'plateau' schedule: evaluations without improvement before decaying")
+    clip_norm: float | None = option(1.0, "clip the global gradient norm to this (None: no norm clipping)")
+    clip_value: float | None = option(None, "clip every gradient element to [-v, v] (None: off)")
+    eval_every: int = option(200, "evaluate on the validation data every this many steps (and at the end)")
+    eval_batches: int | None = option(None, "evaluate on at most this many validation batches (None: all)")
+    monitor: str = option("val_loss", "validation metric for best checkpoints, early stopping and plateau")
+    monitor_mode: str = option("min", "'min' or 'max': which direction of the monitored metric is better",
                              choices=("min", "max"))
-    early_stopping_patience: int | None = _opt(None, "stop after this many evaluations without "
+    early_stopping_patience: int | None = option(None, "stop after this many evaluations without "
                                                      "improvement (None: never)")
-    checkpoint_every: int = _opt(200, "write the 'latest' checkpoint every this many steps (and at the end)")
-    max_nonfinite_steps: int = _opt(10, "stop after this many consecutive steps with a non-finite loss or "
+    checkpoint_every: int = option(200, "write the 'latest' checkpoint every this many steps (and at the end)")
+    max_nonfinite_steps: int = option(10, "stop after this many consecutive steps with a non-finite loss or "
                                         "gradient (each is skipped)")
-    bf16: bool = _opt(False, "run the forward pass under bfloat16 autocast (see docs/training.md)")
-    seed: int = _opt(0, "seed for weights, data order and dropout")
-    log_every: int = _opt(50, "print a progress line every this many steps when not on a terminal")
-    grad_flow_every: int | None = _opt(None, "record gradient flow over time steps every this many steps")
-    device: str = _opt("cpu", "torch device, e.g. cpu or cuda (under torchrun: cuda uses the local rank)")
+    bf16: bool = option(False, "run the forward pass under bfloat16 autocast (see docs/training.md)")
+    seed: int = option(0, "seed for weights, data order and dropout")
+    log_every: int = option(50, "print a progress line every this many steps when not on a terminal")
+    grad_flow_every: int | None = option(None, "record gradient flow over time steps every this many steps")
+    device: str = option("cpu", "torch device, e.g. cpu or cuda (under torchrun: cuda uses the local rank)")
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every",

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
-from rnnkit.models.base import IGNORE_INDEX, ModelOutput
+from rnnkit.types import IGNORE_INDEX, ModelOutput
 from rnnkit.train import checkpoint, distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.optim import Schedule, build_optimizer

@@ -1,4 +1,4 @@
-"""What every rnnkit task model returns, and the call convention the trainer relies on.
+"""Types shared by every layer of rnnkit: what a task model returns, and the call convention the trainer relies on.
 
 A task model is a ``torch.nn.Module`` called as ``model(inputs, targets=None, *, lengths=None,
 state=None, **extra)``. It returns a :class:`ModelOutput`: the prediction, the loss when ``targets``
