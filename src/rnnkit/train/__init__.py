@@ -2,7 +2,9 @@
 
 from rnnkit.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.trainer import Trainer, TrainingDiverged, detach_state, reset_state
+from rnnkit.train.batches import detach_state, reset_state
+from rnnkit.train.evaluate import evaluate_loss
+from rnnkit.train.trainer import Trainer, TrainingDiverged
 
 __all__ = ["Trainer", "TrainConfig", "TrainingDiverged", "CheckpointError", "find_checkpoint",
-           "load_checkpoint", "detach_state", "reset_state"]
+           "load_checkpoint", "detach_state", "reset_state", "evaluate_loss"]

@@ -17,12 +17,10 @@ from __future__ import annotations
 import json
 import math
 import platform
-import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -32,85 +30,19 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
-from rnnkit.types import IGNORE_INDEX, ModelOutput
+from rnnkit.train.batches import (
+    as_batch, count_targets, count_tokens, detach_state, model_kwargs, to_device,
+)
 from rnnkit.train import checkpoint, distributed
+from rnnkit.train import state as saved_state
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.evaluate import forward_loss, loss_totals
 from rnnkit.train.optim import Schedule, build_optimizer
 from rnnkit.train.progress import MetricsLog, Progress, plot_curves
 
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive steps had a non-finite loss or gradient."""
-
-
-def detach_state(state: Any) -> Any:
-    """Cut the graph behind a recurrent state (a tensor or a nested tuple/list of tensors)."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state.detach()
-    return type(state)(detach_state(s) for s in state)
-
-
-def reset_state(state: Any, reset: Tensor) -> Any:
-    """Zero the rows of a torch.nn-layout state ``(..., batch, hidden)`` where ``reset`` is true."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        keep = (~reset).to(state.device, state.dtype).view(1, -1, 1)
-        return state * keep
-    return type(state)(reset_state(s, reset) for s in state)
-
-
-def _flatten_state(state: Any) -> list[Tensor]:
-    if state is None:
-        return []
-    if isinstance(state, Tensor):
-        return [state]
-    return [t for s in state for t in _flatten_state(s)]
-
-
-def _as_batch(batch: Any) -> dict:
-    if isinstance(batch, dict):
-        return batch
-    if isinstance(batch, (tuple, list)) and 2 <= len(batch) <= 3:
-        return dict(zip(("inputs", "targets", "lengths"), batch))
-    if isinstance(batch, Tensor):
-        return {"inputs": batch}
-    raise TypeError(f"a batch must be a dict with 'inputs' (and 'targets'), or a tuple (inputs, targets"
-                    f"[, lengths]); got {type(batch).__name__}")
-
-
-def _model_kwargs(batch: dict) -> dict:
-    """The batch entries passed to the model as keyword arguments (e.g. ``lengths``)."""
-    return {k: v for k, v in batch.items() if k not in ("inputs", "targets", "reset")}
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    # lengths stay on the CPU: the layers read them there (as torch.nn's pack_padded_sequence does).
-    return {k: v.to(device) if isinstance(v, Tensor) and k not in ("lengths", "reset") else v
-            for k, v in batch.items()}
-
-
-def _counted(batch: dict) -> int:
-    """How many targets the batch's mean loss averages over (its weight when averaging batches)."""
-    targets = batch.get("targets")
-    if isinstance(targets, Tensor):
-        if not targets.is_floating_point():
-            return int((targets != IGNORE_INDEX).sum())
-        return targets.shape[0] if targets.dim() else 1
-    inputs = batch["inputs"]
-    return inputs.shape[0] if isinstance(inputs, Tensor) and inputs.dim() else 1
-
-
-def _tokens(batch: dict) -> int:
-    """Input positions in the batch, for tokens/s."""
-    if isinstance(batch.get("lengths"), Tensor):
-        return int(batch["lengths"].sum())
-    inputs = batch["inputs"]
-    if not isinstance(inputs, Tensor):
-        return 1
-    return int(inputs.shape[0] * (inputs.shape[1] if inputs.dim() > 1 else 1))
 
 
 def versions() -> dict[str, str]:
@@ -216,43 +148,26 @@ class Trainer:
             for batch in islice(batches, self.batch_in_epoch, None):
                 count += 1
                 self.batch_in_epoch += 1
-                yield _as_batch(batch)
+                yield as_batch(batch)
             if count == 0 and self.batch_in_epoch == 0:
                 raise ValueError(f"the training data yielded no batches in epoch {self.epoch}; it may be smaller "
                                  "than one batch, or a one-shot iterator (pass a list, a Dataset or StreamBatches)")
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
-    # -------------------------------------------------------------------------------- forward
-    def _autocast(self):
-        if not self.config.bf16:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-
     def _forward(self, model: torch.nn.Module, batch: dict, state: Any) -> tuple[Tensor, Any]:
-        extra = _model_kwargs(batch)
-        if "reset" in batch:
-            extra["state"] = reset_state(state, batch["reset"].to(self.device))
-        with self._autocast():
-            if self.loss_fn is not None:
-                output = model(batch["inputs"], **extra)
-                return self.loss_fn(output, batch).float(), None
-            output = model(batch["inputs"], batch.get("targets"), **extra)
-        if not isinstance(output, ModelOutput) or output.loss is None:
-            raise TypeError(f"{type(self.model).__name__} did not return a ModelOutput with a loss; give the "
-                            "batch targets, or pass loss_fn=(output, batch) -> loss to the Trainer")
-        return output.loss.float(), output.state
+        return forward_loss(model, batch, state, loss_fn=self.loss_fn, bf16=self.config.bf16)
 
     # ----------------------------------------------------------------------------------- step
     def _train_step(self, batch: dict) -> dict:
         self.wrapped.train()
-        batch = _to_device(batch, self.device)
+        batch = to_device(batch, self.device)
         loss, state = self._forward(self.wrapped, batch, self.state)
         loss.backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.clip_norm or math.inf)
         if self.config.clip_value is not None:
             torch.nn.utils.clip_grad_value_(parameters, self.config.clip_value)
-        loss_value, norm_value, counted = float(loss.detach()), float(norm), _counted(batch)
+        loss_value, norm_value, counted = float(loss.detach()), float(norm), count_targets(batch)
         loss_sum, count, bad = distributed.all_sum(
             [loss_value * counted, counted,
              float(not (math.isfinite(loss_value) and math.isfinite(norm_value)))], self.process, self.device)
@@ -279,20 +194,15 @@ class Trainer:
         if data is None:
             return {}
         self.wrapped.eval()
-        total, count, state = 0.0, 0, None
-        batches = islice(self._batches(data, 0, shuffle=False), max_batches)
-        for raw in batches:
-            batch = _to_device(_as_batch(raw), self.device)
-            loss, state = self._forward(self.model, batch, state)
-            counted = _counted(batch)
-            total += float(loss) * counted
-            count += counted
+        total, count = loss_totals(self.model, islice(self._batches(data, 0, shuffle=False), max_batches),
+                                   self.device, loss_fn=self.loss_fn, bf16=self.config.bf16)
         total, count = distributed.all_sum([total, count], self.process, self.device)
         if count == 0:
             raise ValueError("the validation data yields no batches")
         metrics = {"val_loss": total / count}
         if self.metrics_fn is not None:
-            extra = self.metrics_fn(self.model, self._batches(data, 0, shuffle=False))
+            # --eval-batches limits these metrics exactly as it limits val_loss
+            extra = self.metrics_fn(self.model, islice(self._batches(data, 0, shuffle=False), max_batches))
             metrics.update({k if k.startswith("val_") else f"val_{k}": float(v) for k, v in extra.items()})
         return metrics
 
@@ -308,51 +218,11 @@ class Trainer:
     def checkpoint_dir(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / "checkpoints"
 
-    def _rng_snapshot(self) -> tuple[dict[str, Tensor], dict]:
-        tensors = {"rng.torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        for index, tensor in enumerate(_flatten_state(self.state)):
-            tensors[f"carry.{index}"] = tensor.detach().cpu().contiguous()
-        legacy = np.random.get_state()
-        python_state = random.getstate()
-        plain = {"python": [python_state[0], list(python_state[1]), python_state[2]],
-                 "numpy": [legacy[0], legacy[1].tolist(), int(legacy[2]), int(legacy[3]), float(legacy[4])],
-                 "carry_structure": self._state_structure(self.state)}
-        return tensors, plain
-
-    @staticmethod
-    def _state_structure(state: Any) -> Any:
-        if state is None:
-            return None
-        if isinstance(state, Tensor):
-            return "tensor"
-        return [Trainer._state_structure(s) for s in state]
-
-    def _restore_rng(self, tensors: dict[str, Tensor], plain: dict) -> None:
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        version, values, gauss = plain["python"]
-        random.setstate((version, tuple(values), gauss))
-        name, keys, pos, has_gauss, cached = plain["numpy"]
-        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-        carried = iter(tensors[f"carry.{i}"].to(self.device) for i in range(len(tensors)) if f"carry.{i}" in tensors)
-
-        def rebuild(structure):
-            if structure is None:
-                return None
-            if structure == "tensor":
-                return next(carried)
-            return tuple(rebuild(s) for s in structure)
-
-        self.state = rebuild(plain["carry_structure"])
-
     def save(self, *, best: bool = False) -> None:
         """Write a checkpoint of everything needed to continue (rank 0 writes; all ranks take part)."""
         if self.checkpoint_dir is None:
             return
-        snapshots = distributed.gather_objects(self._rng_snapshot(), self.process)
+        snapshots = distributed.gather_objects(saved_state.snapshot(self.state, self.device), self.process)
         if self.process.is_main:
             tensors, optimizer_rest = checkpoint.split_optimizer_state(self.optimizer.state_dict())
             per_rank = []
@@ -398,7 +268,7 @@ class Trainer:
         self.nonfinite_in_a_row = info["nonfinite_in_a_row"]
         prefix = f"rank{self.process.rank}."
         mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        self._restore_rng(mine, info["random"][self.process.rank])
+        self.state = saved_state.restore(mine, info["random"][self.process.rank], self.device)
 
     # ------------------------------------------------------------------------------------ fit
     def _write_run_config(self) -> None:
@@ -423,14 +293,13 @@ class Trainer:
         else:
             # Seed the loop's randomness (dropout, sampling); each process its own stream.
             seed = config.seed + self.process.rank
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
+            saved_state.seed_everything(seed)
             self._write_run_config()
         metrics = MetricsLog(self.run_dir / "metrics.jsonl" if self.run_dir else Path("."),
                              enabled=self.run_dir is not None and self.process.is_main)
-        if resumed_from is not None:
-            metrics.truncate_after(self.step)
+        # Records past the checkpoint were written by a run that was killed (before its first checkpoint:
+        # all of them); the steps are trained again, and each must appear once.
+        metrics.truncate_after(self.step)
         progress = Progress(config.max_steps, self.step, log_every=config.log_every, enabled=self.show_progress,
                             time_limit=60 * config.max_minutes if config.max_minutes else None)
         if resumed_from is not None:
@@ -448,7 +317,7 @@ class Trainer:
                 metrics.append(record)
                 self.history.append(record)
                 last = record
-                progress.update(self.step, _tokens(batch) * self.process.world_size,
+                progress.update(self.step, count_tokens(batch) * self.process.world_size,
                                 {"loss": record["loss"], "lr": record["lr"]})
                 if record.get("skipped"):
                     progress.message(f"step {self.step}: non-finite loss or gradient "
@@ -534,8 +403,8 @@ class Trainer:
 
         if not self.process.is_main or self.run_dir is None:
             return
-        batch = _to_device(batch, self.device)
-        extra = _model_kwargs(batch)
+        batch = to_device(batch, self.device)
+        extra = model_kwargs(batch)
         if self.loss_fn is not None:
             flow = gradient_flow(self.model, batch["inputs"], loss_fn=lambda out: self.loss_fn(out, batch), **extra)
         else:

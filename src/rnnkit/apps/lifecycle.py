@@ -1,0 +1,267 @@
+"""One lifecycle for every application: an app says what is particular to it, this module does the rest.
+
+An application (:class:`App`) is its settings (a dataclass that nests its task model's config), how
+to load and split its data (:meth:`App.prepare`), how to build its model (:meth:`App.build_model`)
+and how to report on the trained model (:meth:`App.report`). :func:`train` owns everything else,
+the same way for every app:
+
+1. check every option that can be checked before any work (monitor metric, device, settings);
+2. the resume/overwrite policy: a finished or foreign run is never overwritten, ``--resume``
+   continues a run on the settings, seed and batch size it started with (read back from app.json);
+3. seed every generator (torch, numpy, Python) *before* any data is shuffled or any weight drawn,
+   so two runs with the same seed are identical and a run resumed before its first checkpoint
+   equals an uninterrupted one;
+4. write ``app.json`` (settings, seed and facts about the data: the one place the model's
+   configuration is persisted in a run), then train with :class:`~rnnkit.train.Trainer`;
+5. finish: the best checkpoint's weights into ``model/``, the app's report into ``results.json``
+   (written atomically).
+
+:func:`load_run` gives the verbs (``sample``, ``predict``, ``evaluate``, ...) a finished run back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit.errors import InputError
+from rnnkit.options import from_dict
+from rnnkit.train import TrainConfig, Trainer, checkpoint
+from rnnkit.train.distributed import launched_rank
+from rnnkit.train.state import seed_everything
+
+#: Version of the run-directory layout; runs written by a newer rnnkit are refused with a clear line.
+RUN_FORMAT = 2
+APP_FILE = "app.json"
+MODEL_DIR = "model"
+RESULTS_FILE = "results.json"
+
+
+def check_device(device: str) -> None:
+    """A device torch knows and this machine has, before anything is written."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown --device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: this machine has no CUDA GPU that torch can use; use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"--device {device}: rnnkit trains on cpu, cuda or mps")
+
+
+def check_monitor(config: TrainConfig, metrics: Iterable[str]) -> None:
+    """``config.monitor`` is one of the validation metrics the app reports (``val_loss`` always is)."""
+    known = ["val_loss", *metrics]
+    if config.monitor not in known:
+        raise InputError(f"unknown --monitor {config.monitor!r}; this app reports {', '.join(known)}")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What an app's data step hands the lifecycle.
+
+    Attributes:
+        train, val: training and validation data for :class:`~rnnkit.train.Trainer` (a Dataset or
+            an iterable of batches such as :class:`~rnnkit.data.StreamBatches`).
+        test: whatever :meth:`App.report` measures on (or ``None``).
+        vocab: ``None``, a :class:`~rnnkit.data.Vocabulary` or a dict of them, saved with the model
+            (built from the training split, so a resumed run rebuilds the same one).
+        facts: JSON-able facts about the data (labels, sizes, scaling): written to app.json and
+            compared when a run resumes, so a run never continues on different data.
+        collate_fn, metrics_fn: passed to the trainer.
+    """
+
+    train: Any
+    val: Any = None
+    test: Any = None
+    vocab: Any = None
+    facts: dict = dataclasses.field(default_factory=dict)
+    collate_fn: Callable | None = None
+    metrics_fn: Callable | None = None
+
+
+@dataclasses.dataclass
+class Run:
+    """A run directory as the verbs see it: its settings (the app's dataclass), seed and data facts."""
+
+    path: Path
+    settings: Any
+    seed: int
+    facts: dict
+
+
+class App:
+    """Subclass and set ``name``, ``settings_class`` (and ``train_defaults``, ``val_metrics``)."""
+
+    name: str = ""
+    settings_class: type = type(None)
+    #: TrainConfig values that suit the app better than TrainConfig's own defaults.
+    train_defaults: dict = {}
+    #: Extra validation metrics the app's ``metrics_fn`` reports (``val_loss`` is always there).
+    val_metrics: tuple[str, ...] = ()
+    #: Training options a resumed run must keep (the data order depends on them).
+    kept_on_resume: tuple[str, ...] = ("seed", "batch_size")
+
+    def check(self, settings: Any, config: TrainConfig) -> None:
+        """Reject settings that cannot work, before any data is read (raise InputError)."""
+
+    def prepare(self, settings: Any, config: TrainConfig, run: Path) -> Prepared:
+        raise NotImplementedError
+
+    def build_model(self, settings: Any, data: Prepared) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def report(self, model: torch.nn.Module, settings: Any, data: Prepared, run: Path, fitted: dict) -> dict:
+        """Metrics of the trained model (and plots into ``run``); rank 0 only. Default: the fit's."""
+        return fitted
+
+    def describe(self, settings: Any, data: Prepared, model: torch.nn.Module) -> str:
+        """One progress line about the data and the model, printed before training."""
+        parameters = sum(p.numel() for p in model.parameters())
+        return f"{self.name}: {type(model).__name__}, {parameters:,} parameters"
+
+    def default_config(self) -> TrainConfig:
+        return TrainConfig(**self.train_defaults)
+
+
+# ------------------------------------------------------------------------------- run directory
+def _read_info(run: Path, app: str) -> dict:
+    path = run / APP_FILE
+    if not run.is_dir():
+        raise InputError(f"run directory {run} does not exist; train first with `rnnkit {app} train --out {run}`")
+    if not path.exists():
+        raise InputError(f"{run} is not an rnnkit run directory (no {APP_FILE}); pass the --out of a "
+                         f"`rnnkit {app} train` run")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{path} is damaged (not valid JSON)") from None
+    if info.get("app") != app:
+        raise InputError(f"{run} was made by `rnnkit {info.get('app')}`, not `rnnkit {app}`; "
+                         f"use `rnnkit {info.get('app')}` with it, or pick a {app} run")
+    if info.get("format", 0) > RUN_FORMAT:
+        raise InputError(f"{run} was written by a newer rnnkit ({info.get('rnnkit_version')}); upgrade rnnkit")
+    if info.get("format", 0) < RUN_FORMAT:
+        raise InputError(f"{run} was written by rnnkit {info.get('rnnkit_version')} in an older run layout; "
+                         f"train it again with this version")
+    return info
+
+
+def read_run(run: str | Path, app: App) -> Run:
+    """The settings, seed and data facts of a run made by ``app``; one clear line for anything else."""
+    run = Path(run)
+    info = _read_info(run, app.name)
+    try:
+        settings = from_dict(app.settings_class, info["settings"])
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{run / APP_FILE} does not describe a valid {app.name} run ({error})") from None
+    return Run(run, settings, info["train"]["seed"], info.get("facts", {}))
+
+
+def check_resume(run: Path, app: App, resume: bool) -> None:
+    """Refuse to overwrite a run, or to resume nothing (under torchrun rank 0 decides)."""
+    if launched_rank() != 0:
+        return
+    if run.exists() and not run.is_dir():
+        raise InputError(f"--out {run} is a file; choose a directory name")
+    if (run / APP_FILE).exists():
+        _read_info(run, app.name)  # foreign or incompatible runs fail here
+        if not resume:
+            raise InputError(f"{run} already holds a {app.name} run; pass --resume to continue it or choose "
+                             "another --out")
+    elif resume:
+        raise InputError(f"--resume: {run} holds no {app.name} run to continue")
+
+
+def _write_info(run: Path, app: App, settings: Any, config: TrainConfig, data: Prepared) -> None:
+    import rnnkit
+
+    checkpoint.write_json_atomic(run / APP_FILE, {
+        "app": app.name, "format": RUN_FORMAT, "rnnkit_version": rnnkit.__version__,
+        "settings": dataclasses.asdict(settings), "train": {k: getattr(config, k) for k in app.kept_on_resume},
+        "facts": data.facts})
+
+
+# ------------------------------------------------------------------------------------ lifecycle
+def train(app: App, settings: Any, config: TrainConfig | None = None, out: str | Path = "run", *,
+          resume: bool = False, progress: bool = True) -> dict:
+    """Train ``app`` with ``settings`` into the run directory ``out``; returns the app's report.
+
+    With ``resume=True`` the run continues from its last checkpoint on the settings, seed and batch
+    size it started with (``settings`` is then ignored); the data must be unchanged.
+    """
+    import sys
+
+    config = config or app.default_config()
+    run = Path(out)
+    check_device(config.device)
+    check_monitor(config, app.val_metrics)
+    check_resume(run, app, resume)
+    if resume and (run / APP_FILE).exists():
+        saved = read_run(run, app)
+        settings = saved.settings
+        kept = json.loads((run / APP_FILE).read_text(encoding="utf-8"))["train"]
+        config = dataclasses.replace(config, **kept)
+    else:
+        saved = None
+    app.check(settings, config)
+
+    seed_everything(config.seed)
+    data = app.prepare(settings, config, run)
+    if saved is not None and _comparable(data.facts) != _comparable(saved.facts):
+        raise InputError(f"the data of {run} changed since the run started; resume on the same data, or start "
+                         "a new run with another --out")
+    model = app.build_model(settings, data)
+    if saved is None and launched_rank() == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        _write_info(run, app, settings, config, data)
+    if progress and launched_rank() == 0:
+        print(app.describe(settings, data, model), file=sys.stderr)
+
+    trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
+                      collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
+    fitted = trainer.fit(resume=resume)
+    _load_best(model, run)
+    if not trainer.process.is_main:
+        return fitted
+    from rnnkit.models import save_model
+
+    save_model(model, run / MODEL_DIR, data.vocab)
+    report = app.report(model, settings, data, run, fitted)
+    checkpoint.write_json_atomic(run / RESULTS_FILE, report)
+    return report
+
+
+def _comparable(facts: dict) -> Any:
+    """Facts as they read back from JSON (tuples become lists), for comparing a resumed run's data."""
+    return json.loads(json.dumps(facts))
+
+
+def _load_best(model: torch.nn.Module, run: Path) -> None:
+    """The best checkpoint's weights (when validation chose one) into ``model``."""
+    best = checkpoint.find_checkpoint(run / "checkpoints", "best")
+    if best is not None:
+        weights, _, _ = checkpoint.load_checkpoint(best)
+        checkpoint.load_model_state(model, weights, best)
+
+
+def load_run(run: str | Path, app: App, device: str = "cpu") -> tuple[torch.nn.Module, Any, Run]:
+    """``(model, vocab, run)`` of a finished run made by ``app``: the model in evaluation mode on
+    ``device``, its vocabulary (``None``, one, or a dict by name) and the run's settings."""
+    from rnnkit.models import load_model, load_vocab
+
+    info = read_run(run, app)
+    model_dir = Path(run) / MODEL_DIR
+    if not (model_dir / "config.json").exists():
+        raise InputError(f"{run} has no trained model yet ({MODEL_DIR}/ is missing): the run did not finish; "
+                         f"continue it with `rnnkit {app.name} train --out {run} --resume`")
+    return load_model(model_dir).to(device).eval(), load_vocab(model_dir), info

@@ -1,0 +1,73 @@
+"""The forward pass with its loss, and evaluation: shared by the training loop and the applications.
+
+:func:`evaluate_loss` is what an application calls to measure a trained model on data (no optimizer,
+no trainer); the :class:`~rnnkit.train.Trainer` validates with the same :func:`loss_totals`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rnnkit.train.batches import as_batch, count_targets, model_kwargs, reset_state, to_device
+from rnnkit.types import ModelOutput
+
+
+def forward_loss(model: torch.nn.Module, batch: dict, state: Any, *, loss_fn: Callable | None = None,
+                 bf16: bool = False) -> tuple[Tensor, Any]:
+    """``(loss, next state)`` of one batch (already on the model's device).
+
+    A streamed batch (with ``reset`` flags) continues from ``state``, zeroed where a document starts.
+    Task models return a :class:`~rnnkit.types.ModelOutput`; any other module needs ``loss_fn``.
+    """
+    extra = model_kwargs(batch)
+    if "reset" in batch:
+        extra["state"] = reset_state(state, batch["reset"])
+    device_type = batch["inputs"].device.type if isinstance(batch["inputs"], Tensor) else "cpu"
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16) if bf16 else nullcontext():
+        if loss_fn is not None:
+            return loss_fn(model(batch["inputs"], **extra), batch).float(), None
+        output = model(batch["inputs"], batch.get("targets"), **extra)
+    if not isinstance(output, ModelOutput) or output.loss is None:
+        raise TypeError(f"{type(model).__name__} did not return a ModelOutput with a loss; give the batch "
+                        "targets, or pass loss_fn=(output, batch) -> loss to the Trainer")
+    return output.loss.float(), output.state
+
+
+@torch.no_grad()
+def loss_totals(model: torch.nn.Module, batches: Iterable, device: torch.device, *,
+                loss_fn: Callable | None = None, bf16: bool = False) -> tuple[float, int]:
+    """``(sum of per-target losses, targets counted)`` over ``batches``, carrying streamed states."""
+    total, count, state = 0.0, 0, None
+    for raw in batches:
+        batch = to_device(as_batch(raw), device)
+        loss, state = forward_loss(model, batch, state, loss_fn=loss_fn, bf16=bf16)
+        counted = count_targets(batch)
+        total += float(loss) * counted
+        count += counted
+    return total, count
+
+
+def evaluate_loss(model: torch.nn.Module, batches: Iterable, *, loss_fn: Callable | None = None) -> float:
+    """The count-weighted mean loss of ``model`` over ``batches`` (in evaluation mode, no gradients).
+
+    >>> from rnnkit.models import SequenceTagger
+    >>> model = SequenceTagger(vocab_size=5, output_size=0, hidden_size=4)
+    >>> batch = {"inputs": torch.tensor([[1, 2, 3]]), "targets": torch.tensor([[2, 3, 4]])}
+    >>> 0 < evaluate_loss(model, [batch]) < 10
+    True
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        total, count = loss_totals(model, batches, device, loss_fn=loss_fn)
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the evaluation data yields no batches (or no targets)")
+    return total / count
