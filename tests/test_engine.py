@@ -1,6 +1,8 @@
 """The fused engine: gradcheck, and equality with the reference loop and between its C++ and PyTorch loops."""
 
+import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,6 +166,117 @@ def test_failed_build_warns_and_falls_back_to_identical_results(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         torch.testing.assert_close(layer(x)[0], oracle(x)[0])
+
+
+def _gru_results(backend):
+    """Output, final state and every gradient of a small float64 GRU (seeded parameters and input)."""
+    torch.manual_seed(3)
+    layer = rk.GRU(3, 4, backend=backend).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    out, h_n = layer(x)
+    (out.sum() + (h_n * h_n).sum()).backward()
+    return [out.detach(), h_n.detach(), x.grad, *(p.grad for p in layer.parameters())]
+
+
+def _fallback_warnings(monkeypatch, capfd, caplog):
+    """Run the default GRU twice with a fresh build state; return the RuntimeWarnings and stderr."""
+    monkeypatch.setattr(_build, "_state", {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = _gru_results("auto")
+        _gru_results("auto")  # a second forward pass must not warn again
+    assert engine.implementation() is python_engine
+    for a, b in zip(got, _gru_results("reference")):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    stderr = capfd.readouterr().err
+    assert "Traceback" not in stderr
+    assert not [r for r in caplog.records if r.name.startswith("torch.utils.cpp_extension")]
+    return [w for w in caught if issubclass(w.category, RuntimeWarning)], stderr
+
+
+def test_missing_engine_source_warns_once_and_falls_back(monkeypatch, tmp_path, capfd, caplog):
+    monkeypatch.setattr(_build, "SOURCE", tmp_path / "csrc" / "engine.cpp")
+    monkeypatch.setenv(_build.CACHE_ENV, str(tmp_path / "cache"))
+    caught, stderr = _fallback_warnings(monkeypatch, capfd, caplog)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "engine.cpp is missing from this installation" in message and "Reinstall rnnkit" in message
+    assert len(message.splitlines()) == 1
+    assert "compiling" not in stderr
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="needs a C++ compiler")
+def test_failed_compile_warns_once_with_the_compiler_error(monkeypatch, tmp_path, capfd, caplog):
+    broken = tmp_path / "engine.cpp"
+    broken.write_text("#error broken on purpose\n")
+    monkeypatch.setattr(_build, "SOURCE", broken)
+    monkeypatch.setenv(_build.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv("CXX", raising=False)
+    caught, stderr = _fallback_warnings(monkeypatch, capfd, caplog)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert len(message.splitlines()) == 1
+    assert "the compile failed: " in message and "#error broken on purpose" in message
+    log = next((tmp_path / "cache").glob("rnnkit_engine_*/build-error.log"))
+    assert f"details in {log}" in message and "ninja: build stopped" in log.read_text()
+    assert stderr.count("rnnkit: compiling the fused CPU recurrent engine") == 1
+    assert str(tmp_path / "cache") in stderr
+
+
+@pytest.mark.parametrize("compiler,reason", [
+    ("/nonexistent/c++", "no C++ compiler: '/nonexistent/c++' is not on PATH"),
+    ("/bin/false", "`/bin/false --version` exited with status 1"),
+    ("fake", "ImportError: "),  # "compiles" without output; PyTorch logs a banner about the compiler first
+], ids=["missing", "failing", "fake"])
+def test_unusable_compiler_warns_once_without_a_traceback(monkeypatch, tmp_path, capfd, caplog, compiler, reason):
+    if compiler == "fake":
+        compiler = tmp_path / "fakecc"
+        compiler.write_text("#!/bin/sh\nexit 0\n")
+        compiler.chmod(0o755)
+    elif compiler == "/bin/false" and not Path(compiler).exists():
+        pytest.skip("no /bin/false")
+    monkeypatch.setenv("CXX", str(compiler))
+    monkeypatch.setenv(_build.CACHE_ENV, str(tmp_path / "cache"))
+    caught, stderr = _fallback_warnings(monkeypatch, capfd, caplog)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert reason in message and "pure-PyTorch engine" in message and len(message.splitlines()) == 1
+    assert "WARNING" not in stderr  # PyTorch's compiler banner goes to the build log, not the terminal
+
+
+def test_unwritable_engine_cache_warns_and_names_the_variable(monkeypatch, tmp_path, capfd, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(_build.CACHE_ENV, str(blocker / "cache"))  # a directory cannot be made under a file
+    caught, _ = _fallback_warnings(monkeypatch, capfd, caplog)
+    assert len(caught) == 1
+    assert "cannot create the cache directory" in str(caught[0].message)
+    assert f"Set {_build.CACHE_ENV} to a writable directory" in str(caught[0].message)
+
+
+def test_build_goes_to_the_cache_announced_once_and_clears_a_stale_lock(monkeypatch, tmp_path, capfd):
+    from torch.utils import cpp_extension
+
+    monkeypatch.setenv(_build.CACHE_ENV, str(tmp_path / "cache"))
+    calls = []
+
+    def fake_load(name, sources, build_directory, **kwargs):
+        # A build killed midway leaves PyTorch's lock file behind; loading must not wait on it forever.
+        assert not (Path(build_directory) / "lock").exists()
+        calls.append(build_directory)
+        Path(build_directory, f"{name}.so").write_bytes(b"")
+        return "compiled"
+
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    key = _build._cpu_key(_build.SOURCE)
+    build_dir = tmp_path / "cache" / f"rnnkit_engine_{key}"
+    build_dir.mkdir(parents=True)
+    (build_dir / "lock").write_text("")
+    for _ in range(2):  # a second process finds the library built
+        monkeypatch.setattr(_build, "_state", {})
+        assert _build.extension() == "compiled"
+    assert calls == [str(build_dir)] * 2
+    assert capfd.readouterr().err.count("rnnkit: compiling the fused CPU recurrent engine") == 1
 
 
 def test_engine_can_be_disabled_by_environment(monkeypatch):

@@ -1,28 +1,53 @@
 """Build the C++ engine on first use with PyTorch's extension mechanism, and cache it.
 
-The build is keyed by the CPU's instruction-set flags and the torch version (it compiles with
+The build goes to a per-user cache, never next to the installed package (site-packages may be
+read-only): ``$RNNKIT_ENGINE_CACHE`` if set, else PyTorch's extension root (``$TORCH_EXTENSIONS_DIR``,
+else ``~/.cache/torch_extensions/py3XX_cpu``), one directory per build. The build is keyed by the CPU's
+instruction-set flags, the torch and Python versions and the source (it compiles with
 ``-march=native``), so a cache directory shared between different machines never loads a library
-built for another CPU or another torch. Set ``RNNKIT_ENGINE=python`` to skip the build and use the
-pure-PyTorch fallback.
+built for another CPU or another torch. The first build is announced on stderr; later processes load
+the cached library.
+
+Whatever goes wrong (no compiler, no ninja, a missing source file, an unwritable cache, a failed
+compile), ``extension()`` returns ``None`` after one ``RuntimeWarning`` of one line naming the cause
+and the fix, and the engine runs the same loops in PyTorch. Set ``RNNKIT_ENGINE=python`` to skip the
+build altogether.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import torch
 
 SOURCE = Path(__file__).with_name("csrc") / "engine.cpp"
+CACHE_ENV = "RNNKIT_ENGINE_CACHE"
 _state: dict[str, object] = {}
 
 
-def _cpu_key() -> str:
+class BuildProblem(Exception):
+    """A reason the engine cannot be built here, with the fix to suggest."""
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(reason)
+        self.fix = fix
+
+
+_DEFAULT_FIX = ("Install a C++ compiler (g++ or clang++) and ninja to get the fast path, or set RNNKIT_ENGINE=python "
+                "to skip the build")
+
+
+def _cpu_key(source: Path) -> str:
     flags = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -32,8 +57,28 @@ def _cpu_key() -> str:
     except OSError:
         pass
     digest = hashlib.sha256(f"{flags}|{torch.__version__}|{sys.version_info[:2]}".encode())
-    digest.update(SOURCE.read_bytes())
+    digest.update(source.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def cache_root() -> Path:
+    """The directory that holds engine builds (one subdirectory each); see the module docstring."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root:
+        return Path(root).expanduser()
+    from torch.utils import cpp_extension
+
+    suffix = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+    if torch.version.hip:
+        accelerator = f"rocm{torch.version.hip.replace('.', '')}"
+    elif torch.version.cuda:
+        accelerator = f"cu{torch.version.cuda.replace('.', '')}"
+    else:
+        accelerator = "cpu"
+    return Path(cpp_extension.get_default_build_root()) / f"{suffix}_{accelerator}"
 
 
 def extension():
@@ -54,33 +99,133 @@ def _compile_flags() -> list[str]:
     return ["-O3", *native, "-fno-math-errno", "-fno-trapping-math"]
 
 
-def _announce_build(cpp_extension, name: str) -> None:
-    try:
-        built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
-    except Exception:  # a private helper of torch's; if it moves, just announce
-        built = False
-    if not built:
-        print("rnnkit: compiling the fused CPU recurrent engine (first use only, about a minute)...",
-              file=sys.stderr, flush=True)
-
-
 def _load():
+    log: list[str] = []
+    build_dir: Path | None = None
+    try:
+        source = SOURCE
+        if not source.is_file():
+            raise BuildProblem(f"its source {source} is missing from this installation",
+                               "Reinstall rnnkit from a complete wheel or sdist, or set RNNKIT_ENGINE=python")
+        name = f"rnnkit_engine_{_cpu_key(source)}"
+        build_dir = cache_root() / name
+        try:
+            build_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BuildProblem(f"cannot create the cache directory {build_dir} ({error.strerror or error})",
+                               f"Set {CACHE_ENV} to a writable directory, or RNNKIT_ENGINE=python") from error
+        _check_tools()
+        with _exclusive(build_dir), _quiet_torch(log):
+            if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
+                print(f"rnnkit: compiling the fused CPU recurrent engine into {build_dir} "
+                      "(first use only, about 40 s)...", file=sys.stderr, flush=True)
+            from torch.utils import cpp_extension
+
+            return cpp_extension.load(name=name, sources=[str(source)], extra_cflags=_compile_flags(),
+                                      build_directory=str(build_dir), verbose=False)
+    except Exception as error:  # the fallback gives the same results: never let a build problem escape
+        _warn(error, log, build_dir)
+        return None
+
+
+def _check_tools() -> None:
+    """Fail early, with a plain reason, when the compiler or ninja is missing."""
     from torch.utils import cpp_extension
 
     # pip installs ninja next to the interpreter; a venv used without activation lacks it on PATH.
     scripts = Path(sys.executable).parent
     if shutil.which("ninja") is None and (scripts / "ninja").exists():
         os.environ["PATH"] = f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"
-    name = f"rnnkit_engine_{_cpu_key()}"
-    _announce_build(cpp_extension, name)
+    if shutil.which("ninja") is None:
+        raise BuildProblem("ninja is not installed", "pip install ninja (an rnnkit dependency), or set RNNKIT_ENGINE=python")
+    compiler = cpp_extension.get_cxx_compiler()
+    if shutil.which(compiler) is None:
+        raise BuildProblem(f"no C++ compiler: {compiler!r} is not on PATH", _DEFAULT_FIX)
+
+
+@contextlib.contextmanager
+def _exclusive(build_dir: Path):
+    """Hold a lock that the OS drops when the process dies, so one process builds and the others wait.
+
+    PyTorch's own lock is a plain file; a build killed midway (Ctrl-C) leaves it behind and every
+    later load would wait on it forever. Under this lock no other rnnkit build is running, so a
+    leftover file is stale and is removed.
+    """
     try:
-        return cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=_compile_flags(), verbose=False)
-    except Exception as error:  # no compiler, no ninja, unsupported platform...
-        warnings.warn(
-            f"rnnkit: could not build the fused CPU engine ({type(error).__name__}: {error}); using the "
-            "pure-PyTorch engine, which gives the same results more slowly. Install a C++ compiler and "
-            "ninja to get the fast path.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
+        import fcntl
+    except ImportError:  # Windows: PyTorch's lock alone
+        yield
+        return
+    with open(build_dir / "rnnkit-build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (build_dir / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _quiet_torch(log: list[str]):
+    """Collect what PyTorch's extension builder logs or warns (compiler checks, with tracebacks) into
+    ``log`` instead of printing it: a failed build is reported once, by ``_warn``."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            log.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        log.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+
+
+def _reason(error: Exception, lines: list[str]) -> tuple[str, str]:
+    """One short line saying why the build failed, and the fix to suggest."""
+    if isinstance(error, BuildProblem):
+        return lines[0], error.fix
+    fix = _DEFAULT_FIX
+    if isinstance(error, subprocess.CalledProcessError):  # PyTorch's compiler checks
+        command = " ".join(map(str, error.cmd)) if isinstance(error.cmd, (list, tuple)) else str(error.cmd)
+        reason = f"`{command}` exited with status {error.returncode}"
+        fix = "Point CXX at a working g++ or clang++ to get the fast path, or set RNNKIT_ENGINE=python to skip the build"
+    elif lines[0].startswith("Error building extension"):
+        # PyTorch puts the whole ninja log in the message; the compiler's first error says what went wrong.
+        errors = [line.strip() for line in lines[1:] if "error" in line.lower() and not line.startswith("FAILED")]
+        reason = f"the compile failed: {errors[0]}" if errors else "the compile failed"
+        fix = ("Please report this with the log (the compiler may be too old for PyTorch's headers); set "
+               "RNNKIT_ENGINE=python to skip the build")
+    else:
+        reason = f"{type(error).__name__}: {lines[0]}"
+    return (reason if len(reason) <= 200 else reason[:197] + "..."), fix
+
+
+def _warn(error: Exception, log: list[str], build_dir: Path | None) -> None:
+    text = str(error).strip()
+    lines = text.splitlines() or [type(error).__name__]
+    reason, fix = _reason(error, lines)
+    where = ""
+    if build_dir is not None and (len(lines) > 1 or log):
+        details = build_dir / "build-error.log"
+        try:
+            details.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {type(error).__name__}\n{text}\n"
+                               + "".join(f"{line}\n" for line in log))
+            where = f"; details in {details}"
+        except OSError:
+            pass
+    warnings.warn(
+        f"rnnkit: could not build the fused CPU engine ({reason}{where}); using the pure-PyTorch engine, "
+        f"which gives the same results more slowly. {fix}.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
