@@ -1,4 +1,5 @@
-"""What every application shares: run directories, reading the user's files, finishing a training run.
+"""What every application shares: run directories, reading the user's files (:mod:`rnnkit.data.tables`,
+re-exported here), finishing a training run.
 
 A run directory holds ``app.json`` (which application made it, with which rnnkit, and the app's
 settings), the trainer's ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and plots, and
@@ -9,7 +10,6 @@ raises :class:`rnnkit.errors.InputError` with one line that says what is wrong a
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+# Re-exported: the apps read the user's files through here; the readers live in the data layer.
+from rnnkit.data.tables import read_table, read_text, require_columns  # noqa: F401
 from rnnkit.errors import InputError
 from rnnkit.train import checkpoint
 from rnnkit.train.distributed import launched_rank
@@ -84,66 +86,6 @@ def check_resume(run_dir: Path, app: str, resume: bool) -> None:
             raise InputError(f"{run_dir} already holds a {app} run; pass --resume to continue it or choose another --out")
     elif resume:
         raise InputError(f"--resume: {run_dir} holds no {app} run to continue")
-
-
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """A text file's contents, with one-line errors for missing, empty and wrongly encoded files."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory; pass a text file")
-    data = path.read_bytes()
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path} is not valid {encoding} (byte 0x{data[error.start]:02x} at offset {error.start}); "
-                       f"pass --encoding with the file's encoding, e.g. --encoding latin-1") from None
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r}; use e.g. utf-8 or latin-1") from None
-    if not text.strip():
-        raise InputError(f"{path} is empty")
-    return text
-
-
-def read_table(path: str | Path, *, encoding: str = "utf-8", delimiter: str | None = None) -> tuple[list[str], list[dict]]:
-    """Rows of a CSV, TSV or JSONL file as dicts (``(columns, rows)``), format from the extension.
-
-    ``.jsonl``/``.ndjson`` are JSON lines; ``.tsv``/``.tab`` are tab-separated; anything else is CSV
-    unless ``delimiter`` says otherwise.
-    """
-    path = Path(path)
-    text = read_text(path, encoding)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}, line {number}: expected a JSON object per line")
-            rows.append(row)
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        return columns, rows
-    delimiter = delimiter or ("\t" if suffix in (".tsv", ".tab") else ",")
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise InputError(f"{path} has no header row")
-    rows = list(reader)
-    if not rows:
-        raise InputError(f"{path} has a header but no data rows")
-    return list(reader.fieldnames), rows
-
-
-def require_columns(path: str | Path, columns: list[str], wanted: dict[str, str]) -> None:
-    """``wanted`` maps option names (``--text-column``) to column names that must exist."""
-    for option, column in wanted.items():
-        if column not in columns:
-            raise InputError(f"{path} has no column {column!r} ({option}); available columns: {', '.join(columns)}")
 
 
 def finish_training(trainer, model: torch.nn.Module, run_dir: Path, vocab=None) -> dict:
