@@ -1,15 +1,15 @@
 """Time-series forecasting: train on a CSV of one or more value columns (or a built-in series), evaluate
 against the naive and seasonal-naive forecasts, predict the next horizon.
 
-The series is split in time order into train, validation and test parts; every value column is
+Reading, filling, splitting, scaling and windowing the series is :mod:`rnnkit.data.timeseries`: the
+series is split in time order into train, validation and test parts; every value column is
 standardised with the mean and standard deviation of the training part only. A window of ``lookback``
 rows of every input column is the input; the ``horizon`` next values of every target column are the
 output of a many-to-one recurrent regressor (:class:`~rnnkit.models.SequenceClassifier` with
 ``task='regression'`` and ``output_size = horizon * targets``). By default (``target_mode='delta'``)
 the network predicts the change from the last observed value, so it learns a correction to the naive
 forecast rather than the level, which matters for series whose test part leaves the training range
-(prices, trending counts). A window belongs to the part that holds all its target rows; its inputs
-may reach back into the earlier part, as a forecaster's history would.
+(prices, trending counts).
 
 Metrics are in the data's own units: MAE, RMSE and sMAPE (``200 |F - A| / (|A| + |F|)`` in percent,
 0 when both are 0), over every target and horizon step, next to the naive forecast (the last observed
@@ -21,10 +21,6 @@ monthly 12, quarterly 4; otherwise none, and the seasonal-naive row is left out)
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import math
-import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +28,17 @@ import torch
 from torch.utils.data import TensorDataset
 
 from rnnkit.train.checkpoint import write_json_atomic
-from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, read_table, require_columns, write_app
+from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, write_app
+from rnnkit.data.timeseries import (
+    FILLS, INPUT_MODES, TARGET_MODES, Scaling, Series, WindowedSeries, fill_missing, guess_season, in_time_order,
+    next_times, read_series, split_bounds, time_step, window_ends,
+)
 from rnnkit.errors import InputError
-from rnnkit.models.common import option
+from rnnkit.options import option
 from rnnkit.train import TrainConfig, Trainer
 
 APP = "forecast"
 DEFAULT_DATASET = "airline"
-FILLS = ("none", "ffill", "interpolate", "drop")
-INPUT_MODES = ("level", "relative", "both")
-MISSING = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
-TIME_NAMES = ("time", "date", "datetime", "timestamp", "ds", "month", "year", "period")
 #: Default targets of built-in multi-column series.
 DATASET_TARGETS = {"stocks": "close", "weather": "temp_air"}
 
@@ -84,7 +80,7 @@ class ForecastSettings:
         if self.input_mode == "relative" and self.lookback == 1:
             raise ValueError("input_mode 'relative' with lookback 1 leaves the model nothing to read (every input is "
                              "0); use a longer --lookback or --input-mode level or both")
-        if self.target_mode not in ("delta", "level"):
+        if self.target_mode not in TARGET_MODES:
             raise ValueError(f"target_mode must be 'delta' or 'level', got {self.target_mode!r}")
         for name in ("lookback", "horizon"):
             if getattr(self, name) < 1:
@@ -98,89 +94,7 @@ class ForecastSettings:
             raise ValueError("val_fraction + test_fraction must be below 1")
 
 
-@dataclasses.dataclass
-class Series:
-    """A table of values in time order: ``times`` (datetimes, numbers or ``None``), ``names``, ``values``."""
-
-    times: list | None
-    names: list[str]
-    values: np.ndarray  # (rows, columns), float64, NaN where missing
-    source: str
-
-
-# ------------------------------------------------------------------------------------- reading
-def _parse_time(text: str):
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    match = re.fullmatch(r"(\d{4})-(\d{1,2})", text)
-    if match:
-        return dt.datetime(int(match[1]), int(match[2]), 1)
-    return dt.datetime.fromisoformat(text)
-
-
-def _parse_times(raw: list[str]) -> list | None:
-    """Numbers or datetimes, all of one kind; ``None`` when the column is neither."""
-    try:
-        times = [_parse_time(str(t)) for t in raw]
-    except (ValueError, TypeError):
-        return None
-    kinds = {type(t) for t in times}
-    if len(kinds) != 1:
-        return None
-    if kinds == {dt.datetime}:
-        zones = {t.tzinfo is None for t in times}
-        if len(zones) > 1:
-            return None
-    return times
-
-
-def _number(text) -> float | None:
-    """A float, ``nan`` for a missing marker, ``None`` for anything else."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    if text is None:
-        return math.nan
-    text = str(text).strip()
-    if text.lower() in MISSING:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def read_series(path: str, time_column: str | None, columns: list[str] | None, *, encoding: str = "utf-8") -> Series:
-    """A :class:`Series` from a CSV/TSV/JSONL file; one-line errors name the row and column."""
-    header, rows = read_table(path, encoding=encoding)
-    if time_column is None:
-        time_column = next((c for c in header if c.strip().lower() in TIME_NAMES), None)
-    else:
-        require_columns(path, header, {"--time-column": time_column})
-    if columns is not None:
-        require_columns(path, header, {"--columns": c for c in columns} if len(columns) == 1 else
-                        {f"--columns ({c})": c for c in columns})
-    candidates = columns or [c for c in header if c != time_column]
-    parsed = {c: [_number(row.get(c)) for row in rows] for c in candidates}
-    if columns is None:  # default: the numeric columns only
-        skipped = [c for c in candidates if all(v is None or math.isnan(v) for v in parsed[c])]
-        candidates = [c for c in candidates if c not in skipped]
-        if skipped:
-            print(f"note: leaving out non-numeric columns {', '.join(skipped)}", file=sys.stderr)
-        if not candidates:
-            raise InputError(f"{path} has no numeric value columns; columns: {', '.join(header)}")
-    for c in candidates:
-        bad = next((i for i, v in enumerate(parsed[c]) if v is None), None)
-        if bad is not None:
-            raise InputError(f"{path}, data row {bad + 1}, column {c!r}: {rows[bad].get(c)!r} is not a number; "
-                           f"fix it, or blank it and pass --fill (ffill, interpolate or drop)")
-    times = _parse_times([row.get(time_column) for row in rows]) if time_column else None
-    values = np.array([parsed[c] for c in candidates], dtype=np.float64).T.reshape(len(rows), len(candidates))
-    return Series(times, candidates, values, path)
-
-
+# ------------------------------------------------------------------------------------- data
 def load_dataset(name: str) -> Series:
     """A built-in series data set as a :class:`Series`."""
     from rnnkit import datasets
@@ -194,128 +108,6 @@ def load_dataset(name: str) -> Series:
     times = [t.to_pydatetime() for t in frame["time"]]
     values = frame[names].to_numpy(dtype=np.float64)
     return Series(times, names, values, f"data set {name}")
-
-
-def fill_missing(series: Series, how: str) -> Series:
-    """Apply ``--fill`` to NaNs; with ``none`` the first missing value is an error naming its place."""
-    missing = np.isnan(series.values)
-    if not missing.any():
-        return series
-    row, col = map(int, np.argwhere(missing)[0])
-    if how == "none":
-        raise InputError(f"{series.source}, data row {row + 1}, column {series.names[col]!r}: missing value "
-                       f"({int(missing.sum())} in all); pass --fill ffill, interpolate or drop")
-    values = series.values.copy()
-    if how == "drop":
-        keep = ~missing.any(axis=1)
-        times = [t for t, k in zip(series.times, keep) if k] if series.times is not None else None
-        return Series(times, series.names, values[keep], series.source)
-    index = np.arange(len(values))
-    for c in range(values.shape[1]):
-        known = ~missing[:, c]
-        if not known.any():
-            raise InputError(f"{series.source}: column {series.names[c]!r} has no values at all")
-        if how == "interpolate":
-            values[:, c] = np.interp(index, index[known], values[known, c])
-        else:  # ffill; values before the first known one take the first known one
-            last = np.where(known, index, 0)
-            np.maximum.accumulate(last, out=last)
-            first = int(np.argmax(known))
-            last[:first] = first
-            values[:, c] = values[last, c]
-    return Series(series.times, series.names, values, series.source)
-
-
-def _in_order(series: Series) -> Series:
-    times = series.times
-    if times is None or all(a <= b for a, b in zip(times, times[1:])):
-        return series
-    order = sorted(range(len(times)), key=times.__getitem__)
-    print(f"note: {series.source} is not in time order; sorted by time", file=sys.stderr)
-    return Series([times[i] for i in order], series.names, series.values[order], series.source)
-
-
-# ------------------------------------------------------------------------------------ the time axis
-def _is_month_end(t: dt.datetime) -> bool:
-    return (t + dt.timedelta(days=1)).month != t.month
-
-
-def _month_step(times: list[dt.datetime]) -> int | None:
-    """Months between rows when every row falls on the same day of the month, or on the month's last day."""
-    months = [t.year * 12 + t.month for t in times]
-    steps = {b - a for a, b in zip(months, months[1:])}
-    same_day = len({(t.day, t.time()) for t in times}) == 1
-    month_ends = len({t.time() for t in times}) == 1 and all(_is_month_end(t) for t in times)
-    return steps.pop() if len(steps) == 1 and (same_day or month_ends) and 0 not in steps else None
-
-
-def time_step(times: list | None) -> dict | None:
-    """The regular spacing of the last rows: ``{"months": k}``, ``{"seconds": s}``, ``{"number": d}`` or None."""
-    if not times or len(times) < 3:
-        return None
-    tail = times[-50:]
-    if isinstance(tail[0], float):
-        steps = {round(b - a, 9) for a, b in zip(tail, tail[1:])}
-        return {"number": steps.pop()} if len(steps) == 1 and next(iter(steps), 0) > 0 else None
-    months = _month_step(tail)
-    if months:
-        return {"months": months}
-    steps = {(b - a).total_seconds() for a, b in zip(tail, tail[1:])}
-    return {"seconds": steps.pop()} if len(steps) == 1 and next(iter(steps), 0) > 0 else None
-
-
-def next_times(times: list | None, count: int) -> list[str]:
-    """Labels of the ``count`` rows after the end: timestamps when the spacing is regular, else ``t+k``."""
-    step = time_step(times)
-    if step is None:
-        return [f"t+{k}" for k in range(1, count + 1)]
-    last = times[-1]
-    if "number" in step:
-        return [f"{last + k * step['number']:g}" for k in range(1, count + 1)]
-    if "months" in step:
-        out = []
-        month_end = _is_month_end(last)
-        for k in range(1, count + 1):
-            month = last.month - 1 + k * step["months"]
-            year, month = last.year + month // 12, month % 12 + 1
-            if month_end:  # 31 Jan, 28 Feb, 31 Mar, ...
-                following = dt.datetime(year + month // 12, month % 12 + 1, 1, last.hour, last.minute, last.second)
-                out.append((following - dt.timedelta(days=1)).isoformat(sep=" "))
-            else:
-                out.append(last.replace(year=year, month=month).isoformat(sep=" "))
-        return out
-    return [(last + dt.timedelta(seconds=k * step["seconds"])).isoformat(sep=" ") for k in range(1, count + 1)]
-
-
-def guess_season(times: list | None) -> int | None:
-    """Rows per season from the time column's spacing (see the module docstring), else ``None``."""
-    if not times or len(times) < 3 or not isinstance(times[0], dt.datetime):
-        return None
-    months = _month_step(times[-50:])
-    if months:
-        return {1: 12, 3: 4}.get(months)
-    gaps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:]))
-    median = gaps[len(gaps) // 2]
-    day = 86400.0
-    if median == day and gaps[-1] > day and all(t.weekday() < 5 for t in times):
-        return 5  # trading days: weekends missing (a gap alone, with weekend rows present, is just a gap)
-    table = {3600.0: 24, 1800.0: 48, 900.0: 96, 300.0: 288, 60.0: 1440, day: 7, 7 * day: 52}
-    return table.get(median)
-
-
-# ------------------------------------------------------------------------------------ windows
-@dataclasses.dataclass
-class Prepared:
-    """The series, its split, the scaling and the window index of every part."""
-
-    series: Series
-    inputs: list[str]
-    targets: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    delta_scale: np.ndarray
-    bounds: tuple[int, int]  # rows [0, a) train, [a, b) validation, [b, n) test
-    ends: dict[str, np.ndarray]  # part -> the last input row of each window
 
 
 def _columns(text: str | None) -> list[str] | None:
@@ -332,129 +124,98 @@ def load_series(settings: ForecastSettings | dict) -> Series:
         series = read_series(s["data"], s["time_column"], wanted, encoding=s["encoding"])
     else:
         series = load_dataset(s["dataset"] or DEFAULT_DATASET)
-    return _in_order(fill_missing(series, s["fill"]))
+    return in_time_order(fill_missing(series, s["fill"]))
 
 
-def prepare(series: Series, settings: dict, scaling: dict | None = None) -> Prepared:
-    """Choose columns, split in time order, fit the scaling on the training part (or reuse ``scaling``)."""
-    where = series.source
+def _inputs_and_targets(series: Series, settings: dict) -> tuple[list[str], list[str]]:
+    """``--columns`` (default: every column) with the ``--targets`` added, and ``--targets`` (default: the
+    first input, or a built-in series' own target)."""
     inputs = _columns(settings["columns"]) or list(series.names)
     targets = _columns(settings["targets"]) or [
         DATASET_TARGETS.get(settings["dataset"] or "", inputs[0]) if settings["data"] is None else inputs[0]]
     for option_name, names in (("--columns", inputs), ("--targets", targets)):
         for name in names:
             if name not in series.names:
-                raise InputError(f"{where} has no column {name!r} ({option_name}); available columns: "
-                               f"{', '.join(series.names)}")
-    inputs += [t for t in targets if t not in inputs]
+                raise InputError(f"{series.source} has no column {name!r} ({option_name}); available columns: "
+                                 f"{', '.join(series.names)}")
+    return inputs + [t for t in targets if t not in inputs], targets
+
+
+def prepare(series: Series, settings: dict, scaling: dict | None = None) -> WindowedSeries:
+    """Choose columns, split in time order, fit the scaling on the training part (or reuse ``scaling``)."""
+    where = series.source
+    inputs, targets = _inputs_and_targets(series, settings)
     n, lookback, horizon = len(series.values), settings["lookback"], settings["horizon"]
     if n < lookback + horizon:
         raise InputError(f"{where} has {n} rows, fewer than lookback + horizon = {lookback + horizon}; "
-                       f"lower --lookback or --horizon")
-    test_rows, val_rows = round(n * settings["test_fraction"]), round(n * settings["val_fraction"])
-    a, b = n - test_rows - val_rows, n - test_rows
+                         f"lower --lookback or --horizon")
+    a, b = split_bounds(n, settings["val_fraction"], settings["test_fraction"])
     if scaling is None and a < lookback + horizon:  # with a run's scaling (evaluate, predict) no training part is needed
         raise InputError(f"{where}: the training part has {a} of {n} rows, fewer than lookback + horizon = "
-                       f"{lookback + horizon}; lower --lookback/--horizon or --val-fraction/--test-fraction")
-    columns = [series.names.index(c) for c in inputs]
-    values = series.values[:, columns]
+                         f"{lookback + horizon}; lower --lookback/--horizon or --val-fraction/--test-fraction")
+    values = series.values[:, [series.names.index(c) for c in inputs]]
     if scaling is None:
-        mean, std = values[:a].mean(0), values[:a].std(0)
-        std = np.where(std > 0, std, 1.0)
-        target_cols = [inputs.index(t) for t in targets]
-        diffs = np.abs(np.diff(values[:a, target_cols], axis=0))
-        delta_scale = np.sqrt((diffs ** 2).mean(0)) if len(diffs) else np.ones(len(targets))
-        delta_scale = np.where(delta_scale > 0, delta_scale, std[target_cols])
+        fitted = Scaling.fit(values[:a], [inputs.index(t) for t in targets])
     else:
-        mean, std, delta_scale = (np.asarray(scaling[k], dtype=np.float64) for k in ("mean", "std", "delta_scale"))
-    ends = np.arange(lookback - 1, n - horizon)  # window = rows [e - lookback + 1, e], targets e + 1 .. e + horizon
-    first, last = ends + 1, ends + horizon
-    parts = {"train": ends[last < a], "val": ends[(first >= a) & (last < b)], "test": ends[first >= b],
-             "all": ends}
-    return Prepared(Series(series.times, inputs, values, where), inputs, targets, mean, std, delta_scale,
-                    (a, b), parts)
+        fitted = Scaling.from_dict(scaling)
+    return _windowed(Series(series.times, inputs, values, where), targets, fitted, settings, (a, b),
+                     window_ends(n, lookback, horizon, (a, b)))
 
 
-def windows(prep: Prepared, ends: np.ndarray, settings: dict) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """``(inputs (N, lookback, F), scaled targets (N, horizon * T), actual targets (N, horizon, T))``."""
-    lookback, horizon = settings["lookback"], settings["horizon"]
-    z = (prep.series.values - prep.mean) / prep.std
-    target_cols = [prep.inputs.index(t) for t in prep.targets]
-    rows = ends[:, None] + np.arange(-lookback + 1, 1)[None, :]
-    x = model_inputs(z[rows], settings["input_mode"])
-    future = ends[:, None] + np.arange(1, horizon + 1)[None, :]
-    actual = prep.series.values[future][:, :, target_cols]
-    y = _to_scaled(actual, prep, ends, settings)
-    return (torch.tensor(x, dtype=torch.float32), torch.tensor(y.reshape(len(ends), -1), dtype=torch.float32),
-            actual)
-
-
-def model_inputs(z: np.ndarray, mode: str) -> np.ndarray:
-    """Standardised windows ``(N, lookback, F)`` as the model reads them (``(N, lookback, 2F)`` for 'both')."""
-    relative = z - z[:, -1:, :]
-    return {"level": z, "relative": relative, "both": np.concatenate([z, relative], -1) if mode == "both" else None}[mode]
-
-
-def _last_values(prep: Prepared, ends: np.ndarray) -> np.ndarray:
-    return prep.series.values[ends][:, [prep.inputs.index(t) for t in prep.targets]]  # (N, T)
-
-
-def _to_scaled(actual: np.ndarray, prep: Prepared, ends: np.ndarray, settings: dict) -> np.ndarray:
-    target_cols = [prep.inputs.index(t) for t in prep.targets]
-    if settings["target_mode"] == "delta":
-        return (actual - _last_values(prep, ends)[:, None, :]) / prep.delta_scale
-    return (actual - prep.mean[target_cols]) / prep.std[target_cols]
-
-
-def _from_scaled(scaled: np.ndarray, prep: Prepared, ends: np.ndarray, settings: dict) -> np.ndarray:
-    target_cols = [prep.inputs.index(t) for t in prep.targets]
-    if settings["target_mode"] == "delta":
-        return _last_values(prep, ends)[:, None, :] + scaled * prep.delta_scale
-    return scaled * prep.std[target_cols] + prep.mean[target_cols]
+def _windowed(series: Series, targets: list[str], scaling: Scaling, settings: dict, bounds: tuple[int, int],
+              ends: dict[str, np.ndarray]) -> WindowedSeries:
+    return WindowedSeries(series, targets, scaling, settings["lookback"], settings["horizon"],
+                          settings["input_mode"], settings["target_mode"], bounds, ends)
 
 
 # ------------------------------------------------------------------------------------ metrics
 def errors(forecast: np.ndarray, actual: np.ndarray) -> dict:
-    """MAE, RMSE and sMAPE (percent) over every element."""
+    """MAE, RMSE and sMAPE (percent) over every element; all NaN when any value is not finite."""
     difference = forecast - actual
     denominator = np.abs(actual) + np.abs(forecast)
-    ratio = np.divide(2 * np.abs(difference), denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    # sMAPE counts 0 where forecast and actual are both 0; a NaN denominator must stay NaN, not count as 0
+    # (a 0.0 sMAPE next to NaN errors would read as a perfect forecast).
+    ratio = np.divide(2 * np.abs(difference), denominator, out=np.zeros_like(denominator), where=denominator != 0)
     return {"mae": float(np.abs(difference).mean()), "rmse": float(np.sqrt((difference ** 2).mean())),
             "smape": float(100 * ratio.mean())}
 
 
-def seasonal_naive(prep: Prepared, ends: np.ndarray, horizon: int, season: int) -> np.ndarray | None:
+def seasonal_naive(prep: WindowedSeries, ends: np.ndarray, season: int) -> np.ndarray | None:
     """The value one season (or as many as needed to reach observed rows) before each forecast row."""
-    target_cols = [prep.inputs.index(t) for t in prep.targets]
-    steps = np.arange(1, horizon + 1)
+    steps = np.arange(1, prep.horizon + 1)
     source = ends[:, None] + steps[None, :] - season * np.ceil(steps / season).astype(int)[None, :]
     if (source < 0).any():
         return None
-    return prep.series.values[source][:, :, target_cols]
+    return prep.series.values[source][:, :, prep.target_columns]
 
 
 @torch.no_grad()
-def model_forecast(model: torch.nn.Module, x: torch.Tensor, prep: Prepared, ends: np.ndarray,
-                   settings: dict) -> np.ndarray:
-    """The model's forecasts in the data's units: ``(N, horizon, targets)``."""
+def model_forecast(model: torch.nn.Module, prep: WindowedSeries, ends: np.ndarray) -> np.ndarray:
+    """The model's forecasts after the windows ending at ``ends``, in the data's units: ``(N, horizon, targets)``.
+
+    Forecasts that are not finite numbers (a model trained into overflow) are an error, not a row of NaNs.
+    """
     model.eval()
+    x = prep.input_windows(ends)
     device = next(model.parameters()).device
     out = torch.cat([model(x[i:i + 1024].to(device)).output.float().cpu() for i in range(0, len(x), 1024)])
-    scaled = out.numpy().astype(np.float64).reshape(len(ends), settings["horizon"], len(prep.targets))
-    return _from_scaled(scaled, prep, ends, settings)
+    if not torch.isfinite(out).all():
+        raise InputError(f"the model's forecasts on {prep.series.source} are not finite numbers; look for extreme "
+                         f"values in the data, or train again with a lower --lr")
+    scaled = out.numpy().astype(np.float64).reshape(len(ends), prep.horizon, len(prep.targets))
+    return prep.from_scaled(scaled, ends)
 
 
-def measure(model: torch.nn.Module, prep: Prepared, settings: dict, part: str) -> tuple[dict, dict]:
+def measure(model: torch.nn.Module, prep: WindowedSeries, season: int | None, part: str) -> tuple[dict, dict]:
     """``(metrics, curves)`` on one part: the model, naive and seasonal-naive errors in the data's units."""
     ends = prep.ends[part]
     if len(ends) == 0:
         raise InputError(f"{prep.series.source}: the {part} part has no complete window "
-                       f"(lookback {settings['lookback']}, horizon {settings['horizon']}); use a longer series")
-    x, _, actual = windows(prep, ends, settings)
-    predicted = model_forecast(model, x, prep, ends, settings)
-    naive = np.repeat(_last_values(prep, ends)[:, None, :], settings["horizon"], axis=1)
-    season = settings.get("season_used")
-    seasonal = seasonal_naive(prep, ends, settings["horizon"], season) if season else None
+                         f"(lookback {prep.lookback}, horizon {prep.horizon}); use a longer series")
+    actual = prep.actual(ends)
+    predicted = model_forecast(model, prep, ends)
+    naive = np.repeat(prep.last_values(ends)[:, None, :], prep.horizon, axis=1)
+    seasonal = seasonal_naive(prep, ends, season) if season else None
     result = {"part": part, "windows": int(len(ends)), "targets": prep.targets, "season": season,
               "model": errors(predicted, actual), "naive": errors(naive, actual),
               "seasonal_naive": errors(seasonal, actual) if seasonal is not None else None}
@@ -476,14 +237,14 @@ def describe(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_forecast(prep: Prepared, curves: dict, settings: dict, path: Path, title: str) -> None:
+def plot_forecast(prep: WindowedSeries, curves: dict, path: Path, title: str) -> None:
     """Actual values against the model's 1-step (and last-step) forecasts and the naive forecast, per target."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ends, horizon = curves["ends"], settings["horizon"]
+    ends, horizon = curves["ends"], prep.horizon
     times = prep.series.times
     shown = prep.targets[:4]
     figure, axes = plt.subplots(len(shown), 1, figsize=(10, 3.2 * len(shown)), squeeze=False)
@@ -508,10 +269,6 @@ def plot_forecast(prep: Prepared, curves: dict, settings: dict, path: Path, titl
 
 
 # ------------------------------------------------------------------------------------ verbs
-def _scaling(prep: Prepared) -> dict:
-    return {"mean": prep.mean.tolist(), "std": prep.std.tolist(), "delta_scale": prep.delta_scale.tolist()}
-
-
 def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, resume: bool = False,
           progress: bool = True) -> dict:
     """Train a forecaster into the run directory ``out``; returns the test metrics (see :func:`measure`)."""
@@ -528,22 +285,21 @@ def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, r
     info = dataclasses.asdict(settings)
     prep = prepare(series, info)
     season = settings.season or guess_season(series.times)
-    info.update(inputs=prep.inputs, target_columns=prep.targets, scaling=_scaling(prep), season_used=season,
+    info.update(inputs=prep.inputs, target_columns=prep.targets, scaling=prep.scaling.to_dict(), season_used=season,
                 time_step=time_step(series.times), source=series.source,
                 sizes={part: int(len(e)) for part, e in prep.ends.items() if part != "all"})
     if resume and (saved["scaling"] != info["scaling"] or saved["sizes"] != info["sizes"]):
         raise InputError(f"--resume: {series.source} no longer gives the split and scaling the run started with")
     torch.manual_seed(config.seed)  # the initial weights follow --seed
-    features = len(prep.inputs) * (2 if settings.input_mode == "both" else 1)
-    model = SequenceClassifier(input_size=features, output_size=settings.horizon * len(prep.targets),
+    model = SequenceClassifier(input_size=prep.input_features, output_size=settings.horizon * len(prep.targets),
                                task="regression", cell=settings.cell, hidden_size=settings.hidden_size,
                                num_layers=settings.num_layers, dropout=settings.dropout, summary="last")
     if not resume:  # rank 0 writes under torchrun
         write_app(out, APP, info)
-    x, y, _ = windows(prep, prep.ends["train"], info)
+    x, y, _ = prep.windows(prep.ends["train"])
     val = None
     if len(prep.ends["val"]):
-        vx, vy, _ = windows(prep, prep.ends["val"], info)
+        vx, vy, _ = prep.windows(prep.ends["val"])
         val = TensorDataset(vx, vy)
     trainer = Trainer(model, TensorDataset(x, y), config=config, val_data=val, run_dir=out, progress=progress,
                       model_config={"regressor": dataclasses.asdict(model.config), "targets": prep.targets})
@@ -551,10 +307,10 @@ def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, r
     finish_training(trainer, model, out, None)
     result = {"steps": fitted["step"], **info["sizes"]}
     if len(prep.ends["test"]):
-        metrics, curves = measure(model, prep, info, "test")
+        metrics, curves = measure(model, prep, season, "test")
         result.update(metrics)
         if trainer.process.is_main:
-            plot_forecast(prep, curves, info, out / "forecast.png",
+            plot_forecast(prep, curves, out / "forecast.png",
                           f"test: RMSE {metrics['model']['rmse']:.4g} (naive {metrics['naive']['rmse']:.4g})")
     if trainer.process.is_main:
         write_json_atomic(out / "results.json", result)
@@ -583,10 +339,10 @@ def evaluate(run: str | Path, *, data: str | None = None, part: str | None = Non
     part = part or ("all" if data is not None else "test")
     prep = prepare(series, {**settings, "columns": ",".join(settings["inputs"]),
                             "targets": ",".join(settings["target_columns"])}, settings["scaling"])
-    metrics, curves = measure(model, prep, settings, part)
+    metrics, curves = measure(model, prep, settings["season_used"], part)
     metrics["evaluated_on"] = f"{series.source} ({part})"
     if plot is not None:
-        plot_forecast(prep, curves, settings, Path(plot), f"{part}: RMSE {metrics['model']['rmse']:.4g}")
+        plot_forecast(prep, curves, Path(plot), f"{part}: RMSE {metrics['model']['rmse']:.4g}")
     return metrics
 
 
@@ -606,13 +362,9 @@ def predict(run: str | Path, *, data: str | None = None, encoding: str | None = 
     if len(series.values) < lookback:
         raise InputError(f"{series.source} has {len(series.values)} rows; the model needs the last {lookback} (lookback)")
     columns = [series.names.index(c) for c in settings["inputs"]]
-    prep = Prepared(Series(series.times, settings["inputs"], series.values[:, columns], series.source),
-                    settings["inputs"], settings["target_columns"],
-                    *(np.asarray(settings["scaling"][k]) for k in ("mean", "std", "delta_scale")),
-                    (0, 0), {})
-    end = np.array([len(series.values) - 1])
-    z = (prep.series.values[-lookback:] - prep.mean) / prep.std
-    x = torch.tensor(model_inputs(z[None], settings["input_mode"]), dtype=torch.float32)
-    values = model_forecast(model, x, prep, end, settings)[0]
+    inputs = Series(series.times, settings["inputs"], series.values[:, columns], series.source)
+    prep = _windowed(inputs, settings["target_columns"], Scaling.from_dict(settings["scaling"]), settings,
+                     (0, 0), {})  # no split: only the window at the end is forecast
+    values = model_forecast(model, prep, np.array([len(series.values) - 1]))[0]
     return {"times": next_times(series.times, settings["horizon"]), "targets": prep.targets,
             "values": values.tolist()}
