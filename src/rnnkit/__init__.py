@@ -11,7 +11,7 @@ from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
 from rnnkit import data, diagnostics, models, train  # noqa: E402  (they build on the layers above)
 from rnnkit.train import TrainConfig, Trainer  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is set: pyproject.toml reads it from here
 
 __all__ = [
     "RNN",
