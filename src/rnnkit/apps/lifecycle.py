@@ -110,6 +110,12 @@ class App:
     val_metrics: tuple[str, ...] = ()
     #: Training options a resumed run must keep (the data order depends on them).
     kept_on_resume: tuple[str, ...] = ("seed", "batch_size")
+    #: Settings that say where the data comes from: a resumed run refuses different ones.
+    data_fields: tuple[str, ...] = ("data", "dataset")
+
+    def normalize(self, settings: Any) -> Any:
+        """The settings as they are saved (e.g. file paths made absolute)."""
+        return settings
 
     def check(self, settings: Any, config: TrainConfig) -> None:
         """Reject settings that cannot work, before any data is read (raise InputError)."""
@@ -192,7 +198,7 @@ def _write_info(run: Path, app: App, settings: Any, config: TrainConfig, data: P
 
 
 # ------------------------------------------------------------------------------------ lifecycle
-def train(app: App, settings: Any, config: TrainConfig | None = None, out: str | Path = "run", *,
+def train(app: App, settings: Any = None, config: TrainConfig | None = None, out: str | Path = "run", *,
           resume: bool = False, progress: bool = True) -> dict:
     """Train ``app`` with ``settings`` into the run directory ``out``; returns the app's report.
 
@@ -206,13 +212,15 @@ def train(app: App, settings: Any, config: TrainConfig | None = None, out: str |
     check_device(config.device)
     check_monitor(config, app.val_metrics)
     check_resume(run, app, resume)
+    settings = settings if settings is not None else app.settings_class()
     if resume and (run / APP_FILE).exists():
         saved = read_run(run, app)
+        _check_same_data(app, settings, saved)
         settings = saved.settings
         kept = json.loads((run / APP_FILE).read_text(encoding="utf-8"))["train"]
         config = dataclasses.replace(config, **kept)
     else:
-        saved = None
+        saved, settings = None, app.normalize(settings)
     app.check(settings, config)
 
     seed_everything(config.seed)
@@ -239,6 +247,19 @@ def train(app: App, settings: Any, config: TrainConfig | None = None, out: str |
     report = app.report(model, settings, data, run, fitted)
     checkpoint.write_json_atomic(run / RESULTS_FILE, report)
     return report
+
+
+def _check_same_data(app: App, given: Any, saved: Run) -> None:
+    """A resumed run continues on its own data; a different --data/--dataset is refused, not ignored."""
+    defaults = {f.name: f.default for f in dataclasses.fields(app.settings_class)}
+    normalized = app.normalize(given)
+    for name in app.data_fields:
+        value = getattr(given, name, None)
+        if value in (None, (), "", defaults.get(name)) or getattr(normalized, name) == getattr(saved.settings, name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise InputError(f"--resume continues {saved.path} on its own data ({flag} {getattr(saved.settings, name)}); "
+                         f"drop {flag}, or start a new run with another --out")
 
 
 def _comparable(facts: dict) -> Any:

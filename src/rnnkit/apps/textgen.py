@@ -12,46 +12,53 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from rnnkit.apps.common import InputError, finish_training, load_trained, read_app, read_text, write_app
+from rnnkit.apps import lifecycle
+from rnnkit.apps.common import read_text
 from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import Vocabulary
-from rnnkit.models.common import option
-from rnnkit.train import TrainConfig, Trainer
-from rnnkit.train.checkpoint import write_json_atomic
-from rnnkit.train.distributed import launched_rank
-
-APP = "textgen"
+from rnnkit.errors import InputError
+from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
+from rnnkit.options import nested, option
+from rnnkit.train import TrainConfig, evaluate_loss
 
 
 @dataclasses.dataclass
 class TextgenSettings:
-    """How the text is tokenised and split, and the language model's size."""
+    """Where the text comes from, how it is tokenised and split, and the language model."""
 
-    level: str = option("char", "tokens: 'char' (characters) or 'word' (whitespace-separated words)")
+    data: tuple[str, ...] = option((), "text files, each one document (none: a built-in --dataset)")
+    dataset: str | None = option(None, "built-in corpus when no --data: python_stdlib (always present), shakespeare, "
+                                       "shakespeare_char (see `rnnkit datasets`; default: python_stdlib)")
+    level: str = option("char", "tokens: 'char' (characters) or 'word' (whitespace-separated words)",
+                        choices=("char", "word"))
     min_freq: int = option(1, "keep tokens seen at least this often in the training text (others become <unk>)")
     max_vocab: int = option(0, "keep at most this many tokens, most frequent first (0: no limit)")
     val_fraction: float = option(0.1, "hold out this last fraction of the text for validation")
     chunk_length: int = option(128, "tokens per truncated-BPTT chunk")
-    cell: str = option("lstm", "recurrent cell: 'lstm', 'gru', 'rnn' (tanh) or 'rnn_relu'")
-    hidden_size: int = option(512, "features of the recurrent state")
-    num_layers: int = option(1, "stacked recurrent layers")
-    dropout: float = option(0.0, "dropout on embeddings, between layers and before the output")
-    embedding_dim: int = option(64, "token embedding size")
     encoding: str = option("utf-8", "encoding of the input files")
+    sample_length: int = option(300, "tokens to sample when training ends (0: none)")
+    model: SequenceTaggerConfig = nested(SequenceTaggerConfig, "the language model", cell="lstm", hidden_size=512,
+                                         embedding_dim=64)
 
     def __post_init__(self) -> None:
+        self.data = tuple(self.data)
         if self.level not in ("char", "word"):
             raise ValueError(f"level must be 'char' or 'word', got {self.level!r}")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.chunk_length < 2:
             raise ValueError(f"chunk_length must be >= 2, got {self.chunk_length}")
+        for name in ("min_freq", "max_vocab", "sample_length"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.model.bidirectional:
+            raise ValueError("a language model reads left to right (a backward pass would see the next token); "
+                             "drop --bidirectional")
 
 
 def load_documents(files: list[str] | None, dataset: str | None, encoding: str = "utf-8") -> tuple[list[str], str]:
@@ -94,83 +101,70 @@ def _encode(vocab: Vocabulary, documents: list[str]) -> list[torch.Tensor]:
     return [torch.tensor(vocab.encode(d), dtype=torch.int64) for d in documents if d]
 
 
-def _resumed_inputs(out: Path, files, dataset) -> tuple[list[str] | None, str | None, TextgenSettings, dict]:
-    """The data and settings a run started with: a resumed run continues on exactly those."""
-    saved = read_app(out, APP)
-    if (files and [str(Path(f).resolve()) for f in files] != saved["files"]) or \
-            (dataset and dataset != saved["dataset"]):
-        raise InputError(f"--resume continues {out} on its own data ({saved['source']}); drop --data/--dataset, "
-                       "or start a new run with another --out")
-    fields = {f.name for f in dataclasses.fields(TextgenSettings)}
-    return saved["files"] or None, saved["dataset"], TextgenSettings(**{k: saved[k] for k in fields}), saved
+def _stream(vocab: Vocabulary, documents: list[str], lanes: int, chunk: int) -> tuple[StreamBatches, int, int]:
+    """``(batches, lanes, tokens)``: at most ``lanes`` contiguous lanes (fewer for a short text)."""
+    ids = _encode(vocab, documents)
+    tokens = sum(len(t) for t in ids)
+    lanes = max(1, min(lanes, tokens // (chunk + 1)))
+    return StreamBatches(ids, lanes, chunk), lanes, tokens
 
 
-def train(files: list[str] | None, out: str | Path, *, dataset: str | None = None,
-          settings: TextgenSettings | None = None, config: TrainConfig | None = None, resume: bool = False,
-          progress: bool = True, sample_after: int = 300) -> dict:
-    """Train a language model on ``files`` (or a built-in ``dataset``, default ``python_stdlib``) into ``out``.
+class Textgen(lifecycle.App):
+    name = "textgen"
+    settings_class = TextgenSettings
+    train_defaults = {"max_steps": 2000, "batch_size": 32, "lr": 3e-3, "eval_every": 250, "checkpoint_every": 250,
+                      "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4}
 
-    With ``resume=True`` the run continues from its last checkpoint on the data, tokenisation and model
-    it started with (``files``, ``dataset`` and ``settings`` may be left out; different ones are refused).
-    Returns the final metrics: validation nats, bits and perplexity per token, and the sample printed at
-    the end (``sample_after`` tokens; 0 for none).
-    """
-    from rnnkit.models import SequenceTagger
+    def normalize(self, settings: TextgenSettings) -> TextgenSettings:
+        return dataclasses.replace(settings, data=tuple(str(Path(f).resolve()) for f in settings.data),
+                                   dataset=None if settings.data else settings.dataset or "python_stdlib")
 
-    config, out, saved = config or TrainConfig(), Path(out), None
-    if resume and (out / "app.json").exists():
-        files, dataset, settings, saved = _resumed_inputs(out, files, dataset)
-        # The lanes of the text depend on the batch size, so a resumed run keeps its own.
-        config = dataclasses.replace(config, batch_size=saved.get("batch_size", config.batch_size))
-    settings = settings or TextgenSettings()
-    if not files and not dataset:
-        dataset = "python_stdlib"
-    files = [str(Path(f).resolve()) for f in files] if files else None
-    documents, source = load_documents(files, dataset, settings.encoding)
-    train_docs, val_docs = split_documents(documents, settings.val_fraction)
-    if saved is not None:
-        vocab = Vocabulary.load(out / "vocab.json")
-    else:
+    def prepare(self, settings: TextgenSettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
+        documents, source = load_documents(list(settings.data), settings.dataset, settings.encoding)
+        train_docs, val_docs = split_documents(documents, settings.val_fraction)
         vocab = Vocabulary.build(train_docs, level=settings.level, min_freq=settings.min_freq,
                                  max_size=settings.max_vocab or None)
-    if len(vocab) <= 4:
-        raise InputError(f"the training text of {source} has no tokens left after min_freq={settings.min_freq}")
-    train_ids, val_ids = _encode(vocab, train_docs), _encode(vocab, val_docs)
-    train_tokens, val_tokens = sum(len(t) for t in train_ids), sum(len(t) for t in val_ids)
-    batch = config.batch_size
-    if train_tokens < batch * (settings.chunk_length + 1):
-        raise InputError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
-                       f"chunk_length {settings.chunk_length}; lower --batch-size or --chunk-length")
-    if saved is not None and (train_tokens, val_tokens) != (saved["train_tokens"], saved["val_tokens"]):
-        raise InputError(f"the data of {out} changed since the run started ({saved['train_tokens']:,} training "
-                       f"tokens then, {train_tokens:,} now); start a new run with another --out")
-    val_batch = max(1, min(batch, val_tokens // (settings.chunk_length + 1)))
-    train_data = StreamBatches(train_ids, batch, settings.chunk_length)
-    val_data = StreamBatches(val_ids, val_batch, settings.chunk_length)
-    model_fields = {k: getattr(settings, k) for k in ("cell", "hidden_size", "num_layers", "dropout", "embedding_dim")}
-    model = SequenceTagger(vocab_size=len(vocab), output_size=0, **model_fields)
-    description = {**dataclasses.asdict(settings), "source": source, "vocab_size": len(vocab),
-                   "train_tokens": train_tokens, "val_tokens": val_tokens, "dataset": None if files else dataset,
-                   "files": files or [], "val_batch_size": val_batch, "batch_size": batch}
-    if saved is None:  # the vocabulary first: an app.json promises a complete run directory to resume
-        if launched_rank() == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            vocab.save(out / "vocab.json")
-        write_app(out, APP, description)
-    if progress and launched_rank() == 0:
-        print(f"textgen: {source}: {train_tokens:,} training and {val_tokens:,} validation {settings.level}s, "
-              f"vocabulary {len(vocab)}; {settings.cell.upper()}({settings.hidden_size}) x {settings.num_layers}, "
-              f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
-    trainer = Trainer(model, train_data, config=config, val_data=val_data, run_dir=out, progress=progress,
-                      model_config={"kind": "SequenceTagger", **model_fields, "vocab_size": len(vocab)})
-    trainer.fit(resume=resume)
-    finish_training(trainer, model, out, vocab)
-    metrics = language_model_metrics(trainer.evaluate(val_data)["val_loss"], settings.level)
-    if sample_after and trainer.process.is_main:
-        metrics["sample"] = "".join(sample(out, prime=None, length=sample_after, seed=config.seed))
-    if trainer.process.is_main:
-        write_json_atomic(out / "results.json", metrics)
-    return metrics
+        if len(vocab) <= 4:
+            raise InputError(f"the training text of {source} has no tokens left after min_freq={settings.min_freq}")
+        chunk, batch = settings.chunk_length, config.batch_size
+        train_ids = _encode(vocab, train_docs)
+        train_tokens = sum(len(t) for t in train_ids)
+        if train_tokens < batch * (chunk + 1):
+            raise InputError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
+                             f"chunk_length {chunk}; lower --batch-size or --chunk-length")
+        val, val_lanes, val_tokens = _stream(vocab, val_docs, batch, chunk)
+        facts = {"source": source, "vocab_size": len(vocab), "train_tokens": train_tokens, "val_tokens": val_tokens,
+                 "val_batch_size": val_lanes}
+        return lifecycle.Prepared(StreamBatches(train_ids, batch, chunk), val, vocab=vocab, facts=facts)
+
+    def build_model(self, settings: TextgenSettings, data: lifecycle.Prepared) -> SequenceTagger:
+        return SequenceTagger(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"], output_size=0))
+
+    def describe(self, settings: TextgenSettings, data: lifecycle.Prepared, model: torch.nn.Module) -> str:
+        facts, config = data.facts, settings.model
+        return (f"textgen: {facts['source']}: {facts['train_tokens']:,} training and {facts['val_tokens']:,} "
+                f"validation {settings.level}s, vocabulary {facts['vocab_size']}; {config.cell.upper()}"
+                f"({config.hidden_size}) x {config.num_layers}, {sum(p.numel() for p in model.parameters()):,} "
+                "parameters")
+
+    def report(self, model, settings: TextgenSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
+        metrics = language_model_metrics(evaluate_loss(model, data.val), settings.level)
+        if settings.sample_length:
+            metrics["sample"] = "".join(sample(run, length=settings.sample_length, seed=0))
+        return metrics
+
+
+APP = Textgen()
+
+
+def train(settings: TextgenSettings | None = None, config: TrainConfig | None = None, out: str | Path = "runs/textgen",
+          *, resume: bool = False, progress: bool = True) -> dict:
+    """Train a language model as ``settings`` say (default: the built-in ``python_stdlib`` corpus) into ``out``.
+
+    Returns validation nats, bits and perplexity per token and (``settings.sample_length`` > 0) a sample.
+    With ``resume=True`` the run continues from its last checkpoint on its own data and settings.
+    """
+    return lifecycle.train(APP, settings, config, out, resume=resume, progress=progress)
 
 
 def language_model_metrics(nats: float, level: str) -> dict:
@@ -181,8 +175,8 @@ def language_model_metrics(nats: float, level: str) -> dict:
 
 
 def load_run(run: str | Path):
-    """The trained model (evaluation mode), its vocabulary and the run's settings."""
-    return load_trained(run, APP)
+    """The trained model (evaluation mode), its vocabulary and the run (settings, seed, data facts)."""
+    return lifecycle.load_run(run, APP)
 
 
 def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temperature: float = 0.8,
@@ -190,19 +184,22 @@ def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temp
     """Stream generated text piece by piece (the prime itself is not repeated)."""
     from rnnkit.sampling import stream
 
-    model, vocab, settings = load_run(run)
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise InputError(f"--temperature must be a number >= 0 (0: greedy), got {temperature}")
+    model, vocab, info = load_run(run)
     if prime:
         ids = vocab.encode(prime)
     else:
         ids = [vocab.token_to_id("\n")] if "\n" in vocab else [vocab.token_to_id(vocab.tokens[4])]
     if not ids:
         raise InputError("--prime has no tokens the model knows")
-    space = " " if settings["level"] == "word" and prime else ""  # words after a prime need a separator
+    words = info.settings.level == "word"
+    space = " " if words and prime else ""  # words after a prime need a separator
     for token in stream(model, ids, max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
                         seed=seed):
         piece = vocab.decode([token], skip_special=True, stop_at_eos=False)
         yield space + piece if piece else piece
-        space = " " if settings["level"] == "word" else ""
+        space = " " if words else ""
 
 
 def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None) -> dict:
@@ -210,19 +207,14 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
 
     ``batch_size`` lanes (default: as in training's validation) cut the text into contiguous streams.
     """
-    model, vocab, settings = load_run(run)
-    batch_size = batch_size or settings.get("val_batch_size", 16)
+    model, vocab, info = load_run(run)
+    settings = info.settings
     if files:
-        documents = [read_text(f, settings.get("encoding", "utf-8")) for f in files]
+        documents = [read_text(f, settings.encoding) for f in files]
     else:
-        documents, _ = load_documents(settings["files"], settings["dataset"], settings.get("encoding", "utf-8"))
-        documents = split_documents(documents, settings["val_fraction"])[1]
-    ids = _encode(vocab, documents)
-    tokens = sum(len(t) for t in ids)
-    chunk = settings["chunk_length"]
-    batch_size = max(1, min(batch_size, tokens // (chunk + 1)))
-    data = StreamBatches(ids, batch_size, chunk)
-    trainer = Trainer(model, [], config=TrainConfig(), progress=False)
-    metrics = language_model_metrics(trainer.evaluate(data)["val_loss"], settings["level"])
+        documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
+        documents = split_documents(documents, settings.val_fraction)[1]
+    data, _, tokens = _stream(vocab, documents, batch_size or info.facts["val_batch_size"], settings.chunk_length)
+    metrics = language_model_metrics(evaluate_loss(model, data), settings.level)
     metrics["tokens"] = tokens
     return metrics

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from rnnkit.errors import InputError
@@ -124,3 +126,30 @@ def add_train_options(parser: argparse.ArgumentParser, *, defaults: dict | None 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return dataclass_from_args(TrainConfig, args)
+
+
+def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] = (),
+                   overrides: Callable[[argparse.Namespace], dict] | None = None,
+                   show: Callable[[dict, argparse.Namespace], str] | None = None) -> argparse.ArgumentParser:
+    """The ``train`` verb of an application, generated from its settings and :class:`TrainConfig`.
+
+    Every settings field (the nested model config's included) becomes an option with the same name and
+    help in every app; ``skip`` leaves out the ones the caller adds by hand (their values then come
+    from ``overrides(args)``). ``show(result, args)`` turns the app's report into what is printed.
+    """
+    parser = verbs.add_parser("train", help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_options(parser, app.settings_class, skip=skip)
+    add_train_options(parser, defaults=app.train_defaults)
+
+    def run(args: argparse.Namespace) -> int:
+        from rnnkit.apps import lifecycle
+
+        settings = dataclass_from_args(app.settings_class, args, **(overrides(args) if overrides else {}))
+        result = lifecycle.train(app, settings, train_config(args), args.out, resume=args.resume,
+                                 progress=not args.quiet)
+        print(show(result, args) if show else json.dumps(result, indent=1))
+        print(f"run directory: {args.out}")
+        return 0
+
+    parser.set_defaults(func=run)
+    return parser

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from rnnkit.errors import InputError
-from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
-
-TRAIN_DEFAULTS = {"max_steps": 2000, "batch_size": 32, "lr": 3e-3, "eval_every": 250, "checkpoint_every": 250,
-                  "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4}
+from rnnkit.cli.common import add_train_verb
 
 EXAMPLES = """examples:
   rnnkit textgen train --dataset shakespeare --out runs/shakespeare --max-steps 3000
@@ -21,7 +19,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.textgen import TextgenSettings
+    from rnnkit.apps.textgen import APP, TextgenSettings
 
     command = subparsers.add_parser("textgen", help="language models: learn a text, then generate more of it",
                                     description=__doc__, epilog=EXAMPLES,
@@ -29,17 +27,13 @@ def add_parser(subparsers) -> None:
     verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
     raw = argparse.RawDescriptionHelpFormatter
 
-    train = verbs.add_parser("train", help="train on text files or a built-in corpus", epilog=EXAMPLES,
-                             formatter_class=raw)
+    train = add_train_verb(verbs, APP, help="train on text files or a built-in corpus", epilog=EXAMPLES,
+                           skip=("data", "dataset"), overrides=lambda args: {"data": tuple(args.data or ()),
+                                                                            "dataset": args.dataset},
+                           show=_show_training)
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", nargs="+", metavar="FILE", help="one or more text files (each is a document)")
-    source.add_argument("--dataset", default=None,
-                        help="built-in corpus when no --data: python_stdlib (always present), shakespeare, "
-                             "shakespeare_char (see `rnnkit datasets`; default: python_stdlib)")
-    add_dataclass_options(train, TextgenSettings)
-    add_train_options(train, defaults=TRAIN_DEFAULTS)
-    train.add_argument("--sample-length", type=int, default=300, help="tokens to print when training ends (0: none)")
-    train.set_defaults(func=run_train)
+    source.add_argument("--dataset", default=None, help=dataclasses.fields(TextgenSettings)[1].metadata["help"])
 
     sample = verbs.add_parser("sample", help="generate text from a trained run", epilog=EXAMPLES, formatter_class=raw)
     sample.add_argument("--run", required=True, metavar="DIR", help="the --out of a textgen train run")
@@ -58,21 +52,16 @@ def add_parser(subparsers) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from rnnkit.apps.common import check_resume, format_metrics
-    from rnnkit.apps.textgen import TextgenSettings, train
-    from pathlib import Path
+def _show_training(metrics: dict, args: argparse.Namespace) -> str:
+    from rnnkit.apps.common import format_metrics
 
-    settings = dataclass_from_args(TextgenSettings, args)
-    check_resume(Path(args.out), "textgen", args.resume)
-    metrics = train(args.data, args.out, dataset=args.dataset, settings=settings, config=train_config(args),
-                    resume=args.resume, progress=not args.quiet, sample_after=args.sample_length)
+    metrics = dict(metrics)
     text = metrics.pop("sample", None)
-    print(format_metrics(metrics))
+    lines = [format_metrics(metrics)]
     if text:
-        print(f"--- sample ({args.sample_length} tokens, temperature 0.8) ---\n{text}")
-    print(f"run directory: {args.out}  (sample more: rnnkit textgen sample --run {args.out})")
-    return 0
+        lines.append(f"--- sample ({args.sample_length} tokens, temperature 0.8) ---\n{text}")
+    lines.append(f"sample more: rnnkit textgen sample --run {args.out}")
+    return "\n".join(lines)
 
 
 def run_sample(args: argparse.Namespace) -> int:
