@@ -39,8 +39,9 @@ def test_learns_keywords_and_beats_majority(trained):
     assert result["accuracy"] >= 0.9 > result["majority_baseline_accuracy"] + 0.2
     assert result["labels"] == ["neg", "pos"] and result["macro_f1"] >= 0.9
     assert (run / "confusion_matrix.png").stat().st_size > 0 and (run / "model" / "vocab.json").exists()
-    settings = json.loads((run / "app.json").read_text())["settings"]
-    assert settings["labels"] == ["neg", "pos"] and settings["level"] == "word"
+    saved = json.loads((run / "app.json").read_text())
+    assert saved["facts"]["labels"] == ["neg", "pos"] and saved["settings"]["level"] == "word"
+    assert saved["settings"]["model"]["cell"] == "gru" and saved["settings"]["model"]["bidirectional"] is True
 
 
 def test_predict_round_trip(trained, capsys, tmp_path, monkeypatch):
@@ -68,6 +69,14 @@ def test_evaluate_on_own_split_and_new_file(trained, capsys, tmp_path):
     assert main(["classify", "evaluate", "--run", str(run), "--data", str(other)]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "true \\ predicted" in out
+
+
+def test_evaluate_on_an_excel_csv_with_a_byte_order_mark(trained, capsys, tmp_path):
+    _, run = trained
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + keyword_csv(tmp_path / "plain.csv", rows=20, seed=3).read_bytes())
+    assert main(["classify", "evaluate", "--run", str(run), "--data", str(excel), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] >= 0.8
 
 
 def test_bad_input_one_line(trained, cli_error, tmp_path):

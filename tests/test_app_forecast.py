@@ -59,6 +59,14 @@ def test_predict_next_horizon_with_timestamps(trained, capsys):
     assert "seasonal naive (12)" in capsys.readouterr().out
 
 
+def test_predict_from_an_excel_csv_with_a_byte_order_mark(trained, tmp_path, capsys):
+    data, run = trained
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + data.read_bytes())  # Excel's "CSV UTF-8"
+    assert main(["forecast", "predict", "--run", str(run), "--data", str(excel), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["times"][0] == "2020-01-01 00:00:00"  # the month column was kept
+
+
 def test_fill_options(tmp_path, capsys, cli_error):
     holed = series_csv(tmp_path / "holed.csv", rows=80, blank=30)
     base = ["forecast", "train", "--data", str(holed), "--max-steps", "2", *FAST]

@@ -1,0 +1,164 @@
+"""Bad input that used to get through: a byte-order mark, rows that do not match the header, a repeated
+column name, a huge field, infinities and repeated times in a series. Each is read correctly or refused
+with one line before any training starts."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.apps.classify import read_examples
+from rnnkit.apps.forecast import errors, load_series, model_forecast, prepare
+from rnnkit.apps.textgen import load_documents
+from rnnkit.data.tables import read_table, read_text
+from rnnkit.data.timeseries import guess_season, read_series
+from rnnkit.errors import InputError
+
+BOM = b"\xef\xbb\xbf"  # what Excel's "CSV UTF-8" writes first
+
+
+def write(path, text: str, prefix: bytes = b""):
+    path.write_bytes(prefix + text.encode("utf-8"))
+    return path
+
+
+def monthly_csv(path, rows=30, value=lambda t: f"{10 + t % 12}", prefix=b""):
+    lines = ["month,load"] + [f"{2000 + t // 12}-{t % 12 + 1:02d}-01,{value(t)}" for t in range(rows)]
+    return write(path, "\n".join(lines) + "\n", prefix)
+
+
+def forecast_settings(data, **changes):
+    return {"data": str(data), "dataset": None, "time_column": None, "columns": None, "targets": None,
+            "encoding": "utf-8", "fill": "none", **changes}
+
+
+# ------------------------------------------------------------------------------ byte-order mark
+def test_byte_order_mark_is_not_text(tmp_path):
+    path = write(tmp_path / "bom.txt", "hello", BOM)
+    assert read_text(path) == "hello"
+    documents, _ = load_documents([str(path)], None)
+    assert documents == ["hello"]  # textgen does not learn the mark as a character
+
+
+def test_byte_order_mark_leaves_the_first_column_name_alone(tmp_path):
+    path = write(tmp_path / "excel.csv", "text,label\ngood film,pos\nbad film,neg\n", BOM)
+    assert read_table(path)[0] == ["text", "label"]
+    assert read_examples(str(path), "text", "label") == [("good film", "pos"), ("bad film", "neg")]
+
+
+def test_byte_order_mark_keeps_the_forecast_time_column(tmp_path):
+    series = read_series(str(monthly_csv(tmp_path / "excel.csv", prefix=BOM)), None, None)
+    assert series.names == ["load"] and guess_season(series.times) == 12
+
+
+# ------------------------------------------------------------------------------ rows vs header
+def test_unquoted_comma_is_refused_naming_the_line(tmp_path, cli_error):
+    path = write(tmp_path / "reviews.csv", "text,label\ngood film,pos\nslow, but good,pos\n")
+    with pytest.raises(InputError, match=r"line 3: 3 fields but the header has 2 columns.*double quotes"):
+        read_table(path)
+    err = cli_error(["classify", "train", "--data", str(path), "--out", str(tmp_path / "run")])
+    assert "line 3" in err and "double quotes" in err
+
+
+def test_quoted_fields_keep_their_commas_and_line_breaks(tmp_path):
+    path = write(tmp_path / "quoted.csv", 'text,label\n"slow, but good",pos\n"line one\nline two",neg\n')
+    assert read_table(path)[1] == [{"text": "slow, but good", "label": "pos"},
+                                   {"text": "line one\nline two", "label": "neg"}]
+
+
+def test_short_row_is_refused_but_blank_lines_are_skipped(tmp_path):
+    path = write(tmp_path / "short.csv", "text,label\ngood film,pos\nbad film\n")
+    with pytest.raises(InputError, match=r"line 3: 1 fields but the header has 2 columns.*empty"):
+        read_table(path)
+    path = write(tmp_path / "gaps.csv", "text,label\n\ngood film,pos\n   \nbad film,\n")
+    assert read_table(path)[1] == [{"text": "good film", "label": "pos"}, {"text": "bad film", "label": ""}]
+
+
+def test_tab_in_a_tsv_field_is_named(tmp_path):
+    path = write(tmp_path / "t.tsv", "text\tlabel\ngood\tfilm\tpos\n")
+    with pytest.raises(InputError, match="a field that holds a tab must be in double quotes"):
+        read_table(path)
+
+
+def test_repeated_column_name_is_refused(tmp_path, cli_error):
+    path = write(tmp_path / "twice.csv", "text,label,label\ngood film,pos,neg\n")
+    with pytest.raises(InputError, match=r"column 'label' twice \(columns 2 and 3\); rename one"):
+        read_table(path)
+    err = cli_error(["classify", "train", "--data", str(path), "--out", str(tmp_path / "run")])
+    assert "'label' twice" in err
+
+
+def test_a_field_over_the_csv_modules_default_limit_is_read(tmp_path):
+    long_text = "word " * 40_000  # 200 000 characters; the csv module's default limit is 131 072
+    path = write(tmp_path / "long.csv", f"text,label\n{long_text},pos\nshort,neg\n")
+    rows = read_table(path)[1]
+    assert rows[0]["text"] == long_text and rows[1]["label"] == "neg"
+
+
+def test_json_lines_keep_a_line_separator_inside_a_string(tmp_path):
+    path = write(tmp_path / "t.jsonl", '{"text": "one\u2028two", "label": "pos"}\n')
+    assert read_table(path)[1] == [{"text": "one\u2028two", "label": "pos"}]
+
+
+# ------------------------------------------------------------------------------ series values and times
+@pytest.mark.parametrize("word", ["inf", "-inf", "Infinity", "1e999"])
+def test_infinity_in_a_series_is_refused_naming_row_and_column(tmp_path, word):
+    path = monthly_csv(tmp_path / "s.csv", value=lambda t: word if t == 7 else "5")
+    with pytest.raises(InputError, match=rf"data row 8, column 'load': '{word}' is not a finite number"):
+        read_series(str(path), None, None)
+
+
+def test_infinity_is_refused_even_with_fill(tmp_path, cli_error):
+    path = monthly_csv(tmp_path / "s.csv", value=lambda t: "inf" if t == 7 else "5")
+    err = cli_error(["forecast", "train", "--data", str(path), "--fill", "ffill", "--out", str(tmp_path / "run")])
+    assert "data row 8" in err and "not a finite number" in err and "blank it" in err
+
+
+def test_infinity_in_json_lines_is_refused(tmp_path):
+    path = write(tmp_path / "s.jsonl", '{"t": 1, "y": 2}\n{"t": 2, "y": Infinity}\n')
+    with pytest.raises(InputError, match="data row 2, column 'y': inf is not a finite number"):
+        read_series(str(path), "t", None)
+
+
+def test_repeated_time_is_refused_naming_the_time_and_rows(tmp_path, cli_error):
+    lines = ["date,y"] + [f"2020-01-{d:02d},{d}" for d in (1, 2, 3, 3, 4, 5, 5, 5)]
+    path = write(tmp_path / "s.csv", "\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"time '2020-01-03' appears in data rows 3, 4 \(2 repeated times in all\)"):
+        read_series(str(path), None, None)
+    err = cli_error(["forecast", "train", "--data", str(path), "--out", str(tmp_path / "run")])
+    assert "'2020-01-03'" in err and "one row per time" in err
+
+
+def test_repeated_time_is_found_before_sorting(tmp_path):
+    path = write(tmp_path / "s.csv", "time,y\n3,1\n1,2\n3,3\n2,4\n")
+    with pytest.raises(InputError, match=r"time '3' appears in data rows 1, 3;"):
+        load_series(forecast_settings(path))
+
+
+# ------------------------------------------------------------------------------ metrics never read as perfect
+def test_errors_with_a_nan_are_nan_not_a_perfect_smape():
+    result = errors(np.array([1.0, math.nan]), np.array([1.0, 2.0]))
+    assert all(math.isnan(v) for v in result.values())
+    assert errors(np.array([0.0, 1.0]), np.array([0.0, 1.0])) == {"mae": 0.0, "rmse": 0.0, "smape": 0.0}
+
+
+class _NaNModel(torch.nn.Module):
+    """Stands in for a model whose forecasts overflowed."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return SimpleNamespace(output=torch.full((len(x), 1), math.nan))
+
+
+def test_forecasts_that_are_not_finite_are_an_error(tmp_path):
+    series = load_series(forecast_settings(monthly_csv(tmp_path / "s.csv")))
+    settings = {**forecast_settings(series.source), "lookback": 4, "horizon": 1, "val_fraction": 0.0,
+                "test_fraction": 0.2, "input_mode": "relative", "target_mode": "delta"}
+    prep = prepare(series, settings)
+    with pytest.raises(InputError, match="forecasts on .* are not finite numbers"):
+        model_forecast(_NaNModel(), prep, prep.ends["test"])
