@@ -39,8 +39,9 @@ def test_learns_keywords_and_beats_majority(trained):
     assert result["accuracy"] >= 0.9 > result["majority_baseline_accuracy"] + 0.2
     assert result["labels"] == ["neg", "pos"] and result["macro_f1"] >= 0.9
     assert (run / "confusion_matrix.png").stat().st_size > 0 and (run / "model" / "vocab.json").exists()
-    settings = json.loads((run / "app.json").read_text())["settings"]
-    assert settings["labels"] == ["neg", "pos"] and settings["level"] == "word"
+    saved = json.loads((run / "app.json").read_text())
+    assert saved["facts"]["labels"] == ["neg", "pos"] and saved["settings"]["level"] == "word"
+    assert saved["settings"]["model"]["cell"] == "gru" and saved["settings"]["model"]["bidirectional"] is True
 
 
 def test_predict_round_trip(trained, capsys, tmp_path, monkeypatch):

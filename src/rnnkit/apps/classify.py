@@ -10,14 +10,13 @@ majority-class baseline; the class labels, the tokenisation and the split are sa
 directory's ``app.json``, the model and its vocabulary in ``model/``.
 
 >>> settings = ClassifySettings(data="reviews.csv", text_column="review", label_column="stars")
->>> settings.level, settings.cell, settings.bidirectional
+>>> settings.level, settings.model.cell, settings.model.bidirectional
 ('word', 'gru', True)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
 import sys
@@ -27,16 +26,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from rnnkit.train.checkpoint import write_json_atomic
-from rnnkit.apps.common import (
-    check_resume, finish_training, format_metrics, load_trained, read_app, read_table, require_columns, write_app,
-)
-from rnnkit.errors import InputError
+from rnnkit.apps import lifecycle
+from rnnkit.apps.common import format_metrics, read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
-from rnnkit.models.common import option
-from rnnkit.train import TrainConfig, Trainer
+from rnnkit.errors import InputError
+from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.options import nested, option
+from rnnkit.train import TrainConfig
 
-APP = "classify"
 DEFAULT_DATASET = "tweets"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -59,13 +56,8 @@ class ClassifySettings:
     max_length: int = option(200, "truncate texts to this many tokens")
     val_fraction: float = option(0.1, "share of the data for validation (stratified)")
     test_fraction: float = option(0.2, "share of the data for the test (stratified; a built-in set keeps its own)")
-    cell: str = option("gru", "recurrent cell: gru, lstm, rnn")
-    hidden_size: int = option(64, "features of the recurrent state per direction")
-    embedding_dim: int = option(64, "token embedding size")
-    num_layers: int = option(1, "stacked recurrent layers")
-    bidirectional: bool = option(True, "read each text in both directions")
-    summary: str = option("max", "how the sequence is summarised: last, mean, max or attention")
-    dropout: float = option(0.3, "dropout on embeddings and before the output layer")
+    model: SequenceClassifierConfig = nested(SequenceClassifierConfig, "the classifier", cell="gru", hidden_size=64,
+                                             embedding_dim=64, bidirectional=True, summary="max", dropout=0.3)
 
     def __post_init__(self) -> None:
         if self.level not in ("word", "char"):
@@ -166,7 +158,7 @@ def split_data(settings: ClassifySettings, seed: int) -> tuple[Examples, Example
 class TextDataset(Dataset):
     """Token ids (truncated, never empty) and class ids."""
 
-    def __init__(self, examples: Examples, vocab: Vocabulary, labels: list[str], settings: dict) -> None:
+    def __init__(self, examples: Examples, vocab: Vocabulary, labels: list[str], settings: ClassifySettings) -> None:
         index = {label: i for i, label in enumerate(labels)}
         self.items = [(encode(text, vocab, settings), index[label]) for text, label in examples]
 
@@ -177,8 +169,8 @@ class TextDataset(Dataset):
         return self.items[i]
 
 
-def encode(text: str, vocab: Vocabulary, settings: dict) -> list[int]:
-    ids = vocab.encode(normalize(text, settings["level"], settings["lowercase"]))[: settings["max_length"]]
+def encode(text: str, vocab: Vocabulary, settings: ClassifySettings) -> list[int]:
+    ids = vocab.encode(normalize(text, settings.level, settings.lowercase))[: settings.max_length]
     return ids or [UNK_ID]
 
 
@@ -228,16 +220,16 @@ def val_metrics(model: torch.nn.Module, batches) -> dict:
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
 
 
-def measure(model, vocab: Vocabulary, settings: dict, examples: Examples) -> dict:
-    """Accuracy, macro-F1, confusion matrix and the majority-class baseline on ``examples``."""
-    labels = settings["labels"]
+def test_metrics(model, vocab: Vocabulary, settings: ClassifySettings, facts: dict, examples: Examples) -> dict:
+    """Accuracy, macro-F1, confusion matrix and the majority-class baseline on labelled ``examples``."""
+    labels = facts["labels"]
     unknown = sorted({label for _, label in examples} - set(labels))
     if unknown:
         raise InputError(f"labels {unknown} were not seen in training; the model knows: {', '.join(labels)}")
     truth = [labels.index(label) for _, label in examples]
     probs = predict_ids(model, [encode(text, vocab, settings) for text, _ in examples])
     result = scores(truth, probs.argmax(-1).tolist(), len(labels))
-    majority = settings.get("majority_label", labels[0])
+    majority = facts["majority_label"]
     result["majority_baseline_accuracy"] = sum(label == majority for _, label in examples) / len(examples)
     result["examples"] = len(examples)
     return result
@@ -276,63 +268,66 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, ti
 
 
 # ---------------------------------------------------------------------------------------- verbs
-def train(settings: ClassifySettings, config: TrainConfig, out: str | Path, *, resume: bool = False,
-          progress: bool = True) -> dict:
+class Classify(lifecycle.App):
+    name = "classify"
+    settings_class = ClassifySettings
+    train_defaults = {"max_steps": 1000, "batch_size": 32, "lr": 2e-3, "eval_every": 100, "checkpoint_every": 100,
+                      "log_every": 50, "early_stopping_patience": 5, "monitor": "val_macro_f1", "monitor_mode": "max"}
+    val_metrics = ("val_accuracy", "val_macro_f1")
+
+    def normalize(self, settings: ClassifySettings) -> ClassifySettings:
+        if settings.data is None:
+            return dataclasses.replace(settings, dataset=settings.dataset or DEFAULT_DATASET)
+        return dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
+
+    def prepare(self, settings: ClassifySettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
+        train_part, val_part, test_part, source = split_data(settings, config.seed)
+        if not train_part:
+            raise InputError(f"{source}: nothing left to train on after the split")
+        labels = sorted({label for _, label in train_part + val_part + test_part})
+        if len(labels) < 2:
+            raise InputError(f"{source} has a single label ({labels[0]!r}); classification needs at least two")
+        vocab = Vocabulary.build((normalize(t, settings.level, settings.lowercase) for t, _ in train_part),
+                                 level=settings.level, min_freq=settings.min_freq, max_size=settings.max_vocab)
+        counts = {label: sum(1 for _, l in train_part if l == label) for label in labels}
+        facts = {"labels": labels, "source": source, "majority_label": max(labels, key=counts.__getitem__),
+                 "vocab_size": len(vocab), "sizes": {"train": len(train_part), "val": len(val_part),
+                                                     "test": len(test_part)}}
+        return lifecycle.Prepared(
+            TextDataset(train_part, vocab, labels, settings),
+            TextDataset(val_part, vocab, labels, settings) if val_part else None,
+            test=test_part, vocab=vocab, facts=facts, collate_fn=collate, metrics_fn=val_metrics)
+
+    def build_model(self, settings: ClassifySettings, data: lifecycle.Prepared) -> SequenceClassifier:
+        return SequenceClassifier(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
+                                                      output_size=len(data.facts["labels"])))
+
+    def report(self, model, settings: ClassifySettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
+        labels = data.facts["labels"]
+        result = {"labels": labels, **data.facts["sizes"], "steps": fitted["step"]}
+        if data.test:
+            result.update(test_metrics(model, data.vocab, settings, data.facts, data.test))
+            plot_confusion(result["confusion"], labels, run / "confusion_matrix.png",
+                           f"test: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
+        return result
+
+
+APP = Classify()
+
+
+def train(settings: ClassifySettings, config: TrainConfig | None = None, out: str | Path = "runs/classify", *,
+          resume: bool = False, progress: bool = True) -> dict:
     """Train a classifier into the run directory ``out``; returns the test metrics.
 
     The result holds ``accuracy``, ``macro_f1``, ``confusion`` (rows true, columns predicted, in the
     order of ``labels``), ``majority_baseline_accuracy``, ``labels`` and the split sizes.
     """
-    from rnnkit.models import SequenceClassifier
-
-    out = Path(out)
-    check_resume(out, APP, resume)
-    if resume:
-        saved = read_app(out, APP)
-        settings = ClassifySettings(**{f.name: saved[f.name] for f in dataclasses.fields(ClassifySettings)})
-    train_part, val_part, test_part, source = split_data(settings, config.seed)
-    if not train_part:
-        raise InputError(f"{source}: nothing left to train on after the split")
-    labels = sorted({label for _, label in train_part + val_part + test_part})
-    if len(labels) < 2:
-        raise InputError(f"{source} has a single label ({labels[0]!r}); classification needs at least two")
-    vocab = Vocabulary.build((normalize(t, settings.level, settings.lowercase) for t, _ in train_part),
-                             level=settings.level, min_freq=settings.min_freq, max_size=settings.max_vocab)
-    counts = {label: sum(1 for _, l in train_part if l == label) for label in labels}
-    if settings.data is not None:
-        settings = dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
-    info = {**dataclasses.asdict(settings), "labels": labels, "source": source,
-            "majority_label": max(labels, key=lambda label: counts[label]),
-            "sizes": {"train": len(train_part), "val": len(val_part), "test": len(test_part)}}
-    if resume and (saved["labels"] != labels or saved["sizes"] != info["sizes"]):
-        raise InputError(f"--resume: {source} no longer gives the labels and split the run started with")
-    torch.manual_seed(config.seed)  # the initial weights follow --seed
-    model = SequenceClassifier(vocab_size=len(vocab), embedding_dim=settings.embedding_dim, cell=settings.cell,
-                               hidden_size=settings.hidden_size, num_layers=settings.num_layers,
-                               bidirectional=settings.bidirectional, summary=settings.summary,
-                               dropout=settings.dropout, output_size=len(labels))
-    if not resume:  # rank 0 writes under torchrun
-        write_app(out, APP, info)
-    val_data = TextDataset(val_part, vocab, labels, info) if val_part else None
-    trainer = Trainer(model, TextDataset(train_part, vocab, labels, info), config=config, val_data=val_data,
-                      run_dir=out, collate_fn=collate, metrics_fn=val_metrics, progress=progress,
-                      model_config={"classifier": dataclasses.asdict(model.config), "labels": labels})
-    fitted = trainer.fit(resume=resume)
-    finish_training(trainer, model, out, vocab)
-    result = {"labels": labels, **info["sizes"], "steps": fitted["step"]}
-    if test_part:
-        result.update(measure(model, vocab, info, test_part))
-    if trainer.process.is_main:
-        write_json_atomic(out / "results.json", result)
-        if test_part:
-            plot_confusion(result["confusion"], labels, out / "confusion_matrix.png",
-                           f"test: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
-    return result
+    return lifecycle.train(APP, settings, config, out, resume=resume, progress=progress)
 
 
 def load_run(run: str | Path, device: str = "cpu"):
-    """``(model, vocab, settings)`` of a classify run directory."""
-    return load_trained(run, APP, device)
+    """``(model, vocab, run)`` of a classify run directory."""
+    return lifecycle.load_run(run, APP, device)
 
 
 def evaluate(run: str | Path, *, data: str | None = None, text_column: str | None = None,
@@ -340,19 +335,18 @@ def evaluate(run: str | Path, *, data: str | None = None, text_column: str | Non
              seed: int | None = None, device: str = "cpu") -> dict:
     """Accuracy, macro-F1 and confusion matrix of a trained run: on ``data`` (every row) if given, else
     on the run's own test split (rebuilt from its saved settings and ``seed``, default the run's)."""
-    model, vocab, settings = load_run(run, device)
+    model, vocab, info = load_run(run, device)
+    settings = info.settings
     if data is not None:
-        examples = read_examples(data, text_column or settings["text_column"],
-                                 label_column or settings["label_column"], encoding=encoding, skip_empty=skip_empty)
+        examples = read_examples(data, text_column or settings.text_column, label_column or settings.label_column,
+                                 encoding=encoding, skip_empty=skip_empty)
         where = data
     else:
-        seed = json.loads((Path(run) / "config.json").read_text())["seed"] if seed is None else seed
-        saved = ClassifySettings(**{f.name: settings[f.name] for f in dataclasses.fields(ClassifySettings)})
-        examples, where = split_data(saved, seed)[2], "the run's test split"
+        examples, where = split_data(settings, info.seed if seed is None else seed)[2], "the run's test split"
         if not examples:
             raise InputError(f"{run} has no test split (test_fraction 0); pass --data FILE")
-    result = measure(model, vocab, settings, examples)
-    result["labels"], result["evaluated_on"] = settings["labels"], where
+    result = test_metrics(model, vocab, settings, info.facts, examples)
+    result["labels"], result["evaluated_on"] = info.facts["labels"], where
     return result
 
 
@@ -360,9 +354,9 @@ def predict(run: str | Path, texts: Sequence[str], *, device: str = "cpu") -> li
     """For each text: ``{"text", "label", "probability", "probabilities": {label: p}}``."""
     if not texts:
         raise InputError("no texts to classify; pass them as arguments, with --file, or on stdin")
-    model, vocab, settings = load_run(run, device)
-    probs = predict_ids(model, [encode(text, vocab, settings) for text in texts])
-    labels = settings["labels"]
+    model, vocab, info = load_run(run, device)
+    probs = predict_ids(model, [encode(text, vocab, info.settings) for text in texts])
+    labels = info.facts["labels"]
     results = []
     for text, row in zip(texts, probs.tolist()):
         best = max(range(len(labels)), key=row.__getitem__)

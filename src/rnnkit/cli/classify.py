@@ -8,11 +8,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import InputError
-from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
-
-TRAIN_DEFAULTS = {"max_steps": 1000, "batch_size": 32, "lr": 2e-3, "eval_every": 100, "checkpoint_every": 100,
-                  "log_every": 50, "early_stopping_patience": 5,
-                  "monitor": "val_macro_f1", "monitor_mode": "max"}
+from rnnkit.cli.common import add_train_verb
 
 EXAMPLES = """examples:
   rnnkit classify train --out runs/drugs                        # built-in tweets sentiment (needs `make data`)
@@ -27,21 +23,19 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.classify import ClassifySettings
+    from rnnkit.apps.classify import APP, describe
 
     formatter = argparse.RawDescriptionHelpFormatter
     command = subparsers.add_parser("classify", help="text classification: train, evaluate, predict",
                                     description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
     verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    train = verbs.add_parser("train", help="train a classifier; writes a run directory", epilog=EXAMPLES,
-                             formatter_class=formatter,
-                             description="Train on --data FILE (CSV, TSV or JSONL with a text and a label column) "
-                                         "or a built-in --dataset; report test accuracy, macro-F1 and the "
-                                         "confusion matrix (printed and confusion_matrix.png).")
-    add_dataclass_options(train, ClassifySettings)
-    add_train_options(train, defaults=TRAIN_DEFAULTS)
-    train.set_defaults(func=run_train)
+    train = add_train_verb(verbs, APP, help="train a classifier; writes a run directory", epilog=EXAMPLES,
+                           show=lambda result, args: f"test: {describe(result)}" if "accuracy" in result else
+                           json.dumps({k: result[k] for k in ("labels", "train", "val", "test", "steps")}))
+    train.description = ("Train on --data FILE (CSV, TSV or JSONL with a text and a label column) or a built-in "
+                         "--dataset; report test accuracy, macro-F1 and the confusion matrix (printed and "
+                         "confusion_matrix.png).")
 
     evaluate = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run",
                                 epilog=EXAMPLES, formatter_class=formatter)
@@ -65,17 +59,6 @@ def add_parser(subparsers) -> None:
     predict.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     predict.add_argument("--json", action="store_true", help="one JSON object per text, with every probability")
     predict.set_defaults(func=run_predict)
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from rnnkit.apps.classify import ClassifySettings, describe, train
-
-    settings = dataclass_from_args(ClassifySettings, args)
-    result = train(settings, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
-    if "accuracy" in result:
-        print(f"test: {describe(result)}")
-    print(f"run: {args.out} (results.json, confusion_matrix.png, curves.png, model/)")
-    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -107,9 +90,9 @@ def _read_texts(args: argparse.Namespace, text_column: str) -> list[str]:
 
 def run_predict(args: argparse.Namespace) -> int:
     from rnnkit.apps.classify import APP, predict
-    from rnnkit.apps.common import read_app
+    from rnnkit.apps.lifecycle import read_run
 
-    text_column = args.text_column or read_app(args.run, APP)["text_column"]
+    text_column = args.text_column or read_run(args.run, APP).settings.text_column
     for item in predict(args.run, _read_texts(args, text_column), device=args.device):
         if args.json:
             print(json.dumps(item, ensure_ascii=False))
