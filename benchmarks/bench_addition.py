@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.apps.translate import (PairDataset, TranslateConfig, addition_pairs, build_model, build_vocabs, collate,
-                                   decode)
+from rnnkit.apps.translate import (PairDataset, TranslateSettings, addition_pairs, build_model, build_vocabs, collate,
+                                   decode, decoding_limit)
+from rnnkit.models import Seq2SeqConfig
 from rnnkit.train import TrainConfig, Trainer
 
 
@@ -52,15 +53,16 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/addition.json")
     args = parser.parse_args()
 
-    config = TranslateConfig(dataset="addition", digits=args.digits, examples=args.examples, cell="lstm",
-                             hidden_size=128, attention=args.attention, reverse_source=not args.no_reverse)
+    config = TranslateSettings(dataset="addition", digits=args.digits, examples=args.examples,
+                               reverse_source=not args.no_reverse,
+                               model=Seq2SeqConfig(cell="lstm", hidden_size=128, embedding_dim=32, attention=args.attention))
     pairs = addition_pairs(args.examples, digits=args.digits, seed=args.seed)
     random.Random(args.seed).shuffle(pairs)
     split = len(pairs) - len(pairs) // 10  # Keras: the last 10 % of the shuffled questions validate
     train_pairs, val_pairs = pairs[:split], pairs[split:]
     vocabs = build_vocabs(config, train_pairs)
     torch.manual_seed(args.seed)
-    model = build_model(config, vocabs, train_pairs)
+    model = build_model(config, vocabs, decoding_limit(vocabs, train_pairs))
     val = PairDataset(val_pairs, vocabs["source"], vocabs["target"], config.reverse_source)
     steps_per_epoch = -(-len(train_pairs) // 32)
     epochs, started = [], time.perf_counter()

@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-from rnnkit.apps.common import write_app
 from rnnkit.apps.translate import (
     addition_pairs, collate, load_run, looks_like_header, read_pairs, reversal_pairs, translate,
 )
@@ -43,7 +42,7 @@ def test_a_generated_task_is_learned_and_the_run_holds_everything(run):
     assert results["exact_match"] >= 0.9 and results["examples"] == 80  # the header was not a pair
     assert {"bleu", "chrf", "steps", "train_seconds"} <= results.keys() and results["steps"] == 240
     app = json.loads((run / "app.json").read_text())
-    assert app["app"] == "translate" and app["settings"]["pairs"] == {"train": 640, "val": 80, "test": 80}
+    assert app["app"] == "translate" and app["facts"]["pairs"] == {"train": 640, "val": 80, "test": 80}
     for name in ("config.json", "metrics.jsonl", "curves.png", "attention.png", "splits/test.tsv",
                  "model/model.safetensors", "model/vocab_source.json", "model/vocab_target.json"):
         assert (run / name).is_file(), name
@@ -103,7 +102,8 @@ def test_bad_training_data_gets_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_runs_of_other_apps_newer_versions_and_bad_options_are_refused(run, tmp_path, capsys):
-    write_app(tmp_path / "classify_run", "classify", {})
+    (tmp_path / "classify_run").mkdir()
+    (tmp_path / "classify_run" / "app.json").write_text(json.dumps({"app": "classify", "format": 2, "settings": {}}))
     (tmp_path / "future").mkdir()
     (tmp_path / "future" / "app.json").write_text(json.dumps({"app": "translate", "format": 99, "settings": {}}))
     cases = [

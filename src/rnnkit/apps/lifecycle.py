@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,8 @@ class App:
         raise NotImplementedError
 
     def report(self, model: torch.nn.Module, settings: Any, data: Prepared, run: Path, fitted: dict) -> dict:
-        """Metrics of the trained model (and plots into ``run``); rank 0 only. Default: the fit's."""
+        """Metrics of the trained model (and plots into ``run``); rank 0 only. ``fitted`` is what
+        :meth:`Trainer.fit` returned, plus ``train_seconds``. Default: ``fitted`` itself."""
         return fitted
 
     def describe(self, settings: Any, data: Prepared, model: torch.nn.Module) -> str:
@@ -237,7 +239,9 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
 
     trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
                       collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
+    started = time.perf_counter()
     fitted = trainer.fit(resume=resume)
+    fitted["train_seconds"] = round(time.perf_counter() - started, 1)
     _load_best(model, run)
     if not trainer.process.is_main:
         return fitted

@@ -23,56 +23,43 @@ import dataclasses
 import hashlib
 import random
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, read_text, write_app
-from rnnkit.errors import InputError
+from rnnkit.apps import lifecycle
+from rnnkit.apps.common import read_text
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
-from rnnkit.train import TrainConfig, Trainer, distributed
-from rnnkit.train.checkpoint import write_json_atomic
-
-APP = "translate"
+from rnnkit.errors import InputError
+from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnkit.options import nested, option
+from rnnkit.train import TrainConfig, distributed
 GENERATED = ("addition", "reversal")
 INSTALL_BLEU = "pip install 'rnnkit[translate]' (or pip install sacrebleu)"
 
 
-def _opt(default, help: str, **kwargs):
-    return field(default=default, metadata={"help": help, **kwargs})
-
-
 @dataclass
-class TranslateConfig:
+class TranslateSettings:
     """What to learn from and with which model; saved in ``app.json`` and reused by resume/evaluate/translate."""
 
-    data: str | None = _opt(None, "TSV file of source<TAB>target pairs, one per line (None: use --dataset)")
-    dataset: str = _opt("addition", "built-in pairs when --data is not given: addition, reversal, number_words, "
-                                    "messages")
-    encoding: str = _opt("utf-8", "text encoding of --data, e.g. latin-1")
-    header: str = _opt("auto", "whether --data's first line is a header: auto, yes, no", choices=("auto", "yes", "no"))
-    examples: int = _opt(50_000, "pairs to generate for the addition and reversal data sets")
-    digits: int = _opt(3, "addition: largest number of digits per operand")
-    language: str = _opt("en", "number_words / messages: target language code")
-    source_level: str = _opt("char", "source tokens: char or word", choices=("char", "word"))
-    target_level: str = _opt("char", "target tokens: char or word", choices=("char", "word"))
-    reverse_source: bool = _opt(False, "feed the source backwards (Sutskever et al. 2014; Keras' addition example)")
-    val_fraction: float = _opt(0.1, "share of the pairs held out for validation")
-    test_fraction: float = _opt(0.1, "share of the pairs held out for the final test")
-    min_freq: int = _opt(1, "keep tokens seen at least this often in the train split (others become <unk>)")
-    cell: str = _opt("lstm", "recurrent cell: rnn, rnn_relu, lstm, gru", choices=("rnn", "rnn_relu", "lstm", "gru"))
-    hidden_size: int = _opt(128, "units in the encoder and the decoder")
-    num_layers: int = _opt(1, "stacked recurrent layers in the encoder and the decoder")
-    embedding_dim: int = _opt(32, "token embedding size")
-    bidirectional: bool = _opt(False, "bidirectional encoder")
-    attention: str = _opt("bahdanau", "attention: none, bahdanau, dot, general",
-                          choices=("none", "bahdanau", "dot", "general"))
-    attention_size: int = _opt(64, "hidden size of the additive (bahdanau) scorer")
-    dropout: float = _opt(0.0, "dropout on embeddings, between layers and before the output")
-    teacher_forcing: float = _opt(1.0, "probability of feeding the true previous token while training")
+    data: str | None = option(None, "TSV file of source<TAB>target pairs, one per line (None: use --dataset)")
+    dataset: str = option("addition", "built-in pairs when --data is not given: addition, reversal, number_words, "
+                                      "messages")
+    encoding: str = option("utf-8", "text encoding of --data, e.g. latin-1")
+    header: str = option("auto", "whether --data's first line is a header: auto, yes, no", choices=("auto", "yes", "no"))
+    examples: int = option(50_000, "pairs to generate for the addition and reversal data sets")
+    digits: int = option(3, "addition: largest number of digits per operand")
+    language: str = option("en", "number_words / messages: target language code")
+    source_level: str = option("char", "source tokens: char or word", choices=("char", "word"))
+    target_level: str = option("char", "target tokens: char or word", choices=("char", "word"))
+    reverse_source: bool = option(False, "feed the source backwards (Sutskever et al. 2014; Keras' addition example)")
+    val_fraction: float = option(0.1, "share of the pairs held out for validation")
+    test_fraction: float = option(0.1, "share of the pairs held out for the final test")
+    min_freq: int = option(1, "keep tokens seen at least this often in the train split (others become <unk>)")
+    model: Seq2SeqConfig = nested(Seq2SeqConfig, "the encoder-decoder", cell="lstm", hidden_size=128,
+                                  embedding_dim=32, attention="bahdanau")
 
     def __post_init__(self) -> None:
         if self.data is None and self.dataset not in GENERATED:
@@ -152,7 +139,7 @@ def read_pairs(path: str | Path, *, encoding: str = "utf-8", header: str = "auto
     return pairs
 
 
-def load_pairs(config: TranslateConfig, seed: int) -> list[tuple[str, str]]:
+def load_pairs(config: TranslateSettings, seed: int) -> list[tuple[str, str]]:
     """The pairs ``config`` names: its TSV file, a generated task or a built-in ``pairs`` data set."""
     if config.data is not None:
         return read_pairs(config.data, encoding=config.encoding, header=config.header)
@@ -229,7 +216,7 @@ def normalise(text: str, level: str) -> str:
     return " ".join(text.split()) if level == "word" else text
 
 
-def translate_pairs(model, vocabs: dict, settings: dict, sources: list[str], *, beam: int = 1, alpha: float = 0.6,
+def translate_pairs(model, vocabs: dict, settings: TranslateSettings, sources: list[str], *, beam: int = 1, alpha: float = 0.6,
                     batch_size: int = 256, progress: bool = False) -> tuple[list[str], list]:
     """Translate ``sources``; returns the texts and, per text, its attention ``(out, src)`` or ``None``."""
     model.eval()
@@ -237,7 +224,7 @@ def translate_pairs(model, vocabs: dict, settings: dict, sources: list[str], *, 
     batches = range(0, len(sources), batch_size)
     for done, start in enumerate(batches, 1):
         chunk = sources[start:start + batch_size]
-        ids = [encode_source(vocabs["source"], s, settings["reverse_source"]) for s in chunk]
+        ids = [encode_source(vocabs["source"], s, settings.reverse_source) for s in chunk]
         inputs, lengths = pad_batch(ids)
         decoded = decode(model, inputs, lengths, beam=beam, alpha=alpha)
         for row in range(len(chunk)):
@@ -296,27 +283,24 @@ def exact_match_fn(process, device):
 
 
 # ------------------------------------------------------------------------------------ training
-#: Training defaults of ``rnnkit translate train`` (and of :func:`train` without a TrainConfig).
-TRAIN_DEFAULTS = {"max_steps": 6000, "batch_size": 32, "lr": 2e-3, "eval_every": 1000, "checkpoint_every": 1000,
-                  "log_every": 100, "monitor": "val_exact_match", "monitor_mode": "max"}
-
-
-def build_vocabs(config: TranslateConfig, train_pairs: list) -> dict[str, Vocabulary]:
+def build_vocabs(config: TranslateSettings, train_pairs: list) -> dict[str, Vocabulary]:
     return {"source": Vocabulary.build([s for s, _ in train_pairs], level=config.source_level,
                                        min_freq=config.min_freq),
             "target": Vocabulary.build([t for _, t in train_pairs], level=config.target_level,
                                        min_freq=config.min_freq)}
 
 
-def build_model(config: TranslateConfig, vocabs: dict, train_pairs: list):
-    """A :class:`Seq2Seq` for the vocabularies; decoding stops at 1.5x the longest train target (+5)."""
-    from rnnkit.models import Seq2Seq
-
+def decoding_limit(vocabs: dict, train_pairs: list) -> int:
+    """The longest output decoding may emit: 1.5x the longest training target (with its end token), + 5."""
     longest = max(len(vocabs["target"].encode(t)) for _, t in train_pairs) + 1
-    fields = {f.name for f in dataclasses.fields(Seq2Seq.config_class)}
-    shared = {k: v for k, v in dataclasses.asdict(config).items() if k in fields}
-    return Seq2Seq(vocab_size=len(vocabs["source"]), target_vocab_size=len(vocabs["target"]),
-                   bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, max_length=int(1.5 * longest) + 5, **shared)
+    return int(1.5 * longest) + 5
+
+
+def build_model(config: TranslateSettings, vocabs: dict, max_length: int) -> Seq2Seq:
+    """A :class:`Seq2Seq` for the vocabularies, emitting at most ``max_length`` tokens when decoding."""
+    return Seq2Seq(dataclasses.replace(config.model, vocab_size=len(vocabs["source"]),
+                                       target_vocab_size=len(vocabs["target"]), bos_id=BOS_ID, eos_id=EOS_ID,
+                                       pad_id=PAD_ID, max_length=max_length))
 
 
 def write_pairs(path: Path, pairs: list) -> None:
@@ -324,54 +308,56 @@ def write_pairs(path: Path, pairs: list) -> None:
     path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
 
 
-def train(config: TranslateConfig, train_config: TrainConfig | None = None, out: str | Path = "runs/translate", *,
-          resume: bool = False, progress: bool = True) -> dict:
+class Translate(lifecycle.App):
+    name = "translate"
+    settings_class = TranslateSettings
+    train_defaults = {"max_steps": 6000, "batch_size": 32, "lr": 2e-3, "eval_every": 1000, "checkpoint_every": 1000,
+                      "log_every": 100, "monitor": "val_exact_match", "monitor_mode": "max"}
+    val_metrics = ("val_exact_match",)
+
+    def normalize(self, settings: TranslateSettings) -> TranslateSettings:
+        return settings if settings.data is None else dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
+
+    def prepare(self, settings: TranslateSettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
+        pairs = load_pairs(settings, config.seed)
+        train_pairs, val_pairs, test_pairs = split_pairs(pairs, settings.val_fraction, settings.test_fraction,
+                                                         config.seed)
+        vocabs = build_vocabs(settings, train_pairs)
+        source, target, reverse = vocabs["source"], vocabs["target"], settings.reverse_source
+        process, device = distributed.setup(config.device)
+        facts = {"fingerprint": fingerprint(pairs), "vocab_size": {k: len(v) for k, v in vocabs.items()},
+                 "max_length": decoding_limit(vocabs, train_pairs),
+                 "pairs": {"train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)}}
+        return lifecycle.Prepared(PairDataset(train_pairs, source, target, reverse),
+                                  PairDataset(val_pairs, source, target, reverse), test=test_pairs,
+                                  vocab=vocabs, facts=facts, collate_fn=collate,
+                                  metrics_fn=exact_match_fn(process, device))
+
+    def build_model(self, settings: TranslateSettings, data: lifecycle.Prepared) -> Seq2Seq:
+        return build_model(settings, data.vocab, data.facts["max_length"])
+
+    def report(self, model, settings: TranslateSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
+        test_pairs = data.test
+        write_pairs(run / "splits" / "test.tsv", test_pairs)
+        results, _ = evaluate_model(model, data.vocab, settings, test_pairs, bleu=_have_sacrebleu(True))
+        results.update(steps=fitted["step"], stopped=fitted["stopped"], train_seconds=fitted["train_seconds"],
+                       best_step=fitted["best_step"],
+                       best_val_exact_match=fitted["best"])
+        plot_attention(results["examples_shown"], run / "attention.png", settings.reverse_source)
+        return results
+
+
+APP = Translate()
+
+
+def train(settings: TranslateSettings | None = None, config: TrainConfig | None = None,
+          out: str | Path = "runs/translate", *, resume: bool = False, progress: bool = True) -> dict:
     """Train a translation model into the run directory ``out``; returns the test results.
 
-    With ``resume=True`` the run in ``out`` continues from its last checkpoint; its data and model
-    settings come from its ``app.json`` (``config`` is ignored) and the data must be unchanged.
-    Works under ``torchrun``: every process loads the same pairs, rank 0 writes the files.
+    With ``resume=True`` the run in ``out`` continues from its last checkpoint on the data, seed and
+    settings it started with (the data must be unchanged). Works under ``torchrun``.
     """
-    train_config = train_config or TrainConfig(**TRAIN_DEFAULTS)
-    run_dir = Path(out)
-    process, device = distributed.setup(train_config.device)
-    check_resume(run_dir, APP, resume)
-    seed = train_config.seed
-    if resume:
-        settings = read_app(run_dir, APP)
-        config, seed = TranslateConfig(**settings["config"]), settings["seed"]
-    pairs = load_pairs(config, seed)
-    train_pairs, val_pairs, test_pairs = split_pairs(pairs, config.val_fraction, config.test_fraction, seed)
-    if resume and fingerprint(pairs) != settings["fingerprint"]:
-        raise InputError(f"the data of {run_dir} changed since the run started; resume with the same pairs "
-                       f"or start a new run with another --out")
-    vocabs = build_vocabs(config, train_pairs)
-    torch.manual_seed(seed)
-    model = build_model(config, vocabs, train_pairs)
-    distributed.barrier(process)  # every process has checked --out before rank 0 writes into it
-    if process.is_main and not resume:
-        write_app(run_dir, APP, {"config": dataclasses.asdict(config), "seed": seed, "fingerprint": fingerprint(pairs),
-                                 "pairs": {"train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)},
-                                 "vocab_size": {k: len(v) for k, v in vocabs.items()}})
-        write_pairs(run_dir / "splits" / "test.tsv", test_pairs)
-    reverse = config.reverse_source
-    trainer = Trainer(model, PairDataset(train_pairs, vocabs["source"], vocabs["target"], reverse),
-                      config=train_config, val_data=PairDataset(val_pairs, vocabs["source"], vocabs["target"], reverse),
-                      run_dir=run_dir, collate_fn=collate, metrics_fn=exact_match_fn(process, device),
-                      model_config={"seq2seq": dataclasses.asdict(model.config)}, progress=progress)
-    started = time.perf_counter()
-    fitted = trainer.fit(resume=resume)
-    seconds = time.perf_counter() - started
-    finish_training(trainer, model, run_dir, vocabs)
-    if not process.is_main:
-        return fitted
-    results, _ = evaluate_model(model, vocabs, dataclasses.asdict(config), test_pairs, progress=progress,
-                                bleu=_have_sacrebleu(progress))
-    results.update(steps=trainer.step, stopped=fitted["stopped"], train_seconds=round(seconds, 1),
-                   best_step=trainer.best_step, best_val_exact_match=trainer.best)
-    write_json_atomic(run_dir / "results.json", results)
-    plot_attention(results["examples_shown"], run_dir / "attention.png", config.reverse_source)
-    return results
+    return lifecycle.train(APP, settings, config, out, resume=resume, progress=progress)
 
 
 def _have_sacrebleu(warn: bool) -> bool:
@@ -384,19 +370,19 @@ def _have_sacrebleu(warn: bool) -> bool:
     return True
 
 
-def evaluate_model(model, vocabs: dict, settings: dict, pairs: list, *, beam: int = 1, alpha: float = 0.6,
+def evaluate_model(model, vocabs: dict, settings: TranslateSettings, pairs: list, *, beam: int = 1, alpha: float = 0.6,
                    bleu: bool = True, progress: bool = False, shown: int = 4) -> tuple[dict, list[str]]:
     """Translate the sources of ``pairs`` and score them against the targets: ``(scores, outputs)``;
     the scores include ``shown`` examples with their attention weights."""
     hypotheses, attention = translate_pairs(model, vocabs, settings, [s for s, _ in pairs], beam=beam, alpha=alpha,
                                             progress=progress)
-    references = [normalise(t, settings["target_level"]) for _, t in pairs]
-    result = score(hypotheses, references, bleu=bleu, level=settings["target_level"])
+    references = [normalise(t, settings.target_level) for _, t in pairs]
+    result = score(hypotheses, references, bleu=bleu, level=settings.target_level)
     result.update(beam=beam, alpha=alpha)
     source, target = vocabs["source"], vocabs["target"]
     result["examples_shown"] = [
         {"source": s, "reference": r, "output": h,
-         "source_tokens": [source.id_to_token(i) for i in encode_source(source, s, settings["reverse_source"])],
+         "source_tokens": [source.id_to_token(i) for i in encode_source(source, s, settings.reverse_source)],
          "output_tokens": target.tokenize(h) + ["<eos>"],
          "attention": None if a is None else [[round(float(w), 4) for w in row] for row in a]}
         for (s, _), r, h, a in list(zip(pairs, references, hypotheses, attention))[:shown]]
@@ -431,10 +417,10 @@ def plot_attention(examples: list[dict], path: Path, reversed_source: bool = Fal
 # ------------------------------------------------------------------------------ using a trained run
 def load_run(run: str | Path, device: str = "cpu") -> tuple:
     """``(model, vocabularies, settings)`` of a finished translate run; one-line errors otherwise."""
-    model, vocabs, settings = load_trained(run, APP, device)
+    model, vocabs, info = lifecycle.load_run(run, APP, device)
     if not isinstance(vocabs, dict) or set(vocabs) != {"source", "target"}:
         raise InputError(f"{Path(run) / 'model'} lacks the source and target vocabularies of a translate run")
-    return model, vocabs, settings["config"]
+    return model, vocabs, info.settings
 
 
 def check_decoding(beam: int, alpha: float) -> None:

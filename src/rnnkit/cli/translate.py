@@ -12,7 +12,7 @@ import json
 import sys
 
 from rnnkit.errors import InputError
-from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
+from rnnkit.cli.common import add_train_verb
 
 EXAMPLES = """examples:
   rnnkit translate train --out runs/add                      # Keras' 3-digit addition, "535+61" -> "596"
@@ -39,17 +39,15 @@ def _decoding_options(parser, beam: int) -> None:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.translate import TRAIN_DEFAULTS, TranslateConfig
+    from rnnkit.apps.translate import APP
 
     command = subparsers.add_parser("translate", help="sequence to sequence: train on pairs, BLEU, beam search",
                                     description=__doc__, epilog=EXAMPLES,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    train = _parser(verbs, "train", "train a seq2seq model with attention on source/target pairs")
-    add_dataclass_options(train, TranslateConfig)
-    add_train_options(train, defaults=TRAIN_DEFAULTS)
-    train.set_defaults(func=run_train)
+    add_train_verb(verbs, APP, help="train a seq2seq model with attention on source/target pairs", epilog=EXAMPLES,
+                   show=_show_training)
 
     evaluate = _parser(verbs, "evaluate", "BLEU, chrF and exact match of a trained run")
     _decoding_options(evaluate, beam=1)
@@ -70,22 +68,15 @@ def add_parser(subparsers) -> None:
     translate.set_defaults(func=run_translate)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def _show_training(results: dict, args: argparse.Namespace) -> str:
     from rnnkit.apps.common import format_metrics
-    from rnnkit.apps.translate import TranslateConfig, train
 
-    config = dataclass_from_args(TranslateConfig, args)
-    results = train(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
-    if "exact_match" not in results:  # a torchrun worker other than rank 0
-        return 0
     keys = ("exact_match", "bleu", "chrf", "examples", "steps", "train_seconds")
-    shown = {k: results[k] for k in keys if k in results}
-    print(f"test: {format_metrics(shown)}")
-    for example in results["examples_shown"]:
-        print(f"  {example['source']!r} -> {example['output']!r} (reference {example['reference']!r})")
-    print(f"run: {args.out} (results.json, model/, attention.png, curves.png); next: "
-          f"rnnkit translate translate --run {args.out} TEXT")
-    return 0
+    lines = [f"test: {format_metrics({k: results[k] for k in keys if k in results})}"]
+    for example in results.get("examples_shown", []):
+        lines.append(f"  {example['source']!r} -> {example['output']!r} (reference {example['reference']!r})")
+    lines.append(f"results.json, model/, attention.png, curves.png; next: rnnkit translate translate --run {args.out} TEXT")
+    return "\n".join(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
