@@ -43,9 +43,9 @@ def test_beats_naive_and_seasonal_naive(trained):
     assert result["model"]["rmse"] < 0.7 * result["seasonal_naive"]["rmse"]
     assert result["model"]["rmse"] < 0.5 * result["naive"]["rmse"]
     assert (run / "forecast.png").stat().st_size > 0
-    settings = json.loads((run / "app.json").read_text())["settings"]
-    assert settings["inputs"] == ["load", "noise"] and settings["time_step"] == {"months": 1}
-    assert len(settings["scaling"]["mean"]) == 2
+    facts = json.loads((run / "app.json").read_text())["facts"]
+    assert facts["inputs"] == ["load", "noise"] and facts["time_step"] == {"months": 1}
+    assert len(facts["scaling"]["mean"]) == 2
 
 
 def test_predict_next_horizon_with_timestamps(trained, capsys):

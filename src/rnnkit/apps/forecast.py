@@ -27,17 +27,15 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from rnnkit.train.checkpoint import write_json_atomic
-from rnnkit.apps.common import check_resume, finish_training, load_trained, read_app, write_app
+from rnnkit.apps import lifecycle
 from rnnkit.data.timeseries import (
     FILLS, INPUT_MODES, TARGET_MODES, Scaling, Series, WindowedSeries, fill_missing, guess_season, in_time_order,
     next_times, read_series, split_bounds, time_step, window_ends,
 )
 from rnnkit.errors import InputError
-from rnnkit.options import option
-from rnnkit.train import TrainConfig, Trainer
-
-APP = "forecast"
+from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.options import nested, option
+from rnnkit.train import TrainConfig
 DEFAULT_DATASET = "airline"
 #: Default targets of built-in multi-column series.
 DATASET_TARGETS = {"stocks": "close", "weather": "temp_air"}
@@ -67,10 +65,8 @@ class ForecastSettings:
     target_mode: str = option("delta", "'delta': predict the change from the last value; 'level': the value")
     input_mode: str = option("relative", "what the model reads per step: 'level' (standardised values), 'relative' "
                                      "(minus the window's last row) or 'both'")
-    cell: str = option("lstm", "recurrent cell: lstm, gru, rnn")
-    hidden_size: int = option(64, "features of the recurrent state")
-    num_layers: int = option(1, "stacked recurrent layers")
-    dropout: float = option(0.0, "dropout between layers and before the output layer")
+    model: SequenceClassifierConfig = nested(SequenceClassifierConfig, "the many-to-one regressor", cell="lstm",
+                                             hidden_size=64, summary="last")
 
     def __post_init__(self) -> None:
         if self.fill not in FILLS:
@@ -114,25 +110,24 @@ def _columns(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
-def load_series(settings: ForecastSettings | dict) -> Series:
+def load_series(settings: ForecastSettings) -> Series:
     """The settings' data (file or built-in set), missing values handled, in time order."""
-    s = settings if isinstance(settings, dict) else dataclasses.asdict(settings)
-    if s["data"] is not None:
-        wanted = _columns(s["columns"])
+    if settings.data is not None:
+        wanted = _columns(settings.columns)
         if wanted is not None:
-            wanted += [t for t in _columns(s["targets"]) or [] if t not in wanted]
-        series = read_series(s["data"], s["time_column"], wanted, encoding=s["encoding"])
+            wanted += [t for t in _columns(settings.targets) or [] if t not in wanted]
+        series = read_series(settings.data, settings.time_column, wanted, encoding=settings.encoding)
     else:
-        series = load_dataset(s["dataset"] or DEFAULT_DATASET)
-    return in_time_order(fill_missing(series, s["fill"]))
+        series = load_dataset(settings.dataset or DEFAULT_DATASET)
+    return in_time_order(fill_missing(series, settings.fill))
 
 
-def _inputs_and_targets(series: Series, settings: dict) -> tuple[list[str], list[str]]:
+def _inputs_and_targets(series: Series, settings: ForecastSettings) -> tuple[list[str], list[str]]:
     """``--columns`` (default: every column) with the ``--targets`` added, and ``--targets`` (default: the
     first input, or a built-in series' own target)."""
-    inputs = _columns(settings["columns"]) or list(series.names)
-    targets = _columns(settings["targets"]) or [
-        DATASET_TARGETS.get(settings["dataset"] or "", inputs[0]) if settings["data"] is None else inputs[0]]
+    inputs = _columns(settings.columns) or list(series.names)
+    targets = _columns(settings.targets) or [
+        DATASET_TARGETS.get(settings.dataset or "", inputs[0]) if settings.data is None else inputs[0]]
     for option_name, names in (("--columns", inputs), ("--targets", targets)):
         for name in names:
             if name not in series.names:
@@ -141,15 +136,15 @@ def _inputs_and_targets(series: Series, settings: dict) -> tuple[list[str], list
     return inputs + [t for t in targets if t not in inputs], targets
 
 
-def prepare(series: Series, settings: dict, scaling: dict | None = None) -> WindowedSeries:
+def prepare(series: Series, settings: ForecastSettings, scaling: dict | None = None) -> WindowedSeries:
     """Choose columns, split in time order, fit the scaling on the training part (or reuse ``scaling``)."""
     where = series.source
     inputs, targets = _inputs_and_targets(series, settings)
-    n, lookback, horizon = len(series.values), settings["lookback"], settings["horizon"]
+    n, lookback, horizon = len(series.values), settings.lookback, settings.horizon
     if n < lookback + horizon:
         raise InputError(f"{where} has {n} rows, fewer than lookback + horizon = {lookback + horizon}; "
                          f"lower --lookback or --horizon")
-    a, b = split_bounds(n, settings["val_fraction"], settings["test_fraction"])
+    a, b = split_bounds(n, settings.val_fraction, settings.test_fraction)
     if scaling is None and a < lookback + horizon:  # with a run's scaling (evaluate, predict) no training part is needed
         raise InputError(f"{where}: the training part has {a} of {n} rows, fewer than lookback + horizon = "
                          f"{lookback + horizon}; lower --lookback/--horizon or --val-fraction/--test-fraction")
@@ -162,10 +157,10 @@ def prepare(series: Series, settings: dict, scaling: dict | None = None) -> Wind
                      window_ends(n, lookback, horizon, (a, b)))
 
 
-def _windowed(series: Series, targets: list[str], scaling: Scaling, settings: dict, bounds: tuple[int, int],
-              ends: dict[str, np.ndarray]) -> WindowedSeries:
-    return WindowedSeries(series, targets, scaling, settings["lookback"], settings["horizon"],
-                          settings["input_mode"], settings["target_mode"], bounds, ends)
+def _windowed(series: Series, targets: list[str], scaling: Scaling, settings: ForecastSettings,
+              bounds: tuple[int, int], ends: dict[str, np.ndarray]) -> WindowedSeries:
+    return WindowedSeries(series, targets, scaling, settings.lookback, settings.horizon, settings.input_mode,
+                          settings.target_mode, bounds, ends)
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -269,77 +264,78 @@ def plot_forecast(prep: WindowedSeries, curves: dict, path: Path, title: str) ->
 
 
 # ------------------------------------------------------------------------------------ verbs
-def train(settings: ForecastSettings, config: TrainConfig, out: str | Path, *, resume: bool = False,
-          progress: bool = True) -> dict:
-    """Train a forecaster into the run directory ``out``; returns the test metrics (see :func:`measure`)."""
-    from rnnkit.models import SequenceClassifier
+class Forecast(lifecycle.App):
+    name = "forecast"
+    settings_class = ForecastSettings
+    train_defaults = {"max_steps": 1500, "batch_size": 32, "lr": 3e-3, "eval_every": 100, "checkpoint_every": 100,
+                      "log_every": 100}
 
-    out = Path(out)
-    check_resume(out, APP, resume)
-    if resume:
-        saved = read_app(out, APP)
-        settings = ForecastSettings(**{f.name: saved[f.name] for f in dataclasses.fields(ForecastSettings)})
-    series = load_series(settings)
-    if settings.data is not None:
-        settings = dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
-    info = dataclasses.asdict(settings)
-    prep = prepare(series, info)
-    season = settings.season or guess_season(series.times)
-    info.update(inputs=prep.inputs, target_columns=prep.targets, scaling=prep.scaling.to_dict(), season_used=season,
-                time_step=time_step(series.times), source=series.source,
-                sizes={part: int(len(e)) for part, e in prep.ends.items() if part != "all"})
-    if resume and (saved["scaling"] != info["scaling"] or saved["sizes"] != info["sizes"]):
-        raise InputError(f"--resume: {series.source} no longer gives the split and scaling the run started with")
-    torch.manual_seed(config.seed)  # the initial weights follow --seed
-    model = SequenceClassifier(input_size=prep.input_features, output_size=settings.horizon * len(prep.targets),
-                               task="regression", cell=settings.cell, hidden_size=settings.hidden_size,
-                               num_layers=settings.num_layers, dropout=settings.dropout, summary="last")
-    if not resume:  # rank 0 writes under torchrun
-        write_app(out, APP, info)
-    x, y, _ = prep.windows(prep.ends["train"])
-    val = None
-    if len(prep.ends["val"]):
-        vx, vy, _ = prep.windows(prep.ends["val"])
-        val = TensorDataset(vx, vy)
-    trainer = Trainer(model, TensorDataset(x, y), config=config, val_data=val, run_dir=out, progress=progress,
-                      model_config={"regressor": dataclasses.asdict(model.config), "targets": prep.targets})
-    fitted = trainer.fit(resume=resume)
-    finish_training(trainer, model, out, None)
-    result = {"steps": fitted["step"], **info["sizes"]}
-    if len(prep.ends["test"]):
-        metrics, curves = measure(model, prep, season, "test")
-        result.update(metrics)
-        if trainer.process.is_main:
-            plot_forecast(prep, curves, out / "forecast.png",
+    def normalize(self, settings: ForecastSettings) -> ForecastSettings:
+        if settings.data is None:
+            return dataclasses.replace(settings, dataset=settings.dataset or DEFAULT_DATASET)
+        return dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
+
+    def prepare(self, settings: ForecastSettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
+        series = load_series(settings)
+        prep = prepare(series, settings)
+        facts = {"inputs": prep.inputs, "target_columns": prep.targets, "scaling": prep.scaling.to_dict(),
+                 "season_used": settings.season or guess_season(series.times), "time_step": time_step(series.times),
+                 "source": series.source, "input_features": prep.input_features,
+                 "sizes": {part: int(len(e)) for part, e in prep.ends.items() if part != "all"}}
+        x, y, _ = prep.windows(prep.ends["train"])
+        val = TensorDataset(*prep.windows(prep.ends["val"])[:2]) if len(prep.ends["val"]) else None
+        return lifecycle.Prepared(TensorDataset(x, y), val, test=prep, facts=facts)
+
+    def build_model(self, settings: ForecastSettings, data: lifecycle.Prepared) -> SequenceClassifier:
+        return SequenceClassifier(dataclasses.replace(
+            settings.model, input_size=data.facts["input_features"], task="regression",
+            output_size=settings.horizon * len(data.facts["target_columns"])))
+
+    def report(self, model, settings: ForecastSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
+        prep = data.test
+        result = {"steps": fitted["step"], **data.facts["sizes"]}
+        if len(prep.ends["test"]):
+            metrics, curves = measure(model, prep, data.facts["season_used"], "test")
+            result.update(metrics)
+            plot_forecast(prep, curves, run / "forecast.png",
                           f"test: RMSE {metrics['model']['rmse']:.4g} (naive {metrics['naive']['rmse']:.4g})")
-    if trainer.process.is_main:
-        write_json_atomic(out / "results.json", result)
-    return result
+        return result
 
 
-def load_run(run: str | Path, device: str = "cpu"):
-    """``(model, settings)`` of a forecast run directory."""
-    model, _, settings = load_trained(run, APP, device)
-    return model, settings
+APP = Forecast()
 
 
-def _run_data(settings: dict, data: str | None, encoding: str | None, fill: str | None) -> Series:
+def train(settings: ForecastSettings | None = None, config: TrainConfig | None = None,
+          out: str | Path = "runs/forecast", *, resume: bool = False, progress: bool = True) -> dict:
+    """Train a forecaster into the run directory ``out``; returns the test metrics (see :func:`measure`)."""
+    return lifecycle.train(APP, settings, config, out, resume=resume, progress=progress)
+
+
+def load_run(run: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, lifecycle.Run]:
+    """``(model, run)`` of a forecast run directory."""
+    model, _, info = lifecycle.load_run(run, APP, device)
+    return model, info
+
+
+def _run_settings(info: lifecycle.Run, data: str | None, encoding: str | None, fill: str | None) -> ForecastSettings:
+    """The run's settings, reading ``data`` (the run's own columns) instead of the run's data if given."""
+    settings = dataclasses.replace(info.settings, columns=",".join(info.facts["inputs"]),
+                                   targets=",".join(info.facts["target_columns"]))
     if data is None:
-        return load_series(settings)
-    return load_series({**settings, "data": data, "encoding": encoding or settings["encoding"],
-                        "fill": fill or settings["fill"], "columns": ",".join(settings["inputs"]), "targets": None})
+        return settings
+    return dataclasses.replace(settings, data=data, encoding=encoding or settings.encoding, fill=fill or settings.fill)
 
 
 def evaluate(run: str | Path, *, data: str | None = None, part: str | None = None, encoding: str | None = None,
              fill: str | None = None, device: str = "cpu", plot: str | Path | None = None) -> dict:
     """Errors of a trained run against the baselines: on the run's own ``part`` (default ``test``), or on
     every window of ``data`` (``part`` default ``all``), with the run's scaling."""
-    model, settings = load_run(run, device)
-    series = _run_data(settings, data, encoding, fill)
+    model, info = load_run(run, device)
+    settings = _run_settings(info, data, encoding, fill)
+    series = load_series(settings)
     part = part or ("all" if data is not None else "test")
-    prep = prepare(series, {**settings, "columns": ",".join(settings["inputs"]),
-                            "targets": ",".join(settings["target_columns"])}, settings["scaling"])
-    metrics, curves = measure(model, prep, settings["season_used"], part)
+    prep = prepare(series, settings, info.facts["scaling"])
+    metrics, curves = measure(model, prep, info.facts["season_used"], part)
     metrics["evaluated_on"] = f"{series.source} ({part})"
     if plot is not None:
         plot_forecast(prep, curves, Path(plot), f"{part}: RMSE {metrics['model']['rmse']:.4g}")
@@ -353,18 +349,20 @@ def predict(run: str | Path, *, data: str | None = None, encoding: str | None = 
     Returns ``{"times": [...], "targets": [...], "values": [[per target] per step]}``; times are
     timestamps when the time column is regular, else ``t+1, t+2, ...``.
     """
-    model, settings = load_run(run, device)
-    series = _run_data(settings, data, encoding, fill)
-    lookback = settings["lookback"]
-    missing = [c for c in settings["inputs"] if c not in series.names]
+    model, info = load_run(run, device)
+    settings = _run_settings(info, data, encoding, fill)
+    series = load_series(dataclasses.replace(settings, targets=None) if data is not None else settings)
+    inputs_wanted = info.facts["inputs"]
+    missing = [c for c in inputs_wanted if c not in series.names]
     if missing:
         raise InputError(f"{series.source} lacks the run's columns {missing}; available: {', '.join(series.names)}")
-    if len(series.values) < lookback:
-        raise InputError(f"{series.source} has {len(series.values)} rows; the model needs the last {lookback} (lookback)")
-    columns = [series.names.index(c) for c in settings["inputs"]]
-    inputs = Series(series.times, settings["inputs"], series.values[:, columns], series.source)
-    prep = _windowed(inputs, settings["target_columns"], Scaling.from_dict(settings["scaling"]), settings,
+    if len(series.values) < settings.lookback:
+        raise InputError(f"{series.source} has {len(series.values)} rows; the model needs the last "
+                         f"{settings.lookback} (lookback)")
+    columns = [series.names.index(c) for c in inputs_wanted]
+    inputs = Series(series.times, inputs_wanted, series.values[:, columns], series.source)
+    prep = _windowed(inputs, info.facts["target_columns"], Scaling.from_dict(info.facts["scaling"]), settings,
                      (0, 0), {})  # no split: only the window at the end is forecast
     values = model_forecast(model, prep, np.array([len(series.values) - 1]))[0]
-    return {"times": next_times(series.times, settings["horizon"]), "targets": prep.targets,
+    return {"times": next_times(series.times, settings.horizon), "targets": prep.targets,
             "values": values.tolist()}

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
-
-TRAIN_DEFAULTS = {"max_steps": 1500, "batch_size": 32, "lr": 3e-3, "eval_every": 100, "checkpoint_every": 100,
-                  "log_every": 100}
+from rnnkit.cli.common import add_train_verb
 
 EXAMPLES = """examples:
   rnnkit forecast train --out runs/airline                        # built-in airline passengers (rnnkit[data])
@@ -23,22 +20,18 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.forecast import FILLS, ForecastSettings
+    from rnnkit.apps.forecast import APP, FILLS
 
     formatter = argparse.RawDescriptionHelpFormatter
     command = subparsers.add_parser("forecast", help="time-series forecasting: train, evaluate, predict",
                                     description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
     verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    train = verbs.add_parser("train", help="train a forecaster; writes a run directory", epilog=EXAMPLES,
-                             formatter_class=formatter,
-                             description="Train on --data FILE (a time column and value columns) or a built-in "
-                                         "--dataset, split in time order; report MAE, RMSE and sMAPE on the test "
-                                         "part next to the naive and seasonal-naive forecasts, and plot "
-                                         "forecast.png.")
-    add_dataclass_options(train, ForecastSettings)
-    add_train_options(train, defaults=TRAIN_DEFAULTS)
-    train.set_defaults(func=run_train)
+    train = add_train_verb(verbs, APP, help="train a forecaster; writes a run directory", epilog=EXAMPLES,
+                           show=_show_training)
+    train.description = ("Train on --data FILE (a time column and value columns) or a built-in --dataset, split in "
+                         "time order; report MAE, RMSE and sMAPE on the test part next to the naive and "
+                         "seasonal-naive forecasts, and plot forecast.png.")
 
     def data_options(parser: argparse.ArgumentParser, what: str) -> None:
         parser.add_argument("--run", required=True, metavar="DIR", help="the --out of a `forecast train` run")
@@ -62,15 +55,12 @@ def add_parser(subparsers) -> None:
     predict.set_defaults(func=run_predict)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from rnnkit.apps.forecast import ForecastSettings, describe, train
+def _show_training(result: dict, args: argparse.Namespace) -> str:
+    from rnnkit.apps.forecast import describe
 
-    settings = dataclass_from_args(ForecastSettings, args)
-    result = train(settings, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
-    if "model" in result:
-        print(f"test ({result['windows']} windows, targets {', '.join(result['targets'])}):\n{describe(result)}")
-    print(f"run: {args.out} (results.json, forecast.png, curves.png, model/)")
-    return 0
+    if "model" not in result:
+        return json.dumps({k: result[k] for k in ("steps", "train", "val", "test") if k in result})
+    return f"test ({result['windows']} windows, targets {', '.join(result['targets'])}):\n{describe(result)}"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
