@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from rnnkit.apps.common import write_app
+from app_support import write_run_marker
 from rnnkit.cli.main import main
 
 POSITIVE, NEGATIVE = ["great", "excellent", "love", "wonderful"], ["awful", "terrible", "hate", "boring"]
@@ -33,6 +33,7 @@ def trained(tmp_path_factory):
     return data, run
 
 
+@pytest.mark.slow
 def test_learns_keywords_and_beats_majority(trained):
     _, run = trained
     result = json.loads((run / "results.json").read_text())
@@ -44,6 +45,7 @@ def test_learns_keywords_and_beats_majority(trained):
     assert saved["settings"]["model"]["cell"] == "gru" and saved["settings"]["model"]["bidirectional"] is True
 
 
+@pytest.mark.slow
 def test_predict_round_trip(trained, capsys, tmp_path, monkeypatch):
     _, run = trained
     assert main(["classify", "predict", "--run", str(run), "I love this wonderful film", "a terrible boring plot"]) == 0
@@ -60,6 +62,7 @@ def test_predict_round_trip(trained, capsys, tmp_path, monkeypatch):
     assert capsys.readouterr().out.startswith("pos\t")
 
 
+@pytest.mark.slow
 def test_evaluate_on_own_split_and_new_file(trained, capsys, tmp_path):
     data, run = trained
     assert main(["classify", "evaluate", "--run", str(run), "--json"]) == 0
@@ -71,6 +74,7 @@ def test_evaluate_on_own_split_and_new_file(trained, capsys, tmp_path):
     assert "accuracy" in out and "true \\ predicted" in out
 
 
+@pytest.mark.slow
 def test_evaluate_on_an_excel_csv_with_a_byte_order_mark(trained, capsys, tmp_path):
     _, run = trained
     excel = tmp_path / "excel.csv"
@@ -79,6 +83,7 @@ def test_evaluate_on_an_excel_csv_with_a_byte_order_mark(trained, capsys, tmp_pa
     assert json.loads(capsys.readouterr().out)["accuracy"] >= 0.8
 
 
+@pytest.mark.slow
 def test_bad_input_one_line(trained, cli_error, tmp_path):
     data, run = trained
     out = str(tmp_path / "x")
@@ -100,18 +105,18 @@ def test_bad_input_one_line(trained, cli_error, tmp_path):
     assert "--resume" in cli_error(["classify", "train", "--out", str(run), "--data", str(data), *FAST])
 
 
+@pytest.mark.slow
 def test_foreign_or_newer_run_refused(trained, cli_error, tmp_path):
-    write_app(tmp_path / "fc", "forecast", {})
+    write_run_marker(tmp_path / "fc", "forecast")
     err = cli_error(["classify", "predict", "--run", str(tmp_path / "fc"), "hello"])
     assert "rnnkit forecast" in err
     newer = tmp_path / "newer"
-    write_app(newer, "classify", {})
-    info = json.loads((newer / "app.json").read_text())
-    (newer / "app.json").write_text(json.dumps({**info, "format": 99}))
+    write_run_marker(newer, "classify", format=99)
     assert "newer rnnkit" in cli_error(["classify", "evaluate", "--run", str(newer)])
     assert "does not exist" in cli_error(["classify", "predict", "--run", str(tmp_path / "none"), "hi"])
 
 
+@pytest.mark.slow
 def test_resume_continues_to_more_steps(tmp_path, capsys):
     data, run = keyword_csv(tmp_path / "kw.csv", rows=60), tmp_path / "run"
     base = ["classify", "train", "--data", str(data), "--out", str(run), *FAST]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rnnkit.apps.common import write_app
+from app_support import write_run_marker
 from rnnkit.apps.forecast import guess_season, next_times
 from rnnkit.cli.main import main
 
@@ -36,6 +36,7 @@ def trained(tmp_path_factory):
     return data, run
 
 
+@pytest.mark.slow
 def test_beats_naive_and_seasonal_naive(trained):
     _, run = trained
     result = json.loads((run / "results.json").read_text())
@@ -48,6 +49,7 @@ def test_beats_naive_and_seasonal_naive(trained):
     assert len(facts["scaling"]["mean"]) == 2
 
 
+@pytest.mark.slow
 def test_predict_next_horizon_with_timestamps(trained, capsys):
     _, run = trained
     assert main(["forecast", "predict", "--run", str(run), "--json"]) == 0
@@ -59,6 +61,7 @@ def test_predict_next_horizon_with_timestamps(trained, capsys):
     assert "seasonal naive (12)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_predict_from_an_excel_csv_with_a_byte_order_mark(trained, tmp_path, capsys):
     data, run = trained
     excel = tmp_path / "excel.csv"
@@ -67,6 +70,7 @@ def test_predict_from_an_excel_csv_with_a_byte_order_mark(trained, tmp_path, cap
     assert json.loads(capsys.readouterr().out)["times"][0] == "2020-01-01 00:00:00"  # the month column was kept
 
 
+@pytest.mark.slow
 def test_fill_options(tmp_path, capsys, cli_error):
     holed = series_csv(tmp_path / "holed.csv", rows=80, blank=30)
     base = ["forecast", "train", "--data", str(holed), "--max-steps", "2", *FAST]
@@ -97,15 +101,14 @@ def test_bad_input_one_line(tmp_path, cli_error):
 
 
 def test_foreign_or_newer_run_refused(tmp_path, cli_error):
-    write_app(tmp_path / "cls", "classify", {})
+    write_run_marker(tmp_path / "cls", "classify")
     assert "rnnkit classify" in cli_error(["forecast", "predict", "--run", str(tmp_path / "cls")])
     newer = tmp_path / "newer"
-    write_app(newer, "forecast", {})
-    info = json.loads((newer / "app.json").read_text())
-    (newer / "app.json").write_text(json.dumps({**info, "format": 99}))
+    write_run_marker(newer, "forecast", format=99)
     assert "newer rnnkit" in cli_error(["forecast", "evaluate", "--run", str(newer)])
 
 
+@pytest.mark.slow
 def test_resume(tmp_path):
     data, run = series_csv(tmp_path / "s.csv", rows=80), tmp_path / "run"
     base = ["forecast", "train", "--data", str(data), "--out", str(run), "--checkpoint-every", "3", *FAST]

@@ -10,7 +10,7 @@ from rnnkit.cli.main import main
 from rnnkit.datasets.synthetic import (
     ADDING_BASELINE_MSE, ORDER_BASELINE_ACCURACY, adding_problem, copy_memory, copy_memory_baseline, temporal_order,
 )
-from rnnkit.lab import LabConfig, run_lab, run_sweep
+from rnnkit.apps.lab import LabConfig, run_lab, run_sweep
 from rnnkit.train import TrainConfig
 
 
@@ -47,6 +47,7 @@ def test_temporal_order_classes_and_positions():
     assert float(torch.bincount(y).max()) / 8000 == pytest.approx(ORDER_BASELINE_ACCURACY, abs=0.02)
 
 
+@pytest.mark.slow
 def test_lstm_beats_the_adding_baseline_by_a_wide_margin(tmp_path):
     torch.manual_seed(0)
     config = LabConfig(task="adding", cell="lstm", T=20, hidden_size=32, test_size=500)
@@ -61,6 +62,7 @@ def test_lstm_beats_the_adding_baseline_by_a_wide_margin(tmp_path):
     assert (tmp_path / "gradient_flow.png").exists() and (tmp_path / "curves.png").exists()
 
 
+@pytest.mark.slow
 def test_sweep_writes_its_table_and_plots_and_resumes(tmp_path, capsys):
     grid = [(LabConfig(task="adding", cell=cell, T=12, hidden_size=8, test_size=100), clip)
             for cell in ("rnn", "gru") for clip in (1.0, None)]
@@ -79,6 +81,7 @@ def test_sweep_writes_its_table_and_plots_and_resumes(tmp_path, capsys):
     assert (tmp_path / "adding-rnn-T12-clip1" / "result.json").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_cli_runs_one_configuration_and_rejects_bad_input(tmp_path, capsys):
     code = main(["lab", "order", "--cell", "gru", "--T", "12", "--hidden-size", "8", "--max-steps", "5",
                  "--test-size", "50", "--out", str(tmp_path / "run"), "--quiet", "--clip", "none"])
@@ -90,6 +93,7 @@ def test_cli_runs_one_configuration_and_rejects_bad_input(tmp_path, capsys):
     assert code == 2 and err.strip() == "rnnkit lab: error: T must be >= 10 for the order task, got 5"
 
 
+@pytest.mark.slow
 def test_cli_protects_runs_and_refuses_resume_from_nothing(tmp_path, capsys):
     args = ["lab", "order", "--T", "12", "--hidden-size", "8", "--max-steps", "3", "--test-size", "20", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "empty"), "--resume"]) == 2

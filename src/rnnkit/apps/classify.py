@@ -27,7 +27,8 @@ import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
-from rnnkit.apps.common import format_metrics, read_table, require_columns
+from rnnkit.apps.common import format_metrics
+from rnnkit.data.tables import read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig

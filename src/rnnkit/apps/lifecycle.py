@@ -32,7 +32,7 @@ import torch
 
 from rnnkit.errors import InputError
 from rnnkit.options import from_dict
-from rnnkit.train import TrainConfig, Trainer, checkpoint
+from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
 from rnnkit.train.distributed import launched_rank
 from rnnkit.train.state import seed_everything
 
@@ -40,7 +40,6 @@ from rnnkit.train.state import seed_everything
 RUN_FORMAT = 2
 APP_FILE = "app.json"
 MODEL_DIR = "model"
-RESULTS_FILE = "results.json"
 
 
 def check_device(device: str) -> None:
@@ -113,6 +112,14 @@ class App:
     kept_on_resume: tuple[str, ...] = ("seed", "batch_size")
     #: Settings that say where the data comes from: a resumed run refuses different ones.
     data_fields: tuple[str, ...] = ("data", "dataset")
+    #: Where the report goes in the run directory.
+    results_file: str = "results.json"
+    #: Report a run whose gradients stayed non-finite (the lab shows explosions) instead of failing.
+    reports_divergence: bool = False
+
+    def configure(self, settings: Any, config: TrainConfig) -> TrainConfig:
+        """The training options this app needs given its settings (e.g. the metric to monitor)."""
+        return config
 
     def normalize(self, settings: Any) -> Any:
         """The settings as they are saved (e.g. file paths made absolute)."""
@@ -129,8 +136,9 @@ class App:
 
     def report(self, model: torch.nn.Module, settings: Any, data: Prepared, run: Path, fitted: dict) -> dict:
         """Metrics of the trained model (and plots into ``run``); rank 0 only. ``fitted`` is what
-        :meth:`Trainer.fit` returned, plus ``train_seconds``. Default: ``fitted`` itself."""
-        return fitted
+        :meth:`Trainer.fit` returned (or, for a diverged run of an app that reports divergence,
+        ``step``, ``stopped`` and ``diverged``), plus ``train_seconds`` and the trainer's ``history``."""
+        return {k: v for k, v in fitted.items() if k != "history"}
 
     def describe(self, settings: Any, data: Prepared, model: torch.nn.Module) -> str:
         """One progress line about the data and the model, printed before training."""
@@ -212,7 +220,6 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     config = config or app.default_config()
     run = Path(out)
     check_device(config.device)
-    check_monitor(config, app.val_metrics)
     check_resume(run, app, resume)
     settings = settings if settings is not None else app.settings_class()
     if resume and (run / APP_FILE).exists():
@@ -223,6 +230,8 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
         config = dataclasses.replace(config, **kept)
     else:
         saved, settings = None, app.normalize(settings)
+    config = app.configure(settings, config)
+    check_monitor(config, app.val_metrics)
     app.check(settings, config)
 
     seed_everything(config.seed)
@@ -240,8 +249,13 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
                       collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
     started = time.perf_counter()
-    fitted = trainer.fit(resume=resume)
-    fitted["train_seconds"] = round(time.perf_counter() - started, 1)
+    try:
+        fitted = trainer.fit(resume=resume)
+    except TrainingDiverged as error:
+        if not app.reports_divergence:
+            raise
+        fitted = {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
+    fitted.update(train_seconds=round(time.perf_counter() - started, 1), history=trainer.history)
     _load_best(model, run)
     if not trainer.process.is_main:
         return fitted
@@ -249,7 +263,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
 
     save_model(model, run / MODEL_DIR, data.vocab)
     report = app.report(model, settings, data, run, fitted)
-    checkpoint.write_json_atomic(run / RESULTS_FILE, report)
+    checkpoint.write_json_atomic(run / app.results_file, report)
     return report
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.apps import lifecycle
-from rnnkit.apps.common import read_text
+from rnnkit.data.tables import read_text
 from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.errors import InputError

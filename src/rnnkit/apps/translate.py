@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
-from rnnkit.apps.common import read_text
+from rnnkit.data.tables import read_text
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig

@@ -71,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _read_texts(args: argparse.Namespace, text_column: str) -> list[str]:
-    from rnnkit.apps.common import read_table, read_text, require_columns
+    from rnnkit.data.tables import read_table, read_text, require_columns
 
     if args.file and args.texts:
         raise InputError("pass texts as arguments or with --file, not both")

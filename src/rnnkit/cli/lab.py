@@ -8,9 +8,6 @@ import json
 from rnnkit.errors import InputError
 from rnnkit.cli.common import add_dataclass_options, add_train_options, dataclass_from_args, train_config
 
-LAB_TRAIN_DEFAULTS = {"max_steps": 2000, "batch_size": 50, "lr": 1e-3, "eval_every": 100, "checkpoint_every": 500,
-                      "log_every": 100}
-
 EXAMPLES = """examples:
   rnnkit lab adding --cell lstm --T 100 --out runs/lab/lstm-100          # LSTM on the adding problem
   rnnkit lab adding --cell rnn --T 100 --clip none --recurrent-scale 4 --out runs/lab/explode
@@ -20,7 +17,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.lab import TASKS, LabConfig
+    from rnnkit.apps.lab import APP, TASKS, LabConfig
 
     lab = subparsers.add_parser("lab", help="reproduce the classic results on vanishing and exploding gradients",
                                 description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,30 +26,21 @@ def add_parser(subparsers) -> None:
         parser = verbs.add_parser(task, help=f"train one configuration on the {task} task", epilog=EXAMPLES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         add_dataclass_options(parser, LabConfig, skip=("task",))
-        add_train_options(parser, defaults=LAB_TRAIN_DEFAULTS)
+        add_train_options(parser, defaults=APP.train_defaults)
         parser.set_defaults(func=run_one)
     sweep = verbs.add_parser("sweep", help="run the grid: cells x T x clipping, plus copy, order and explosion",
                              epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200],
                        help="adding-problem lengths T (default: 50 100 200)")
     sweep.add_argument("--hidden-size", type=int, default=128, help="units in every model (default: 128)")
-    add_train_options(sweep, defaults=LAB_TRAIN_DEFAULTS)
+    add_train_options(sweep, defaults=APP.train_defaults)
     sweep.set_defaults(func=run_sweep)
 
 
 def run_one(args: argparse.Namespace) -> int:
-    from rnnkit.lab import LabConfig, describe, run_lab
-
-    from pathlib import Path
-
-    from rnnkit.train import find_checkpoint
+    from rnnkit.apps.lab import LabConfig, describe, run_lab
 
     config = dataclass_from_args(LabConfig, args, task=args.task)
-    checkpoints = Path(args.out) / "checkpoints"
-    if args.resume and (not checkpoints.is_dir() or find_checkpoint(checkpoints) is None):
-        raise InputError(f"--resume: {args.out} holds no lab run to continue")
-    if not args.resume and checkpoints.exists():
-        raise InputError(f"{args.out} already holds a lab run; pass --resume to continue it or choose another --out")
     result = run_lab(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
     print(describe(result))
     print(f"result: {args.out}/result.json; plots: {args.out}/curves.png, {args.out}/gradient_flow.png")
@@ -62,8 +50,8 @@ def run_one(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from rnnkit.lab import default_grid
-    from rnnkit.lab import run_sweep as sweep
+    from rnnkit.apps.lab import default_grid
+    from rnnkit.apps.lab import run_sweep as sweep
 
     if any(T < 10 for T in args.lengths):
         raise InputError(f"--lengths must all be >= 10, got {args.lengths}")

@@ -99,7 +99,7 @@ def _read_stdin(encoding: str) -> str:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from rnnkit.apps.common import read_text
+    from rnnkit.data.tables import read_text
     from rnnkit.apps.translate import translate
 
     if args.texts and args.file:

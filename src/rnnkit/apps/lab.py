@@ -18,7 +18,6 @@ import csv
 import dataclasses
 import json
 import math
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +30,10 @@ from rnnkit.datasets.synthetic import (
 )
 from rnnkit.diagnostics import GradientFlow, gradient_flow, plot_gradient_flow
 from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.models.common import option
+from rnnkit.apps import lifecycle
+from rnnkit.options import option
 from rnnkit.models.tagger import SequenceTagger
-from rnnkit.train import TrainConfig, Trainer, TrainingDiverged
+from rnnkit.train import TrainConfig
 
 #: task -> (generator, metric name, lower is better)
 TASKS = {
@@ -56,8 +56,9 @@ def baseline(task: str, steps: int) -> float:
 class LabConfig:
     """One lab experiment: task, sequence length and model."""
 
-    task: str = option("adding", "adding, copy or order")
-    cell: str = option("lstm", "rnn (tanh), irnn (relu + identity init), lstm or gru")
+    task: str = option("adding", "adding, copy or order", choices=("adding", "copy", "order"))
+    cell: str = option("lstm", "rnn (tanh), irnn (relu + identity init), lstm or gru",
+                       choices=("rnn", "irnn", "lstm", "gru"))
     T: int = option(100, "sequence length (copy: the gap between seeing and recalling)")
     hidden_size: int = option(128, "features of the recurrent state")
     init: str = option("auto", "auto (identity for irnn, torch's default otherwise), default, identity, "
@@ -139,64 +140,83 @@ def _flow(model: nn.Module, inputs: Tensor, targets: Tensor) -> GradientFlow:
     return gradient_flow(copy.deepcopy(model).double(), inputs, targets)
 
 
-def run_lab(config: LabConfig, train: TrainConfig, out: str | Path, *, resume: bool = False,
-            progress: bool = True) -> dict:
+class Lab(lifecycle.App):
+    name = "lab"
+    settings_class = LabConfig
+    train_defaults = {"max_steps": 2000, "batch_size": 50, "lr": 1e-3, "eval_every": 100, "checkpoint_every": 500,
+                      "log_every": 100}
+    val_metrics = ("val_accuracy",)
+    results_file = "result.json"  # a sweep's "done" marker, written atomically by the lifecycle
+    reports_divergence = True
+    data_fields = ()
+
+    def configure(self, settings: LabConfig, config: TrainConfig) -> TrainConfig:
+        # The validation loss is the metric for adding (MSE) and copy (cross-entropy per step); the order
+        # task's accuracy is measured on top of it.
+        _, metric, lower_is_better = TASKS[settings.task]
+        return dataclasses.replace(config, monitor="val_loss" if lower_is_better else f"val_{metric}",
+                                   monitor_mode="min" if lower_is_better else "max")
+
+    def prepare(self, settings: LabConfig, config: TrainConfig, run: Path) -> lifecycle.Prepared:
+        generate, metric, lower_is_better = TASKS[settings.task]
+        test_x, test_y = generate(settings.test_size, settings.T,
+                                  generator=torch.Generator().manual_seed(10**6 + config.seed))
+
+        def task_metric(model, _batches):
+            return {metric: measure(model, settings.task, test_x, test_y)}
+
+        test = [(test_x[i:i + 500], test_y[i:i + 500]) for i in range(0, len(test_x), 500)]
+        return lifecycle.Prepared(TaskBatches(settings.task, settings.T, config.batch_size, seed=config.seed), test,
+                                  test={"x": test_x, "y": test_y, "clip_norm": config.clip_norm},
+                                  metrics_fn=None if lower_is_better else task_metric)
+
+    def build_model(self, settings: LabConfig, data: lifecycle.Prepared) -> nn.Module:
+        model = build_model(settings)
+        # The gradient flow at initialisation, before training changes the weights.
+        data.test["flow_init"] = _flow(model, data.test["x"], data.test["y"])
+        return model
+
+    def report(self, model, settings: LabConfig, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
+        _, metric, lower_is_better = TASKS[settings.task]
+        monitor = "val_loss" if lower_is_better else f"val_{metric}"
+        diverged = fitted.get("diverged")
+        test_x, test_y, flow_init = data.test["x"], data.test["y"], data.test["flow_init"]
+        value = measure(model, settings.task, test_x, test_y) if diverged is None else math.nan
+        flow_after = _flow(model, test_x, test_y) if diverged is None else None
+        records = [r for r in fitted["history"] if "loss" in r]
+        norms = [r["grad_norm"] for r in records if math.isfinite(r["grad_norm"])]
+        result = {
+            "task": settings.task, "cell": settings.cell, "T": settings.T, "metric": metric, "value": value,
+            "baseline": baseline(settings.task, settings.T), "lower_is_better": lower_is_better,
+            "clip_norm": data.test["clip_norm"], "init": settings.scheme, "recurrent_scale": settings.recurrent_scale,
+            "hidden_size": settings.hidden_size, "steps": fitted["step"], "seconds": fitted["train_seconds"],
+            "max_grad_norm": max(norms) if norms else math.nan,
+            "skipped_steps": sum(1 for r in records if r.get("skipped")), "diverged": diverged,
+            "verdict": None,
+            "curve": [[r["step"], r[monitor]] for r in fitted["history"] if monitor in r],
+            "grad_norms": [[r["step"], r["grad_norm"]] for r in records],
+            "gradient_flow": {"init": flow_init.to_dict(), "trained": flow_after.to_dict() if flow_after else None},
+            "lab_config": dataclasses.asdict(settings),
+        }
+        result["verdict"] = verdict(result)
+        flows = {"at initialisation": flow_init, **({"after training": flow_after} if flow_after else {})}
+        plot_gradient_flow(flows, run / "gradient_flow.png",
+                           title=f"{settings.cell} on {settings.task}, T={settings.T}: ||dL/dh_t||")
+        return result
+
+
+APP = Lab()
+
+
+def run_lab(config: LabConfig, train: TrainConfig | None = None, out: str | Path = "runs/lab", *,
+            resume: bool = False, progress: bool = True) -> dict:
     """Train one configuration and write ``result.json`` (and plots) into ``out``; returns the result.
 
     The result holds ``task``, ``cell``, ``T``, ``metric``, ``value``, ``baseline``, the learning curve,
     the largest pre-clip gradient norm, skipped (non-finite) steps, and the gradient flow at
     initialisation and after training. A run whose gradients turn non-finite is reported as diverged.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(train.seed)
-    model = build_model(config)
-    generate, metric, lower_is_better = TASKS[config.task]
-    test_x, test_y = generate(config.test_size, config.T, generator=torch.Generator().manual_seed(10**6 + train.seed))
-    flow_init = _flow(model, test_x, test_y)
-    data = TaskBatches(config.task, config.T, train.batch_size, seed=train.seed)
-    test = [(test_x[i:i + 500], test_y[i:i + 500]) for i in range(0, len(test_x), 500)]
-
-    # The validation loss is the metric for adding (MSE) and copy (cross-entropy per step); the order
-    # task's accuracy is measured on top of it.
-    monitor = "val_loss" if lower_is_better else f"val_{metric}"
-
-    def task_metric(m, _batches):
-        return {metric: measure(m, config.task, test_x, test_y)}
-
-    trainer = Trainer(model, data, config=dataclasses.replace(train, monitor=monitor,
-                                                             monitor_mode="min" if lower_is_better else "max"),
-                      val_data=test, metrics_fn=None if lower_is_better else task_metric, run_dir=out,
-                      progress=progress, model_config={"lab": dataclasses.asdict(config)})
-    started, diverged = time.perf_counter(), None
-    try:
-        trainer.fit(resume=resume)
-    except TrainingDiverged as error:
-        diverged = str(error)
-    seconds = time.perf_counter() - started
-    value = measure(model, config.task, test_x, test_y) if diverged is None else math.nan
-    flow_after = _flow(model, test_x, test_y) if diverged is None else None
-    records = [r for r in trainer.history if "loss" in r]
-    norms = [r["grad_norm"] for r in records if math.isfinite(r["grad_norm"])]
-    result = {
-        "task": config.task, "cell": config.cell, "T": config.T, "metric": metric, "value": value,
-        "baseline": baseline(config.task, config.T), "lower_is_better": lower_is_better,
-        "clip_norm": train.clip_norm, "init": config.scheme, "recurrent_scale": config.recurrent_scale,
-        "hidden_size": config.hidden_size, "steps": trainer.step, "seconds": round(seconds, 1),
-        "max_grad_norm": max(norms) if norms else math.nan,
-        "skipped_steps": sum(1 for r in records if r.get("skipped")), "diverged": diverged,
-        "verdict": None,
-        "curve": [[r["step"], r[monitor]] for r in trainer.history if monitor in r],
-        "grad_norms": [[r["step"], r["grad_norm"]] for r in records],
-        "gradient_flow": {"init": flow_init.to_dict(), "trained": flow_after.to_dict() if flow_after else None},
-        "lab_config": dataclasses.asdict(config), "train_config": train.to_dict(),
-    }
-    result["verdict"] = verdict(result)
-    (out / "result.json").write_text(json.dumps(result, indent=1))
-    flows = {"at initialisation": flow_init, **({"after training": flow_after} if flow_after else {})}
-    plot_gradient_flow(flows, out / "gradient_flow.png",
-                       title=f"{config.cell} on {config.task}, T={config.T}: ||dL/dh_t||")
-    return result
+    return lifecycle.train(APP, config, train, out, resume=resume, progress=progress)
 
 
 def verdict(result: dict) -> str:
@@ -254,7 +274,9 @@ def run_sweep(grid: list[tuple[LabConfig, float | None]], train: TrainConfig, ou
             continue
         if progress:
             print(f"[{index}/{len(grid)}] {run_name(config, clip)}", flush=True)
-        result = run_lab(config, dataclasses.replace(train, clip_norm=clip), run_dir, progress=False)
+        # A run killed part-way continues from its last checkpoint.
+        result = run_lab(config, dataclasses.replace(train, clip_norm=clip), run_dir,
+                         resume=(run_dir / lifecycle.APP_FILE).exists(), progress=False)
         if progress:
             print("   " + describe(result) + f" ({result['seconds']:.0f} s)", flush=True)
         results.append(result)
