@@ -216,11 +216,12 @@ def normalise(text: str, level: str) -> str:
     return " ".join(text.split()) if level == "word" else text
 
 
-def translate_pairs(model, vocabs: dict, settings: TranslateSettings, sources: list[str], *, beam: int = 1, alpha: float = 0.6,
-                    batch_size: int = 256, progress: bool = False) -> tuple[list[str], list]:
-    """Translate ``sources``; returns the texts and, per text, its attention ``(out, src)`` or ``None``."""
+def translate_pairs(model, vocabs: dict, settings: TranslateSettings, sources: list[str], *, beam: int = 1,
+                    alpha: float = 0.6, batch_size: int = 256, progress: bool = False) -> tuple[list[str], list, list]:
+    """Translate ``sources``; returns the texts, per text its attention ``(out, src)`` (or ``None``), and per
+    text the output tokens the attention rows belong to (special tokens included, as decoded)."""
     model.eval()
-    outputs, attention = [], []
+    outputs, attention, tokens = [], [], []
     batches = range(0, len(sources), batch_size)
     for done, start in enumerate(batches, 1):
         chunk = sources[start:start + batch_size]
@@ -230,13 +231,14 @@ def translate_pairs(model, vocabs: dict, settings: TranslateSettings, sources: l
         for row in range(len(chunk)):
             outputs.append(vocabs["target"].decode(decoded.tokens[row]))
             n_out, n_src = int(decoded.lengths[row]), len(ids[row])
+            tokens.append([vocabs["target"].id_to_token(int(i)) for i in decoded.tokens[row, :n_out]])
             attention.append(None if decoded.attention is None else decoded.attention[row, :n_out, :n_src].cpu())
         if progress and len(batches) > 1:
             print(f"\rtranslating: {min(start + batch_size, len(sources))}/{len(sources)}", end="",
                   file=sys.stderr, flush=True)
     if progress and len(batches) > 1:
         print(file=sys.stderr)
-    return outputs, attention
+    return outputs, attention, tokens
 
 
 def score(hypotheses: list[str], references: list[str], *, bleu: bool = True, level: str = "word") -> dict:
@@ -374,18 +376,18 @@ def evaluate_model(model, vocabs: dict, settings: TranslateSettings, pairs: list
                    bleu: bool = True, progress: bool = False, shown: int = 4) -> tuple[dict, list[str]]:
     """Translate the sources of ``pairs`` and score them against the targets: ``(scores, outputs)``;
     the scores include ``shown`` examples with their attention weights."""
-    hypotheses, attention = translate_pairs(model, vocabs, settings, [s for s, _ in pairs], beam=beam, alpha=alpha,
-                                            progress=progress)
+    hypotheses, attention, tokens = translate_pairs(model, vocabs, settings, [s for s, _ in pairs], beam=beam,
+                                                    alpha=alpha, progress=progress)
     references = [normalise(t, settings.target_level) for _, t in pairs]
     result = score(hypotheses, references, bleu=bleu, level=settings.target_level)
     result.update(beam=beam, alpha=alpha)
-    source, target = vocabs["source"], vocabs["target"]
+    source = vocabs["source"]
     result["examples_shown"] = [
         {"source": s, "reference": r, "output": h,
          "source_tokens": [source.id_to_token(i) for i in encode_source(source, s, settings.reverse_source)],
-         "output_tokens": target.tokenize(h) + ["<eos>"],
+         "output_tokens": t,
          "attention": None if a is None else [[round(float(w), 4) for w in row] for row in a]}
-        for (s, _), r, h, a in list(zip(pairs, references, hypotheses, attention))[:shown]]
+        for (s, _), r, h, a, t in list(zip(pairs, references, hypotheses, attention, tokens))[:shown]]
     return result, hypotheses
 
 
