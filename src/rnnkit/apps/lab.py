@@ -31,6 +31,7 @@ from rnnkit.datasets.synthetic import (
 from rnnkit.diagnostics import GradientFlow, gradient_flow, plot_gradient_flow
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.apps import lifecycle
+from rnnkit.errors import InputError
 from rnnkit.options import option
 from rnnkit.models.tagger import SequenceTagger
 from rnnkit.train import TrainConfig
@@ -154,6 +155,8 @@ class Lab(lifecycle.App):
         # The validation loss is the metric for adding (MSE) and copy (cross-entropy per step); the order
         # task's accuracy is measured on top of it.
         _, metric, lower_is_better = TASKS[settings.task]
+        if lower_is_better and config.monitor != "val_loss":
+            raise InputError(f"the {settings.task} task reports val_loss only; drop --monitor {config.monitor}")
         return dataclasses.replace(config, monitor="val_loss" if lower_is_better else f"val_{metric}",
                                    monitor_mode="min" if lower_is_better else "max")
 

@@ -220,6 +220,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     config = config or app.default_config()
     run = Path(out)
     check_device(config.device)
+    check_monitor(config, app.val_metrics)
     check_resume(run, app, resume)
     settings = settings if settings is not None else app.settings_class()
     if resume and (run / APP_FILE).exists():
@@ -231,7 +232,6 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     else:
         saved, settings = None, app.normalize(settings)
     config = app.configure(settings, config)
-    check_monitor(config, app.val_metrics)
     app.check(settings, config)
 
     seed_everything(config.seed)

@@ -7,6 +7,7 @@ sets ``func``; this module only dispatches and turns bad input into one line and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"rnnkit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno != errno.ENOSPC or os.environ.get("RNNKIT_DEBUG") == "1":
+            raise
+        print(f"rnnkit {args.command}: error: no space left on the device writing {error.filename or 'a file'}; "
+              "free some space and run the command again (a training run continues with --resume)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rnnkit {args.command}: interrupted", file=sys.stderr)

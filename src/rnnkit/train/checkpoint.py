@@ -120,21 +120,31 @@ def save_checkpoint(
             break
         name = f"step-{step:08d}.{suffix}"
     final, temporary = directory / name, directory / f".{name}.tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, temporary / "model.safetensors")
-    save_file(tensors, temporary / "state.safetensors")
-    (temporary / "trainer.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=1))
-    for file in temporary.iterdir():
-        _fsync_path(file)
-    _fsync_path(temporary)
-    os.replace(temporary, final)
-    _fsync_path(directory)
-    write_json_atomic(directory / "latest.json", {"checkpoint": name, "step": step})
-    if best:
-        write_json_atomic(directory / "best.json", {"checkpoint": name, "step": step})
+    try:
+        _write_folder(temporary, model_state, tensors, info)
+        os.replace(temporary, final)
+        _fsync_path(directory)
+        write_json_atomic(directory / "latest.json", {"checkpoint": name, "step": step})
+        if best:
+            write_json_atomic(directory / "best.json", {"checkpoint": name, "step": step})
+    except OSError as error:  # a full disk, a lost mount: the pointers still name the last complete checkpoint
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write the checkpoint of step {step} into {directory} ({error.strerror or error}); nothing "
+            f"is lost: the last complete checkpoint is intact. Free space there and continue with --resume") from error
     _prune(directory, keep)
     return final
+
+
+def _write_folder(folder: Path, model_state: dict[str, Tensor], tensors: dict[str, Tensor], info: dict) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, folder / "model.safetensors")
+    save_file(tensors, folder / "state.safetensors")
+    (folder / "trainer.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=1))
+    for file in folder.iterdir():
+        _fsync_path(file)
+    _fsync_path(folder)
 
 
 def _prune(directory: Path, keep: int) -> None:
