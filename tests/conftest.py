@@ -4,6 +4,18 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_threaded():
+    """Every test runs torch on one thread. The tests' tensors are tiny: on a CPU shared with other
+    processes (two cores here, several engineers' runs), intra-op threads spin and wait instead of
+    helping, making a test several times slower. Nothing under test depends on the thread count (the
+    engine splits a batch over threads only for batches far larger than any test uses)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """One seed controls every test's randomness."""
