@@ -3,7 +3,6 @@ save/load round trips and errors, and each pattern learning a small generated ta
 
 import dataclasses
 import json
-import time
 
 import pytest
 import torch
@@ -354,12 +353,14 @@ def test_one_to_one_learns_4bit_parity():
 
 
 def test_many_to_one_learns_parity_of_padded_sequences():
-    start = time.perf_counter()
     model = fit(SequenceClassifier(input_size=1, hidden_size=32, cell="gru"), _parity_batch, 300)
     inputs, labels, kw = _parity_batch(torch.Generator().manual_seed(99), n=1000)
-    accuracy = (model(inputs, **kw).output.argmax(-1) == labels).float().mean()
+    logits = model(inputs, **kw).output
+    accuracy = (logits.argmax(-1) == labels).float().mean()
     assert accuracy >= 0.98, accuracy
-    assert time.perf_counter() - start < 30
+    # The trained model reads nothing past a sequence's length: flipping every padding bit changes no logit.
+    padding = torch.arange(inputs.shape[1])[None, :, None] >= kw["lengths"][:, None, None]
+    torch.testing.assert_close(model(torch.where(padding, 1 - inputs, inputs), **kw).output, logits)
 
 
 def test_aligned_many_to_many_learns_shifted_echo():
@@ -387,6 +388,7 @@ def _reversal_batch(generator, n=64, steps=6):
     return x, y, {"lengths": lengths}
 
 
+@pytest.mark.slow
 def test_seq2seq_with_attention_learns_reversal():
     model = fit(Seq2Seq(vocab_size=12, target_vocab_size=12, hidden_size=32, embedding_dim=16,
                         attention="bahdanau"), _reversal_batch, 250)
@@ -396,6 +398,7 @@ def test_seq2seq_with_attention_learns_reversal():
     assert sum(exact) / len(exact) >= 0.95, sum(exact) / len(exact)
 
 
+@pytest.mark.slow
 def test_one_to_many_learns_vector_to_digit_sequence():
     def batch(generator, n=64, slots=3):  # one-hot digits in up to 3 slots -> those digits, then EOS
         lengths = torch.randint(1, slots + 1, (n,), generator=generator)
