@@ -140,6 +140,7 @@ def test_month_end_dates_and_gaps_in_daily_data():
     assert guess_season(weekdays) == 5
 
 
+@pytest.mark.slow
 def test_evaluate_accepts_a_short_new_file_with_whole_windows(tmp_path, capsys):
     from rnnkit.cli.main import main
 

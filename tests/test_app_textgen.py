@@ -33,6 +33,7 @@ def run(corpus, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_training_learns_the_text_and_reports_bits_per_char(run, corpus):
     results = json.loads((run / "results.json").read_text())
     text = corpus.read_text()
@@ -45,6 +46,7 @@ def test_training_learns_the_text_and_reports_bits_per_char(run, corpus):
         assert (run / name).exists(), name
 
 
+@pytest.mark.slow
 def test_sample_is_reproducible_and_streams_after_the_prime(run, capsys):
     outputs = []
     for _ in range(2):
@@ -56,6 +58,7 @@ def test_sample_is_reproducible_and_streams_after_the_prime(run, capsys):
     assert main(["textgen", "sample", "--run", str(run), "--length", "30", "--temperature", "0"]) == 0
 
 
+@pytest.mark.slow
 def test_evaluate_matches_training_report(run, corpus, capsys):
     assert main(["textgen", "evaluate", "--run", str(run)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
@@ -64,6 +67,7 @@ def test_evaluate_matches_training_report(run, corpus, capsys):
     assert main(["textgen", "evaluate", "--run", str(run), "--data", str(corpus)]) == 0
 
 
+@pytest.mark.slow
 def test_resume_continues_and_existing_runs_are_protected(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     assert _train(corpus, out, "--max-steps", "30") == 0
@@ -81,6 +85,7 @@ def test_resume_continues_and_existing_runs_are_protected(corpus, tmp_path, caps
     assert steps == list(range(1, 51))
 
 
+@pytest.mark.slow
 def test_word_level(corpus, tmp_path, capsys):
     assert _train(corpus, tmp_path / "words", "--level", "word") == 0
     capsys.readouterr()

@@ -37,6 +37,7 @@ def run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_generated_task_is_learned_and_the_run_holds_everything(run):
     results = json.loads((run / "results.json").read_text())
     assert results["exact_match"] >= 0.9 and results["examples"] == 80  # the header was not a pair
@@ -49,6 +50,7 @@ def test_a_generated_task_is_learned_and_the_run_holds_everything(run):
     assert not list(run.rglob("*.pt")) and not list(run.rglob("*.pkl"))
 
 
+@pytest.mark.slow
 def test_beam_one_is_greedy_and_translate_reads_args_and_stdin(run, capsys, monkeypatch):
     sources = ["abc", "edcba", "ba", "ccdea"]
     model, vocabs, _ = load_run(run)
@@ -65,6 +67,7 @@ def test_beam_one_is_greedy_and_translate_reads_args_and_stdin(run, capsys, monk
     assert len(capsys.readouterr().out.split()) == 2
 
 
+@pytest.mark.slow
 def test_evaluate_reports_bleu_and_exact_match(run, capsys, tmp_path):
     assert main(["translate", "evaluate", "--run", str(run), "--beam", "2", "--predictions",
                  str(tmp_path / "p.tsv")]) == 0
@@ -101,6 +104,7 @@ def test_bad_training_data_gets_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2 and "unknown --dataset 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_runs_of_other_apps_newer_versions_and_bad_options_are_refused(run, tmp_path, capsys):
     (tmp_path / "classify_run").mkdir()
     (tmp_path / "classify_run" / "app.json").write_text(json.dumps({"app": "classify", "format": 2, "settings": {}}))
@@ -127,6 +131,7 @@ def test_runs_of_other_apps_newer_versions_and_bad_options_are_refused(run, tmp_
     assert "--encoding" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_continues_the_run_and_refuses_changed_data(tmp_path, capsys):
     data = write_tsv(tmp_path / "pairs.tsv", reversal_pairs(200, seed=2, alphabet="abc", lengths=(2, 4)))
     args = ["translate", "train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY,

@@ -29,6 +29,7 @@ def need(name: str) -> None:
 
 # --- text -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_python_stdlib_is_always_present_one_document_per_file():
     assert ds.available("python_stdlib") == (True, "")
     docs = ds.load("python_stdlib")

@@ -1,5 +1,6 @@
 """The demo really learns: a short run on the adding problem ends far below the memoryless baseline."""
 
+import pytest
 import torch
 
 from rnnkit.datasets import ADDING_BASELINE_MSE, adding_problem
@@ -13,6 +14,7 @@ def test_adding_problem_targets_are_the_sum_of_the_two_marked_values():
     torch.testing.assert_close(y[:, 0], (x[..., 0] * x[..., 1]).sum(dim=1))
 
 
+@pytest.mark.slow
 def test_demo_loss_falls_below_the_baseline(capsys):
     final = main(["--steps", "10", "--hidden", "32", "--iterations", "300"])
     assert final < 0.2 * ADDING_BASELINE_MSE

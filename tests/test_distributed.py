@@ -22,6 +22,7 @@ def _run(out: Path, kind: str, processes: int) -> dict:
     return load_file(out / "weights.safetensors")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dataset", "streams"])
 def test_two_processes_match_one_on_the_combined_batch(tmp_path, kind):
     single = _run(tmp_path / "single", kind, 1)
@@ -36,6 +37,7 @@ def test_two_processes_match_one_on_the_combined_batch(tmp_path, kind):
     assert len(lines) == 6  # rank 0 alone writes the metrics
 
 
+@pytest.mark.slow
 def test_a_cli_command_trains_under_torchrun(tmp_path):
     (tmp_path / "text.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 200)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

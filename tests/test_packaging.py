@@ -54,6 +54,7 @@ def _build(tmp_path: Path, kind: str) -> Path:
     return archive
 
 
+@pytest.mark.slow
 def test_wheel_carries_the_engine_source_and_every_package_file(tmp_path):
     wheel = _build(tmp_path, "wheel")
     with zipfile.ZipFile(wheel) as archive:
@@ -74,6 +75,7 @@ def test_wheel_carries_the_engine_source_and_every_package_file(tmp_path):
     assert "rnnkit = rnnkit.cli.main:main" in entry_points
 
 
+@pytest.mark.slow
 def test_sdist_carries_the_engine_source_and_the_tests(tmp_path):
     pytest.importorskip("build", reason="the dev extra installs build")
     sdist = _build(tmp_path, "sdist")

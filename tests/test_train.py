@@ -216,6 +216,7 @@ def _script(*args):
     return [sys.executable, str(HERE / "train_support.py"), *map(str, args)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path):
     subprocess.run(_script(tmp_path / "whole", "--max-steps", 30), check=True, timeout=120)
     killed = tmp_path / "killed"
