@@ -25,7 +25,8 @@ def test_default_is_torch_uniform_bound(layer_cls, chunks):
 @pytest.mark.parametrize("layer_cls,chunks", [(rk.RNN, 1), (rk.LSTM, 4), (rk.GRU, 3)])
 def test_identity_scheme_is_irnn(layer_cls, chunks):
     layer = layer_cls(50, 40, num_layers=2, init="identity")
-    for w_ih, w_hh, b_ih, b_hh in layer.weight_groups():
+    for group in layer.parameter_groups():
+        w_ih, w_hh, b_ih, b_hh = (group[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         for block in w_hh.chunk(chunks):
             assert torch.equal(block, _eye(40))
         assert torch.all(b_ih == 0) and torch.all(b_hh == 0)
@@ -44,7 +45,8 @@ def test_identity_function_scale():
 @pytest.mark.parametrize("layer_cls,chunks", [(rk.RNN, 1), (rk.LSTM, 4), (rk.GRU, 3)])
 def test_orthogonal_recurrent_blocks(layer_cls, chunks, scheme):
     layer = layer_cls(7, 16, init=scheme)
-    w_ih, w_hh, b_ih, b_hh = layer.weight_groups()[0]
+    group = layer.parameter_groups()[0]
+    w_hh, b_ih, b_hh = group["weight_hh"], group["bias_ih"], group["bias_hh"]
     for block in w_hh.chunk(chunks):
         torch.testing.assert_close(block.T @ block, _eye(16), atol=1e-5, rtol=0)
     assert torch.all(b_ih == 0) and torch.all(b_hh == 0)
@@ -62,8 +64,8 @@ def test_xavier_input_blocks_use_per_gate_fans():
 @pytest.mark.parametrize("scheme", ["default", "identity", "orthogonal", "xavier"])
 def test_lstm_forget_bias_is_set_on_top_of_any_scheme(scheme):
     layer = rk.LSTM(3, 8, num_layers=2, bidirectional=True, init=scheme, forget_bias=1.0)
-    for _, _, b_ih, b_hh in layer.weight_groups():
-        total = b_ih + b_hh
+    for group in layer.parameter_groups():
+        total = group["bias_ih"] + group["bias_hh"]
         assert torch.all(total[8:16] == 1.0)
     # The cell really sees the bias: with zero weights the forget gate is sigmoid(1).
     cell = rk.LSTMCell(2, 3)

@@ -24,7 +24,7 @@ def test_loop_equals_manual_unroll(cell_type):
     x = torch.randn(6, 2, 3, dtype=torch.float64)
     expected, final = _unroll(cell, x, None)
     zeros = (torch.zeros(2, 4, dtype=torch.float64),) * cell.num_states
-    output, state = recur(cell_type, x, zeros, cell.weight_groups()[0], options=cell.step_options())
+    output, state = recur(cell_type, x, zeros, cell.parameter_groups()[0], options=cell.step_options())
     torch.testing.assert_close(output, expected)
     torch.testing.assert_close(state[0], final[0] if isinstance(final, tuple) else final)
 
@@ -36,7 +36,7 @@ def test_loop_with_lengths_equals_per_sequence_unroll(cell_type, reverse):
     x = torch.randn(5, 3, 3, dtype=torch.float64)
     lengths = torch.tensor([2, 5, 3])
     zeros = (torch.zeros(3, 4, dtype=torch.float64),) * cell.num_states
-    output, state = recur(cell_type, x, zeros, cell.weight_groups()[0], lengths=lengths, reverse=reverse,
+    output, state = recur(cell_type, x, zeros, cell.parameter_groups()[0], lengths=lengths, reverse=reverse,
                           options=cell.step_options())
     for b, n in enumerate(lengths.tolist()):
         seq = x[:n, b : b + 1]

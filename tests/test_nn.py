@@ -184,8 +184,8 @@ def test_auto_backend_picks_engine_then_torch_kernels_then_reference():
 
     class ScaledElman(rk.ElmanCell):
         @staticmethod
-        def recurrence(x_proj, state, weight_hh, bias_hh, nonlinearity="tanh"):
-            (h,) = rk.ElmanCell.recurrence(x_proj, state, weight_hh, bias_hh, nonlinearity)
+        def recurrence(x_proj, state, params, nonlinearity="tanh"):
+            (h,) = rk.ElmanCell.recurrence(x_proj, state, params, nonlinearity)
             return (0.5 * h,)
 
     class HalfRNN(rk.RNN):

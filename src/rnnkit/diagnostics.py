@@ -65,11 +65,11 @@ class _Recorder:
     def __init__(self, name: str, directions: int) -> None:
         self.name, self.directions, self.calls = name, directions, []
 
-    def __call__(self, cell, x, state, weights, *, lengths=None, reverse=False, options=None):
+    def __call__(self, cell, x, state, params, *, lengths=None, reverse=False, options=None):
         layer, direction = divmod(len(self.calls), self.directions)
         states: list = []
         self.calls.append((f"{self.name}.l{layer}{'_reverse' if direction else ''}", states, lengths, reverse))
-        return loop.recur(cell, x, state, weights, lengths=lengths, reverse=reverse, options=options,
+        return loop.recur(cell, x, state, params, lengths=lengths, reverse=reverse, options=options,
                           scan=partial(loop.scan, observe=states.append))
 
 

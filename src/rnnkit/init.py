@@ -63,56 +63,69 @@ def xavier_uniform_(weight: Tensor, num_chunks: int = 1, gain: float = 1.0) -> T
 
 
 @torch.no_grad()
-def forget_gate_bias_(bias_ih: Tensor | None, bias_hh: Tensor | None, value: float = 1.0) -> None:
-    """Make an LSTM's forget-gate bias (gate order ``i, f, g, o``) total ``value``.
+def forget_gate_bias_(bias_ih: Tensor | None, bias_hh: Tensor | None, value: float = 1.0, *, num_chunks: int = 4,
+                      gate: int = 1) -> None:
+    """Make a gated cell's forget-gate bias (block ``gate`` of ``num_chunks``; LSTM: ``i, f, g, o``) total ``value``.
 
     The forget block of ``bias_ih`` is set to ``value`` and that of ``bias_hh`` to 0, since the cell
     adds the two.
     """
     if bias_ih is None or bias_hh is None:
         raise ValueError("forget_bias needs bias=True: the layer has no bias to set")
-    hidden = bias_ih.shape[0] // 4
-    bias_ih[hidden : 2 * hidden].fill_(value)
-    bias_hh[hidden : 2 * hidden].zero_()
+    hidden = bias_ih.shape[0] // num_chunks
+    bias_ih[gate * hidden : (gate + 1) * hidden].fill_(value)
+    bias_hh[gate * hidden : (gate + 1) * hidden].zero_()
+
+
+@torch.no_grad()
+def _initialize_parameter(spec, tensor: Tensor, scheme: str, bound: float) -> None:
+    if spec.role == "gain":
+        tensor.fill_(1.0)
+    elif spec.role == "shift":
+        tensor.zero_()
+    elif scheme == "default":
+        nn.init.uniform_(tensor, -bound, bound)
+    elif spec.role in ("bias", "peephole"):
+        tensor.zero_()
+    elif spec.role == "recurrent":
+        if scheme == "identity":
+            identity_(tensor, spec.chunks)
+        else:
+            orthogonal_(tensor, spec.chunks)
+    elif spec.role == "input" and scheme == "identity":
+        nn.init.normal_(tensor, 0.0, 0.001)
+    elif scheme == "xavier":
+        xavier_uniform_(tensor, spec.chunks)
+    elif spec.role == "projection":
+        orthogonal_(tensor, spec.chunks)
+    else:
+        nn.init.uniform_(tensor, -bound, bound)
 
 
 @torch.no_grad()
 def initialize_(module: nn.Module, scheme: str = "default", *, forget_bias: float | None = None) -> nn.Module:
-    """Initialise every weight group of an rnnkit cell or layer with a named scheme (see the table above).
+    """Initialise every parameter of an rnnkit cell or layer with a named scheme (see the table above).
+
+    Each parameter is treated by the role its cell declares (``rnnkit.cells.base.ParameterSpec``):
+    input and recurrent weights as in the table, biases and peepholes as biases, normalisation gains
+    to 1 and shifts to 0 under every scheme, projections as input weights (orthogonal under
+    ``orthogonal`` and ``identity``).
 
     Args:
-        module: an rnnkit cell or layer (anything with ``weight_groups()``, ``hidden_size`` and a cell
-            type with ``num_chunks``).
+        module: an rnnkit cell or layer (anything with ``named_groups()`` and ``hidden_size``).
         scheme: ``'default'``, ``'identity'``, ``'orthogonal'`` or ``'xavier'``.
-        forget_bias: LSTM only; sets the forget-gate bias after the scheme.
+        forget_bias: cells with a forget gate only (LSTM-like); sets its bias after the scheme.
     """
     _checks.choice("init", scheme, SCHEMES)
-    chunks = _num_chunks(module)
-    if forget_bias is not None and chunks != 4:
-        raise ValueError(f"forget_bias applies to LSTMs only, not to {type(module).__name__}")
-    bound = 1.0 / math.sqrt(module.hidden_size)
-    for weight_ih, weight_hh, bias_ih, bias_hh in module.weight_groups():
-        biases = [b for b in (bias_ih, bias_hh) if b is not None]
-        if scheme == "default":
-            for tensor in (weight_ih, weight_hh, *biases):
-                nn.init.uniform_(tensor, -bound, bound)
-        else:
-            for bias in biases:
-                bias.zero_()
-            if scheme == "identity":
-                nn.init.normal_(weight_ih, 0.0, 0.001)
-                identity_(weight_hh, chunks)
-            else:
-                if scheme == "xavier":
-                    xavier_uniform_(weight_ih, chunks)
-                else:
-                    nn.init.uniform_(weight_ih, -bound, bound)
-                orthogonal_(weight_hh, chunks)
-        if forget_bias is not None:
-            forget_gate_bias_(bias_ih, bias_hh, forget_bias)
-    return module
-
-
-def _num_chunks(module: nn.Module) -> int:
     cell = getattr(module, "cell_type", type(module))
-    return cell.num_chunks
+    if forget_bias is not None and cell.forget_gate is None:
+        raise ValueError(f"forget_bias applies to LSTMs only (cells with a forget gate), not to {type(module).__name__}")
+    bound = 1.0 / math.sqrt(module.hidden_size)
+    for group in module.named_groups():
+        for spec, tensor in group:
+            _initialize_parameter(spec, tensor, scheme, bound)
+        if forget_bias is not None:
+            params = {spec.name: tensor for spec, tensor in group}
+            forget_gate_bias_(params.get("bias_ih"), params.get("bias_hh"), forget_bias, num_chunks=cell.num_chunks,
+                              gate=cell.forget_gate)
+    return module

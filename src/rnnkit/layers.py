@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.loop import recur
 
 Merge = Callable[[Tensor, Tensor], Tensor]
@@ -45,7 +45,7 @@ def run_stack(
     cell: type[RecurrentCell],
     x: Tensor,
     state: State,
-    weights: list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]],
+    params: list[Params],
     *,
     num_layers: int,
     bidirectional: bool,
@@ -59,8 +59,8 @@ def run_stack(
     """Run a stacked (bi)directional network over time-major ``x``.
 
     Args:
-        weights: one ``(weight_ih, weight_hh, bias_ih, bias_hh)`` group per layer and direction, in
-            torch.nn's order (layer 0 forward, layer 0 reverse, layer 1 forward, ...).
+        params: the cell's parameters by name, one mapping per layer and direction, in torch.nn's
+            order (layer 0 forward, layer 0 reverse, layer 1 forward, ...).
         state: initial states, each ``(num_layers * num_directions, batch, hidden_size)``.
         recur: the single-direction time loop; ``rnnkit.loop.recur`` or a faster drop-in for it.
 
@@ -75,7 +75,7 @@ def run_stack(
             index = layer * directions + direction
             initial = tuple(s[index] for s in state)
             output, final = recur(
-                cell, x, initial, weights[index], lengths=lengths, reverse=direction == 1, options=options
+                cell, x, initial, params[index], lengths=lengths, reverse=direction == 1, options=options
             )
             outputs.append(output)
             for collected, part in zip(finals, final):

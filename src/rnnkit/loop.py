@@ -16,7 +16,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import Params, RecurrentCell, State
 
 
 def valid_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
@@ -40,8 +40,7 @@ def scan(
     cell: type[RecurrentCell],
     x_proj: Tensor,
     state: State,
-    weight_hh: Tensor,
-    bias_hh: Tensor | None,
+    params: Params,
     *,
     lengths: Tensor | None = None,
     options: dict | None = None,
@@ -54,7 +53,7 @@ def scan(
     respect to them measures how much of the loss reaches each step (``rnnkit.diagnostics``).
     Returns ``(outputs, final_state)``.
     """
-    step = partial(cell.recurrence, weight_hh=weight_hh, bias_hh=bias_hh, **(options or {}))
+    step = partial(cell.recurrence, params=params, **(options or {}))
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
     outputs = []
     for t, x_t in enumerate(x_proj.unbind(0)):
@@ -75,7 +74,7 @@ def recur(
     cell: type[RecurrentCell],
     x: Tensor,
     state: State,
-    weights: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+    params: Params,
     *,
     lengths: Tensor | None = None,
     reverse: bool = False,
@@ -88,7 +87,7 @@ def recur(
         cell: the cell class whose ``input_projection`` and ``recurrence`` define the step.
         x: the input sequence, time-major.
         state: the initial state, a tuple of ``(batch, hidden_size)`` tensors.
-        weights: ``(weight_ih, weight_hh, bias_ih, bias_hh)``, biases may be ``None``.
+        params: the cell's parameters by name (one group of ``layer.parameter_groups()``).
         lengths: optional CPU int64 ``(batch,)`` valid lengths, each in ``[1, steps]``.
         reverse: process each sequence from its last valid element back to its first.
         options: extra keyword arguments for ``cell.recurrence``.
@@ -98,11 +97,10 @@ def recur(
         ``(outputs, final_state)``: outputs ``(steps, batch, hidden_size)`` aligned with ``x`` and
         zero past each sequence's length; final_state holds each sequence's state after its last step.
     """
-    weight_ih, weight_hh, bias_ih, bias_hh = weights
     if reverse:
         x = reverse_padded(x, lengths)
-    x_proj = cell.input_projection(x, weight_ih, bias_ih, bias_hh)
-    output, state = scan(cell, x_proj, state, weight_hh, bias_hh, lengths=lengths, options=options)
+    x_proj = cell.input_projection(x, params)
+    output, state = scan(cell, x_proj, state, params, lengths=lengths, options=options)
     if reverse:
         output = reverse_padded(output, lengths)
     return output, state

@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import _checks, backends
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
+from rnnkit.cells.base import ParameterSpec
 from rnnkit.cells.elman import NONLINEARITIES
 from rnnkit.init import SCHEMES, initialize_
 from rnnkit.layers import MERGE_MODES, merged_size
@@ -51,8 +52,9 @@ _LAYER_ARGS = """
 class RecurrentLayer(nn.Module):
     """Multi-layer, optionally bidirectional recurrent network over any rnnkit cell type.
 
-    Subclasses set ``cell_type``. Parameters are named ``weight_ih_l{k}[_reverse]``,
-    ``weight_hh_l{k}[_reverse]``, ``bias_ih_l{k}[_reverse]``, ``bias_hh_l{k}[_reverse]``.
+    Subclasses set ``cell_type``. The layer registers the parameters the cell declares
+    (``cell_type.parameter_specs``) once per layer and direction, named ``<name>_l{k}[_reverse]``: for the
+    classic cells torch.nn's ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``.
     """
 
     cell_type: type[RecurrentCell] = RecurrentCell
@@ -91,19 +93,17 @@ class RecurrentLayer(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional, self.merge, self.init, self.backend = bool(bidirectional), merge, init, backend
-        self._weight_names: list[tuple[str, ...]] = []
-        rows = self.cell_type.num_chunks * hidden_size
+        self._groups: list[list[tuple[ParameterSpec, str]]] = []  # per layer and direction: (spec, attribute)
         layer_input = input_size
         for layer in range(num_layers):
+            specs = self.cell_type.parameter_specs(layer_input, hidden_size, self.bias, **self.step_options())
             for suffix in ("", "_reverse")[: self.num_directions]:
-                shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, hidden_size)}
-                if self.bias:
-                    shapes.update(bias_ih=(rows,), bias_hh=(rows,))
-                names = []
-                for kind, shape in shapes.items():
-                    names.append(f"{kind}_l{layer}{suffix}")
-                    self.register_parameter(names[-1], nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
-                self._weight_names.append(tuple(names))
+                group = []
+                for spec in specs:
+                    name = f"{spec.name}_l{layer}{suffix}"
+                    self.register_parameter(name, nn.Parameter(torch.empty(spec.shape, device=device, dtype=dtype)))
+                    group.append((spec, name))
+                self._groups.append(group)
             layer_input = merged_size(hidden_size, self.bidirectional, merge)
         self.reset_parameters()
 
@@ -124,6 +124,14 @@ class RecurrentLayer(nn.Module):
         """Keyword arguments for ``cell_type.recurrence``."""
         return {}
 
+    def named_groups(self) -> list[list[tuple[ParameterSpec, Tensor]]]:
+        """The parameters with their cell's specs, one group per layer and direction (torch.nn's order)."""
+        return [[(spec, getattr(self, name)) for spec, name in group] for group in self._groups]
+
+    def parameter_groups(self) -> list[dict[str, Tensor]]:
+        """The cell's parameters by name (``weight_ih``, ...), one mapping per layer and direction."""
+        return [{spec.name: tensor for spec, tensor in group} for group in self.named_groups()]
+
     def flat_weights(self) -> list[Tensor]:
         """Parameters in torch.nn's flat order (per layer and direction: w_ih, w_hh, b_ih, b_hh)."""
         return [weight for group in self.all_weights for weight in group]
@@ -131,21 +139,13 @@ class RecurrentLayer(nn.Module):
     @property
     def all_weights(self) -> list[list[Tensor]]:
         """torch.nn's view of the parameters: one list per layer and direction."""
-        return [[getattr(self, name) for name in names] for names in self._weight_names]
-
-    def weight_groups(self) -> list[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
-        """One ``(weight_ih, weight_hh, bias_ih, bias_hh)`` group per layer and direction."""
-        groups = []
-        for names in self._weight_names:
-            group = [getattr(self, name) for name in names]
-            groups.append(tuple(group) if self.bias else (*group, None, None))
-        return groups
+        return [[tensor for _, tensor in group] for group in self.named_groups()]
 
     def forward(self, input, hx=None, *, lengths=None):
         """Run the network; returns ``(output, h_n)``, or ``(output, (h_n, c_n))`` for an LSTM."""
         packed = isinstance(input, PackedSequence)
         x = input.data if packed else input
-        _checks.floating_input(x, self.weight_ih_l0.dtype)
+        _checks.floating_input(x, self.flat_weights()[0].dtype)
         if packed:
             if lengths is not None:
                 raise ValueError("pass either a PackedSequence or lengths=, not both: the packing holds the lengths")
@@ -219,13 +219,8 @@ class RecurrentLayer(nn.Module):
             return
         if len({w.data_ptr() for w in weights}) != len(weights) or len({w.dtype for w in weights}) != 1:
             return
-        if self.cell_type is LSTMCell:
-            mode = "LSTM"
-        elif self.cell_type is GRUCell:
-            mode = "GRU"
-        elif self.cell_type is ElmanCell:
-            mode = "RNN_" + self.step_options()["nonlinearity"].upper()
-        else:
+        mode = self.cell_type.torch_kernel(self.step_options())
+        if mode is None:
             return
         import torch.backends.cudnn.rnn as cudnn_rnn
 

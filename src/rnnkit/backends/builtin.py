@@ -12,19 +12,14 @@ from torch import _VF
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.layers import merge_halves
 
-_KERNELS = {
-    (LSTMCell, None): _VF.lstm,
-    (GRUCell, None): _VF.gru,
-    (ElmanCell, "tanh"): _VF.rnn_tanh,
-    (ElmanCell, "relu"): _VF.rnn_relu,
-}
+#: torch's kernels by the name a cell gives (``RecurrentCell.torch_kernel``).
+_KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
 
 def _kernel(layer):
-    return _KERNELS.get((layer.cell_type, layer.step_options().get("nonlinearity")))
+    return _KERNELS.get(layer.cell_type.torch_kernel(layer.step_options()))
 
 
 def _call(kernel, data, batch_sizes, state, weights, *, bias, num_layers, dropout, training, bidirectional):

@@ -35,7 +35,7 @@ class LoopBackend:
             layer.cell_type,
             x,
             state,
-            layer.weight_groups(),
+            layer.parameter_groups(),
             num_layers=layer.num_layers,
             bidirectional=layer.bidirectional,
             merge=layer.merge,

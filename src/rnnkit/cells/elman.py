@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from rnnkit import _checks
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import Params, RecurrentCell, State
 
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -40,6 +40,7 @@ class ElmanCell(RecurrentCell):
     """
 
     num_chunks = 1
+    torch_kernels = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", **kw):
         _checks.choice("nonlinearity", nonlinearity, NONLINEARITIES)
@@ -50,12 +51,10 @@ class ElmanCell(RecurrentCell):
         return {"nonlinearity": self.nonlinearity}
 
     @staticmethod
-    def recurrence(
-        x_proj: Tensor, state: State, weight_hh: Tensor, bias_hh: Tensor | None, nonlinearity: str = "tanh"
-    ) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params, nonlinearity: str = "tanh") -> State:
         (h,) = state
         # x_proj already holds b_ih + b_hh (see RecurrentCell.input_projection).
-        return (NONLINEARITIES[nonlinearity](torch.addmm(x_proj, h, weight_hh.t())),)
+        return (NONLINEARITIES[nonlinearity](torch.addmm(x_proj, h, params["weight_hh"].t())),)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"

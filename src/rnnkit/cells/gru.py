@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import Params, RecurrentCell, State
 
 
 class GRUCell(RecurrentCell):
@@ -40,16 +40,17 @@ class GRUCell(RecurrentCell):
     """
 
     num_chunks = 3
+    torch_kernels = {None: "GRU"}
 
     @staticmethod
-    def input_projection(x: Tensor, weight_ih: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None) -> Tensor:
-        return F.linear(x, weight_ih, bias_ih)
+    def input_projection(x: Tensor, params: Params) -> Tensor:
+        return F.linear(x, params["weight_ih"], params.get("bias_ih"))
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, weight_hh: Tensor, bias_hh: Tensor | None) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params) -> State:
         (h,) = state
         x_r, x_z, x_n = x_proj.chunk(3, dim=1)
-        h_r, h_z, h_n = F.linear(h, weight_hh, bias_hh).chunk(3, dim=1)
+        h_r, h_z, h_n = F.linear(h, params["weight_hh"], params.get("bias_hh")).chunk(3, dim=1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import Params, RecurrentCell, State
 
 
 class LSTMCell(RecurrentCell):
@@ -43,12 +43,14 @@ class LSTMCell(RecurrentCell):
 
     num_chunks = 4
     num_states = 2
+    forget_gate = 1
+    torch_kernels = {None: "LSTM"}
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, weight_hh: Tensor, bias_hh: Tensor | None) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params) -> State:
         h, c = state
         # x_proj already holds b_ih + b_hh (see RecurrentCell.input_projection).
-        gates = torch.addmm(x_proj, h, weight_hh.t())
+        gates = torch.addmm(x_proj, h, params["weight_hh"].t())
         i, f, g, o = gates.chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)

@@ -20,8 +20,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.engine import _build, python_engine
 from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LSTM, EngineCell
 from rnnkit import loop
@@ -29,15 +28,13 @@ from rnnkit import loop
 DTYPES = (torch.float32, torch.float64)
 
 
+#: The engine's cells by the name of the torch kernel computing the same math (``RecurrentCell.torch_kernel``).
+BY_KERNEL = {"GRU": GRU, "LSTM": LSTM, "RNN_TANH": ELMAN_TANH, "RNN_RELU": ELMAN_RELU}
+
+
 def engine_cell(cell: type[RecurrentCell], options: dict) -> EngineCell | None:
     """The engine's description of ``cell`` with these step options, or ``None`` if it has none."""
-    if cell is GRUCell:
-        return GRU
-    if cell is LSTMCell:
-        return LSTM
-    if cell is ElmanCell:
-        return ELMAN_RELU if options.get("nonlinearity") == "relu" else ELMAN_TANH
-    return None
+    return BY_KERNEL.get(cell.torch_kernel(options))
 
 
 def implementation(kind: str = "auto"):
@@ -100,8 +97,7 @@ def scan(
     cell: type[RecurrentCell],
     x_proj: Tensor,
     state: State,
-    weight_hh: Tensor,
-    bias_hh: Tensor | None,
+    params: Params,
     *,
     lengths: Tensor | None = None,
     options: dict | None = None,
@@ -110,11 +106,11 @@ def scan(
     spec = engine_cell(cell, options or {})
     if spec is None:
         raise ValueError(f"the fused engine has no kernel for {cell.__name__}")
-    return run(spec, x_proj, state, weight_hh, bias_hh if spec.uses_hh_bias else None, lengths)
+    return run(spec, x_proj, state, params["weight_hh"], params.get("bias_hh") if spec.uses_hh_bias else None, lengths)
 
 
 #: ``rnnkit.loop.recur`` with the engine's ``scan``: same arguments and results.
 recur = partial(loop.recur, scan=scan)
 
 
-__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "DTYPES", "engine_cell", "implementation", "run", "scan", "recur"]
+__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation", "run", "scan", "recur"]
