@@ -114,11 +114,11 @@ def _load():
         except OSError as error:
             raise BuildProblem(f"cannot create the cache directory {build_dir} ({error.strerror or error})",
                                f"Set {CACHE_ENV} to a writable directory, or RNNKIT_ENGINE=python") from error
-        _check_tools()
-        with _exclusive(build_dir), _quiet_torch(log):
+        with _exclusive(build_dir), _quiet_torch(log), _ninja_on_path():
             if not any(build_dir.glob(f"{name}*.so")) and not any(build_dir.glob(f"{name}*.pyd")):
+                _check_compiler()  # only to build: a library built earlier loads without one
                 print(f"rnnkit: compiling the fused CPU recurrent engine into {build_dir} "
-                      "(first use only, about 40 s)...", file=sys.stderr, flush=True)
+                      "(first use only, about a minute)...", file=sys.stderr, flush=True)
             from torch.utils import cpp_extension
 
             return cpp_extension.load(name=name, sources=[str(source)], extra_cflags=_compile_flags(),
@@ -128,19 +128,45 @@ def _load():
         return None
 
 
-def _check_tools() -> None:
-    """Fail early, with a plain reason, when the compiler or ninja is missing."""
+@contextlib.contextmanager
+def _ninja_on_path():
+    """Put the ninja that pip installed with rnnkit first on PATH while PyTorch builds or loads.
+
+    Always the same ninja, whatever PATH the process has: a venv used without activation has its ninja
+    off PATH, and a different ninja would find the cache's build log "too old" and rebuild.
+    """
+    try:
+        import ninja
+
+        directory = Path(ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        directory = Path(sys.executable).parent
+    path = os.environ.get("PATH", "")
+    if (directory / "ninja").exists() or (directory / "ninja.exe").exists():
+        os.environ["PATH"] = f"{directory}{os.pathsep}{path}"
+    try:
+        if shutil.which("ninja") is None:
+            raise BuildProblem("ninja is not installed",
+                               "pip install ninja (an rnnkit dependency), or set RNNKIT_ENGINE=python")
+        yield
+    finally:
+        os.environ["PATH"] = path
+
+
+def _check_compiler() -> None:
+    """Fail early, with a plain reason and before announcing a build, when there is no working compiler."""
     from torch.utils import cpp_extension
 
-    # pip installs ninja next to the interpreter; a venv used without activation lacks it on PATH.
-    scripts = Path(sys.executable).parent
-    if shutil.which("ninja") is None and (scripts / "ninja").exists():
-        os.environ["PATH"] = f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"
-    if shutil.which("ninja") is None:
-        raise BuildProblem("ninja is not installed", "pip install ninja (an rnnkit dependency), or set RNNKIT_ENGINE=python")
     compiler = cpp_extension.get_cxx_compiler()
     if shutil.which(compiler) is None:
         raise BuildProblem(f"no C++ compiler: {compiler!r} is not on PATH", _DEFAULT_FIX)
+    try:
+        subprocess.run([compiler, "--version"], capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        status = f"exited with status {error.returncode}" if isinstance(error, subprocess.CalledProcessError) else "failed"
+        raise BuildProblem(f"the C++ compiler {compiler!r} does not work (`{compiler} --version` {status})",
+                           "Point CXX at a working g++ or clang++ to get the fast path, or set RNNKIT_ENGINE=python "
+                           "to skip the build") from error
 
 
 @contextlib.contextmanager
