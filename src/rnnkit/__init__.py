@@ -7,6 +7,8 @@
 from rnnkit import init
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit import registry  # noqa: E402  (the cell kinds, built on the layers)
+from rnnkit.registry import register_cell  # noqa: E402
 
 from rnnkit import data, diagnostics, models, train  # noqa: E402  (they build on the layers above)
 from rnnkit.train import TrainConfig, Trainer  # noqa: E402
@@ -23,6 +25,8 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
     "RecurrentCell",
+    "registry",
+    "register_cell",
     "Trainer",
     "TrainConfig",
     "init",

@@ -23,12 +23,15 @@ Outer(name='y', inner=Inner(size=3))
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
 
-def option(default: Any, help: str, *, choices: tuple | None = None, derived: bool = False) -> Any:
-    """A dataclass field with a default, a help text and optionally the allowed ``choices``.
+def option(default: Any, help: str, *, choices: tuple | Callable[[], tuple] | None = None,
+           derived: bool = False) -> Any:
+    """A dataclass field with a default, a help text and optionally the allowed ``choices`` (a tuple, or a
+    function giving them when a parser is built, for registries that grow).
 
     ``derived=True`` marks a value the application fills from the data; it is not a command-line option.
     """
@@ -36,7 +39,7 @@ def option(default: Any, help: str, *, choices: tuple | None = None, derived: bo
         raise TypeError("use a tuple or a scalar default for config fields")
     metadata: dict[str, Any] = {"help": help, "derived": derived}
     if choices is not None:
-        metadata["choices"] = tuple(choices)
+        metadata["choices"] = choices if callable(choices) else tuple(choices)
     return field(default=default, metadata=metadata)
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import init as rk_init
+from rnnkit import registry
 from rnnkit.datasets.synthetic import (
     ADDING_BASELINE_MSE, ORDER_BASELINE_ACCURACY, adding_problem, copy_memory, copy_memory_baseline, temporal_order,
 )
@@ -42,9 +43,20 @@ TASKS = {
     "copy": (copy_memory, "cross_entropy", True),
     "order": (temporal_order, "accuracy", False),
 }
-#: lab cell name -> (model cell, default init scheme)
-CELLS = {"rnn": ("rnn", "default"), "irnn": ("rnn_relu", "identity"), "lstm": ("lstm", "default"),
-         "gru": ("gru", "default")}
+#: The lab's own cell name: a relu Elman RNN started from the identity (Le et al. 2015); every other
+#: name is a registered cell kind (rnnkit.registry), started with torch's default initialisation.
+IRNN = "irnn"
+#: The cells of the default sweep.
+SWEEP_CELLS = ("rnn", IRNN, "lstm", "gru")
+
+
+def model_cell(name: str) -> tuple[str, str]:
+    """``(registered cell, default init scheme)`` of a lab cell name."""
+    return ("rnn_relu", "identity") if name == IRNN else (name, "default")
+
+
+def lab_cell_names() -> tuple[str, ...]:
+    return (*registry.cell_names(), IRNN)
 
 
 def baseline(task: str, steps: int) -> float:
@@ -58,8 +70,8 @@ class LabConfig:
     """One lab experiment: task, sequence length and model."""
 
     task: str = option("adding", "adding, copy or order", choices=("adding", "copy", "order"))
-    cell: str = option("lstm", "rnn (tanh), irnn (relu + identity init), lstm or gru",
-                       choices=("rnn", "irnn", "lstm", "gru"))
+    cell: str = option("lstm", "a registered cell kind (rnn is the tanh Elman RNN), or irnn (relu Elman RNN "
+                               "started from the identity)", choices=lab_cell_names)
     T: int = option(100, "sequence length (copy: the gap between seeing and recalling)")
     hidden_size: int = option(128, "features of the recurrent state")
     init: str = option("auto", "auto (identity for irnn, torch's default otherwise), default, identity, "
@@ -71,8 +83,8 @@ class LabConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+        if self.cell not in lab_cell_names():
+            raise ValueError(f"cell must be one of {', '.join(lab_cell_names())}; got {self.cell!r}")
         if self.init not in ("auto", *rk_init.SCHEMES):
             raise ValueError(f"init must be auto or one of {', '.join(rk_init.SCHEMES)}; got {self.init!r}")
         minimum = 10 if self.task == "order" else 2 if self.task == "adding" else 1
@@ -81,7 +93,7 @@ class LabConfig:
 
     @property
     def scheme(self) -> str:
-        return CELLS[self.cell][1] if self.init == "auto" else self.init
+        return model_cell(self.cell)[1] if self.init == "auto" else self.init
 
 
 class TaskBatches:
@@ -105,7 +117,7 @@ class TaskBatches:
 
 def build_model(config: LabConfig) -> nn.Module:
     """The task's model with the configured cell, initialisation and recurrent scale."""
-    cell = CELLS[config.cell][0]
+    cell = model_cell(config.cell)[0]
     if config.task == "copy":
         model = SequenceTagger(vocab_size=10, embedding_dim=16, output_size=9, cell=cell,
                                hidden_size=config.hidden_size)
@@ -115,7 +127,8 @@ def build_model(config: LabConfig) -> nn.Module:
     else:
         model = SequenceClassifier(input_size=6, output_size=4, cell=cell, hidden_size=config.hidden_size)
     layer = model.encoder.rnn
-    rk_init.initialize_(layer, config.scheme, forget_bias=config.forget_bias if config.cell == "lstm" else None)
+    has_forget_gate = layer.cell_type.forget_gate is not None
+    rk_init.initialize_(layer, config.scheme, forget_bias=config.forget_bias if has_forget_gate else None)
     with torch.no_grad():
         for name, weight in layer.named_parameters():
             if name.startswith("weight_hh"):
@@ -251,8 +264,8 @@ def describe(result: dict) -> str:
 #: without clipping, to show exploding gradients.
 def default_grid(lengths: tuple[int, ...] = (50, 100, 200)) -> list[tuple[LabConfig, float | None]]:
     grid = [(LabConfig(task="adding", cell=cell, T=T), clip)
-            for T in lengths for cell in CELLS for clip in (1.0, None)]
-    grid += [(LabConfig(task=task, cell=cell, T=100), 1.0) for task in ("copy", "order") for cell in CELLS]
+            for T in lengths for cell in SWEEP_CELLS for clip in (1.0, None)]
+    grid += [(LabConfig(task=task, cell=cell, T=100), 1.0) for task in ("copy", "order") for cell in SWEEP_CELLS]
     grid += [(LabConfig(task="adding", cell="rnn", T=100, recurrent_scale=4.0), clip) for clip in (1.0, None)]
     return grid
 

@@ -78,6 +78,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
                 return None if text.lower() in ("none", "off") else base(text)
             help_text += " ('none' turns it off)"
         choices = field.metadata.get("choices")
+        choices = choices() if callable(choices) else choices
         parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
                             choices=choices, metavar=None if choices else name.split("_")[-1].upper(),
                             help=f"{help_text} (default: {default})")

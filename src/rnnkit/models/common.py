@@ -13,18 +13,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit import _checks
+from rnnkit import _checks, registry
 from rnnkit.options import option
 from rnnkit.types import IGNORE_INDEX
-from rnnkit.nn import GRU, LSTM, RNN
 
-#: ``cell`` config values: the rnnkit layer and its extra constructor arguments.
-CELLS: dict[str, tuple[type[nn.Module], dict]] = {
-    "rnn": (RNN, {"nonlinearity": "tanh"}),
-    "rnn_relu": (RNN, {"nonlinearity": "relu"}),
-    "lstm": (LSTM, {}),
-    "gru": (GRU, {}),
-}
 TASKS = ("classification", "regression")
 
 
@@ -32,7 +24,7 @@ TASKS = ("classification", "regression")
 class RecurrentConfig:
     """Fields every recurrent task model shares."""
 
-    cell: str = option("gru", "recurrent cell: 'rnn' (tanh), 'rnn_relu', 'lstm' or 'gru'", choices=tuple(CELLS))
+    cell: str = option("gru", "the recurrent cell, any registered kind (rnnkit.registry)", choices=registry.cell_names)
     hidden_size: int = option(64, "features of the recurrent state")
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout on embeddings, between recurrent layers and before the output head")
@@ -44,7 +36,7 @@ class RecurrentConfig:
 
     def validate(self) -> None:
         """Check every field; raise ``ValueError`` naming the field, the value and what is allowed."""
-        _checks.choice("cell", self.cell, CELLS)
+        registry.cell_kind(self.cell)
         for name in ("hidden_size", "num_layers"):
             _checks.positive_int(name, getattr(self, name))
         check_probability("dropout", self.dropout)
@@ -85,10 +77,9 @@ def build_config(config_class: type, config, overrides: dict):
 
 def make_rnn(config: RecurrentConfig, input_size: int, *, bidirectional: bool = False) -> nn.Module:
     """A batch-first rnnkit layer as the config describes (dropout between layers only when stacked)."""
-    layer, extra = CELLS[config.cell]
-    return layer(input_size, config.hidden_size, config.num_layers, batch_first=True,
-                 dropout=config.dropout if config.num_layers > 1 else 0.0, bidirectional=bidirectional,
-                 backend=config.backend, **extra)
+    return registry.make_layer(config.cell, input_size, config.hidden_size, num_layers=config.num_layers,
+                               batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0,
+                               bidirectional=bidirectional, backend=config.backend)
 
 
 def embed_or_check(embedding: nn.Module | None, inputs: Tensor, input_size: int, owner: str) -> Tensor:
