@@ -70,6 +70,9 @@ def scan(
     return output, state
 
 
+_sequential = scan
+
+
 def recur(
     cell: type[RecurrentCell],
     x: Tensor,
@@ -79,7 +82,7 @@ def recur(
     lengths: Tensor | None = None,
     reverse: bool = False,
     options: dict | None = None,
-    scan: Callable = scan,
+    scan: Callable | None = None,
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over time-major ``x`` of shape ``(steps, batch, features)``.
 
@@ -91,7 +94,9 @@ def recur(
         lengths: optional CPU int64 ``(batch,)`` valid lengths, each in ``[1, steps]``.
         reverse: process each sequence from its last valid element back to its first.
         options: extra keyword arguments for ``cell.recurrence``.
-        scan: the per-step recurrence; ``loop.scan`` or a faster one with its signature (the engine's).
+        scan: the recurrence over all steps, with ``loop.scan``'s signature: the engine's, or ``loop.scan``
+            with an ``observe`` hook. ``None``: the cell's own ``parallel_scan`` when it has one (cells
+            whose recurrence is linear in the state, minGRU/minLSTM), else ``loop.scan``.
 
     Returns:
         ``(outputs, final_state)``: outputs ``(steps, batch, hidden_size)`` aligned with ``x`` and
@@ -100,7 +105,10 @@ def recur(
     if reverse:
         x = reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, params)
-    output, state = scan(cell, x_proj, state, params, lengths=lengths, options=options)
+    if scan is None and hasattr(cell, "parallel_scan"):
+        output, state = cell.parallel_scan(x_proj, state, params, lengths=lengths, **(options or {}))
+    else:
+        output, state = (scan or _sequential)(cell, x_proj, state, params, lengths=lengths, options=options)
     if reverse:
         output = reverse_padded(output, lengths)
     return output, state

@@ -11,6 +11,9 @@ parameters as a mapping by name, and that the cell's own ``forward`` and the lay
   for all time steps at once (for the classic cells: one matrix multiply).
 * ``recurrence(x_proj, state, params, **options)`` -- the part that needs the previous state.
   ``state`` is a tuple (``(h,)`` or ``(h, c)``) and the new state is returned the same way.
+* optionally ``parallel_scan(x_proj, state, params, *, lengths, **options) -> (outputs, final_state)``
+  -- all steps at once, for cells whose recurrence is linear in the state (minGRU, minLSTM); the
+  loop uses it instead of stepping, and ``recurrence`` stays the step-by-step reference.
 
 A parameter's *role* tells ``rnnkit.init`` how each ``init=`` scheme treats it: ``"input"`` and
 ``"recurrent"`` weights (``chunks`` gate blocks stacked in the rows, each initialised on its own),
