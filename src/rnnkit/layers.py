@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.cells.base import Params, RecurrentCell, State
-from rnnkit.loop import recur
+from rnnkit.loop import Regularization, recur
 
 Merge = Callable[[Tensor, Tensor], Tensor]
 
@@ -55,6 +55,7 @@ def run_stack(
     lengths: Tensor | None = None,
     options: dict | None = None,
     recur: Callable = recur,
+    regularization: Regularization | None = None,
 ) -> tuple[Tensor, State]:
     """Run a stacked (bi)directional network over time-major ``x``.
 
@@ -63,6 +64,7 @@ def run_stack(
             order (layer 0 forward, layer 0 reverse, layer 1 forward, ...).
         state: initial states, each ``(num_layers * num_directions, batch, hidden_size)``.
         recur: the single-direction time loop; ``rnnkit.loop.recur`` or a faster drop-in for it.
+        regularization: recurrent dropout and zoneout for every layer and direction (``loop.recur`` only).
 
     Returns:
         ``(output, final_state)`` with the final states stacked as in ``state``.
@@ -74,8 +76,9 @@ def run_stack(
         for direction in range(directions):
             index = layer * directions + direction
             initial = tuple(s[index] for s in state)
+            extra = {"regularization": regularization} if regularization is not None else {}
             output, final = recur(
-                cell, x, initial, params[index], lengths=lengths, reverse=direction == 1, options=options
+                cell, x, initial, params[index], lengths=lengths, reverse=direction == 1, options=options, **extra
             )
             outputs.append(output)
             for collected, part in zip(finals, final):

@@ -11,12 +11,29 @@ its own length, so it starts at that sequence's last valid element.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import Tensor
 
 from rnnkit.cells.base import Params, RecurrentCell, State
+
+
+@dataclass(frozen=True)
+class Regularization:
+    """The recurrent regularisers of a layer in training (``RecurrentLayer.regularization``).
+
+    ``recurrent_dropout``: variational dropout on the state the recurrent weights read (Gal &
+    Ghahramani 2016): one mask per sequence, the same at every step, scaled by ``1 / (1 - p)``.
+    ``zoneout``: each unit of the state keeps its previous value with probability ``p`` at each step
+    (Krueger et al. 2016); outside training the state moves to its expectation,
+    ``p * previous + (1 - p) * new``.
+    """
+
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    training: bool = False
 
 
 def valid_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
@@ -45,19 +62,29 @@ def scan(
     lengths: Tensor | None = None,
     options: dict | None = None,
     observe: Callable[[State], None] | None = None,
+    regularization: Regularization | None = None,
 ) -> tuple[Tensor, State]:
     """The per-step recurrence over an input projection ``x_proj`` of shape ``(steps, batch, gates)``.
 
     A sequence past its length keeps its state and outputs zero. ``observe``, if given, receives the
     state after every step: the very tensors the next step reads, so ``torch.autograd.grad`` with
     respect to them measures how much of the loss reaches each step (``rnnkit.diagnostics``).
+    ``regularization`` applies recurrent dropout and zoneout (see :class:`Regularization`).
     Returns ``(outputs, final_state)``.
     """
-    step = partial(cell.recurrence, params=params, **(options or {}))
+    options = dict(options or {})
+    zoneout = regularization.zoneout if regularization is not None else 0.0
+    if regularization is not None and regularization.training and regularization.recurrent_dropout > 0:
+        keep = 1.0 - regularization.recurrent_dropout
+        h = state[0]
+        options["recurrent_mask"] = torch.bernoulli(torch.full_like(h, keep)) / keep  # one mask per sequence
+    step = partial(cell.recurrence, params=params, **options)
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
     outputs = []
     for t, x_t in enumerate(x_proj.unbind(0)):
         new_state = step(x_t, state)
+        if zoneout > 0:
+            new_state = _zone_out(new_state, state, zoneout, regularization.training)
         if mask is not None:
             new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
         state = new_state
@@ -68,6 +95,12 @@ def scan(
     if mask is not None:
         output = output.masked_fill(~mask, 0.0)
     return output, state
+
+
+def _zone_out(new: State, old: State, p: float, training: bool) -> State:
+    if training:  # a fresh mask per step and per state tensor: each unit keeps its old value with probability p
+        return tuple(torch.where(torch.rand_like(n) < p, o, n) for n, o in zip(new, old))
+    return tuple(torch.lerp(n, o, p) for n, o in zip(new, old))  # the expectation: p * old + (1 - p) * new
 
 
 _sequential = scan
@@ -83,6 +116,7 @@ def recur(
     reverse: bool = False,
     options: dict | None = None,
     scan: Callable | None = None,
+    regularization: Regularization | None = None,
 ) -> tuple[Tensor, State]:
     """Run ``cell`` over time-major ``x`` of shape ``(steps, batch, features)``.
 
@@ -97,6 +131,7 @@ def recur(
         scan: the recurrence over all steps, with ``loop.scan``'s signature: the engine's, or ``loop.scan``
             with an ``observe`` hook. ``None``: the cell's own ``parallel_scan`` when it has one (cells
             whose recurrence is linear in the state, minGRU/minLSTM), else ``loop.scan``.
+        regularization: recurrent dropout and zoneout (training) for ``loop.scan``; ``None`` for none.
 
     Returns:
         ``(outputs, final_state)``: outputs ``(steps, batch, hidden_size)`` aligned with ``x`` and
@@ -105,7 +140,10 @@ def recur(
     if reverse:
         x = reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, params)
-    if scan is None and hasattr(cell, "parallel_scan"):
+    if regularization is not None:
+        output, state = (scan or _sequential)(cell, x_proj, state, params, lengths=lengths, options=options,
+                                              regularization=regularization)
+    elif scan is None and hasattr(cell, "parallel_scan"):
         output, state = cell.parallel_scan(x_proj, state, params, lengths=lengths, **(options or {}))
     else:
         output, state = (scan or _sequential)(cell, x_proj, state, params, lengths=lengths, options=options)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnkit import _checks, backends
+from rnnkit import _checks, backends, loop
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from rnnkit.cells.base import ParameterSpec
 from rnnkit.cells.elman import NONLINEARITIES
@@ -37,6 +37,11 @@ _LAYER_ARGS = """
             ``rnnkit.init``. Keyword only.
         backend: ``'auto'`` (torch's fused kernels when they apply), ``'builtin'`` or ``'reference'``
             (rnnkit's readable loop over the cell's step). Keyword only.
+        recurrent_dropout: variational dropout on the state the recurrent weights read, one mask per
+            sequence held for all its steps (Gal & Ghahramani 2016); training only. Keyword only.
+        zoneout: probability that each state unit keeps its previous value at a step (Krueger et al.
+            2016); outside training the state moves to the expectation. Keyword only. Both run on the
+            reference loop while they act.
 
     Shape:
         input: ``(seq, batch, input_size)``, ``(batch, seq, input_size)`` if ``batch_first``,
@@ -72,6 +77,8 @@ class RecurrentLayer(nn.Module):
         merge: str = "concat",
         init: str = "default",
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -90,6 +97,13 @@ class RecurrentLayer(nn.Module):
             warnings.warn(f"merge={merge!r} has no effect without bidirectional=True", stacklevel=2)
         _checks.choice("init", init, SCHEMES)
         _checks.choice("backend", backend, backends.names())
+        for name, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+        if recurrent_dropout and not self.cell_type.accepts_recurrent_mask:
+            raise ValueError(f"recurrent_dropout needs a cell whose step reads its state through recurrent weights; "
+                             f"{self.cell_type.__name__} has none (use dropout= between layers)")
+        self.recurrent_dropout, self.zoneout = float(recurrent_dropout), float(zoneout)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional, self.merge, self.init, self.backend = bool(bidirectional), merge, init, backend
@@ -119,6 +133,14 @@ class RecurrentLayer(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise with the scheme given as ``init``."""
         initialize_(self, self.init)
+
+    def regularization(self) -> loop.Regularization | None:
+        """The recurrent regularisers in effect now: recurrent dropout in training, zoneout always (its
+        expectation outside training); ``None`` when the plain recurrence applies, which every backend runs."""
+        dropout = self.recurrent_dropout if self.training else 0.0
+        if not dropout and not self.zoneout:
+            return None
+        return loop.Regularization(dropout, self.zoneout, self.training)
 
     def step_options(self) -> dict:
         """Keyword arguments for ``cell_type.recurrence``."""
@@ -234,7 +256,8 @@ class RecurrentLayer(nn.Module):
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
         defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "merge": "concat", "init": "default", "backend": "auto"}
+                    "bidirectional": False, "merge": "concat", "init": "default", "backend": "auto",
+                    "recurrent_dropout": 0.0, "zoneout": 0.0}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)!r}"

@@ -35,7 +35,7 @@ class BuiltinBackend:
     name = "builtin"
 
     def supports(self, layer) -> bool:
-        return _kernel(layer) is not None
+        return _kernel(layer) is not None and layer.regularization() is None
 
     preferred = supports
 

@@ -44,6 +44,7 @@ class LoopBackend:
             lengths=lengths,
             options=layer.step_options(),
             recur=self._recur,
+            regularization=layer.regularization(),
         )
         if packed:
             output = pack_padded_sequence(output, lengths, enforce_sorted=sorted_input)

@@ -81,6 +81,9 @@ class RecurrentCell(nn.Module):
     #: cells without one). Read only from the class that sets it: a subclass changing the math must
     #: not inherit a kernel.
     torch_kernels: ClassVar[dict] = {}
+    #: Whether ``recurrence`` takes ``recurrent_mask=`` (a ``(batch, hidden)`` mask multiplying the state
+    #: the recurrent weights read), which variational recurrent dropout needs.
+    accepts_recurrent_mask: ClassVar[bool] = False
 
     def __init__(
         self,

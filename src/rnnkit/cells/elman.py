@@ -41,6 +41,7 @@ class ElmanCell(RecurrentCell):
 
     num_chunks = 1
     torch_kernels = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+    accepts_recurrent_mask = True
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", **kw):
         _checks.choice("nonlinearity", nonlinearity, NONLINEARITIES)
@@ -51,10 +52,12 @@ class ElmanCell(RecurrentCell):
         return {"nonlinearity": self.nonlinearity}
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, params: Params, nonlinearity: str = "tanh") -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params, nonlinearity: str = "tanh",
+                   recurrent_mask: Tensor | None = None) -> State:
         (h,) = state
+        read = h if recurrent_mask is None else h * recurrent_mask
         # x_proj already holds b_ih + b_hh (see RecurrentCell.input_projection).
-        return (NONLINEARITIES[nonlinearity](torch.addmm(x_proj, h, params["weight_hh"].t())),)
+        return (NONLINEARITIES[nonlinearity](torch.addmm(x_proj, read, params["weight_hh"].t())),)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"

@@ -41,16 +41,18 @@ class GRUCell(RecurrentCell):
 
     num_chunks = 3
     torch_kernels = {None: "GRU"}
+    accepts_recurrent_mask = True
 
     @staticmethod
     def input_projection(x: Tensor, params: Params) -> Tensor:
         return F.linear(x, params["weight_ih"], params.get("bias_ih"))
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, params: Params) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params, recurrent_mask: Tensor | None = None) -> State:
         (h,) = state
+        read = h if recurrent_mask is None else h * recurrent_mask  # the carried h itself is not dropped
         x_r, x_z, x_n = x_proj.chunk(3, dim=1)
-        h_r, h_z, h_n = F.linear(h, params["weight_hh"], params.get("bias_hh")).chunk(3, dim=1)
+        h_r, h_z, h_n = F.linear(read, params["weight_hh"], params.get("bias_hh")).chunk(3, dim=1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)

@@ -45,12 +45,14 @@ class LSTMCell(RecurrentCell):
     num_states = 2
     forget_gate = 1
     torch_kernels = {None: "LSTM"}
+    accepts_recurrent_mask = True
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, params: Params) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params, recurrent_mask: Tensor | None = None) -> State:
         h, c = state
+        read = h if recurrent_mask is None else h * recurrent_mask
         # x_proj already holds b_ih + b_hh (see RecurrentCell.input_projection).
-        gates = torch.addmm(x_proj, h, params["weight_hh"].t())
+        gates = torch.addmm(x_proj, read, params["weight_hh"].t())
         i, f, g, o = gates.chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)

@@ -28,6 +28,10 @@ class RecurrentConfig:
     hidden_size: int = option(64, "features of the recurrent state")
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout on embeddings, between recurrent layers and before the output head")
+    recurrent_dropout: float = option(0.0, "variational dropout on the recurrent state, one mask per sequence "
+                                           "(Gal & Ghahramani 2016); lstm, gru and rnn cells")
+    zoneout: float = option(0.0, "probability that a state unit keeps its previous value at a step "
+                                 "(Krueger et al. 2016)")
     backend: str = option("auto", "recurrent backend: 'auto' (the fastest for the device), 'engine', 'builtin' or "
                                   "'reference'", choices=("auto", "engine", "builtin", "reference"))
 
@@ -40,6 +44,10 @@ class RecurrentConfig:
         for name in ("hidden_size", "num_layers"):
             _checks.positive_int(name, getattr(self, name))
         check_probability("dropout", self.dropout)
+        for name in ("recurrent_dropout", "zoneout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
         from rnnkit import backends
 
         _checks.choice("backend", self.backend, backends.names())
@@ -79,7 +87,8 @@ def make_rnn(config: RecurrentConfig, input_size: int, *, bidirectional: bool = 
     """A batch-first rnnkit layer as the config describes (dropout between layers only when stacked)."""
     return registry.make_layer(config.cell, input_size, config.hidden_size, num_layers=config.num_layers,
                                batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0,
-                               bidirectional=bidirectional, backend=config.backend)
+                               bidirectional=bidirectional, backend=config.backend,
+                               recurrent_dropout=config.recurrent_dropout, zoneout=config.zoneout)
 
 
 def embed_or_check(embedding: nn.Module | None, inputs: Tensor, input_size: int, owner: str) -> Tensor:

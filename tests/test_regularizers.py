@@ -1,0 +1,118 @@
+"""Recurrent regularisers as layer options: variational recurrent dropout (Gal & Ghahramani 2016) and
+zoneout (Krueger et al. 2016). Each check builds a layer whose step is known in closed form, so the
+mask's behaviour over time, across sequences and in expectation can be read off the outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit as rk
+from rnnkit import backends
+
+
+def _echo_rnn(hidden: int, **kwargs) -> rk.RNN:
+    """relu Elman RNN with W_hh = I and no input or bias: h_t = relu(mask * h_{t-1}) = mask * h_{t-1}."""
+    layer = rk.RNN(1, hidden, nonlinearity="relu", **kwargs)
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            parameter.copy_(torch.eye(hidden) if name.startswith("weight_hh") else torch.zeros_like(parameter))
+    return layer
+
+
+def test_recurrent_dropout_holds_one_mask_per_sequence_for_every_step():
+    p, hidden, steps = 0.3, 64, 6
+    layer = _echo_rnn(hidden, recurrent_dropout=p)
+    h0 = torch.ones(1, 64, hidden)
+    output, _ = layer(torch.zeros(steps, 64, 1), h0)
+    scale = 1 / (1 - p)
+    first = output[0]
+    kept = first > 0
+    assert torch.equal(first[kept], torch.full_like(first[kept], scale))
+    for t in range(steps):  # a unit dropped once is dropped at every step; a kept one is kept (scaled) at every step
+        torch.testing.assert_close(output[t], kept * scale ** (t + 1))
+    assert abs((~kept).float().mean().item() - p) < 0.03  # 4,096 units: the drop rate is p
+    assert not torch.equal(kept[0], kept[1])  # fresh across sequences
+    again, _ = layer(torch.zeros(steps, 64, 1), h0)
+    assert not torch.equal(again[0] > 0, kept)  # and across calls
+
+
+def test_recurrent_dropout_is_off_in_evaluation_and_equals_torch_nn():
+    torch.manual_seed(0)
+    layer = rk.LSTM(3, 5, num_layers=2, recurrent_dropout=0.5).eval()
+    reference = torch.nn.LSTM(3, 5, num_layers=2)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(7, 2, 3)
+    assert backends.select(layer).name != "reference"  # the plain recurrence: any backend runs it
+    torch.testing.assert_close(layer(x)[0], reference(x)[0])
+    torch.testing.assert_close(layer(x)[0], layer(x)[0], rtol=0, atol=0)
+
+
+def _sticky_rnn(hidden: int, **kwargs) -> rk.RNN:
+    """relu Elman RNN whose new state is always 1 (only a bias): h_t = 1 unless zoneout keeps h_{t-1}."""
+    layer = rk.RNN(1, hidden, nonlinearity="relu", **kwargs)
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            parameter.fill_(1.0 if name.startswith("bias_ih") else 0.0)
+    return layer
+
+
+def test_zoneout_keeps_each_unit_with_probability_p_at_every_step():
+    p, hidden = 0.4, 128
+    layer = _sticky_rnn(hidden, zoneout=p)
+    output, _ = layer(torch.zeros(3, 64, 1), torch.full((1, 64, hidden), 5.0))
+    assert set(output.unique().tolist()) <= {1.0, 5.0}
+    still = output == 5.0  # a unit is still at h_0 = 5 after t steps only if zoned out at each: p^t
+    for t in range(3):
+        assert abs(still[t].float().mean().item() - p ** (t + 1)) < 0.02
+    assert torch.all(still[1] <= still[0])  # once updated to 1 it stays 1
+
+
+def test_zoneout_outside_training_is_its_expectation():
+    p = 0.4
+    layer = _sticky_rnn(4, zoneout=p).eval()
+    output, h_n = layer(torch.zeros(5, 2, 1), torch.full((1, 2, 4), 5.0))
+    expected = torch.tensor([1 + 4 * p ** (t + 1) for t in range(5)])  # h_t = p h_{t-1} + (1 - p) 1
+    torch.testing.assert_close(output[:, 0, 0], expected)
+    torch.testing.assert_close(h_n[0, 0, 0], expected[-1])
+
+
+@pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU])
+def test_regularised_layers_pass_gradcheck_and_honour_lengths(layer_cls):
+    layer = layer_cls(2, 3, bidirectional=True, recurrent_dropout=0.3, zoneout=0.2).double()
+    names = [name for name, _ in layer.named_parameters()]
+    lengths = torch.tensor([4, 2])
+
+    def run(x, *weights):
+        torch.manual_seed(1)  # the same masks at every evaluation
+        out, _ = torch.func.functional_call(layer, dict(zip(names, weights)), (x,), {"lengths": lengths})
+        return out
+
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    weights = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(run, (x, *weights), fast_mode=True)
+    assert torch.all(run(x, *weights)[2:, 1] == 0)  # past its length
+
+
+def test_task_models_and_apps_take_the_regularisers():
+    model = rk.models.SequenceClassifier(vocab_size=10, cell="lstm", recurrent_dropout=0.25, zoneout=0.1)
+    assert model.encoder.rnn.recurrent_dropout == 0.25 and model.encoder.rnn.zoneout == 0.1
+    model(torch.randint(0, 10, (3, 5)), torch.tensor([0, 1, 1])).loss.backward()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"recurrent_dropout": 1.0}, r"recurrent_dropout must be a probability in \[0, 1\)"),
+    ({"zoneout": -0.1}, r"zoneout must be a probability in \[0, 1\)"),
+    ({"zoneout": True}, "zoneout must be a probability"),
+])
+def test_bad_regulariser_values_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rk.GRU(2, 3, **kwargs)
+
+
+def test_a_forced_fused_backend_refuses_a_regularised_layer_in_training():
+    layer = rk.GRU(2, 3, recurrent_dropout=0.2, backend="engine")
+    with pytest.raises(ValueError, match="backend 'engine' does not support"):
+        layer(torch.randn(3, 1, 2))
+    layer.eval()
+    layer(torch.randn(3, 1, 2))  # evaluation is the plain GRU: the engine runs it
