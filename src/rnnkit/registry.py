@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.variants.layernorm import LayerNormGRU, LayerNormLSTM
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,5 @@ register_cell("rnn", RNN, help="Elman RNN with tanh", nonlinearity="tanh")
 register_cell("rnn_relu", RNN, help="Elman RNN with relu (IRNN with init='identity')", nonlinearity="relu")
 register_cell("lstm", LSTM, help="long short-term memory")
 register_cell("gru", GRU, help="gated recurrent unit")
+register_cell("ln_lstm", LayerNormLSTM, help="layer-normalised LSTM (Ba et al. 2016)")
+register_cell("ln_gru", LayerNormGRU, help="layer-normalised GRU (Ba et al. 2016)")
