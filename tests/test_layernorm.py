@@ -31,11 +31,13 @@ def ln(v, gain, shift):
     return out if shift is None else out + shift
 
 
-def lstm_step(x, state, p):
-    """a = LN(W_ih x) + LN(W_hh h) + b_ih + b_hh (gates i, f, g, o); c' = f c + i g; h' = o tanh(LN(c'))."""
+def lstm_step(x, state, p, read=None):
+    """a = LN(W_ih x) + LN(W_hh h) + b_ih + b_hh (gates i, f, g, o); c' = f c + i g; h' = o tanh(LN(c')).
+
+    ``read``: the state W_hh reads in place of h (recurrent dropout's masked h)."""
     h, c = state
     a = ln(x @ p["weight_ih"].T, p["ln_ih_weight"], p.get("ln_ih_bias")) \
-        + ln(h @ p["weight_hh"].T, p["ln_hh_weight"], p.get("ln_hh_bias"))
+        + ln((h if read is None else read) @ p["weight_hh"].T, p["ln_hh_weight"], p.get("ln_hh_bias"))
     if "bias_ih" in p:
         a = a + p["bias_ih"] + p["bias_hh"]
     hidden = h.shape[-1]
@@ -45,11 +47,11 @@ def lstm_step(x, state, p):
     return o * torch.tanh(ln(c, p["ln_c_weight"], p.get("ln_c_bias"))), c
 
 
-def gru_step(x, state, p):
+def gru_step(x, state, p, read=None):
     """x^ = LN(W_ih x) + b_ih, h^ = LN(W_hh h) + b_hh (r, z, n); n = tanh(x^_n + r h^_n); h' = (1-z) n + z h."""
     (h,) = state
     xs = ln(x @ p["weight_ih"].T, p["ln_ih_weight"], p.get("ln_ih_bias")) + p.get("bias_ih", 0)
-    hs = ln(h @ p["weight_hh"].T, p["ln_hh_weight"], p.get("ln_hh_bias")) + p.get("bias_hh", 0)
+    hs = ln((h if read is None else read) @ p["weight_hh"].T, p["ln_hh_weight"], p.get("ln_hh_bias")) + p.get("bias_hh", 0)
     hidden = h.shape[-1]
     r = torch.sigmoid(xs[..., :hidden] + hs[..., :hidden])
     z = torch.sigmoid(xs[..., hidden:2 * hidden] + hs[..., hidden:2 * hidden])
@@ -211,6 +213,25 @@ def test_cell_modules_equal_one_step_of_the_equations():
     for cls in (rk.LayerNormLSTMCell, rk.LayerNormGRUCell):
         assert not issubclass(cls, (rk.LSTMCell, rk.GRUCell)) and cls.torch_kernel({}) is None
     assert rk.LayerNormLSTMCell.forget_gate == 1 and rk.LayerNormGRUCell.forget_gate is None
+
+
+def test_recurrent_dropout_masks_only_the_state_the_recurrent_weights_read():
+    x, h, c = torch.randn(2, 3, dtype=F64), torch.randn(2, 4, dtype=F64), torch.randn(2, 4, dtype=F64)
+    mask = torch.bernoulli(torch.full((2, 4), 0.5, dtype=F64)) / 0.5
+    for cls, kind, state in ((rk.LayerNormLSTMCell, "lstm", (h, c)), (rk.LayerNormGRUCell, "gru", (h,))):
+        assert cls.accepts_recurrent_mask
+        cell = randomize(cls(3, 4, dtype=F64))
+        p = dict(cell.named_parameters())
+        got = cls.recurrence(cls.input_projection(x, p), state, p, recurrent_mask=mask)
+        want = STEPS[kind](x, state, p, read=h * mask)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+        layer = make(kind, 3, 4, bidirectional=True, recurrent_dropout=0.5, zoneout=0.1)
+        plain = LAYERS[kind](3, 4, bidirectional=True, zoneout=0.1, dtype=F64)
+        plain.load_state_dict(layer.state_dict())
+        xs = torch.randn(5, 2, 3, dtype=F64)
+        assert not torch.allclose(layer(xs)[0], plain(xs)[0])  # training: masks drawn
+        torch.testing.assert_close(layer.eval()(xs)[0], plain.eval()(xs)[0], rtol=0, atol=0)
 
 
 def test_state_dict_names():

@@ -95,6 +95,7 @@ class LayerNormLSTMCell(RecurrentCell):
     num_chunks = 4
     num_states = 2
     forget_gate = 1
+    accepts_recurrent_mask = True
 
     @classmethod
     def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, **options) -> list[ParameterSpec]:
@@ -110,9 +111,10 @@ class LayerNormLSTMCell(RecurrentCell):
         return projected
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, params: Params) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params, recurrent_mask: Tensor | None = None) -> State:
         h, c = state
-        gates = x_proj + _layer_norm(F.linear(h, params["weight_hh"]), params, "hh")
+        read = h if recurrent_mask is None else h * recurrent_mask  # recurrent_dropout=: the state W_hh reads
+        gates = x_proj + _layer_norm(F.linear(read, params["weight_hh"]), params, "hh")
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(_layer_norm(c, params, "c"))
@@ -147,6 +149,7 @@ class LayerNormGRUCell(RecurrentCell):
     """
 
     num_chunks = 3
+    accepts_recurrent_mask = True
 
     @classmethod
     def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, **options) -> list[ParameterSpec]:
@@ -160,9 +163,10 @@ class LayerNormGRUCell(RecurrentCell):
         return projected + params["bias_ih"] if "bias_ih" in params else projected
 
     @staticmethod
-    def recurrence(x_proj: Tensor, state: State, params: Params) -> State:
+    def recurrence(x_proj: Tensor, state: State, params: Params, recurrent_mask: Tensor | None = None) -> State:
         (h,) = state
-        recurrent = _layer_norm(F.linear(h, params["weight_hh"]), params, "hh")
+        read = h if recurrent_mask is None else h * recurrent_mask  # recurrent_dropout=: the state W_hh reads
+        recurrent = _layer_norm(F.linear(read, params["weight_hh"]), params, "hh")
         if "bias_hh" in params:
             recurrent = recurrent + params["bias_hh"]
         x_r, x_z, x_n = x_proj.chunk(3, dim=-1)
