@@ -25,9 +25,11 @@ def make_pair(kind: str, input_size: int, hidden_size: int, dtype=torch.float32,
 
 
 def random_state(module, batch: int, dtype):
-    shape = (module.num_layers * (2 if module.bidirectional else 1), batch, module.hidden_size)
-    count = 2 if isinstance(module, (torch.nn.LSTM, rk.LSTM)) else 1
-    return tuple(torch.randn(shape, dtype=dtype) for _ in range(count))
+    layers = module.num_layers * (2 if module.bidirectional else 1)
+    if not isinstance(module, (torch.nn.LSTM, rk.LSTM)):
+        return (torch.randn(layers, batch, module.hidden_size, dtype=dtype),)
+    h_size = getattr(module, "proj_size", 0) or module.hidden_size  # a projected LSTM's h has proj_size features
+    return torch.randn(layers, batch, h_size, dtype=dtype), torch.randn(layers, batch, module.hidden_size, dtype=dtype)
 
 
 def run(module, x, hx=None, *, lengths=None, mode="padded", batch_first=False, seed=1):

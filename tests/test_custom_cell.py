@@ -78,7 +78,7 @@ def test_the_documented_cell_trains_from_the_command_line(mgu, tmp_path, capsys)
 
 
 def test_the_registry_refuses_unknown_names_and_clashes(mgu):
-    with pytest.raises(ValueError, match="unknown cell 'mgv'; registered cells: rnn, rnn_relu, lstm, gru, mgu"):
+    with pytest.raises(ValueError, match="unknown cell 'mgv'; registered cells: rnn, rnn_relu, lstm, gru, .*mgu"):
         rk.registry.make_layer("mgv", 2, 3)
     with pytest.raises(ValueError, match="already registered"):
         rk.registry.register_cell("gru", rk.GRU, help="again")

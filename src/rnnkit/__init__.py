@@ -7,6 +7,7 @@
 from rnnkit import init
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.variants.peephole import PeepholeLSTM, PeepholeLSTMCell
 from rnnkit.variants.layernorm import LayerNormGRU, LayerNormGRUCell, LayerNormLSTM, LayerNormLSTMCell
 from rnnkit import registry  # noqa: E402  (the cell kinds, built on the layers)
 from rnnkit.registry import register_cell  # noqa: E402
@@ -26,6 +27,8 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
     "RecurrentCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
     "LayerNormLSTM",
     "LayerNormGRU",
     "LayerNormLSTMCell",

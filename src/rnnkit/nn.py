@@ -63,6 +63,8 @@ class RecurrentLayer(nn.Module):
     """
 
     cell_type: type[RecurrentCell] = RecurrentCell
+    #: Features of the output ``h`` when the cell projects it (LSTM only), else 0: torch.nn's attribute.
+    proj_size: int = 0
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class RecurrentLayer(nn.Module):
         backend: str = "auto",
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        forget_bias: float | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -104,13 +107,23 @@ class RecurrentLayer(nn.Module):
             raise ValueError(f"recurrent_dropout needs a cell whose step reads its state through recurrent weights; "
                              f"{self.cell_type.__name__} has none (use dropout= between layers)")
         self.recurrent_dropout, self.zoneout = float(recurrent_dropout), float(zoneout)
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)) or not math.isfinite(forget_bias):
+                raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+            if self.cell_type.forget_gate is None:
+                raise ValueError(f"forget_bias applies to LSTMs only (cells with a forget gate), not to {type(self).__name__}")
+            if not bias:
+                raise ValueError("forget_bias needs bias=True: the layer has no bias to set")
+        self.forget_bias = forget_bias
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional, self.merge, self.init, self.backend = bool(bidirectional), merge, init, backend
         self._groups: list[list[tuple[ParameterSpec, str]]] = []  # per layer and direction: (spec, attribute)
         layer_input = input_size
         for layer in range(num_layers):
-            specs = self.cell_type.parameter_specs(layer_input, hidden_size, self.bias, **self.step_options())
+            projection = {"proj_size": self.proj_size} if self.proj_size else {}
+            specs = self.cell_type.parameter_specs(layer_input, hidden_size, self.bias, **self.step_options(),
+                                                   **projection)
             for suffix in ("", "_reverse")[: self.num_directions]:
                 group = []
                 for spec in specs:
@@ -118,7 +131,7 @@ class RecurrentLayer(nn.Module):
                     self.register_parameter(name, nn.Parameter(torch.empty(spec.shape, device=device, dtype=dtype)))
                     group.append((spec, name))
                 self._groups.append(group)
-            layer_input = merged_size(hidden_size, self.bidirectional, merge)
+            layer_input = merged_size(self.proj_size or hidden_size, self.bidirectional, merge)
         self.reset_parameters()
 
     @property
@@ -128,11 +141,11 @@ class RecurrentLayer(nn.Module):
     @property
     def output_size(self) -> int:
         """Features of each output step."""
-        return merged_size(self.hidden_size, self.bidirectional, self.merge)
+        return merged_size(self.proj_size or self.hidden_size, self.bidirectional, self.merge)
 
     def reset_parameters(self) -> None:
-        """Re-initialise with the scheme given as ``init``."""
-        initialize_(self, self.init)
+        """Re-initialise with the scheme given as ``init`` (and ``forget_bias`` on top)."""
+        initialize_(self, self.init, forget_bias=self.forget_bias)
 
     def regularization(self) -> loop.Regularization | None:
         """The recurrent regularisers in effect now: recurrent dropout in training, zoneout always (its
@@ -211,16 +224,17 @@ class RecurrentLayer(nn.Module):
             )
 
     def _initial_state(self, hx, batch: int, batched: bool, x: Tensor) -> tuple[Tensor, ...]:
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        # h has proj_size features when the LSTM projects it; c (and h otherwise) hidden_size
+        sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: self.cell_type.num_states]
+        shapes = [(self.num_layers * self.num_directions, batch, size) for size in sizes]
         if hx is None:
-            return (torch.zeros(shape, dtype=x.dtype, device=x.device),) * self.cell_type.num_states
+            return tuple(torch.zeros(shape, dtype=x.dtype, device=x.device) for shape in shapes)
         parts = _checks.state_tuple(hx, self.cell_type.num_states, type(self).__name__)
-        expected = shape if batched else (shape[0], shape[2])
         if torch.is_autocast_enabled(x.device.type):
             # A state carried from an autocast step may be in the lower precision; autocast decides.
             parts = tuple(p.to(x.dtype) for p in parts)
-        for name, part in zip(("h_0", "c_0"), parts):
-            _checks.state_tensor(name, part, expected, x)
+        for name, part, shape in zip(("h_0", "c_0"), parts, shapes):
+            _checks.state_tensor(name, part, shape if batched else (shape[0], shape[2]), x)
         return parts if batched else tuple(p.unsqueeze(1) for p in parts)
 
     def _apply(self, fn, recurse=True):
@@ -249,8 +263,9 @@ class RecurrentLayer(nn.Module):
         with torch.cuda.device_of(weights[0]), torch.no_grad():
             if torch._use_cudnn_rnn_flatten_weight():
                 torch._cudnn_rnn_flatten_weight(
-                    weights, 4 if self.bias else 2, self.input_size, cudnn_rnn.get_cudnn_mode(mode),
-                    self.hidden_size, 0, self.num_layers, self.batch_first, self.bidirectional,
+                    weights, (4 if self.bias else 2) + (1 if self.proj_size else 0), self.input_size,
+                    cudnn_rnn.get_cudnn_mode(mode), self.hidden_size, self.proj_size, self.num_layers,
+                    self.batch_first, self.bidirectional,
                 )
 
     def extra_repr(self) -> str:
@@ -310,20 +325,17 @@ class LSTM(RecurrentLayer):
 
     cell_type = LSTMCell
 
-    def __init__(self, *args, proj_size: int = 0, forget_bias: float | None = None, **kwargs) -> None:
-        if proj_size != 0:
-            raise ValueError(
-                f"proj_size={proj_size!r}: LSTMs with projections are not supported yet; use proj_size=0 "
-                "(or torch.nn.LSTM for projected LSTMs)"
-            )
-        if forget_bias is not None and (isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float))
-                                        or not math.isfinite(forget_bias)):
-            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
-        self.forget_bias = forget_bias
+    def __init__(self, *args, proj_size: int = 0, **kwargs) -> None:
+        hidden_size = args[1] if len(args) > 1 else kwargs.get("hidden_size")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+            raise ValueError(f"proj_size must be an integer >= 0 (0: no projection), got {proj_size!r}")
+        if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
+            raise ValueError(f"proj_size={proj_size} must be smaller than hidden_size={hidden_size}: the projection "
+                             "maps the hidden state to fewer features (as torch.nn.LSTM requires)")
+        if proj_size and not self.cell_type.supports_projection:
+            raise ValueError(f"proj_size: {self.cell_type.__name__} has no output projection; use rk.LSTM")
+        self.proj_size = proj_size
         super().__init__(*args, **kwargs)
-
-    def reset_parameters(self) -> None:
-        initialize_(self, self.init, forget_bias=self.forget_bias)
 
 
 class GRU(RecurrentLayer):

@@ -5,8 +5,8 @@ The classic kinds are registered here; a new cell is one file (the cell and its 
 ``docs/cells.md``) plus one :func:`register_cell` call, after which every task model, app and the lab
 accept it by name:
 
->>> sorted(cell_names())[:4]
-['gru', 'lstm', 'rnn', 'rnn_relu']
+>>> cell_names()[:4]
+('rnn', 'rnn_relu', 'lstm', 'gru')
 >>> make_layer("rnn_relu", 3, 8).nonlinearity
 'relu'
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.variants.peephole import PeepholeLSTM
 from rnnkit.variants.layernorm import LayerNormGRU, LayerNormLSTM
 
 
@@ -89,5 +90,6 @@ register_cell("rnn", RNN, help="Elman RNN with tanh", nonlinearity="tanh")
 register_cell("rnn_relu", RNN, help="Elman RNN with relu (IRNN with init='identity')", nonlinearity="relu")
 register_cell("lstm", LSTM, help="long short-term memory")
 register_cell("gru", GRU, help="gated recurrent unit")
+register_cell("peephole_lstm", PeepholeLSTM, help="LSTM whose gates see the cell state (Gers & Schmidhuber 2000)")
 register_cell("ln_lstm", LayerNormLSTM, help="layer-normalised LSTM (Ba et al. 2016)")
 register_cell("ln_gru", LayerNormGRU, help="layer-normalised GRU (Ba et al. 2016)")

@@ -9,7 +9,8 @@ from rnnkit.backends.reference import LoopBackend
 def _spec(layer):
     """The engine's description of the layer's cell, or ``None`` if the engine cannot run the layer."""
     weight = layer.flat_weights()[0]
-    if weight.device.type != "cpu" or weight.dtype not in engine.DTYPES or layer.regularization() is not None:
+    if (weight.device.type != "cpu" or weight.dtype not in engine.DTYPES or layer.regularization() is not None
+            or layer.proj_size):
         return None
     return engine.engine_cell(layer.cell_type, layer.step_options())
 

@@ -53,11 +53,16 @@ class ParameterSpec:
             raise ValueError(f"unknown parameter role {self.role!r}; expected one of {', '.join(ROLES)}")
 
 
-def classic_specs(num_chunks: int, input_size: int, hidden_size: int, bias: bool) -> list[ParameterSpec]:
-    """torch.nn's four parameters of a cell with ``num_chunks`` gate blocks, in torch.nn's order."""
+def classic_specs(num_chunks: int, input_size: int, hidden_size: int, bias: bool,
+                  recurrent_size: int | None = None) -> list[ParameterSpec]:
+    """torch.nn's four parameters of a cell with ``num_chunks`` gate blocks, in torch.nn's order.
+
+    ``recurrent_size``: features of the state the recurrent weight reads, if not ``hidden_size``
+    (an LSTM with ``proj_size`` reads its projected ``h``).
+    """
     rows = num_chunks * hidden_size
     specs = [ParameterSpec("weight_ih", (rows, input_size), "input", num_chunks),
-             ParameterSpec("weight_hh", (rows, hidden_size), "recurrent", num_chunks)]
+             ParameterSpec("weight_hh", (rows, recurrent_size or hidden_size), "recurrent", num_chunks)]
     if bias:
         specs += [ParameterSpec("bias_ih", (rows,), "bias", num_chunks),
                   ParameterSpec("bias_hh", (rows,), "bias", num_chunks)]
@@ -84,6 +89,8 @@ class RecurrentCell(nn.Module):
     #: Whether ``recurrence`` takes ``recurrent_mask=`` (a ``(batch, hidden)`` mask multiplying the state
     #: the recurrent weights read), which variational recurrent dropout needs.
     accepts_recurrent_mask: ClassVar[bool] = False
+    #: Whether ``parameter_specs`` takes ``proj_size`` (an LSTM's output projection, torch.nn's ``proj_size``).
+    supports_projection: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.cells.base import Params, RecurrentCell, State
+from rnnkit.cells.base import ParameterSpec, Params, RecurrentCell, State, classic_specs
 
 
 class LSTMCell(RecurrentCell):
@@ -46,6 +46,15 @@ class LSTMCell(RecurrentCell):
     forget_gate = 1
     torch_kernels = {None: "LSTM"}
     accepts_recurrent_mask = True
+    supports_projection = True
+
+    @classmethod
+    def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, proj_size: int = 0,
+                        **options) -> list[ParameterSpec]:
+        """torch.nn's four; with ``proj_size`` the recurrent weight reads the projected ``h`` and
+        ``weight_hr (proj_size, hidden_size)`` projects it (torch.nn.LSTM's ``proj_size``)."""
+        specs = classic_specs(cls.num_chunks, input_size, hidden_size, bias, recurrent_size=proj_size or None)
+        return [*specs, ParameterSpec("weight_hr", (proj_size, hidden_size), "projection")] if proj_size else specs
 
     @staticmethod
     def recurrence(x_proj: Tensor, state: State, params: Params, recurrent_mask: Tensor | None = None) -> State:
@@ -56,4 +65,6 @@ class LSTMCell(RecurrentCell):
         i, f, g, o = gates.chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
+        if "weight_hr" in params:  # proj_size: h_t = W_hr (o * tanh(c_t))
+            h = h @ params["weight_hr"].t()
         return h, c

@@ -21,7 +21,6 @@ from rnnkit.models.common import (
     option, select_state,
 )
 from rnnkit.models.decoding import greedy_decode
-from rnnkit.nn import LSTM
 
 
 @dataclasses.dataclass
@@ -99,7 +98,7 @@ class SequenceGenerator(nn.Module):
         else:
             self.condition_encoder = None
         self.rnn = make_rnn(config, config.embedding_dim)
-        self.num_states = 2 if isinstance(self.rnn, LSTM) else 1
+        self.num_states = self.rnn.cell_type.num_states
         self.bridge = nn.Linear(config.condition_size, self.num_states * config.num_layers * config.hidden_size)
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
         self.dropout = nn.Dropout(config.dropout)

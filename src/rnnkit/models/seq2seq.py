@@ -32,7 +32,6 @@ from rnnkit.models.common import (
 )
 from rnnkit.models.decoding import greedy_decode
 from rnnkit.models.generator import teacher_inputs
-from rnnkit.nn import LSTM
 
 
 @dataclasses.dataclass
@@ -108,7 +107,7 @@ class Seq2Seq(nn.Module):
         hidden = config.hidden_size
         self.encoder = SequenceEncoder(config, "Seq2Seq")
         key_size = self.encoder.output_size
-        self.num_states = 2 if isinstance(self.encoder.rnn, LSTM) else 1
+        self.num_states = self.encoder.rnn.cell_type.num_states
         self.bridge = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(self.num_states)) \
             if config.bidirectional else None
         self.attention = ATTENTION[config.attention](hidden, key_size, config.attention_size) \

@@ -32,6 +32,8 @@ class PeepholeLSTMCell(LSTMCell):
     ['weight_ci', 'weight_cf', 'weight_co']
     """
 
+    supports_projection = False
+
     @classmethod
     def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, **options) -> list[ParameterSpec]:
         peepholes = [ParameterSpec(f"weight_c{gate}", (hidden_size,), "peephole") for gate in "ifo"]
