@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnkit.apps.classify import read_examples
-from rnnkit.apps.forecast import errors, load_series, model_forecast, prepare
+from rnnkit.apps.forecast import ForecastSettings, errors, load_series, model_forecast, prepare
 from rnnkit.apps.textgen import load_documents
 from rnnkit.data.tables import read_table, read_text
 from rnnkit.data.timeseries import guess_season, read_series
@@ -30,8 +30,7 @@ def monthly_csv(path, rows=30, value=lambda t: f"{10 + t % 12}", prefix=b""):
 
 
 def forecast_settings(data, **changes):
-    return {"data": str(data), "dataset": None, "time_column": None, "columns": None, "targets": None,
-            "encoding": "utf-8", "fill": "none", **changes}
+    return ForecastSettings(data=str(data), **changes)
 
 
 # ------------------------------------------------------------------------------ byte-order mark
@@ -157,8 +156,8 @@ class _NaNModel(torch.nn.Module):
 
 def test_forecasts_that_are_not_finite_are_an_error(tmp_path):
     series = load_series(forecast_settings(monthly_csv(tmp_path / "s.csv")))
-    settings = {**forecast_settings(series.source), "lookback": 4, "horizon": 1, "val_fraction": 0.0,
-                "test_fraction": 0.2, "input_mode": "relative", "target_mode": "delta"}
+    settings = forecast_settings(series.source, lookback=4, horizon=1, val_fraction=0.0, test_fraction=0.2,
+                                 input_mode="relative", target_mode="delta")
     prep = prepare(series, settings)
     with pytest.raises(InputError, match="forecasts on .* are not finite numbers"):
         model_forecast(_NaNModel(), prep, prep.ends["test"])
