@@ -20,7 +20,7 @@ from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from rnnkit.cells.base import ParameterSpec
 from rnnkit.cells.elman import NONLINEARITIES
 from rnnkit.init import SCHEMES, initialize_
-from rnnkit.layers import MERGE_MODES, merged_size
+from rnnkit.stacking import MERGE_MODES, merged_size
 
 _LAYER_ARGS = """
     Args:

@@ -12,7 +12,7 @@ from torch import _VF
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.layers import merge_halves
+from rnnkit.stacking import merge_halves
 
 #: torch's kernels by the name a cell gives (``RecurrentCell.torch_kernel``).
 _KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import loop
-from rnnkit.layers import run_stack
+from rnnkit.stacking import run_stack
 
 
 class LoopBackend:
