@@ -116,3 +116,11 @@ def test_a_forced_fused_backend_refuses_a_regularised_layer_in_training():
         layer(torch.randn(3, 1, 2))
     layer.eval()
     layer(torch.randn(3, 1, 2))  # evaluation is the plain GRU: the engine runs it
+
+
+def test_gradient_flow_is_measured_through_the_regularisers():
+    from rnnkit.diagnostics import gradient_flow
+
+    layer = rk.LSTM(2, 4, recurrent_dropout=0.2, zoneout=0.1)
+    flow = gradient_flow(layer, torch.randn(6, 3, 2), loss_fn=lambda out: out[0][-1].sum(), train_mode=True)
+    assert len(flow.steps["l0"]) == 6 and flow.steps["l0"][-1] > 0

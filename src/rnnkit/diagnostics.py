@@ -65,12 +65,12 @@ class _Recorder:
     def __init__(self, name: str, directions: int) -> None:
         self.name, self.directions, self.calls = name, directions, []
 
-    def __call__(self, cell, x, state, params, *, lengths=None, reverse=False, options=None):
+    def __call__(self, cell, x, state, params, *, lengths=None, reverse=False, options=None, regularization=None):
         layer, direction = divmod(len(self.calls), self.directions)
         states: list = []
         self.calls.append((f"{self.name}.l{layer}{'_reverse' if direction else ''}", states, lengths, reverse))
         return loop.recur(cell, x, state, params, lengths=lengths, reverse=reverse, options=options,
-                          scan=partial(loop.scan, observe=states.append))
+                          scan=partial(loop.scan, observe=states.append), regularization=regularization)
 
 
 def _step_norms(grads: list[Tensor | None], lengths: Tensor | None, reverse: bool) -> list[float]:
