@@ -19,6 +19,9 @@ start=$SECONDS
 step() { echo "package smoke [$((SECONDS - start))s]: $*"; }
 fail() { echo "package smoke FAILED: $*" >&2; exit 1; }
 
+(cd "$WORK" && "$PYTHON" -m build --version >/dev/null 2>&1) \
+    || fail "$PYTHON lacks the build package: run make (the dev extra has it) or pip install build, or set PYTHON"
+
 step "building the sdist and the wheel"
 # from a copy of what a clone has (tracked files plus new, unignored ones): a stale src/*.egg-info left by
 # an earlier build lists files that setuptools would otherwise keep packaging after the config dropped them
@@ -27,7 +30,8 @@ git -C "$ROOT" ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' file; do if [ -e "$ROOT/$file" ]; then printf '%s\0' "$file"; fi; done \
     | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/source") || fail "could not copy the source"
 [ -f "$WORK/source/pyproject.toml" ] || fail "could not copy the source (is $ROOT a git checkout?)"
-"$PYTHON" -m build --outdir "$WORK/dist" "$WORK/source" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "python -m build"; }
+(cd "$WORK" && "$PYTHON" -m build --outdir "$WORK/dist" "$WORK/source" >"$WORK/build.log" 2>&1) \
+    || { tail -40 "$WORK/build.log"; fail "python -m build"; }
 sdist=$(ls "$WORK"/dist/rnnkit-*.tar.gz) && wheel=$(ls "$WORK"/dist/rnnkit-*.whl) || fail "no sdist or no wheel in $WORK/dist"
 for archive in "$sdist" "$wheel"; do
     echo "  $(basename "$archive"): $(du -k "$archive" | cut -f1) KiB"
