@@ -7,6 +7,7 @@
 from rnnkit import init
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.variants.minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.variants.peephole import PeepholeLSTM, PeepholeLSTMCell
 from rnnkit.variants.layernorm import LayerNormGRU, LayerNormGRUCell, LayerNormLSTM, LayerNormLSTMCell
 from rnnkit import registry  # noqa: E402  (the cell kinds, built on the layers)
@@ -27,6 +28,10 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
     "RecurrentCell",
+    "MinGRU",
+    "MinLSTM",
+    "MinGRUCell",
+    "MinLSTMCell",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "LayerNormLSTM",

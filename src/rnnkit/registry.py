@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from rnnkit.nn import GRU, LSTM, RNN
+from rnnkit.variants.minimal import MinGRU, MinLSTM
 from rnnkit.variants.peephole import PeepholeLSTM
 from rnnkit.variants.layernorm import LayerNormGRU, LayerNormLSTM
 
@@ -90,6 +91,8 @@ register_cell("rnn", RNN, help="Elman RNN with tanh", nonlinearity="tanh")
 register_cell("rnn_relu", RNN, help="Elman RNN with relu (IRNN with init='identity')", nonlinearity="relu")
 register_cell("lstm", LSTM, help="long short-term memory")
 register_cell("gru", GRU, help="gated recurrent unit")
+register_cell("min_gru", MinGRU, help="minGRU: input-only gates, one parallel scan per sequence (Feng et al. 2024)")
+register_cell("min_lstm", MinLSTM, help="minLSTM: input-only gates, one parallel scan per sequence (Feng et al. 2024)")
 register_cell("peephole_lstm", PeepholeLSTM, help="LSTM whose gates see the cell state (Gers & Schmidhuber 2000)")
 register_cell("ln_lstm", LayerNormLSTM, help="layer-normalised LSTM (Ba et al. 2016)")
 register_cell("ln_gru", LayerNormGRU, help="layer-normalised GRU (Ba et al. 2016)")
