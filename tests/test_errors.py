@@ -106,7 +106,7 @@ def test_lengths_as_list_and_on_packed_input(lstm):
         (lambda: rk.GRU(2, 3.5), "hidden_size must be a positive integer, got 3.5"),
         (lambda: rk.GRU(2, 3, num_layers=0), "num_layers must be a positive integer"),
         (lambda: rk.GRU(2, 3, 2, dropout=1.5), r"dropout must be a probability in \[0, 1\], got 1.5"),
-        (lambda: rk.GRUCell(2, -1), "hidden_size must be a positive integer, got -1"),
+        (lambda: rk.GRUCell(2, -1), "hidden_size must be an integer >= 0, got -1"),  # cells accept 0, as torch.nn
         (lambda: rk.ElmanCell(2, 3, nonlinearity="gelu"), "unknown nonlinearity 'gelu'"),
         (lambda: rk.LSTM(2, 3, proj_size=3), "proj_size=3 must be smaller than hidden_size=3"),
     ],

@@ -19,6 +19,7 @@ from rnnkit import _checks, backends, loop
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from rnnkit.cells.base import ParameterSpec
 from rnnkit.cells.elman import NONLINEARITIES
+from rnnkit.errors import ArgumentTypeError, ShapeError
 from rnnkit.init import SCHEMES, initialize_
 from rnnkit.stacking import MERGE_MODES, merged_size
 
@@ -82,14 +83,20 @@ class RecurrentLayer(nn.Module):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         forget_bias: float | None = None,
+        proj_size: int = 0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        # Each check raises what torch.nn raises for the same mistake (see rnnkit.errors).
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             _checks.positive_int(name, value)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
+        _checks.flag("bias", bias)
+        _checks.flag("batch_first", batch_first)  # bidirectional: any truthy value, as torch.nn
+        _checks.probability("dropout", dropout)
+        if proj_size:  # rk.LSTM takes proj_size itself and does not pass it on
+            raise ValueError(f"proj_size={proj_size!r}: only LSTMs have an output projection (as torch.nn: "
+                             f"proj_size argument is only supported for LSTM), not {type(self).__name__}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"dropout={dropout} has no effect with num_layers=1: it applies between stacked layers",
@@ -101,8 +108,7 @@ class RecurrentLayer(nn.Module):
         _checks.choice("init", init, SCHEMES)
         _checks.choice("backend", backend, backends.names())
         for name, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+            _checks.probability(name, value, closed=False)
         if recurrent_dropout and not self.cell_type.accepts_recurrent_mask:
             raise ValueError(f"recurrent_dropout needs a cell whose step reads its state through recurrent weights; "
                              f"{self.cell_type.__name__} has none (use dropout= between layers)")
@@ -189,7 +195,7 @@ class RecurrentLayer(nn.Module):
         else:
             batched = x.dim() == 3
             if x.dim() not in (2, 3):
-                raise ValueError(
+                raise ShapeError(
                     f"{type(self).__name__} expected a 3-D batched input {self._input_layout()} or a 2-D unbatched "
                     f"input (seq, {self.input_size}), got {x.dim()}-D of shape {tuple(x.shape)}"
                 )
@@ -200,7 +206,7 @@ class RecurrentLayer(nn.Module):
                 x = x.transpose(0, 1)
             batch = x.shape[1]
             if x.shape[0] == 0:
-                raise ValueError("the input sequence is empty (0 time steps); give at least one step")
+                raise ShapeError("the input sequence is empty (0 time steps); give at least one step")
             if lengths is not None:
                 lengths = _checks.lengths_tensor(lengths, batch, x.shape[0])
         state = self._initial_state(hx, batch, batched, x)
@@ -218,7 +224,7 @@ class RecurrentLayer(nn.Module):
 
     def _check_features(self, x: Tensor, layout: str) -> None:
         if x.shape[-1] != self.input_size:
-            raise ValueError(
+            raise ShapeError(
                 f"{type(self).__name__} expected input of shape {layout} with input_size={self.input_size} "
                 f"features, got {x.shape[-1]} features (input shape {tuple(x.shape)})"
             )
@@ -327,7 +333,9 @@ class LSTM(RecurrentLayer):
 
     def __init__(self, *args, proj_size: int = 0, **kwargs) -> None:
         hidden_size = args[1] if len(args) > 1 else kwargs.get("hidden_size")
-        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise ArgumentTypeError(f"proj_size must be an integer >= 0 (0: no projection), got {proj_size!r}")
+        if proj_size < 0:
             raise ValueError(f"proj_size must be an integer >= 0 (0: no projection), got {proj_size!r}")
         if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
             raise ValueError(f"proj_size={proj_size} must be smaller than hidden_size={hidden_size}: the projection "

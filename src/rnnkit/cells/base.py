@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit import _checks
+from rnnkit.errors import ShapeError
 
 State = tuple[Tensor, ...]
 Params = Mapping[str, Tensor]
@@ -102,8 +103,9 @@ class RecurrentCell(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _checks.positive_int("input_size", input_size)
-        _checks.positive_int("hidden_size", hidden_size)
+        # torch.nn's cells accept sizes of 0 (empty parameters and states) and any truthy ``bias``.
+        _checks.size("input_size", input_size)
+        _checks.size("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bool(bias)
@@ -130,6 +132,8 @@ class RecurrentCell(nn.Module):
         """torch.nn's default: weights and biases U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) (gains 1, shifts 0)."""
         from rnnkit.init import initialize_
 
+        if self.hidden_size == 0:  # every parameter is empty (and U(±1/sqrt(0)) has no bound)
+            return
         initialize_(self, "default")
 
     def named_groups(self) -> list[list[tuple[ParameterSpec, Tensor]]]:
@@ -159,7 +163,7 @@ class RecurrentCell(nn.Module):
         params = self.parameter_groups()[0]
         _checks.floating_input(input, next(iter(params.values())).dtype)
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(
+            raise ShapeError(
                 f"{type(self).__name__} expected input of shape (batch, {self.input_size}) or "
                 f"({self.input_size},), got {tuple(input.shape)}"
             )
