@@ -9,7 +9,10 @@ Implementations, all on the same input:
   on GPUs);
 * ``minGRU sequential``: the same cell stepped by ``rnnkit.loop.recur(..., scan=rnnkit.loop.scan)``
   (the parallel scan bypassed: one autograd step per time step);
-* ``nn.LSTM`` and ``nn.GRU``: torch's own layers (oneDNN's fused LSTM; the GRU's native CPU loop).
+* ``nn.LSTM`` and ``nn.GRU``: torch's own layers (oneDNN's fused LSTM; the GRU's native CPU loop);
+* ``floor``: minGRU's input projection alone (``Linear(256, 512)``, forward and backward): the work
+  every minGRU implementation does before any scan, so ``floor``'s ratio bounds what any scan can
+  reach against nn.LSTM on this machine.
 
 Reported per implementation and length:
 
@@ -41,7 +44,7 @@ import rnnkit as rk
 from rnnkit import loop
 
 BATCH, HIDDEN = 8, 256
-IMPLEMENTATIONS = ("minGRU fused", "minGRU log", "minGRU sequential", "nn.LSTM", "nn.GRU")
+IMPLEMENTATIONS = ("minGRU fused", "minGRU log", "minGRU sequential", "nn.LSTM", "nn.GRU", "floor")
 
 
 def build(name: str):
@@ -52,6 +55,9 @@ def build(name: str):
     if name == "nn.GRU":
         module = torch.nn.GRU(HIDDEN, HIDDEN)
         return module, lambda x: module(x)[0]
+    if name == "floor":
+        module = torch.nn.Linear(HIDDEN, 2 * HIDDEN)
+        return module, module
     scan = {"minGRU fused": "fused", "minGRU log": "log", "minGRU sequential": "auto"}[name]
     module = rk.MinGRU(HIDDEN, HIDDEN, scan=scan)
     if name != "minGRU sequential":

@@ -183,8 +183,9 @@ def test_both_scans_and_the_sequential_loop_give_the_same_gradients(kind):
 @pytest.mark.parametrize("scan", SCANS)
 @pytest.mark.parametrize("kind", LAYERS)
 def test_16384_steps_with_saturated_gates_stay_finite(kind, scan):
-    """Gate pre-activations of ±40..±80: (1 - z) and f' underflow to 0 at many steps, and log A reaches
-    about -10^5 over the sequence; the outputs and gradients stay finite and equal the step's."""
+    """Pre-activations up to about ±360, most beyond ±17 where σ or 1 - σ rounds to 1 in float32: the gates
+    saturate, (1 - z) and f' underflow to 0 at many steps and log A falls by up to hundreds per step;
+    the outputs and gradients stay finite and equal the step's."""
     torch.manual_seed(1)
     layer = LAYERS[kind](4, 8, scan=scan)
     with torch.no_grad():
@@ -195,7 +196,7 @@ def test_16384_steps_with_saturated_gates_stay_finite(kind, scan):
     output, h_n = layer(x, h0)
     assert torch.isfinite(output).all() and torch.isfinite(h_n).all()
     pre = layer.cell_type.input_projection(x, layer.parameter_groups()[0])
-    assert pre.abs().max() > 80  # saturated: sigmoid(±80) is 0 or 1 in float32
+    assert (pre.abs() > 17).float().mean() > 0.5  # mostly saturated: σ(17) and 1 - σ(-17) round to 1
     output.sum().backward()
     assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in layer.parameters())
     with torch.no_grad():
