@@ -7,6 +7,7 @@
 from rnnkit import init
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.convert import from_torch, to_torch
 from rnnkit.variants.minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.variants.peephole import PeepholeLSTM, PeepholeLSTMCell
 from rnnkit.variants.layernorm import LayerNormGRU, LayerNormGRUCell, LayerNormLSTM, LayerNormLSTMCell
@@ -23,6 +24,8 @@ __all__ = [
     "LSTM",
     "GRU",
     "RecurrentLayer",
+    "to_torch",
+    "from_torch",
     "RNNCell",
     "ElmanCell",
     "LSTMCell",

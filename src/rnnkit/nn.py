@@ -182,6 +182,24 @@ class RecurrentLayer(nn.Module):
         """torch.nn's view of the parameters: one list per layer and direction."""
         return [[tensor for _, tensor in group] for group in self.named_groups()]
 
+    # torch.nn.RNNBase's private views, which torch utilities read (torch.ao's numeric suite, fx
+    # quantization). Computed on each access from the attributes, so they follow load_state_dict,
+    # .to(), parametrizations (weight_norm) and pruning, which replace or wrap those attributes.
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """The parameter names in torch.nn's flat order (``weight_ih_l0``, ``weight_hh_l0``, ...)."""
+        return [name for group in self._groups for _, name in group]
+
+    @property
+    def _all_weights(self) -> list[list[str]]:
+        """The parameter names, one list per layer and direction (torch.nn.RNNBase's ``_all_weights``)."""
+        return [[name for _, name in group] for group in self._groups]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        """The tensors the forward uses, in torch.nn's flat order (what ``getattr`` gives for each name)."""
+        return [getattr(self, name) for name in self._flat_weights_names]
+
     def forward(self, input, hx=None, *, lengths=None):
         """Run the network; returns ``(output, h_n)``, or ``(output, (h_n, c_n))`` for an LSTM."""
         packed = isinstance(input, PackedSequence)
