@@ -284,61 +284,29 @@ class Trainer:
 
         With ``resume=True`` the run continues from the latest checkpoint in ``run_dir`` (if any).
         """
-        config = self.config
-        resumed_from = None
-        if resume and self.checkpoint_dir is not None:
-            resumed_from = checkpoint.find_checkpoint(self.checkpoint_dir)
-        if resumed_from is not None:
-            self.restore(resumed_from)
-        else:
-            # Seed the loop's randomness (dropout, sampling); each process its own stream.
-            seed = config.seed + self.process.rank
-            saved_state.seed_everything(seed)
-            self._write_run_config()
-        metrics = MetricsLog(self.run_dir / "metrics.jsonl" if self.run_dir else Path("."),
-                             enabled=self.run_dir is not None and self.process.is_main)
-        # Records past the checkpoint were written by a run that was killed (before its first checkpoint:
-        # all of them); the steps are trained again, and each must appear once.
-        metrics.truncate_after(self.step)
-        progress = Progress(config.max_steps, self.step, log_every=config.log_every, enabled=self.show_progress,
-                            time_limit=60 * config.max_minutes if config.max_minutes else None)
-        if resumed_from is not None:
-            progress.message(f"resuming from {resumed_from} (step {self.step})")
+        metrics, progress = self._start(resume)
         batches = self._epoch_iterator()
         last: dict = {}
         previous_handler = self._catch_interrupt(progress)
         clock = time.perf_counter()
         try:
-            while self.step < config.max_steps and not self.stop_reason:
+            while self.step < self.config.max_steps and not self.stop_reason:
                 started = time.perf_counter()
                 batch = next(batches)
-                record = self._train_step(batch)
-                record["seconds"] = time.perf_counter() - started
-                metrics.append(record)
-                self.history.append(record)
-                last = record
+                last = self._train_step(batch)
+                last["seconds"] = time.perf_counter() - started
+                metrics.append(last)
+                self.history.append(last)
                 progress.update(self.step, count_tokens(batch) * self.process.world_size,
-                                {"loss": record["loss"], "lr": record["lr"]})
-                if record.get("skipped"):
-                    progress.message(f"step {self.step}: non-finite loss or gradient "
-                                     f"(loss {record['loss']}, norm {record['grad_norm']}); step skipped")
-                    if self.nonfinite_in_a_row >= config.max_nonfinite_steps:
-                        where = f" ({self.checkpoint_dir})" if self.checkpoint_dir else ""
-                        raise TrainingDiverged(
-                            f"stopped at step {self.step}: {self.nonfinite_in_a_row} consecutive steps had a "
-                            f"non-finite loss or gradient. The last good checkpoint is intact{where}. Lower the "
-                            f"learning rate, enable clip_norm, or check the data for NaN/inf")
+                                {"loss": last["loss"], "lr": last["lr"]})
+                if last.get("skipped"):
+                    self._skipped(last, progress)
                     continue
-                if config.grad_flow_every and self.step % config.grad_flow_every == 0:
+                if self.config.grad_flow_every and self.step % self.config.grad_flow_every == 0:
                     self._log_gradient_flow(batch)
-                if config.max_minutes is not None and not self.stop_reason:
-                    # Rank 0's clock decides for everyone, so all processes stop at the same step.
-                    over = time.perf_counter() - clock > 60 * config.max_minutes if self.process.is_main else False
-                    if distributed.all_sum([float(over)], self.process, self.device)[0]:
-                        self.stop_reason = f"time limit of {config.max_minutes:g} minutes"
-                        progress.message(f"step {self.step}: {self.stop_reason} reached")
+                self._check_time_limit(clock, progress)
                 evaluated = self._maybe_evaluate(metrics, progress)
-                if self.step % config.checkpoint_every == 0 and not evaluated.get("saved"):
+                if self.step % self.config.checkpoint_every == 0 and not evaluated.get("saved"):
                     self.save()
                 metrics.flush()
         finally:
@@ -346,8 +314,56 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous_handler)
             progress.close()
             metrics.flush()
+        return self._finish(metrics, progress, last)
+
+    def _start(self, resume: bool) -> tuple[MetricsLog, Progress]:
+        """Restore the latest checkpoint (resume) or seed afresh; open the metrics log and the progress."""
+        resumed_from = None
+        if resume and self.checkpoint_dir is not None:
+            resumed_from = checkpoint.find_checkpoint(self.checkpoint_dir)
+        if resumed_from is not None:
+            self.restore(resumed_from)
+        else:
+            # Seed the loop's randomness (dropout, sampling); each process its own stream.
+            saved_state.seed_everything(self.config.seed + self.process.rank)
+            self._write_run_config()
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl" if self.run_dir else Path("."),
+                             enabled=self.run_dir is not None and self.process.is_main)
+        # Records past the checkpoint were written by a run that was killed (before its first checkpoint:
+        # all of them); the steps are trained again, and each must appear once.
+        metrics.truncate_after(self.step)
+        minutes = self.config.max_minutes
+        progress = Progress(self.config.max_steps, self.step, log_every=self.config.log_every,
+                            enabled=self.show_progress, time_limit=60 * minutes if minutes else None)
+        if resumed_from is not None:
+            progress.message(f"resuming from {resumed_from} (step {self.step})")
+        return metrics, progress
+
+    def _skipped(self, record: dict, progress: Progress) -> None:
+        """A step with a non-finite loss or gradient was skipped; too many in a row stop the run."""
+        progress.message(f"step {self.step}: non-finite loss or gradient (loss {record['loss']}, "
+                         f"norm {record['grad_norm']}); step skipped")
+        if self.nonfinite_in_a_row >= self.config.max_nonfinite_steps:
+            where = f" ({self.checkpoint_dir})" if self.checkpoint_dir else ""
+            raise TrainingDiverged(
+                f"stopped at step {self.step}: {self.nonfinite_in_a_row} consecutive steps had a non-finite loss "
+                f"or gradient. The last good checkpoint is intact{where}. Lower the learning rate, enable "
+                f"clip_norm, or check the data for NaN/inf")
+
+    def _check_time_limit(self, clock: float, progress: Progress) -> None:
+        minutes = self.config.max_minutes
+        if minutes is None or self.stop_reason:
+            return
+        # Rank 0's clock decides for everyone, so all processes stop at the same step.
+        over = time.perf_counter() - clock > 60 * minutes if self.process.is_main else False
+        if distributed.all_sum([float(over)], self.process, self.device)[0]:
+            self.stop_reason = f"time limit of {minutes:g} minutes"
+            progress.message(f"step {self.step}: {self.stop_reason} reached")
+
+    def _finish(self, metrics: MetricsLog, progress: Progress, last: dict) -> dict:
+        """The last evaluation and checkpoint, the plots, and the result of :meth:`fit`."""
         final = {}
-        if self.val_data is not None and self.step % config.eval_every != 0:
+        if self.val_data is not None and self.step % self.config.eval_every != 0:
             final = self._maybe_evaluate(metrics, progress, force=True)
         if self.saved_step != self.step:
             self.save()
