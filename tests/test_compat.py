@@ -189,6 +189,17 @@ def test_cells_take_any_bias_as_torch_nn(value):
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+def test_lstm_positional_arguments_as_torch_nn():
+    """torch.nn.LSTM's positional order goes on after bidirectional: proj_size, device, dtype."""
+    args = (3, 4, 2, True, True, 0.0, True, 2, "cpu", torch.float64)
+    ours, theirs = rk.LSTM(*args), nn.LSTM(*args)
+    assert (ours.proj_size, ours.batch_first, ours.bidirectional) == (theirs.proj_size, True, True) == (2, True, True)
+    assert {k: (v.shape, v.dtype) for k, v in ours.state_dict().items()} == \
+        {k: (v.shape, v.dtype) for k, v in theirs.state_dict().items()}
+    with pytest.raises(TypeError, match="each given once"):
+        rk.LSTM(*args[:8], proj_size=2)
+
+
 def test_dropout_one_accepted_as_torch_nn():
     assert rk.GRU(3, 4, 2, dropout=1).dropout == nn.GRU(3, 4, 2, dropout=1).dropout == 1
 

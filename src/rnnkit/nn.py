@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -333,6 +334,16 @@ class RNN(RecurrentLayer):
         return text if self.nonlinearity == "tanh" else text + f", nonlinearity={self.nonlinearity!r}"
 
 
+class _Default:
+    """LSTM's ``proj_size`` when not given by name (it may come by position, as in torch.nn); shown as 0."""
+
+    def __repr__(self) -> str:
+        return "0"
+
+
+_UNSET: Any = _Default()
+
+
 class LSTM(RecurrentLayer):
     __doc__ = (
         "LSTM layer, a drop-in for ``torch.nn.LSTM`` (gate order ``i, f, g, o``; see ``rnnkit.LSTMCell``).\n"
@@ -349,7 +360,15 @@ class LSTM(RecurrentLayer):
 
     cell_type = LSTMCell
 
-    def __init__(self, *args, proj_size: int = 0, **kwargs) -> None:
+    def __init__(self, *args, proj_size: int = _UNSET, **kwargs) -> None:
+        if len(args) > 7:  # torch.nn.LSTM's positional order goes on: proj_size, device, dtype
+            if len(args) > 10 or proj_size is not _UNSET or any(k in kwargs for k in ("device", "dtype")[: len(args) - 8]):
+                raise TypeError(f"LSTM takes at most 10 positional arguments (torch.nn.LSTM's order, proj_size, "
+                                f"device, dtype last), each given once; got {len(args)} and {sorted(kwargs)}")
+            proj_size = args[7]
+            kwargs.update(zip(("device", "dtype"), args[8:]))
+            args = args[:7]
+        proj_size = 0 if proj_size is _UNSET else proj_size
         hidden_size = args[1] if len(args) > 1 else kwargs.get("hidden_size")
         if isinstance(proj_size, bool) or not isinstance(proj_size, int):
             raise ArgumentTypeError(f"proj_size must be an integer >= 0 (0: no projection), got {proj_size!r}")
