@@ -8,6 +8,14 @@ A backend is an object with a ``name``, ``supports(layer)`` and ``preferred(laye
 ``select(layer)`` honours ``layer.backend``: ``"auto"`` takes the first backend in ``AUTO_ORDER``
 that prefers the layer; a name forces that backend (if it supports the layer). Backends needing
 compiled code import it lazily, so ``import rnnkit`` never needs a compiler or a GPU.
+
+Under a transform or tracer that the fused kernels do not support (``rnnkit.engine.transform_active``),
+``select`` hands the layer to a backend that computes the same function in ops those see through,
+whatever was asked for: under torch.func transforms (``grad``, ``vmap``, ``jacrev``, per-sample
+gradients) the engine and torch's kernels go to the reference (torch's RNN kernels have no ``vmap``
+rule); under ``torch.jit.trace``, ``torch.export`` and ``torch.compile`` the engine goes to torch's
+kernels (one ``aten`` op per layer, as torch.nn exports), or to the reference for layers those do not
+run. Silently: the results are the same up to rounding.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 from rnnkit.backends.builtin import BuiltinBackend
 from rnnkit.backends.engine import ENGINE
 from rnnkit.backends.reference import REFERENCE
+from rnnkit.engine import transform_active
 
 BACKENDS = {backend.name: backend for backend in (ENGINE, BuiltinBackend(), REFERENCE)}
 # The engine claims CPU layers of the GRU and Elman cells (it runs the LSTM too, but only on request:
@@ -32,6 +41,10 @@ def select(layer):
     """The backend that will run ``layer`` (``layer.backend`` may also be a backend object itself)."""
     if not isinstance(layer.backend, str):
         return layer.backend
+    return _transformable(layer, _chosen(layer))
+
+
+def _chosen(layer):
     if layer.backend == "auto":
         for name in AUTO_ORDER:
             if BACKENDS[name].preferred(layer):
@@ -42,6 +55,21 @@ def select(layer):
             f"backend {layer.backend!r} does not support this {type(layer).__name__} "
             f"(cell {layer.cell_type.__name__}); use backend='auto' or 'reference'"
         )
+    return backend
+
+
+def _transformable(layer, backend):
+    """``backend``, or the one that stands in for it under the active transform or tracer."""
+    if backend.name not in ("engine", "builtin"):
+        return backend
+    reason = transform_active()
+    if reason is None:
+        return backend
+    if reason == "functorch":
+        return REFERENCE
+    if backend.name == "engine":
+        builtin = BACKENDS["builtin"]
+        return builtin if builtin.supports(layer) else REFERENCE
     return backend
 
 

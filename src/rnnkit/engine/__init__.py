@@ -10,6 +10,11 @@ give the input and input-weight gradients.
 
 The loops are C++ (``csrc/engine.cpp``), compiled on first use; without a compiler the same loops run
 in PyTorch (``python_engine``). See ``docs/engine.md`` for adding a cell.
+
+The node is differentiable twice and more: a backward asked for a graph of the gradient
+(``create_graph=True``) re-runs the recurrence in plain PyTorch ops and differentiates that. Under
+torch.func transforms, ``torch.jit.trace`` and ``torch.compile``/``torch.export``, which cannot see
+into the C++ loops, ``run`` computes the same recurrence in plain PyTorch ops (see ``transform_active``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from functools import partial
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.engine import _build, python_engine
@@ -47,37 +51,104 @@ def implementation(kind: str = "auto"):
     return compiled or python_engine
 
 
+def transform_active() -> str | None:
+    """Why the fused node cannot run now, or ``None`` when it can.
+
+    ``'compile'``: ``torch.compile`` or ``torch.export`` is tracing (their fake tensors hold no data
+    for the C++ loops); ``'trace'``: ``torch.jit.trace`` (it would record the node's result as a
+    constant); ``'functorch'``: a torch.func transform (``grad``, ``vmap``, ``jacrev``, ...) is active,
+    whose wrapped tensors the C++ loops cannot read. ``torch.compiler.is_compiling`` is asked first:
+    dynamo folds it to a constant, and would refuse the private functorch query.
+    """
+    if torch.compiler.is_compiling():
+        return "compile"
+    if torch.jit.is_tracing():
+        return "trace"
+    if _functorch_active():
+        return "functorch"
+    return None
+
+
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+
+
 class FusedRecurrence(torch.autograd.Function):
     """One autograd node for a whole sequence: ``(x_proj, h0, c0, w_hh, b_hh) -> (out, h_n, c_n)``.
 
     ``c0`` is ``None`` for single-state cells, whose ``c_n`` is then an empty tensor.
+
+    Backward runs the C++ (or PyTorch) adjoint loop. When a graph of the gradient is asked for
+    (``create_graph=True``: double backward, gradient penalties, ``gradgradcheck``) grad mode is on
+    inside backward; the gradients are then those of the same recurrence re-run in plain PyTorch ops
+    (``python_engine.forward``, differentiable) from the node's inputs, so they are differentiable in
+    turn. ``source``, if given, is a function recomputing ``x_proj`` differentiably from tensors that
+    are kept alive anyway (the layer input and the input weights, which the input projection's own
+    node saves), so that the node need not keep ``x_proj``; without it ``x_proj`` is saved.
     """
 
     @staticmethod
-    def forward(ctx, spec: EngineCell, impl, x_proj, h0, c0, w_hh, b_hh, lengths):
+    def forward(ctx, spec: EngineCell, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source=None):
         out, h_n, c_n, saved, cells = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True)
-        ctx.save_for_backward(h0, c0, w_hh, out, cells, saved)
-        ctx.spec, ctx.impl, ctx.lengths, ctx.has_bias = spec, impl, lengths, b_hh is not None
+        ctx.save_for_backward(h0, c0, w_hh, b_hh, out, cells, saved, None if source is not None else x_proj)
+        ctx.spec, ctx.impl, ctx.lengths, ctx.has_bias, ctx.source = spec, impl, lengths, b_hh is not None, source
         return out, h_n, c_n
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_out, d_h_n, d_c_n):
-        h0, c0, w_hh, out, cells, saved = ctx.saved_tensors
+        h0, c0, w_hh, b_hh, out, cells, saved, x_proj = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable gradient is wanted
+            x_proj = ctx.source() if x_proj is None else x_proj
+            return (None, None, *_differentiable_backward(ctx, (x_proj, h0, c0, w_hh, b_hh), (d_out, d_h_n, d_c_n)),
+                    None, None)
         d_x, d_h0, d_c0, d_w, d_b = ctx.impl.backward(
             ctx.spec.name, d_out, d_h_n, d_c_n if c0 is not None else None, h0, c0, w_hh, ctx.has_bias, out,
             cells, saved, ctx.lengths,
         )
-        return None, None, d_x, d_h0, d_c0 if c0 is not None else None, d_w, d_b if ctx.has_bias else None, None
+        return (None, None, d_x, d_h0, d_c0 if c0 is not None else None, d_w, d_b if ctx.has_bias else None,
+                None, None)
+
+
+def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
+    """The gradients of ``FusedRecurrence`` with respect to ``inputs``, as differentiable tensors.
+
+    The recurrence is re-run from the inputs in PyTorch ops under grad mode and differentiated with
+    ``create_graph=True``. An input needing a gradient whose recomputed tensor carries no graph (an
+    ``x_proj`` rebuilt by ``source`` from inputs that do not require grad) is made a leaf here.
+    """
+    needed = ctx.needs_input_grad[2:7]
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() if need and not t.requires_grad else t
+                  for t, need in zip(inputs, needed)]
+        x_proj, h0, c0, w_hh, b_hh = inputs
+        out, h_n, c_n, _, _ = python_engine.forward(ctx.spec.name, x_proj.to(w_hh.dtype), h0, c0, w_hh, b_hh,
+                                                    ctx.lengths, False)
+        results, given = [out, h_n], [grads[0], grads[1]]
+        if c0 is not None:
+            results.append(c_n)
+            given.append(grads[2])
+        wanted = [t for t, need in zip(inputs, needed) if need]
+        found = iter(torch.autograd.grad(results, wanted, given, create_graph=True, allow_unused=True))
+    gradients = []
+    for t, need in zip(inputs, needed):
+        gradient = next(found) if need else None
+        gradients.append(torch.zeros_like(t) if need and gradient is None else gradient)
+    return gradients
 
 
 def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
-        lengths: Tensor | None = None, impl=None) -> tuple[Tensor, State]:
+        lengths: Tensor | None = None, impl=None, source=None) -> tuple[Tensor, State]:
     """The recurrence over time-major ``x_proj`` from ``state`` (``(h0,)`` or ``(h0, c0)``).
 
-    Returns ``(out, final_state)``, differentiable in all tensors.
+    Returns ``(out, final_state)``, differentiable in all tensors (to any order). Under a transform
+    or tracer (``transform_active``) the loop runs in PyTorch ops without the fused node, which those
+    see through. ``source``: see ``FusedRecurrence``.
     """
-    impl = impl or implementation()
+    if transform_active() is not None:
+        impl, source = python_engine, None
+        plain = True
+    else:
+        impl = impl or implementation()
+        plain = False
     # The C++ loops read raw row-major buffers; contiguous() is free for the usual, contiguous, case.
     # Under autocast the input projection arrives in bfloat16/float16: the recurrence itself runs in
     # the weights' precision (the cast is differentiable, so gradients flow back in the lower one).
@@ -86,8 +157,12 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     h0 = state[0].to(dtype).contiguous()
     c0 = state[1].to(dtype).contiguous() if spec.states == 2 else None
     tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        out, h_n, c_n = FusedRecurrence.apply(spec, impl, x_proj, h0, c0, w_hh, b_hh, lengths)
+    if plain:  # python_engine's forward is plain PyTorch ops: autograd and the transforms differentiate it
+        out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False)
+    elif torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        if source is not None and torch.is_autocast_enabled(x_proj.device.type):
+            source = None  # the projection ran in autocast's precision: keep it rather than recompute it
+        out, h_n, c_n = FusedRecurrence.apply(spec, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source)
     else:
         out, h_n, c_n, _, _ = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False)
     return out, (h_n, c_n) if spec.states == 2 else (h_n,)
@@ -101,16 +176,40 @@ def scan(
     *,
     lengths: Tensor | None = None,
     options: dict | None = None,
+    source=None,
 ) -> tuple[Tensor, State]:
-    """``rnnkit.loop.scan`` on the engine; same arguments and results."""
+    """``rnnkit.loop.scan`` on the engine; same arguments and results (``source``: see ``FusedRecurrence``)."""
     spec = engine_cell(cell, options or {})
     if spec is None:
         raise ValueError(f"the fused engine has no kernel for {cell.__name__}")
-    return run(spec, x_proj, state, params["weight_hh"], params.get("bias_hh") if spec.uses_hh_bias else None, lengths)
+    return run(spec, x_proj, state, params["weight_hh"], params.get("bias_hh") if spec.uses_hh_bias else None, lengths,
+               source=source)
 
 
-#: ``rnnkit.loop.recur`` with the engine's ``scan``: same arguments and results.
-recur = partial(loop.recur, scan=scan)
+def recur(
+    cell: type[RecurrentCell],
+    x: Tensor,
+    state: State,
+    params: Params,
+    *,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    options: dict | None = None,
+) -> tuple[Tensor, State]:
+    """``rnnkit.loop.recur`` with the engine's ``scan``: same arguments and results.
+
+    The node is told how to recompute the input projection from ``x`` and ``params`` (which the
+    projection's own autograd node keeps), so it does not keep ``x_proj`` for a double backward.
+    """
+    if reverse:
+        x = loop.reverse_padded(x, lengths)
+    x_proj = cell.input_projection(x, params)
+    output, state = scan(cell, x_proj, state, params, lengths=lengths, options=options,
+                         source=partial(cell.input_projection, x, params))
+    if reverse:
+        output = loop.reverse_padded(output, lengths)
+    return output, state
 
 
-__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation", "run", "scan", "recur"]
+__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation", "run", "scan",
+           "recur", "transform_active"]

@@ -46,11 +46,12 @@ Two scans compute it, selected by the layers' ``scan=``:
   overflows). Parallel over time and differentiable by autograd: the path for GPUs.
 * ``"fused"``, :func:`fused_gated_scan` -- the same recurrence as one time loop of fused ``lerp`` s in
   a custom autograd function whose backward is the adjoint recurrence run once backwards: one small
-  cache-resident operation per step each way, no autograd graph per step, and ``w``, ``c`` and the
-  outputs as the only saved tensors. It never leaves linear space and only interpolates, so it is as
+  cache-resident operation per step each way, no autograd graph per step, and ``w``, ``c``, the
+  outputs and the pre-activations (for a double backward) as the only saved tensors. It never leaves linear space and only interpolates, so it is as
   stable as the step itself. On CPUs it is several times faster than the log-space scan (whose
-  ``logcumsumexp`` is scalar code there); on GPUs one launch per step makes it slow. Differentiable
-  once.
+  ``logcumsumexp`` is scalar code there); on GPUs one launch per step makes it slow. A double
+  backward differentiates the same lerps in plain ops; under torch.func transforms, tracing and
+  export those plain lerps run instead of the fused function.
 * ``"auto"`` (the default) takes ``"fused"`` on CPU and ``"log"`` elsewhere.
 
 ``recurrence`` remains the one-step reference and the generation path; the loop (``rnnkit.loop``)
@@ -67,11 +68,11 @@ import math
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from rnnkit import _checks
 from rnnkit.cells.base import ParameterSpec, Params, RecurrentCell, State
+from rnnkit.engine import transform_active
 from rnnkit.init import initialize_
 from rnnkit.nn import _LAYER_ARGS, RecurrentLayer
 
@@ -167,7 +168,10 @@ class _FusedGatedScan(torch.autograd.Function):
     reaching ``h_t``, one reverse loop): ``dL/dk_t = ḡ_t w_t (1 - w_t) (c_t - h_{t-1})``,
     ``dL/dv_t = ḡ_t w_t g'(v_t)`` with ``g' = 1`` where ``c >= 0.5`` (``v >= 0``) else ``c (1 - c)``,
     and ``dL/dh_0 = (1 - w_1) ḡ_1``. ``k`` and ``v`` arrive as the two halves of one tensor, and their
-    gradients leave as one.
+    gradients leave as one; that tensor is kept too, for a double backward (recomputing ``w`` and ``c``
+    from it instead would slow every backward by a third). When a graph of the gradient is asked for
+    (``create_graph=True``) backward differentiates :func:`_plain_gated_scan` instead, so the
+    gradients are differentiable in turn.
     """
 
     @staticmethod
@@ -179,13 +183,14 @@ class _FusedGatedScan(torch.autograd.Function):
         h = h0
         for w_t, c_t, out_t in zip(w.unbind(0), c.unbind(0), out.unbind(0)):
             h = torch.lerp(h, c_t, w_t, out=out_t)
-        ctx.save_for_backward(w, c, h0, out)
+        ctx.save_for_backward(w, c, h0, out, pre)
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        w, c, h0, out = ctx.saved_tensors
+        w, c, h0, out, pre = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the same loop in plain ops
+            return _differentiable_backward(pre, h0, grad_out, ctx.needs_input_grad)
         keep = 1 - w
         total = torch.empty(out.shape, dtype=out.dtype, device=out.device)
         totals, keeps, given = total.unbind(0), keep.unbind(0), grad_out.unbind(0)
@@ -207,6 +212,34 @@ class _FusedGatedScan(torch.autograd.Function):
         return grad_pre, grad_h0
 
 
+def _plain_gated_scan(pre: Tensor, h0: Tensor) -> Tensor:
+    """The outputs of :class:`_FusedGatedScan` (the same lerps) in plain differentiable ops.
+
+    What runs under torch.func transforms, tracing and export, which cannot see through the fused
+    function, and what its double backward differentiates.
+    """
+    k, v = pre.chunk(2, dim=-1)
+    w, c = torch.sigmoid(k), g(v)
+    h, outputs = h0, []
+    for w_t, c_t in zip(w.unbind(0), c.unbind(0)):
+        h = torch.lerp(h, c_t, w_t)
+        outputs.append(h)
+    return torch.stack(outputs)
+
+
+def _differentiable_backward(pre: Tensor, h0: Tensor, grad_out: Tensor, needed) -> tuple[Tensor | None, ...]:
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() if need and not t.requires_grad else t for t, need in zip((pre, h0), needed)]
+        out = _plain_gated_scan(*inputs)
+        wanted = [t for t, need in zip(inputs, needed) if need]
+        found = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
+    grads = []
+    for t, need in zip(inputs, needed):
+        grad = next(found) if need else None
+        grads.append(torch.zeros_like(t) if need and grad is None else grad)
+    return tuple(grads)
+
+
 def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``h_t = (1 - σ(k_t)) h_{t-1} + σ(k_t) g(v_t)`` for all steps, by a fused time loop.
 
@@ -217,8 +250,12 @@ def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) 
         lengths: as for :func:`log_linear_scan`.
 
     Returns:
-        ``(outputs (steps, batch, hidden), final (batch, hidden))``. Differentiable once.
+        ``(outputs (steps, batch, hidden), final (batch, hidden))``, differentiable to any order.
+        Under torch.func transforms, ``torch.jit.trace``, ``torch.compile`` and ``torch.export``
+        (``rnnkit.engine.transform_active``) the same lerps run as plain ops, which those see through.
     """
+    if transform_active() is not None:
+        return _apply_lengths(_plain_gated_scan(pre, h0), lengths)
     return _apply_lengths(_FusedGatedScan.apply(pre, h0), lengths)
 
 
@@ -362,7 +399,7 @@ class _MinimalLayer(RecurrentLayer):
 
 
 _SCAN_ARG = """        scan: how whole sequences run: ``'log'`` (the log-space parallel scan), ``'fused'`` (a fused time
-            loop with the adjoint loop as backward; differentiable once) or ``'auto'`` (``'fused'`` on
+            loop with the adjoint loop as backward) or ``'auto'`` (``'fused'`` on
             CPU, ``'log'`` elsewhere). The same function either way. Keyword only.
 """
 
