@@ -275,19 +275,11 @@ def _first(result):
     return result[0].float()
 
 
-GRU_REFERENCE_AUTOCAST = pytest.mark.xfail(
-    raises=RuntimeError, strict=True,
-    reason="the GRU cell's step (cells/gru.py, torch.lerp) mixes the bfloat16 candidate with the float32 state "
-           "under autocast: 'expected dtype c10::BFloat16 for `end`' -- not in the checks; remove this mark once fixed")
-
-
 @pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16], ids=["f32-input", "bf16-input"])
 @pytest.mark.parametrize("model_dtype", [torch.float32, torch.bfloat16], ids=["f32-model", "bf16-model"])
 @pytest.mark.parametrize("kind,backend", [("RNN", "builtin"), ("RNN", "reference"), ("GRU", "builtin"),
                                           ("GRU", "reference")])
-def test_autocast_runs_as_torch_nn(kind, backend, model_dtype, input_dtype, request):
-    if (kind, backend, input_dtype) == ("GRU", "reference", torch.float32):
-        request.applymarker(GRU_REFERENCE_AUTOCAST)
+def test_autocast_runs_as_torch_nn(kind, backend, model_dtype, input_dtype):
     ours, theirs = _autocast_pair(kind, model_dtype, backend)
     data = x(6, 3, 4, dtype=input_dtype)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -344,8 +336,8 @@ def test_autocast_lstm(model_dtype):
     (kind, model, given) for kind in ("RNNCell", "LSTMCell") for model, given in
     ((torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16), (torch.float32, torch.float32))
 ] + [
-    pytest.param("GRUCell", torch.bfloat16, torch.float32, marks=GRU_REFERENCE_AUTOCAST),
-    pytest.param("GRUCell", torch.float32, torch.float32, marks=GRU_REFERENCE_AUTOCAST),
+    ("GRUCell", torch.bfloat16, torch.float32),
+    ("GRUCell", torch.float32, torch.float32),
     ("GRUCell", torch.float32, torch.bfloat16),
 ], ids=lambda v: str(v).replace("torch.", ""))
 def test_autocast_cells_as_torch_nn(kind, model_dtype, input_dtype):

@@ -56,4 +56,5 @@ class GRUCell(RecurrentCell):
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
-        return (torch.lerp(n, h, z),)  # (1 - z) * n + z * h
+        # (1 - z) * n + z * h, in the state's precision (under autocast n and z may be in a lower one)
+        return (torch.lerp(n.to(h.dtype), h, z.to(h.dtype)),)
