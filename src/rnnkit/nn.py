@@ -296,8 +296,8 @@ class RecurrentLayer(nn.Module):
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
         defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "merge": "concat", "init": "default", "backend": "auto",
-                    "recurrent_dropout": 0.0, "zoneout": 0.0}
+                    "bidirectional": False, "proj_size": 0, "merge": "concat", "init": "default", "backend": "auto",
+                    "recurrent_dropout": 0.0, "zoneout": 0.0, "forget_bias": None}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)!r}"
