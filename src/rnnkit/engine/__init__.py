@@ -51,25 +51,34 @@ def implementation(kind: str = "auto"):
     return compiled or python_engine
 
 
-def transform_active() -> str | None:
+def transform_active(*tensors: Tensor | None) -> str | None:
     """Why the fused node cannot run now, or ``None`` when it can.
 
     ``'compile'``: ``torch.compile`` or ``torch.export`` is tracing (their fake tensors hold no data
     for the C++ loops); ``'trace'``: ``torch.jit.trace`` (it would record the node's result as a
     constant); ``'functorch'``: a torch.func transform (``grad``, ``vmap``, ``jacrev``, ...) is active,
-    whose wrapped tensors the C++ loops cannot read. ``torch.compiler.is_compiling`` is asked first:
-    dynamo folds it to a constant, and would refuse the private functorch query.
+    or one of ``tensors`` is wrapped by one (the older ``torch._vmap_internals.vmap`` that gradcheck's
+    batched check uses wraps tensors without an active torch.func transform); the C++ loops cannot
+    read wrapped tensors. ``torch.compiler.is_compiling`` is asked first: dynamo folds it to a
+    constant, and would refuse the private functorch queries.
     """
     if torch.compiler.is_compiling():
         return "compile"
     if torch.jit.is_tracing():
         return "trace"
-    if _functorch_active():
+    if _functorch_active() or any(t is not None and _wrapped(t) for t in tensors):
         return "functorch"
     return None
 
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+_functorch = getattr(torch._C, "_functorch", None)
+_wrapped_checks = [getattr(_functorch, name) for name in ("is_functorch_wrapped_tensor", "is_legacy_batchedtensor")
+                   if hasattr(_functorch, name)]
+
+
+def _wrapped(tensor: Tensor) -> bool:
+    return any(check(tensor) for check in _wrapped_checks)
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -96,7 +105,10 @@ class FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_h_n, d_c_n):
         h0, c0, w_hh, b_hh, out, cells, saved, x_proj = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: a differentiable gradient is wanted
+        # create_graph=True wants a differentiable gradient; a transform over backward (vmap over the
+        # gradient: gradcheck's batched check, jacrev of a gradient) hands in wrapped gradients the C++
+        # loops cannot read. Both differentiate the plain re-run instead.
+        if torch.is_grad_enabled() or transform_active(d_out, d_h_n, d_c_n) is not None:
             x_proj = ctx.source() if x_proj is None else x_proj
             return (None, None, *_differentiable_backward(ctx, (x_proj, h0, c0, w_hh, b_hh), (d_out, d_h_n, d_c_n)),
                     None, None)
@@ -111,28 +123,23 @@ class FusedRecurrence(torch.autograd.Function):
 def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
     """The gradients of ``FusedRecurrence`` with respect to ``inputs``, as differentiable tensors.
 
-    The recurrence is re-run from the inputs in PyTorch ops under grad mode and differentiated with
-    ``create_graph=True``. An input needing a gradient whose recomputed tensor carries no graph (an
-    ``x_proj`` rebuilt by ``source`` from inputs that do not require grad) is made a leaf here.
+    ``torch.func.vjp`` of the recurrence re-run in PyTorch ops: differentiable by the surrounding
+    autograd (create_graph) and by outer transforms alike, and it needs no ``requires_grad_`` (which
+    transforms forbid) on inputs that carry no graph.
     """
     needed = ctx.needs_input_grad[2:7]
-    with torch.enable_grad():
-        inputs = [t.detach().requires_grad_() if need and not t.requires_grad else t
-                  for t, need in zip(inputs, needed)]
-        x_proj, h0, c0, w_hh, b_hh = inputs
-        out, h_n, c_n, _, _ = python_engine.forward(ctx.spec.name, x_proj.to(w_hh.dtype), h0, c0, w_hh, b_hh,
-                                                    ctx.lengths, False)
-        results, given = [out, h_n], [grads[0], grads[1]]
-        if c0 is not None:
-            results.append(c_n)
-            given.append(grads[2])
-        wanted = [t for t, need in zip(inputs, needed) if need]
-        found = iter(torch.autograd.grad(results, wanted, given, create_graph=True, allow_unused=True))
-    gradients = []
-    for t, need in zip(inputs, needed):
-        gradient = next(found) if need else None
-        gradients.append(torch.zeros_like(t) if need and gradient is None else gradient)
-    return gradients
+    spec, lengths, states = ctx.spec, ctx.lengths, ctx.spec.states
+
+    def recurrence(*wanted):
+        given = iter(wanted)
+        x_proj, h0, c0, w_hh, b_hh = [next(given) if need else t for t, need in zip(inputs, needed)]
+        out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj.to(w_hh.dtype), h0, c0, w_hh, b_hh, lengths,
+                                                    False)
+        return (out, h_n, c_n) if states == 2 else (out, h_n)
+
+    _, pullback = torch.func.vjp(recurrence, *[t for t, need in zip(inputs, needed) if need])
+    found = iter(pullback(tuple(grads[:3 if states == 2 else 2])))
+    return [next(found) if need else None for need in needed]
 
 
 def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
@@ -143,7 +150,7 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     or tracer (``transform_active``) the loop runs in PyTorch ops without the fused node, which those
     see through. ``source``: see ``FusedRecurrence``.
     """
-    if transform_active() is not None:
+    if transform_active(x_proj, *state, w_hh) is not None:
         impl, source = python_engine, None
         plain = True
     else:

@@ -189,7 +189,8 @@ class _FusedGatedScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         w, c, h0, out, pre = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the same loop in plain ops
+        if torch.is_grad_enabled() or transform_active(grad_out) is not None:  # create_graph=True or a transform over
+            # backward (vmap over the gradient, as gradcheck's batched check does): differentiate the plain loop
             return _differentiable_backward(pre, h0, grad_out, ctx.needs_input_grad)
         keep = 1 - w
         total = torch.empty(out.shape, dtype=out.dtype, device=out.device)
@@ -228,16 +229,16 @@ def _plain_gated_scan(pre: Tensor, h0: Tensor) -> Tensor:
 
 
 def _differentiable_backward(pre: Tensor, h0: Tensor, grad_out: Tensor, needed) -> tuple[Tensor | None, ...]:
-    with torch.enable_grad():
-        inputs = [t.detach().requires_grad_() if need and not t.requires_grad else t for t, need in zip((pre, h0), needed)]
-        out = _plain_gated_scan(*inputs)
-        wanted = [t for t, need in zip(inputs, needed) if need]
-        found = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
-    grads = []
-    for t, need in zip(inputs, needed):
-        grad = next(found) if need else None
-        grads.append(torch.zeros_like(t) if need and grad is None else grad)
-    return tuple(grads)
+    """``torch.func.vjp`` of :func:`_plain_gated_scan`: differentiable by autograd and by outer transforms."""
+    inputs = (pre, h0)
+
+    def scan(*wanted):
+        given = iter(wanted)
+        return _plain_gated_scan(*[next(given) if need else t for t, need in zip(inputs, needed)])
+
+    _, pullback = torch.func.vjp(scan, *[t for t, need in zip(inputs, needed) if need])
+    found = iter(pullback(grad_out))
+    return tuple(next(found) if need else None for need in needed)
 
 
 def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -254,7 +255,7 @@ def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) 
         Under torch.func transforms, ``torch.jit.trace``, ``torch.compile`` and ``torch.export``
         (``rnnkit.engine.transform_active``) the same lerps run as plain ops, which those see through.
     """
-    if transform_active() is not None:
+    if transform_active(pre, h0) is not None:
         return _apply_lengths(_plain_gated_scan(pre, h0), lengths)
     return _apply_lengths(_FusedGatedScan.apply(pre, h0), lengths)
 
