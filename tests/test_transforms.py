@@ -8,13 +8,17 @@ import warnings
 
 import pytest
 import torch
-from torch.func import functional_call, grad, jacrev, vmap
+from torch.autograd import forward_ad
+from torch.func import functional_call, grad, hessian, jacfwd, jacrev, vmap
 
 import rnnkit as rk
 from rnnkit import backends, engine
 from rnnkit.engine import python_engine
 
 from harness import make_pair
+
+# torch loads its forward-AD decompositions with torch.jit.script on first use, which warns in 2.13.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 KINDS = ["rnn_tanh", "lstm", "gru"]
 BACKENDS = ["auto", "builtin", "reference", "engine"]
@@ -144,6 +148,23 @@ def test_jacrev_wrt_input_equals_torch_nn(kind, backend):
     got = jacrev(lambda v: ours(v)[0])(x)
     want = jacrev(lambda v: oracle(v)[0])(x)
     torch.testing.assert_close(got, want, atol=TOL, rtol=TOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_mode_jacfwd_hessian_and_dual_tensors_equal_torch_nn(kind, backend):
+    ours, oracle = _pair(kind, backend)
+    x = _x(steps=3, batch=2)
+    torch.testing.assert_close(jacfwd(lambda v: ours(v)[0])(x), jacfwd(lambda v: oracle(v)[0])(x), atol=TOL, rtol=TOL)
+    torch.testing.assert_close(hessian(lambda v: ours(v)[0].sum())(x), hessian(lambda v: oracle(v)[0].sum())(x),
+                               atol=TOL, rtol=TOL)
+    tangent = torch.randn_like(x)
+    with forward_ad.dual_level():
+        got = [forward_ad.unpack_dual(r) for r in _flat(ours(forward_ad.make_dual(x, tangent)))]
+        want = [forward_ad.unpack_dual(r) for r in _flat(oracle(forward_ad.make_dual(x, tangent)))]
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.primal, b.primal, atol=TOL, rtol=TOL)
+        torch.testing.assert_close(a.tangent, b.tangent, atol=TOL, rtol=TOL)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -374,6 +395,12 @@ def test_minimal_fused_scan_under_transforms_equals_eager(cls, scan):
         single = grad(lambda p: _scalar(layer, p, x[:, b : b + 1]))(_params(layer))
         for name in single:
             torch.testing.assert_close(per_sample[name][b], single[name], atol=TOL, rtol=TOL)
+    torch.testing.assert_close(jacfwd(lambda v: layer(v)[0])(x), jacfwd(lambda v: log(v)[0])(x), atol=TOL, rtol=TOL)
+    tangent = torch.randn_like(x)
+    with forward_ad.dual_level():
+        got = forward_ad.unpack_dual(layer(forward_ad.make_dual(x, tangent))[0]).tangent
+        want = forward_ad.unpack_dual(log(forward_ad.make_dual(x, tangent))[0]).tangent
+    torch.testing.assert_close(got, want, atol=TOL, rtol=TOL)
 
 
 @pytest.mark.parametrize("with_lengths", [False, True])

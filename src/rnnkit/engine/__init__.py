@@ -13,8 +13,9 @@ in PyTorch (``python_engine``). See ``docs/engine.md`` for adding a cell.
 
 The node is differentiable twice and more: a backward asked for a graph of the gradient
 (``create_graph=True``) re-runs the recurrence in plain PyTorch ops and differentiates that. Under
-torch.func transforms, ``torch.jit.trace`` and ``torch.compile``/``torch.export``, which cannot see
-into the C++ loops, ``run`` computes the same recurrence in plain PyTorch ops (see ``transform_active``).
+torch.func transforms, forward-mode AD, ``torch.jit.trace`` and ``torch.compile``/``torch.export``,
+which cannot see into the C++ loops, ``run`` computes the same recurrence in plain PyTorch ops (see
+``transform_active``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from functools import partial
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.engine import _build, python_engine
@@ -59,7 +61,8 @@ def transform_active(*tensors: Tensor | None) -> str | None:
     constant); ``'functorch'``: a torch.func transform (``grad``, ``vmap``, ``jacrev``, ...) is active,
     or one of ``tensors`` is wrapped by one (the older ``torch._vmap_internals.vmap`` that gradcheck's
     batched check uses wraps tensors without an active torch.func transform); the C++ loops cannot
-    read wrapped tensors. ``torch.compiler.is_compiling`` is asked first: dynamo folds it to a
+    read wrapped tensors. ``'forward_ad'``: a ``torch.autograd.forward_ad.dual_level`` is open (the
+    node has no forward-mode derivative). ``torch.compiler.is_compiling`` is asked first: dynamo folds it to a
     constant, and would refuse the private functorch queries.
     """
     if torch.compiler.is_compiling():
@@ -68,6 +71,8 @@ def transform_active(*tensors: Tensor | None) -> str | None:
         return "trace"
     if _functorch_active() or any(t is not None and _wrapped(t) for t in tensors):
         return "functorch"
+    if forward_ad._current_level >= 0:
+        return "forward_ad"
     return None
 
 
