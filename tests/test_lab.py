@@ -102,3 +102,14 @@ def test_cli_protects_runs_and_refuses_resume_from_nothing(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "run")]) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "5"]) == 0
+
+
+@pytest.mark.slow
+def test_the_sweep_compares_any_registered_cells(tmp_path, capsys):
+    code = main(["lab", "sweep", "--out", str(tmp_path), "--lengths", "10", "--hidden-size", "4", "--cells", "gru",
+                 "ln_lstm", "min_gru", "--max-steps", "2", "--eval-every", "2", "--quiet"])
+    assert code == 0
+    table = (tmp_path / "results.md").read_text()
+    for cell in ("gru", "ln_lstm", "min_gru"):
+        assert f"| adding | {cell} | 10 |" in table
+    assert "| adding | lstm |" not in table

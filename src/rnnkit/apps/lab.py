@@ -262,10 +262,11 @@ def describe(result: dict) -> str:
 #: The default grid: every cell on the adding problem at three lengths with and without clipping;
 #: copy memory and temporal order at T=100; and a tanh RNN started with an oversized W_hh, with and
 #: without clipping, to show exploding gradients.
-def default_grid(lengths: tuple[int, ...] = (50, 100, 200)) -> list[tuple[LabConfig, float | None]]:
+def default_grid(lengths: tuple[int, ...] = (50, 100, 200),
+                 cells: tuple[str, ...] = SWEEP_CELLS) -> list[tuple[LabConfig, float | None]]:
     grid = [(LabConfig(task="adding", cell=cell, T=T), clip)
-            for T in lengths for cell in SWEEP_CELLS for clip in (1.0, None)]
-    grid += [(LabConfig(task=task, cell=cell, T=100), 1.0) for task in ("copy", "order") for cell in SWEEP_CELLS]
+            for T in lengths for cell in cells for clip in (1.0, None)]
+    grid += [(LabConfig(task=task, cell=cell, T=100), 1.0) for task in ("copy", "order") for cell in cells]
     grid += [(LabConfig(task="adding", cell="rnn", T=100, recurrent_scale=4.0), clip) for clip in (1.0, None)]
     return grid
 

@@ -17,7 +17,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.lab import APP, TASKS, LabConfig
+    from rnnkit.apps.lab import APP, SWEEP_CELLS, TASKS, LabConfig, lab_cell_names
 
     lab = subparsers.add_parser("lab", help="reproduce the classic results on vanishing and exploding gradients",
                                 description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     sweep.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200],
                        help="adding-problem lengths T (default: 50 100 200)")
     sweep.add_argument("--hidden-size", type=int, default=128, help="units in every model (default: 128)")
+    sweep.add_argument("--cells", nargs="+", choices=lab_cell_names(), default=list(SWEEP_CELLS), metavar="CELL",
+                       help=f"the cells to compare, any of {', '.join(lab_cell_names())} "
+                            f"(default: {' '.join(SWEEP_CELLS)})")
     add_train_options(sweep, defaults=APP.train_defaults)
     sweep.set_defaults(func=run_sweep)
 
@@ -56,7 +59,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if any(T < 10 for T in args.lengths):
         raise InputError(f"--lengths must all be >= 10, got {args.lengths}")
     grid = [(dataclasses.replace(config, hidden_size=args.hidden_size), clip)
-            for config, clip in default_grid(tuple(args.lengths))]
+            for config, clip in default_grid(tuple(args.lengths), tuple(dict.fromkeys(args.cells)))]
     results = sweep(grid, train_config(args), args.out, progress=not args.quiet)
     print(f"{len(results)} runs; table: {args.out}/results.md and results.csv; plots: {args.out}/*.png")
     print(json.dumps({"runs": len(results)}))
