@@ -17,14 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from rnnkit import loop
-from rnnkit.backends.reference import LoopBackend
 from rnnkit.types import ModelOutput
 from rnnkit.nn import RecurrentLayer
 
@@ -60,17 +58,26 @@ class GradientFlow:
 
 
 class _Recorder:
-    """A ``recur`` for ``run_stack`` that keeps each step's state; calls arrive layer by layer."""
+    """A :class:`rnnkit.loop.StepObserver` keeping each pass's states, named by layer, depth and direction."""
 
-    def __init__(self, name: str, directions: int) -> None:
-        self.name, self.directions, self.calls = name, directions, []
+    def __init__(self, names: dict[int, str]) -> None:
+        self.names = names  # id(module) -> its name in the model
+        self.passes: dict[int, int] = {}
+        self.module = None
+        self.calls: list[tuple[str, list, Tensor | None, bool]] = []
 
-    def __call__(self, cell, x, state, params, *, lengths=None, reverse=False, options=None, regularization=None):
-        layer, direction = divmod(len(self.calls), self.directions)
-        states: list = []
-        self.calls.append((f"{self.name}.l{layer}{'_reverse' if direction else ''}", states, lengths, reverse))
-        return loop.recur(cell, x, state, params, lengths=lengths, reverse=reverse, options=options,
-                          scan=partial(loop.scan, observe=states.append), regularization=regularization)
+    def layer(self, module) -> None:
+        self.module = module
+
+    def begin(self, lengths, reverse) -> None:
+        index = self.passes.get(id(self.module), 0)
+        self.passes[id(self.module)] = index + 1
+        depth, direction = divmod(index, 2 if self.module.bidirectional else 1)
+        name = f"{self.names[id(self.module)]}.l{depth}{'_reverse' if direction else ''}"
+        self.calls.append((name, [], lengths, reverse))
+
+    def step(self, state) -> None:
+        self.calls[-1][1].append(state)
 
 
 def _step_norms(grads: list[Tensor | None], lengths: Tensor | None, reverse: bool) -> list[float]:
@@ -121,16 +128,11 @@ def gradient_flow(
     if not layers:
         raise TypeError(f"gradient_flow needs rnnkit recurrent layers (rk.RNN, rk.LSTM, rk.GRU) inside the "
                         f"model; {type(model).__name__} has none")
-    recorders, saved = [], []
-    for name, layer in layers:
-        recorder = _Recorder(name, 2 if layer.bidirectional else 1)
-        recorders.append(recorder)
-        saved.append((layer, layer.backend))
-        layer.backend = LoopBackend("recording", recorder)
+    recorder = _Recorder({id(layer): name for name, layer in layers})
     was_training = model.training
     model.train(train_mode)
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), loop.observing(recorder):
             if loss_fn is None:
                 output = model(inputs, targets, **forward_kwargs)
                 if not isinstance(output, ModelOutput) or output.loss is None:
@@ -140,9 +142,7 @@ def gradient_flow(
                 loss = loss_fn(model(inputs, **forward_kwargs))
     finally:
         model.train(was_training)
-        for layer, backend in saved:
-            layer.backend = backend
-    calls = [call for recorder in recorders for call in recorder.calls]
+    calls = recorder.calls
     hidden = [state[0] for _, states, _, _ in calls for state in states]
     cells = [state[1] for _, states, _, _ in calls for state in states if len(state) > 1]
     parameters = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

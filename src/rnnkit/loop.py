@@ -10,14 +10,48 @@ its own length, so it starts at that sequence's last valid element.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 from functools import partial
 
 import torch
 from torch import Tensor
 
 from rnnkit.cells.base import Params, RecurrentCell, State
+
+
+class StepObserver(Protocol):
+    """Receives what the loop computes while :func:`observing` is active (``rnnkit.diagnostics``)."""
+
+    def layer(self, module) -> None:
+        """A recurrent layer (an ``nn.Module``) starts its forward pass."""
+
+    def begin(self, lengths: Tensor | None, reverse: bool) -> None:
+        """A single-direction pass over a sequence starts."""
+
+    def step(self, state: State) -> None:
+        """The state after a step: the very tensors the next step reads."""
+
+
+_OBSERVER: ContextVar[StepObserver | None] = ContextVar("rnnkit_step_observer", default=None)
+
+
+@contextmanager
+def observing(observer: StepObserver) -> Iterator[StepObserver]:
+    """Within this block every recurrent layer runs this readable loop step by step and reports each
+    pass and each step's state to ``observer`` (the per-step hook the gradient-flow diagnostics use)."""
+    token = _OBSERVER.set(observer)
+    try:
+        yield observer
+    finally:
+        _OBSERVER.reset(token)
+
+
+def active_observer() -> StepObserver | None:
+    return _OBSERVER.get()
 
 
 @dataclass(frozen=True)
@@ -140,10 +174,14 @@ def recur(
     if reverse:
         x = reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, params)
+    observer = _OBSERVER.get()
+    if observer is not None:  # step by step, whatever scan was asked for, so every state is seen
+        observer.begin(lengths, reverse)
+        scan = partial(_sequential, observe=observer.step)
     if regularization is not None:
         output, state = (scan or _sequential)(cell, x_proj, state, params, lengths=lengths, options=options,
                                               regularization=regularization)
-    elif scan is None and hasattr(cell, "parallel_scan"):
+    elif scan is None and hasattr(cell, "parallel_scan") and observer is None:
         output, state = cell.parallel_scan(x_proj, state, params, lengths=lengths, **(options or {}))
     else:
         output, state = (scan or _sequential)(cell, x_proj, state, params, lengths=lengths, options=options)

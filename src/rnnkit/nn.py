@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import _checks, backends, loop
+from rnnkit.backends.reference import REFERENCE
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, RecurrentCell
 from rnnkit.cells.base import ParameterSpec
 from rnnkit.cells.elman import NONLINEARITIES
@@ -230,7 +231,11 @@ class RecurrentLayer(nn.Module):
                 lengths = _checks.lengths_tensor(lengths, batch, x.shape[0])
         state = self._initial_state(hx, batch, batched, x)
 
-        output, final = backends.select(self).run(self, input if packed else x, state, lengths)
+        observer = loop.active_observer()
+        if observer is not None:  # rnnkit.diagnostics: the readable loop, whose every step it sees
+            observer.layer(self)
+        backend = REFERENCE if observer is not None else backends.select(self)
+        output, final = backend.run(self, input if packed else x, state, lengths)
 
         if not packed:
             output = output.squeeze(1) if not batched else output.transpose(0, 1) if self.batch_first else output
