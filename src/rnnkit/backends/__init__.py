@@ -9,13 +9,14 @@ A backend is an object with a ``name``, ``supports(layer)`` and ``preferred(laye
 that prefers the layer; a name forces that backend (if it supports the layer). Backends needing
 compiled code import it lazily, so ``import rnnkit`` never needs a compiler or a GPU.
 
-Under a transform or tracer that the fused kernels do not support (``rnnkit.engine.transform_active``),
-``select`` hands the layer to a backend that computes the same function in ops those see through,
-whatever was asked for: under torch.func transforms (``grad``, ``vmap``, ``jacrev``, per-sample
-gradients) and forward-mode AD (``torch.autograd.forward_ad``) the engine and torch's kernels go to
-the reference (torch's RNN kernels have no ``vmap`` rule); under ``torch.jit.trace``, ``torch.export`` and ``torch.compile`` the engine goes to torch's
-kernels (one ``aten`` op per layer, as torch.nn exports), or to the reference for layers those do not
-run. Silently: the results are the same up to rounding.
+Under a transform or tracer that the fused kernels do not support
+(``rnnkit.engine.transform_active``), ``select`` hands the layer to a backend that computes the same
+function in ops those see through, whatever was asked for: under torch.func transforms (``grad``,
+``vmap``, ``jacrev``, per-sample gradients) and forward-mode AD (``torch.autograd.forward_ad``) the
+engine and torch's kernels go to the reference (torch's RNN kernels have no ``vmap`` rule); under
+``torch.jit.trace``, ``torch.export`` and ``torch.compile`` the engine goes to torch's kernels (one
+``aten`` op per layer, as torch.nn exports), or to the reference for layers those do not run.
+Silently: the results are the same up to rounding.
 """
 
 from __future__ import annotations

@@ -59,31 +59,29 @@ def transform_active(*tensors: Tensor | None) -> str | None:
     ``'compile'``: ``torch.compile`` or ``torch.export`` is tracing (their fake tensors hold no data
     for the C++ loops); ``'trace'``: ``torch.jit.trace`` (it would record the node's result as a
     constant); ``'functorch'``: a torch.func transform (``grad``, ``vmap``, ``jacrev``, ...) is active,
-    or one of ``tensors`` is wrapped by one (the older ``torch._vmap_internals.vmap`` that gradcheck's
-    batched check uses wraps tensors without an active torch.func transform); the C++ loops cannot
-    read wrapped tensors. ``'forward_ad'``: a ``torch.autograd.forward_ad.dual_level`` is open (the
-    node has no forward-mode derivative). ``torch.compiler.is_compiling`` is asked first: dynamo folds it to a
+    or one of ``tensors`` is batched by the older ``torch._vmap_internals.vmap`` (which gradcheck's
+    batched check uses, with no torch.func transform active); the C++ loops cannot read wrapped
+    tensors. ``'forward_ad'``: a ``torch.autograd.forward_ad.dual_level`` is open (the node has no
+    forward-mode derivative). ``torch.compiler.is_compiling`` is asked first: dynamo folds it to a
     constant, and would refuse the private functorch queries.
     """
     if torch.compiler.is_compiling():
         return "compile"
     if torch.jit.is_tracing():
         return "trace"
-    if _functorch_active() or any(t is not None and _wrapped(t) for t in tensors):
+    if _functorch_active():
         return "functorch"
+    for tensor in tensors:
+        if tensor is not None and _legacy_batched(tensor):
+            return "functorch"
     if forward_ad._current_level >= 0:
         return "forward_ad"
     return None
 
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
-_functorch = getattr(torch._C, "_functorch", None)
-_wrapped_checks = [getattr(_functorch, name) for name in ("is_functorch_wrapped_tensor", "is_legacy_batchedtensor")
-                   if hasattr(_functorch, name)]
-
-
-def _wrapped(tensor: Tensor) -> bool:
-    return any(check(tensor) for check in _wrapped_checks)
+# torch.func's own wrapped tensors come with an active transform; the older vmap's do not.
+_legacy_batched = getattr(getattr(torch._C, "_functorch", None), "is_legacy_batchedtensor", lambda tensor: False)
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -223,5 +221,5 @@ def recur(
     return output, state
 
 
-__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation", "run", "scan",
-           "recur", "transform_active"]
+__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation", "run",
+           "scan", "recur", "transform_active"]

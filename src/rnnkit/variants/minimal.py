@@ -47,8 +47,8 @@ Two scans compute it, selected by the layers' ``scan=``:
 * ``"fused"``, :func:`fused_gated_scan` -- the same recurrence as one time loop of fused ``lerp`` s in
   a custom autograd function whose backward is the adjoint recurrence run once backwards: one small
   cache-resident operation per step each way, no autograd graph per step, and ``w``, ``c``, the
-  outputs and the pre-activations (for a double backward) as the only saved tensors. It never leaves linear space and only interpolates, so it is as
-  stable as the step itself. On CPUs it is several times faster than the log-space scan (whose
+  outputs and the pre-activations (for a double backward) as the only saved tensors. It never
+  leaves linear space and only interpolates, so it is as stable as the step itself. On CPUs it is several times faster than the log-space scan (whose
   ``logcumsumexp`` is scalar code there); on GPUs one launch per step makes it slow. A double
   backward differentiates the same lerps in plain ops; under torch.func transforms, tracing and
   export those plain lerps run instead of the fused function.
