@@ -131,6 +131,22 @@ def test_func_grad_equals_torch_nn(kind, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", KINDS)
+def test_func_grad_with_lengths_equals_eager_gradients(kind, backend):
+    """``lengths=`` under a transform (torch.nn's own PackedSequence path fails under torch.func in 2.13)."""
+    ours, _ = _pair(kind, backend, bidirectional=True)
+    x, lengths = _x(), torch.tensor([4, 2, 3])
+
+    def loss(params):
+        return sum((r * r).sum() for r in _flat(functional_call(ours, params, (x,), {"lengths": lengths})))
+
+    got = grad(loss)(_params(ours))
+    want = torch.autograd.grad(loss(dict(ours.named_parameters())), list(ours.parameters()))
+    for (name, a), b in zip(got.items(), want):
+        torch.testing.assert_close(a, b, atol=TOL, rtol=TOL, msg=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_vmap_equals_a_loop(kind, backend):
     ours, oracle = _pair(kind, backend)
     xs = torch.stack([_x(seed=s) for s in range(3)])  # 3 independent (steps, batch, input) inputs
