@@ -210,7 +210,10 @@ def recur(
 
     The node is told how to recompute the input projection from ``x`` and ``params`` (which the
     projection's own autograd node keeps), so it does not keep ``x_proj`` for a double backward.
+    Within ``loop.observing`` it is ``loop.recur`` itself, which then runs step by step.
     """
+    if loop.active_observer() is not None:
+        return loop.recur(cell, x, state, params, lengths=lengths, reverse=reverse, options=options, scan=scan)
     if reverse:
         x = loop.reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, params)
