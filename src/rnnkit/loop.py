@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 from functools import partial
@@ -36,22 +35,25 @@ class StepObserver(Protocol):
         """The state after a step: the very tensors the next step reads."""
 
 
-_OBSERVER: ContextVar[StepObserver | None] = ContextVar("rnnkit_step_observer", default=None)
+# A plain module attribute rather than a ContextVar: torch.compile traces through reading it (the layer's
+# forward asks on every call), and the diagnostics that set it run in one thread.
+_observer: StepObserver | None = None
 
 
 @contextmanager
 def observing(observer: StepObserver) -> Iterator[StepObserver]:
     """Within this block every recurrent layer runs this readable loop step by step and reports each
     pass and each step's state to ``observer`` (the per-step hook the gradient-flow diagnostics use)."""
-    token = _OBSERVER.set(observer)
+    global _observer
+    previous, _observer = _observer, observer
     try:
         yield observer
     finally:
-        _OBSERVER.reset(token)
+        _observer = previous
 
 
 def active_observer() -> StepObserver | None:
-    return _OBSERVER.get()
+    return _observer
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def recur(
     if reverse:
         x = reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, params)
-    observer = _OBSERVER.get()
+    observer = _observer
     if observer is not None:  # step by step, whatever scan was asked for, so every state is seen
         observer.begin(lengths, reverse)
         scan = partial(_sequential, observe=observer.step)
