@@ -21,6 +21,8 @@ Silently: the results are the same up to rounding.
 
 from __future__ import annotations
 
+import torch
+
 from rnnkit.backends.builtin import BuiltinBackend
 from rnnkit.backends.engine import ENGINE
 from rnnkit.backends.reference import REFERENCE
@@ -64,6 +66,8 @@ def _transformable(layer, backend):
     if backend.name not in ("engine", "builtin"):
         return backend
     reason = transform_active()
+    if reason is None and backend.name == "engine" and torch.is_autocast_enabled("cpu"):
+        reason = "autocast"  # torch's kernels follow autocast's per-op dtype policy; the engine computes in float32
     if reason is None:
         return backend
     if reason in ("functorch", "forward_ad"):
