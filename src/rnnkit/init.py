@@ -68,13 +68,14 @@ def forget_gate_bias_(bias_ih: Tensor | None, bias_hh: Tensor | None, value: flo
     """Make a gated cell's forget-gate bias (block ``gate`` of ``num_chunks``; LSTM: ``i, f, g, o``) total ``value``.
 
     The forget block of ``bias_ih`` is set to ``value`` and that of ``bias_hh`` to 0, since the cell
-    adds the two.
+    adds the two; cells without a ``bias_hh`` (minLSTM) have ``bias_ih`` alone.
     """
-    if bias_ih is None or bias_hh is None:
+    if bias_ih is None:
         raise ValueError("forget_bias needs bias=True: the layer has no bias to set")
     hidden = bias_ih.shape[0] // num_chunks
     bias_ih[gate * hidden : (gate + 1) * hidden].fill_(value)
-    bias_hh[gate * hidden : (gate + 1) * hidden].zero_()
+    if bias_hh is not None:
+        bias_hh[gate * hidden : (gate + 1) * hidden].zero_()
 
 
 @torch.no_grad()

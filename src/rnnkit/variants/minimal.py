@@ -64,7 +64,6 @@ Parameters (one layer and direction): ``weight_ih`` ``(G*H, input_size)`` and, w
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
@@ -73,7 +72,6 @@ from torch.nn import functional as F
 from rnnkit import _checks
 from rnnkit.cells.base import ParameterSpec, Params, RecurrentCell, State
 from rnnkit.engine import transform_active
-from rnnkit.init import initialize_
 from rnnkit.nn import _LAYER_ARGS, RecurrentLayer
 
 #: Time steps per chunk of the log-space scan (see the module docstring).
@@ -367,6 +365,7 @@ class MinLSTMCell(_GatedInterpolationCell):
     """
 
     num_chunks = 3
+    forget_gate = 0  # forget_bias= sets block f of bias_ih (the cell has no bias_hh)
 
     @staticmethod
     def preactivations(x_proj: Tensor) -> tuple[Tensor, Tensor]:
@@ -441,27 +440,10 @@ class MinLSTM(_MinimalLayer):
 
     cell_type = MinLSTMCell
 
-    def __init__(self, *args, proj_size: int = 0, forget_bias: float | None = None, **kwargs) -> None:
-        # The cell declares no forget_gate (rnnkit.init's forget-bias helper sets a bias_hh too, which
-        # this cell lacks), so the option is handled here rather than by RecurrentLayer.
+    def __init__(self, *args, proj_size: int = 0, **kwargs) -> None:
         if proj_size != 0:
             raise ValueError(f"proj_size={proj_size!r}: MinLSTM has no output projection; use proj_size=0")
-        if forget_bias is not None and (isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float))
-                                        or not math.isfinite(forget_bias)):
-            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
-        if forget_bias is not None and not (args[3] if len(args) > 3 else kwargs.get("bias", True)):
-            raise ValueError("forget_bias needs bias=True: the layer has no bias to set")
-        self._forget_bias = forget_bias
         super().__init__(*args, **kwargs)
-        self.forget_bias = forget_bias
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        initialize_(self, self.init)
-        if self._forget_bias is not None:
-            for params in self.parameter_groups():
-                params["bias_ih"][: self.hidden_size].fill_(self._forget_bias)
-
 
 __all__ = ["MinGRUCell", "MinLSTMCell", "MinGRU", "MinLSTM", "log_linear_scan", "fused_gated_scan", "g", "log_g",
            "SCAN_CHUNK", "SCANS"]
