@@ -15,7 +15,8 @@ import sys
 from rnnkit.errors import InputError
 
 #: Command modules under rnnkit.cli, in the order ``--help`` lists them.
-COMMANDS = ["textgen", "classify", "forecast", "translate", "lab", "datasets"]
+COMMANDS = ["textgen", "classify", "forecast", "translate", "caption", "handwriting", "speech", "music", "dna",
+            "lab", "export", "serve", "datasets"]
 
 
 def build_parser() -> argparse.ArgumentParser:
