@@ -4,13 +4,23 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: textgen demo test test-all bench data clean clean-runs
+.PHONY: textgen demo test test-all bench data system-packages clean clean-runs
+
+# Debian packages the applications read or run (docs/datasets.md): speech synthesis and test speech,
+# the emoji font, Fashion-MNIST, miRBase hairpins, pen-stroke fonts, and chromium for the browser test
+# of `rnnkit serve`. Tests that need one skip with its name when it is missing; CI installs them all.
+SYSTEM_PACKAGES := espeak-ng flite sox pocketsphinx-testdata fonts-noto-color-emoji dataset-fashion-mnist \
+	seqkit-examples hershey-fonts-data chromium chromium-driver
+system-packages:
+	@if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then echo "system packages present"; \
+	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); fi
+
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet torch==2.13.0
-	$(PYTHON) -m pip install --quiet -e '.[dev,translate,data]'
+	$(PYTHON) -m pip install --quiet -e '.[dev,all]'
 	touch $(STAMP)
 
 # "Predict the next letter", made real: a character-level GRU learns Shakespeare's complete works for
