@@ -18,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from rnnkit.data.vocab import Vocabulary
+from rnnkit.models.captioner import Captioner
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.feedforward import OneToOne
 from rnnkit.models.generator import SequenceGenerator
@@ -26,7 +27,8 @@ from rnnkit.models.tagger import SequenceTagger
 
 #: Every model ``load_model`` can rebuild, by class name (the ``kind`` in config.json).
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (OneToOne, SequenceGenerator, SequenceClassifier, SequenceTagger, Seq2Seq)
+    cls.__name__: cls for cls in (OneToOne, SequenceGenerator, SequenceClassifier, SequenceTagger, Seq2Seq,
+                                  Captioner)
 }
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 _FORMAT = "rnnkit-model"
