@@ -50,6 +50,8 @@ class TrainConfig:
     log_every: int = option(50, "print a progress line every this many steps when not on a terminal")
     grad_flow_every: int | None = option(None, "record gradient flow over time steps every this many steps")
     device: str = option("cpu", "torch device, e.g. cpu or cuda (under torchrun: cuda uses the local rank)")
+    tensorboard: bool = option(True, "also write the logged scalars as TensorBoard events into the run directory "
+                                     "(needs the tensorboard package: rnnkit[tensorboard])")
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "eval_every", "checkpoint_every", "log_every",

@@ -34,6 +34,7 @@ from rnnkit.train.batches import (
     as_batch, count_targets, count_tokens, detach_state, model_kwargs, to_device,
 )
 from rnnkit.train import checkpoint, distributed
+from rnnkit.train.board import ScalarBoard
 from rnnkit.train import state as saved_state
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.evaluate import forward_loss, loss_totals
@@ -116,6 +117,7 @@ class Trainer:
         self.saved_step: int | None = None
         self.stop_reason = ""
         self.history: list[dict] = []
+        self.board = ScalarBoard(None)
 
     # ----------------------------------------------------------------------------------- data
     def _batches(self, data: Dataset | Iterable, epoch: int, *, shuffle: bool) -> Iterable:
@@ -297,8 +299,9 @@ class Trainer:
                 last["seconds"] = time.perf_counter() - started
                 metrics.append(last)
                 self.history.append(last)
-                progress.update(self.step, count_tokens(batch) * self.process.world_size,
-                                {"loss": last["loss"], "lr": last["lr"]})
+                tokens = count_tokens(batch) * self.process.world_size
+                self.board.train_step(last, tokens)
+                progress.update(self.step, tokens, {"loss": last["loss"], "lr": last["lr"]})
                 if last.get("skipped"):
                     self._skipped(last, progress)
                     continue
@@ -309,11 +312,13 @@ class Trainer:
                 if self.step % self.config.checkpoint_every == 0 and not evaluated.get("saved"):
                     self.save()
                 metrics.flush()
+                self.board.flush()
         finally:
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
             progress.close()
             metrics.flush()
+            self.board.flush()
         return self._finish(metrics, progress, last)
 
     def _start(self, resume: bool) -> tuple[MetricsLog, Progress]:
@@ -335,6 +340,9 @@ class Trainer:
         minutes = self.config.max_minutes
         progress = Progress(self.config.max_steps, self.step, log_every=self.config.log_every,
                             enabled=self.show_progress, time_limit=60 * minutes if minutes else None)
+        self.board = ScalarBoard(self.run_dir, enabled=self.config.tensorboard and self.process.is_main,
+                                 resumed_at=self.step if resumed_from is not None else None,
+                                 notify=progress.message)
         if resumed_from is not None:
             progress.message(f"resuming from {resumed_from} (step {self.step})")
         return metrics, progress
@@ -368,6 +376,7 @@ class Trainer:
         if self.saved_step != self.step:
             self.save()
         metrics.close()
+        self.board.close()
         if self.run_dir is not None and self.process.is_main:
             plot_curves(metrics.read(), self.run_dir / "curves.png", title=type(self.model).__name__)
             self._plot_gradient_flow()
@@ -394,6 +403,7 @@ class Trainer:
             return {}
         values = self.evaluate(max_batches=self.config.eval_batches)
         metrics.append({"step": self.step, **values})
+        self.board.evaluation(self.step, values)
         self.history.append({"step": self.step, **values})
         if self.config.monitor not in values:
             raise KeyError(f"monitor {self.config.monitor!r} is not among the validation metrics "
