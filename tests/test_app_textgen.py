@@ -126,3 +126,20 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_sample_never_writes_special_tokens_unless_unknown_is_allowed(run, monkeypatch):
+    import torch
+
+    from rnnkit.apps import textgen
+    from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+    model, vocab, info = textgen.load_run(run)
+    with torch.no_grad():  # a model that all but always wants a special token next
+        model.head.bias[[PAD_ID, UNK_ID, BOS_ID, EOS_ID]] += 30.0
+    monkeypatch.setattr(textgen, "load_run", lambda _run: (model, vocab, info))
+    text = "".join(textgen.sample(run, prime="the", length=50, seed=0))
+    assert len(text) == 50 and "<" not in text  # every step drew a real character
+    allowed = "".join(textgen.sample(run, prime="the", length=50, seed=0, allow_unknown=True))
+    assert allowed.count("<unk>") > 40

@@ -162,3 +162,20 @@ def test_sampling_argument_errors():
         stream(lm, [])
     with pytest.raises(ValueError, match="max_new_tokens must be an integer >= 0"):
         stream(lm, [BOS], max_new_tokens=-2)
+
+
+def test_suppressed_tokens_are_never_drawn_and_the_rest_keep_their_odds():
+    lm = _lm()
+    with torch.no_grad():
+        lm.head.bias[[0, 1]] += 20.0  # tokens 0 and 1 would win almost every draw
+    rows = torch.stack(list(stream(lm, torch.full((64, 1), BOS), max_new_tokens=20, seed=0, suppress=[0, 1])), 1)
+    assert not torch.isin(rows, torch.tensor([0, 1])).any()
+    # greedy with suppression is the arg-max over the remaining tokens, step by step
+    greedy = list(stream(lm, [BOS], max_new_tokens=8, temperature=0, suppress=[0, 1]))
+    state, token = None, torch.tensor([[BOS]])
+    for expected in greedy:
+        logits, state = lm.prime(token, state) if state is None else lm.step(token.view(1), state)
+        assert int(logits[0, 2:].argmax()) + 2 == expected
+        token = torch.tensor([[expected]])
+    with pytest.raises(ValueError, match="suppress must be token ids"):
+        stream(lm, [BOS], suppress=[-1])

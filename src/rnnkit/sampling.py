@@ -83,7 +83,7 @@ class TokenStream:
 
     def __init__(self, model, prefix: Tensor, state, *, max_new_tokens: int, temperature: float,
                  top_k: int | None, top_p: float | None, seed: int | None, eos_id: int | None, pad_id: int,
-                 unbatched: bool) -> None:
+                 unbatched: bool, suppress: Sequence[int] = ()) -> None:
         _check(temperature, top_k, top_p)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
@@ -91,6 +91,7 @@ class TokenStream:
         self.max_new_tokens, self.eos_id, self.pad_id, self.unbatched = max_new_tokens, eos_id, pad_id, unbatched
         self.options = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
         self.generator = None if seed is None else torch.Generator(device=prefix.device).manual_seed(seed)
+        self.suppress = _suppressed(suppress, prefix.device)
         self.tokens: list = []
         self._last: Tensor | None = None
         self._finished = torch.zeros(prefix.shape[0], dtype=torch.bool, device=prefix.device)
@@ -106,6 +107,8 @@ class TokenStream:
                 logits, self.state = self.model.prime(self.prefix, self.state)
             else:
                 logits, self.state = self.model.step(self._last, self.state)
+            if self.suppress is not None:
+                logits = logits.index_fill(-1, self.suppress, float("-inf"))
             token = sample_next(logits, generator=self.generator, **self.options)
         emitted = torch.where(self._finished, torch.full_like(token, self.pad_id), token)
         if self.eos_id is not None:
@@ -114,6 +117,13 @@ class TokenStream:
         result = int(emitted[0]) if self.unbatched else emitted
         self.tokens.append(result)
         return result
+
+
+def _suppressed(ids, device) -> Tensor | None:
+    ids = list(ids)
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
+        raise ValueError(f"suppress must be token ids (integers >= 0), got {ids!r}")
+    return torch.tensor(sorted(set(ids)), dtype=torch.int64, device=device) if ids else None
 
 
 def _as_prefix(prefix, device) -> tuple[Tensor, bool]:
@@ -130,7 +140,7 @@ def _as_prefix(prefix, device) -> tuple[Tensor, bool]:
 
 def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-           eos_id: int | None = None, pad_id: int = 0) -> TokenStream:
+           eos_id: int | None = None, pad_id: int = 0, suppress: Sequence[int] = ()) -> TokenStream:
     """Sample tokens one at a time, carrying the recurrent state.
 
     Args:
@@ -142,6 +152,8 @@ def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature:
         max_new_tokens: most tokens to yield. temperature, top_k, top_p: see the module docstring.
         seed: seeds a private ``torch.Generator``; the same seed gives the same tokens.
         eos_id: stop once every row has emitted it (rows that finished earlier yield ``pad_id``).
+        suppress: token ids never drawn (their logits become ``-inf`` before temperature and filtering),
+            e.g. padding and unknown-token markers that mean nothing in generated text.
 
     >>> from rnnkit.models import SequenceTagger
     >>> lm = SequenceTagger(vocab_size=10, output_size=0, hidden_size=8).eval()
@@ -152,7 +164,8 @@ def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature:
     device = next(model.parameters()).device if hasattr(model, "parameters") else torch.device("cpu")
     prefix, unbatched = _as_prefix(prefix, device)
     return TokenStream(model, prefix, state, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                       top_p=top_p, seed=seed, eos_id=eos_id, pad_id=pad_id, unbatched=unbatched)
+                       top_p=top_p, seed=seed, eos_id=eos_id, pad_id=pad_id, unbatched=unbatched,
+                       suppress=suppress)
 
 
 def generate(model, prefix, **options):

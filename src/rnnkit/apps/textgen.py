@@ -20,7 +20,7 @@ import torch
 from rnnkit.apps import lifecycle
 from rnnkit.data.tables import read_text
 from rnnkit.data import StreamBatches
-from rnnkit.data.vocab import Vocabulary
+from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 from rnnkit.errors import InputError
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import nested, option
@@ -180,8 +180,13 @@ def load_run(run: str | Path):
 
 
 def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temperature: float = 0.8,
-           top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
-    """Stream generated text piece by piece (the prime itself is not repeated)."""
+           top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+           allow_unknown: bool = False) -> Iterator[str]:
+    """Stream generated text piece by piece (the prime itself is not repeated).
+
+    The special tokens are never drawn: the training text is one stream without padding, ``<bos>`` or
+    ``<eos>``, and ``<unk>`` (a rare character or word cut from the vocabulary) only with ``allow_unknown``.
+    """
     from rnnkit.sampling import stream
 
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
@@ -195,8 +200,9 @@ def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temp
         raise InputError("--prime has no tokens the model knows")
     words = info.settings.level == "word"
     space = " " if words and prime else ""  # words after a prime need a separator
+    suppress = [PAD_ID, BOS_ID, EOS_ID] + ([] if allow_unknown else [UNK_ID])
     for token in stream(model, ids, max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                        seed=seed):
+                        seed=seed, suppress=suppress):
         piece = vocab.decode([token], skip_special=True, stop_at_eos=False)
         yield space + piece if piece else piece
         space = " " if words else ""

@@ -43,6 +43,8 @@ def add_parser(subparsers) -> None:
     sample.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
     sample.add_argument("--top-p", type=float, default=None, help="sample among the most likely tokens holding p")
     sample.add_argument("--seed", type=int, default=None, help="the same seed gives the same text")
+    sample.add_argument("--allow-unknown", action="store_true",
+                        help="let the model write <unk> (a token cut from the vocabulary); by default it never does")
     sample.set_defaults(func=run_sample)
 
     evaluate = verbs.add_parser("evaluate", help="loss, bits per token and perplexity on text", epilog=EXAMPLES,
@@ -72,7 +74,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.prime:
         sys.stdout.write(args.prime)
     for piece in sample(args.run, prime=args.prime, length=args.length, temperature=args.temperature,
-                        top_k=args.top_k, top_p=args.top_p, seed=args.seed):
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed, allow_unknown=args.allow_unknown):
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
