@@ -6,12 +6,14 @@
 - many-to-many, aligned: :class:`SequenceTagger` (taggers, language models, per-step forecasts)
 - many-to-many, encoder-decoder: :class:`Seq2Seq`
 - one-to-many with attention over image regions: :class:`Captioner` (image captioning)
+- many-to-many, unaligned (CTC): :class:`CTCRecognizer`
 """
 
 from rnnkit.models.attention import AdditiveAttention, Attention, AttentionPooling, DotAttention, GeneralAttention
 from rnnkit.types import IGNORE_INDEX, ModelOutput
 from rnnkit.models.captioner import Captioner, CaptionerConfig
 from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.models.ctc import CTCRecognizer, CTCRecognizerConfig
 from rnnkit.models.decoding import Decoded, beam_search, greedy_decode, length_penalty
 from rnnkit.models.feedforward import OneToOne, OneToOneConfig
 from rnnkit.models.generator import SequenceGenerator, SequenceGeneratorConfig
@@ -27,6 +29,7 @@ __all__ = [
     "SequenceTagger", "SequenceTaggerConfig",
     "Seq2Seq", "Seq2SeqConfig", "Seq2SeqState",
     "Captioner", "CaptionerConfig",
+    "CTCRecognizer", "CTCRecognizerConfig",
     "Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "AttentionPooling",
     "Decoded", "greedy_decode", "beam_search", "length_penalty",
     "save_model", "load_model", "load_vocab", "MODEL_CLASSES",
