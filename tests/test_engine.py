@@ -299,3 +299,55 @@ def test_engine_accepts_non_contiguous_recurrent_weights():
     torch.testing.assert_close(layer(x)[0], oracle(x)[0])
     layer(x)[0].sum().backward()
     assert layer.weight_hh_l0.grad is not None and layer.weight_hh_l0.grad.shape == (12, 4)
+
+
+class _Recording:
+    """A backend object (``layer.backend`` may be one) that records what it is handed and runs the reference."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.calls = []
+
+    def supports(self, spec):
+        return True
+
+    preferred = supports
+
+    def run(self, spec, params, x, state, lengths):
+        self.calls.append((spec, params))
+        return rk.backends.REFERENCE.run(spec, params, x, state, lengths)
+
+
+def test_backends_receive_a_frozen_description_and_the_parameters_not_the_layer():
+    torch.manual_seed(0)
+    layer = rk.LSTM(3, 5, num_layers=2, bidirectional=True, merge="sum", dropout=0.25, zoneout=0.1,
+                    backend="reference")
+    spec = layer.describe()
+    assert (spec.cell, spec.layer_name, spec.input_size, spec.hidden_size, spec.num_layers, spec.bidirectional,
+            spec.merge, spec.dropout, spec.training) == (rk.LSTMCell, "LSTM", 3, 5, 2, True, "sum", 0.25, True)
+    assert spec.regularization == rk.loop.Regularization(0.0, 0.1, True)
+    with pytest.raises(AttributeError):  # frozen: a backend cannot change what it was told
+        spec.hidden_size = 6
+    assert hash(spec) == hash(layer.describe()) and spec == layer.describe()
+    layer.eval()
+    assert layer.describe().training is False and layer.describe() != spec
+
+    recording = _Recording()
+    x = torch.randn(4, 2, 3)
+    expected, _ = layer(x)
+    layer.backend = recording
+    output, _ = layer(x)
+    (seen, params), = recording.calls
+    assert seen == layer.describe()
+    assert [list(group) for group in params] == [["weight_ih", "weight_hh", "bias_ih", "bias_hh"]] * 4
+    assert all(params[2 * k + d][name] is getattr(layer, f"{name}_l{k}{'_reverse' * d}")
+               for k in range(2) for d in range(2) for name in params[0])
+    torch.testing.assert_close(output, expected, rtol=0, atol=0)
+
+
+def test_description_names_step_options_device_and_dtype():
+    spec = rk.RNN(2, 3, nonlinearity="relu").double().describe()
+    assert spec.step_options == {"nonlinearity": "relu"} and spec.torch_kernel == "RNN_RELU"
+    assert (spec.device_type, spec.dtype) == ("cpu", torch.float64)
+    assert rk.LSTM(4, 3, proj_size=2).describe().proj_size == 2

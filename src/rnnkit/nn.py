@@ -167,6 +167,18 @@ class RecurrentLayer(nn.Module):
         """Keyword arguments for ``cell_type.recurrence``."""
         return {}
 
+    def describe(self) -> backends.LayerSpec:
+        """A frozen description of this layer as it runs now (mode and regularisers included): what its
+        backends receive, beside :meth:`parameter_groups` (``rnnkit.backends.spec``)."""
+        weight = self.flat_weights()[0]
+        return backends.LayerSpec(
+            cell=self.cell_type, layer_name=type(self).__name__, input_size=self.input_size,
+            hidden_size=self.hidden_size, num_layers=self.num_layers, bias=self.bias,
+            bidirectional=self.bidirectional, merge=self.merge, proj_size=self.proj_size, dropout=self.dropout,
+            training=self.training, regularization=self.regularization(),
+            options=tuple(sorted(self.step_options().items())), device_type=weight.device.type, dtype=weight.dtype,
+        )
+
     def named_groups(self) -> list[list[tuple[ParameterSpec, Tensor]]]:
         """The parameters with their cell's specs, one group per layer and direction (torch.nn's order)."""
         return [[(spec, getattr(self, name)) for spec, name in group] for group in self._groups]
@@ -234,8 +246,9 @@ class RecurrentLayer(nn.Module):
         observer = loop.active_observer()
         if observer is not None:  # rnnkit.diagnostics: the readable loop, whose every step it sees
             observer.layer(self)
-        backend = REFERENCE if observer is not None else backends.select(self)
-        output, final = backend.run(self, input if packed else x, state, lengths)
+        spec = self.describe()
+        backend = REFERENCE if observer is not None else backends.select(self, spec)
+        output, final = backend.run(spec, self.parameter_groups(), input if packed else x, state, lengths)
 
         if not packed:
             output = output.squeeze(1) if not batched else output.transpose(0, 1) if self.batch_first else output

@@ -1,12 +1,15 @@
 """Backends: interchangeable implementations of a layer's forward pass over the same parameters.
 
-A backend is an object with a ``name``, ``supports(layer)`` and ``preferred(layer)`` predicates and
-``run(layer, x, state, lengths) -> (output, final_state)``. ``x`` is a time-major padded tensor
-(with optional CPU int64 ``lengths``) or a ``PackedSequence``; the output is of the same kind.
-``state`` and ``final_state`` are tuples of ``(num_layers * num_directions, batch, hidden)`` tensors.
+A backend never sees the layer object: it receives a frozen description of it
+(``rnnkit.backends.spec.LayerSpec``, from ``layer.describe()``) and its parameters as one mapping by
+name per layer and direction (``layer.parameter_groups()``). It is an object with a ``name``,
+``supports(spec)`` and ``preferred(spec)`` predicates and ``run(spec, params, x, state, lengths) ->
+(output, final_state)``. ``x`` is a time-major padded tensor (with optional CPU int64 ``lengths``) or a
+``PackedSequence``; the output is of the same kind. ``state`` and ``final_state`` are tuples of
+``(num_layers * num_directions, batch, hidden)`` tensors.
 
 ``select(layer)`` honours ``layer.backend``: ``"auto"`` takes the first backend in ``AUTO_ORDER``
-that prefers the layer; a name forces that backend (if it supports the layer). Backends needing
+that prefers the layer's description; a name forces that backend (if it supports the layer). Backends needing
 compiled code import it lazily, so ``import rnnkit`` never needs a compiler or a GPU.
 
 Under a transform or tracer that the fused kernels do not support
@@ -26,6 +29,7 @@ import torch
 from rnnkit.backends.builtin import BuiltinBackend
 from rnnkit.backends.engine import ENGINE
 from rnnkit.backends.reference import REFERENCE
+from rnnkit.backends.spec import LayerSpec, ParamGroups, flat_weights
 from rnnkit.engine import transform_active
 
 BACKENDS = {backend.name: backend for backend in (ENGINE, BuiltinBackend(), REFERENCE)}
@@ -40,28 +44,30 @@ def names() -> list[str]:
     return ["auto", *BACKENDS]
 
 
-def select(layer):
-    """The backend that will run ``layer`` (``layer.backend`` may also be a backend object itself)."""
+def select(layer, spec: LayerSpec | None = None):
+    """The backend that will run ``layer`` (``layer.backend`` may also be a backend object itself).
+
+    ``spec``: the layer's description if the caller has it already (``layer.describe()``)."""
     if not isinstance(layer.backend, str):
         return layer.backend
-    return _transformable(layer, _chosen(layer))
+    spec = spec if spec is not None else layer.describe()
+    return _transformable(spec, _chosen(layer.backend, spec))
 
 
-def _chosen(layer):
-    if layer.backend == "auto":
-        for name in AUTO_ORDER:
-            if BACKENDS[name].preferred(layer):
-                return BACKENDS[name]
-    backend = BACKENDS[layer.backend]
-    if not backend.supports(layer):
+def _chosen(name: str, spec: LayerSpec):
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            if BACKENDS[candidate].preferred(spec):
+                return BACKENDS[candidate]
+    backend = BACKENDS[name]
+    if not backend.supports(spec):
         raise ValueError(
-            f"backend {layer.backend!r} does not support this {type(layer).__name__} "
-            f"(cell {layer.cell_type.__name__}); use backend='auto' or 'reference'"
+            f"backend {name!r} does not support this {spec.describe()}; use backend='auto' or 'reference'"
         )
     return backend
 
 
-def _transformable(layer, backend):
+def _transformable(spec: LayerSpec, backend):
     """``backend``, or the one that stands in for it under the active transform or tracer."""
     if backend.name not in ("engine", "builtin"):
         return backend
@@ -74,8 +80,8 @@ def _transformable(layer, backend):
         return REFERENCE
     if backend.name == "engine":
         builtin = BACKENDS["builtin"]
-        return builtin if builtin.supports(layer) else REFERENCE
+        return builtin if builtin.supports(spec) else REFERENCE
     return backend
 
 
-__all__ = ["BACKENDS", "AUTO_ORDER", "names", "select"]
+__all__ = ["BACKENDS", "AUTO_ORDER", "LayerSpec", "ParamGroups", "flat_weights", "names", "select"]

@@ -1,6 +1,7 @@
 """PyTorch's own fused RNN kernels (oneDNN / native on CPU, cuDNN on GPU), called on the layer's parameters.
 
-The kernels read the layer's parameter tensors directly: nothing is copied per call. They compute
+The kernels read the layer's parameter tensors (the mappings a backend receives) directly: nothing is
+copied per call. They compute
 exactly the math of rnnkit's Elman, LSTM and GRU cells. Bidirectional layers with a merge other than
 ``concat`` run one kernel call per layer and merge between layers, since the kernels only concatenate.
 """
@@ -12,14 +13,15 @@ from torch import _VF
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.backends.spec import LayerSpec, ParamGroups, flat_weights
 from rnnkit.stacking import merge_halves
 
 #: torch's kernels by the name a cell gives (``RecurrentCell.torch_kernel``).
 _KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
 
-def _kernel(layer):
-    return _KERNELS.get(layer.cell_type.torch_kernel(layer.step_options()))
+def _kernel(spec: LayerSpec):
+    return _KERNELS.get(spec.torch_kernel)
 
 
 def _call(kernel, data, batch_sizes, state, weights, *, bias, num_layers, dropout, training, bidirectional):
@@ -34,12 +36,12 @@ def _call(kernel, data, batch_sizes, state, weights, *, bias, num_layers, dropou
 class BuiltinBackend:
     name = "builtin"
 
-    def supports(self, layer) -> bool:
-        return _kernel(layer) is not None and layer.regularization() is None
+    def supports(self, spec: LayerSpec) -> bool:
+        return _kernel(spec) is not None and spec.regularization is None
 
     preferred = supports
 
-    def run(self, layer, x, state, lengths):
+    def run(self, spec: LayerSpec, params: ParamGroups, x, state, lengths):
         padded_steps = None
         if lengths is not None:
             padded_steps = x.shape[0]
@@ -49,7 +51,7 @@ class BuiltinBackend:
         if packed and x.sorted_indices is not None:
             state = tuple(s.index_select(1, x.sorted_indices) for s in state)
 
-        output, final = self._layers(layer, data, batch_sizes, state)
+        output, final = self._layers(spec, params, data, batch_sizes, state)
 
         if packed and x.unsorted_indices is not None:
             final = tuple(s.index_select(1, x.unsorted_indices) for s in final)
@@ -59,22 +61,21 @@ class BuiltinBackend:
             output, _ = pad_packed_sequence(output, total_length=padded_steps)
         return output, final
 
-    def _layers(self, layer, data, batch_sizes, state):
-        kernel, weights = _kernel(layer), layer.flat_weights()
-        options = {"bias": layer.bias, "training": layer.training, "bidirectional": layer.bidirectional}
-        if not layer.bidirectional or layer.merge == "concat":
-            return _call(kernel, data, batch_sizes, state, weights,
-                         num_layers=layer.num_layers, dropout=layer.dropout, **options)
+    def _layers(self, spec: LayerSpec, params: ParamGroups, data, batch_sizes, state):
+        kernel = _kernel(spec)
+        options = {"bias": spec.bias, "training": spec.training, "bidirectional": spec.bidirectional}
+        if not spec.bidirectional or spec.merge == "concat":
+            return _call(kernel, data, batch_sizes, state, flat_weights(params),
+                         num_layers=spec.num_layers, dropout=spec.dropout, **options)
         # One kernel call per layer; merge the two directions before the next layer.
-        per_layer = len(weights) // layer.num_layers
         finals = []
-        for index in range(layer.num_layers):
+        for index in range(spec.num_layers):
             layer_state = tuple(s[2 * index : 2 * index + 2] for s in state)
-            layer_weights = weights[index * per_layer : (index + 1) * per_layer]
+            layer_weights = flat_weights(params[2 * index : 2 * index + 2])
             data, final = _call(kernel, data, batch_sizes, layer_state, layer_weights,
                                 num_layers=1, dropout=0.0, **options)
-            data = merge_halves(data, layer.merge)
-            if layer.dropout > 0 and layer.training and index < layer.num_layers - 1:
-                data = F.dropout(data, layer.dropout, training=True)
+            data = merge_halves(data, spec.merge)
+            if spec.dropout > 0 and spec.training and index < spec.num_layers - 1:
+                data = F.dropout(data, spec.dropout, training=True)
             finals.append(final)
         return data, tuple(torch.cat(parts) for parts in zip(*finals))
