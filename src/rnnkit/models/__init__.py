@@ -3,7 +3,8 @@
 - one-to-one: :class:`OneToOne` (the feed-forward baseline)
 - one-to-many: :class:`SequenceGenerator`
 - many-to-one: :class:`SequenceClassifier` (classification or regression)
-- many-to-many, aligned: :class:`SequenceTagger` (taggers, language models, per-step forecasts)
+- many-to-many, aligned: :class:`SequenceTagger` (taggers, language models, per-step forecasts);
+  :class:`PianoRollModel` (independent Bernoulli outputs per step: polyphonic music)
 - many-to-many, encoder-decoder: :class:`Seq2Seq`
 - one-to-many with attention over image regions: :class:`Captioner` (image captioning)
 - many-to-many, unaligned (CTC): :class:`CTCRecognizer`
@@ -17,6 +18,7 @@ from rnnkit.models.ctc import CTCRecognizer, CTCRecognizerConfig
 from rnnkit.models.decoding import Decoded, beam_search, greedy_decode, length_penalty
 from rnnkit.models.feedforward import OneToOne, OneToOneConfig
 from rnnkit.models.generator import SequenceGenerator, SequenceGeneratorConfig
+from rnnkit.models.pianoroll import PianoRollModel, PianoRollModelConfig
 from rnnkit.models.io import MODEL_CLASSES, load_model, load_vocab, save_model
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig, Seq2SeqState
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
@@ -28,6 +30,7 @@ __all__ = [
     "SequenceClassifier", "SequenceClassifierConfig",
     "SequenceTagger", "SequenceTaggerConfig",
     "Seq2Seq", "Seq2SeqConfig", "Seq2SeqState",
+    "PianoRollModel", "PianoRollModelConfig",
     "Captioner", "CaptionerConfig",
     "CTCRecognizer", "CTCRecognizerConfig",
     "Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "AttentionPooling",

@@ -23,13 +23,14 @@ from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.ctc import CTCRecognizer
 from rnnkit.models.feedforward import OneToOne
 from rnnkit.models.generator import SequenceGenerator
+from rnnkit.models.pianoroll import PianoRollModel
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.models.tagger import SequenceTagger
 
 #: Every model ``load_model`` can rebuild, by class name (the ``kind`` in config.json).
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (OneToOne, SequenceGenerator, SequenceClassifier, SequenceTagger, Seq2Seq,
-                                  Captioner, CTCRecognizer)
+                                  Captioner, CTCRecognizer, PianoRollModel)
 }
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 _FORMAT = "rnnkit-model"
