@@ -25,6 +25,7 @@ Anything that cannot be read raises :class:`~rnnkit.errors.InputError` naming th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -205,11 +206,23 @@ def _score_notes(score) -> list[Note]:
     parts = list(score.parts) if isinstance(score, stream.Score) and score.parts else [score]
     notes = []
     for voice, part in enumerate(parts):
-        for element in part.stripTies().flatten().notes:
+        tied: dict[int, Note] = {}  # pitch -> the note a tie continues (cheaper than music21's stripTies)
+        for element in part.flatten().notes:
             if isinstance(element, harmony.Harmony) or element.quarterLength <= 0:
                 continue
             for pitch in element.pitches:
-                notes.append(Note(element.offset, element.quarterLength, pitch.midi, voice))
+                tie = pitch.tie if element.isChord and pitch.tie is not None else element.tie
+                kind = tie.type if tie is not None else None
+                previous = tied.get(pitch.midi)
+                if kind in ("stop", "continue") and previous is not None and abs(previous.end - element.offset) < _EPS:
+                    previous.duration += float(element.quarterLength)
+                    if kind == "stop":
+                        del tied[pitch.midi]
+                    continue
+                note = Note(element.offset, element.quarterLength, pitch.midi, voice)
+                notes.append(note)
+                if kind == "start":
+                    tied[pitch.midi] = note
     return sorted(notes, key=lambda n: (n.onset, n.voice, n.pitch))
 
 
@@ -228,12 +241,19 @@ def read_score(path: str | Path) -> list[Piece]:
             for index, score in enumerate(scores)]
 
 
+@functools.lru_cache(maxsize=512)
+def _midi_of(name: str) -> int:
+    from music21 import pitch
+
+    return pitch.Pitch(name).midi
+
+
 def _abc_pitches(token) -> list[int]:
-    from music21 import abcFormat, pitch
+    from music21 import abcFormat
 
     if isinstance(token, abcFormat.ABCChord):
         return [p for t in token.subTokens if isinstance(t, abcFormat.ABCNote) for p in _abc_pitches(t)]
-    return [] if token.isRest or token.pitchName is None else [pitch.Pitch(token.pitchName).midi]
+    return [] if token.isRest or token.pitchName is None else [_midi_of(token.pitchName)]
 
 
 def _abc_tune(handler, name: str) -> Piece:
