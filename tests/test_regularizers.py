@@ -111,11 +111,13 @@ def test_bad_regulariser_values_are_refused(kwargs, message):
 
 
 def test_a_forced_fused_backend_refuses_a_regularised_layer_in_training():
-    layer = rk.GRU(2, 3, recurrent_dropout=0.2, backend="engine")
-    with pytest.raises(ValueError, match="backend 'engine' does not support"):
+    layer = rk.GRU(2, 3, recurrent_dropout=0.2, backend="builtin")  # torch's kernels have no recurrent masks
+    with pytest.raises(ValueError, match="backend 'builtin' does not support"):
         layer(torch.randn(3, 1, 2))
     layer.eval()
-    layer(torch.randn(3, 1, 2))  # evaluation is the plain GRU: the engine runs it
+    layer(torch.randn(3, 1, 2))  # evaluation is the plain GRU: torch's kernel runs it
+    with pytest.raises(ValueError, match="backend 'engine' does not support"):  # the engine's Elman has no zoneout
+        rk.RNN(2, 3, zoneout=0.2, backend="engine")(torch.randn(3, 1, 2))
 
 
 def test_gradient_flow_is_measured_through_the_regularisers():

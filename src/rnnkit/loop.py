@@ -89,6 +89,41 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(2).expand_as(x))
 
 
+@dataclass(frozen=True)
+class Masks:
+    """The random masks of one single-direction pass, drawn by :func:`draw_masks`.
+
+    ``recurrent``: ``(batch, features of h)``, the variational recurrent dropout mask already scaled by
+    ``1 / (1 - p)`` (``None`` without recurrent dropout); the state the recurrent weights read is
+    ``h * recurrent`` at every step. ``zoneout``: one boolean ``(steps, batch, size)`` tensor per state
+    tensor (``h``, then ``c``), true where the unit keeps its previous value at that step (``None``
+    outside training or without zoneout; evaluation uses the expectation, ``Regularization.zoneout``).
+    """
+
+    recurrent: Tensor | None = None
+    zoneout: tuple[Tensor, ...] | None = None
+
+
+def draw_masks(regularization: Regularization | None, steps: int, state: State) -> Masks:
+    """Draw the masks of one pass over ``steps`` steps from ``state`` (the initial state).
+
+    The one place rnnkit draws them, for every path that runs the recurrent regularisers (the
+    reference loop and the fused engine): the same seed gives the same masks on both. The order of the
+    draws is fixed: the recurrent-dropout mask, then for each step one uniform draw per state tensor.
+    """
+    if regularization is None or not regularization.training:
+        return Masks()
+    recurrent = zoneout = None
+    if regularization.recurrent_dropout > 0:
+        keep = 1.0 - regularization.recurrent_dropout
+        recurrent = torch.bernoulli(torch.full_like(state[0], keep)) / keep  # one mask per sequence
+    if regularization.zoneout > 0:
+        p = regularization.zoneout
+        draws = [[torch.rand_like(s) < p for s in state] for _ in range(steps)]
+        zoneout = tuple(torch.stack(per_state) for per_state in zip(*draws))
+    return Masks(recurrent, zoneout)
+
+
 def scan(
     cell: type[RecurrentCell],
     x_proj: Tensor,
@@ -105,22 +140,23 @@ def scan(
     A sequence past its length keeps its state and outputs zero. ``observe``, if given, receives the
     state after every step: the very tensors the next step reads, so ``torch.autograd.grad`` with
     respect to them measures how much of the loss reaches each step (``rnnkit.diagnostics``).
-    ``regularization`` applies recurrent dropout and zoneout (see :class:`Regularization`).
-    Returns ``(outputs, final_state)``.
+    ``regularization`` applies recurrent dropout and zoneout (see :class:`Regularization`), with the
+    masks of :func:`draw_masks`. Returns ``(outputs, final_state)``.
     """
     options = dict(options or {})
     zoneout = regularization.zoneout if regularization is not None else 0.0
-    if regularization is not None and regularization.training and regularization.recurrent_dropout > 0:
-        keep = 1.0 - regularization.recurrent_dropout
-        h = state[0]
-        options["recurrent_mask"] = torch.bernoulli(torch.full_like(h, keep)) / keep  # one mask per sequence
+    masks = draw_masks(regularization, x_proj.shape[0], state)
+    if masks.recurrent is not None:
+        options["recurrent_mask"] = masks.recurrent
     step = partial(cell.recurrence, params=params, **options)
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
     outputs = []
     for t, x_t in enumerate(x_proj.unbind(0)):
         new_state = step(x_t, state)
-        if zoneout > 0:
-            new_state = _zone_out(new_state, state, zoneout, regularization.training)
+        if masks.zoneout is not None:  # training: each unit keeps its old value where its mask is set
+            new_state = tuple(torch.where(keep[t], o, n) for keep, n, o in zip(masks.zoneout, new_state, state))
+        elif zoneout > 0:  # evaluation: the expectation, p * old + (1 - p) * new
+            new_state = tuple(torch.lerp(n, o, zoneout) for n, o in zip(new_state, state))
         if mask is not None:
             new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
         state = new_state
@@ -131,12 +167,6 @@ def scan(
     if mask is not None:
         output = output.masked_fill(~mask, 0.0)
     return output, state
-
-
-def _zone_out(new: State, old: State, p: float, training: bool) -> State:
-    if training:  # a fresh mask per step and per state tensor: each unit keeps its old value with probability p
-        return tuple(torch.where(torch.rand_like(n) < p, o, n) for n, o in zip(new, old))
-    return tuple(torch.lerp(n, o, p) for n, o in zip(new, old))  # the expectation: p * old + (1 - p) * new
 
 
 _sequential = scan

@@ -87,7 +87,8 @@ _legacy_batched = getattr(getattr(torch._C, "_functorch", None), "is_legacy_batc
 class FusedRecurrence(torch.autograd.Function):
     """One autograd node for a whole sequence: ``(x_proj, h0, c0, w_hh, b_hh) -> (out, h_n, c_n)``.
 
-    ``c0`` is ``None`` for single-state cells, whose ``c_n`` is then an empty tensor.
+    ``c0`` is ``None`` for single-state cells, whose ``c_n`` is then an empty tensor. ``rmask`` and
+    ``zone`` are the recurrent regularisers' masks (``mask_inputs``), constants of the node.
 
     Backward runs the C++ (or PyTorch) adjoint loop. When a graph of the gradient is asked for
     (``create_graph=True``: double backward, gradient penalties, ``gradgradcheck``) grad mode is on
@@ -99,28 +100,30 @@ class FusedRecurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, spec: EngineCell, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source=None):
-        out, h_n, c_n, saved, cells = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True)
+    def forward(ctx, spec: EngineCell, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source=None, rmask=None,
+                zone=None):
+        out, h_n, c_n, saved, cells = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True, rmask, zone)
         ctx.save_for_backward(h0, c0, w_hh, b_hh, out, cells, saved, None if source is not None else x_proj)
         ctx.spec, ctx.impl, ctx.lengths, ctx.has_bias, ctx.source = spec, impl, lengths, b_hh is not None, source
+        ctx.rmask, ctx.zone = rmask, zone
         return out, h_n, c_n
 
     @staticmethod
     def backward(ctx, d_out, d_h_n, d_c_n):
         h0, c0, w_hh, b_hh, out, cells, saved, x_proj = ctx.saved_tensors
+        rest = (None, None, None, None)  # lengths, source, rmask, zone
         # create_graph=True wants a differentiable gradient; a transform over backward (vmap over the
         # gradient: gradcheck's batched check, jacrev of a gradient) hands in wrapped gradients the C++
         # loops cannot read. Both differentiate the plain re-run instead.
         if torch.is_grad_enabled() or transform_active(d_out, d_h_n, d_c_n) is not None:
             x_proj = ctx.source() if x_proj is None else x_proj
             return (None, None, *_differentiable_backward(ctx, (x_proj, h0, c0, w_hh, b_hh), (d_out, d_h_n, d_c_n)),
-                    None, None)
+                    *rest)
         d_x, d_h0, d_c0, d_w, d_b = ctx.impl.backward(
             ctx.spec.name, d_out, d_h_n, d_c_n if c0 is not None else None, h0, c0, w_hh, ctx.has_bias, out,
-            cells, saved, ctx.lengths,
+            cells, saved, ctx.lengths, ctx.rmask, ctx.zone,
         )
-        return (None, None, d_x, d_h0, d_c0 if c0 is not None else None, d_w, d_b if ctx.has_bias else None,
-                None, None)
+        return (None, None, d_x, d_h0, d_c0 if c0 is not None else None, d_w, d_b if ctx.has_bias else None, *rest)
 
 
 def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
@@ -137,7 +140,7 @@ def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
         given = iter(wanted)
         x_proj, h0, c0, w_hh, b_hh = [next(given) if need else t for t, need in zip(inputs, needed)]
         out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj.to(w_hh.dtype), h0, c0, w_hh, b_hh, lengths,
-                                                    False)
+                                                    False, ctx.rmask, ctx.zone)
         return (out, h_n, c_n) if states == 2 else (out, h_n)
 
     _, pullback = torch.func.vjp(recurrence, *[t for t, need in zip(inputs, needed) if need])
@@ -145,13 +148,32 @@ def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
     return [next(found) if need else None for need in needed]
 
 
+def mask_inputs(masks: loop.Masks, regularization: loop.Regularization | None,
+                dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+    """The regularisers' masks as the loops take them: ``(rmask, zone)``.
+
+    ``rmask``: the recurrent-dropout mask ``(batch, H)`` (scaled), or None. ``zone``: zoneout's weight of
+    the old state, ``(steps, batch, H + E)`` (the masks of ``h`` then ``c``, 0 or 1) in training, the
+    single value ``p`` in evaluation (the expectation), or None.
+    """
+    rmask = None if masks.recurrent is None else masks.recurrent.to(dtype).contiguous()
+    if masks.zoneout is not None:
+        zone = torch.cat([m.to(dtype) for m in masks.zoneout], dim=2).contiguous()
+    elif regularization is not None and regularization.zoneout > 0:
+        zone = torch.full((1,), regularization.zoneout, dtype=dtype)
+    else:
+        zone = None
+    return rmask, zone
+
+
 def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
-        lengths: Tensor | None = None, impl=None, source=None) -> tuple[Tensor, State]:
+        lengths: Tensor | None = None, impl=None, source=None, rmask: Tensor | None = None,
+        zone: Tensor | None = None) -> tuple[Tensor, State]:
     """The recurrence over time-major ``x_proj`` from ``state`` (``(h0,)`` or ``(h0, c0)``).
 
     Returns ``(out, final_state)``, differentiable in all tensors (to any order). Under a transform
     or tracer (``transform_active``) the loop runs in PyTorch ops without the fused node, which those
-    see through. ``source``: see ``FusedRecurrence``.
+    see through. ``source``: see ``FusedRecurrence``; ``rmask``, ``zone``: see ``mask_inputs``.
     """
     if transform_active(x_proj, *state, w_hh) is not None:
         impl, source = python_engine, None
@@ -167,14 +189,15 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     h0 = state[0].to(dtype).contiguous()
     c0 = state[1].to(dtype).contiguous() if spec.states == 2 else None
     tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
+    masks = (rmask, zone)
     if plain:  # python_engine's forward is plain PyTorch ops: autograd and the transforms differentiate it
-        out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False)
+        out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False, *masks)
     elif torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         if source is not None and torch.is_autocast_enabled(x_proj.device.type):
             source = None  # the projection ran in autocast's precision: keep it rather than recompute it
-        out, h_n, c_n = FusedRecurrence.apply(spec, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source)
+        out, h_n, c_n = FusedRecurrence.apply(spec, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source, *masks)
     else:
-        out, h_n, c_n, _, _ = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False)
+        out, h_n, c_n, _, _ = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False, *masks)
     return out, (h_n, c_n) if spec.states == 2 else (h_n,)
 
 
@@ -187,13 +210,22 @@ def scan(
     lengths: Tensor | None = None,
     options: dict | None = None,
     source=None,
+    regularization: loop.Regularization | None = None,
 ) -> tuple[Tensor, State]:
-    """``rnnkit.loop.scan`` on the engine; same arguments and results (``source``: see ``FusedRecurrence``)."""
+    """``rnnkit.loop.scan`` on the engine; same arguments and results (``source``: see ``FusedRecurrence``).
+
+    The regularisers' masks are drawn by ``loop.draw_masks``, as the reference loop draws them: the
+    same seed gives the same masks, hence the same results, on both.
+    """
     spec = engine_cell(cell, options or {})
     if spec is None:
         raise ValueError(f"the fused engine has no kernel for {cell.__name__}")
+    rmask, zone = mask_inputs(loop.draw_masks(regularization, x_proj.shape[0], state), regularization,
+                              params["weight_hh"].dtype)
+    if zone is not None and not spec.zoneout:
+        raise ValueError(f"the fused engine has no zoneout for {cell.__name__}; use the reference loop")
     return run(spec, x_proj, state, params["weight_hh"], params.get("bias_hh") if spec.uses_hh_bias else None, lengths,
-               source=source)
+               source=source, rmask=rmask, zone=zone)
 
 
 def recur(
@@ -205,6 +237,7 @@ def recur(
     lengths: Tensor | None = None,
     reverse: bool = False,
     options: dict | None = None,
+    regularization: loop.Regularization | None = None,
 ) -> tuple[Tensor, State]:
     """``rnnkit.loop.recur`` with the engine's ``scan``: same arguments and results.
 
@@ -213,16 +246,17 @@ def recur(
     Within ``loop.observing`` it is ``loop.recur`` itself, which then runs step by step.
     """
     if loop.active_observer() is not None:
-        return loop.recur(cell, x, state, params, lengths=lengths, reverse=reverse, options=options, scan=scan)
+        return loop.recur(cell, x, state, params, lengths=lengths, reverse=reverse, options=options, scan=scan,
+                          regularization=regularization)
     if reverse:
         x = loop.reverse_padded(x, lengths)
     x_proj = cell.input_projection(x, params)
     output, state = scan(cell, x_proj, state, params, lengths=lengths, options=options,
-                         source=partial(cell.input_projection, x, params))
+                         source=partial(cell.input_projection, x, params), regularization=regularization)
     if reverse:
         output = loop.reverse_padded(output, lengths)
     return output, state
 
 
-__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation", "run",
-           "scan", "recur", "transform_active"]
+__all__ = ["EngineCell", "FusedRecurrence", "BY_NAME", "BY_KERNEL", "DTYPES", "engine_cell", "implementation",
+           "mask_inputs", "run", "scan", "recur", "transform_active"]

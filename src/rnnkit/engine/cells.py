@@ -30,6 +30,9 @@ class EngineCell:
     forward: Callable
     backward: Callable
     auto: bool = True  # whether backend="auto" prefers the engine for this cell on CPU
+    #: Whether the engine runs zoneout for this cell: its backward must not read the new state ``h_new``
+    #: (zoneout replaces it by a mix of the new and the old one). Recurrent dropout runs for every cell.
+    zoneout: bool = True
 
 
 def _elman(activation: str) -> EngineCell:
@@ -41,7 +44,8 @@ def _elman(activation: str) -> EngineCell:
         d = g * (1 - h_new * h_new) if activation == "tanh" else g * (h_new > 0)
         return d, d, torch.zeros_like(g), None
 
-    return EngineCell(f"elman_{activation}", 1, 0, 1, False, forward, backward)
+    # backward reads h_new (the activation's derivative from its output): no zoneout on the engine
+    return EngineCell(f"elman_{activation}", 1, 0, 1, False, forward, backward, zoneout=False)
 
 
 def _gru_forward(gx, gh, h, c):

@@ -1,7 +1,10 @@
 """The engine's loops in plain PyTorch: the fallback when the C++ engine cannot be built.
 
 Same signatures and the same math as ``csrc/engine.cpp`` (``forward`` and ``backward``), one PyTorch
-op per gate instead of fused C++ loops.
+op per gate instead of fused C++ loops. ``rmask`` and ``zone`` are the regularisers' masks as the
+C++ loops take them (see ``rnnkit.engine.mask_inputs``): ``rmask (batch, H)`` multiplies the state
+``W_hh`` reads; ``zone`` (``(steps, batch, H + E)`` or one value) is the weight of the old state in
+``lerp(new, old, zone)`` after each step.
 """
 
 from __future__ import annotations
@@ -17,14 +20,30 @@ def _held(mask, new, old):
     return new if mask is None or new is None else torch.where(mask, new, old)
 
 
+def _zone_weights(zone: Tensor | None, t: int, hidden: int) -> tuple[Tensor | None, Tensor | None]:
+    """The zoneout weights of step ``t`` for ``h`` and ``c`` (one value in evaluation)."""
+    if zone is None:
+        return None, None
+    if zone.numel() == 1:
+        return zone.reshape(()), zone.reshape(())
+    return zone[t, :, :hidden], zone[t, :, hidden:]
+
+
 def forward(cell: str, x_proj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
-            lengths: Tensor | None, training: bool) -> list[Tensor]:
+            lengths: Tensor | None, training: bool, rmask: Tensor | None = None,
+            zone: Tensor | None = None) -> list[Tensor]:
     spec = BY_NAME[cell]
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
     h, c, outputs, saved, cells = h0, c0, [], [], []
+    hidden = w_hh.shape[1]
     for t, gx in enumerate(x_proj.unbind(0)):
-        gh = h @ w_hh.t() if b_hh is None else torch.addmm(b_hh, h, w_hh.t())
+        read = h if rmask is None else h * rmask
+        gh = read @ w_hh.t() if b_hh is None else torch.addmm(b_hh, read, w_hh.t())
         h_new, c_new, keep = spec.forward(gx, gh, h, c)
+        zone_h, zone_c = _zone_weights(zone, t, hidden)
+        if zone_h is not None:
+            h_new = torch.lerp(h_new, h, zone_h)
+            c_new = None if c_new is None else torch.lerp(c_new, c, zone_c)
         valid = None if mask is None else mask[t]
         h, c = _held(valid, h_new, h), _held(valid, c_new, c)
         outputs.append(h_new if valid is None else h_new.masked_fill(~valid, 0.0))
@@ -39,9 +58,9 @@ def forward(cell: str, x_proj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tens
 
 def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: Tensor, c0: Tensor | None,
              w_hh: Tensor, has_bias: bool, out: Tensor, cells: Tensor, saved: Tensor,
-             lengths: Tensor | None) -> list[Tensor | None]:
+             lengths: Tensor | None, rmask: Tensor | None = None, zone: Tensor | None = None) -> list[Tensor | None]:
     spec = BY_NAME[cell]
-    steps = out.shape[0]
+    steps, hidden = out.shape[0], w_hh.shape[1]
     mask = None if lengths is None else valid_mask(lengths, steps, out.device)
     dh, dc = d_h_n, d_c_n if spec.states == 2 else None
     dgx_steps, dgh_steps = [None] * steps, [None] * steps
@@ -49,16 +68,27 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
         h_prev = h0 if t == 0 else out[t - 1]
         c_prev = None if dc is None else (c0 if t == 0 else cells[t - 1])
         c_new = None if dc is None else cells[t]
-        dgx, dgh, direct, dc_prev = spec.backward(dh + d_out[t], dc, h_prev, c_prev, out[t], c_new,
+        g, gc = dh + d_out[t], dc
+        zone_h, zone_c = _zone_weights(zone, t, hidden)
+        if zone_h is not None:  # x = lerp(x_new, x_old, w): dL/dx_new = (1 - w) g, dL/dx_old gets w g
+            g_new, gc_new = g * (1 - zone_h), None if gc is None else gc * (1 - zone_c)
+        else:
+            g_new, gc_new = g, gc
+        dgx, dgh, direct, dc_prev = spec.backward(g_new, gc_new, h_prev, c_prev, out[t], c_new,
                                                   saved[t] if spec.saved else None)
+        if zone_h is not None:
+            direct = direct + zone_h * g
+            dc_prev = None if dc_prev is None else dc_prev + zone_c * gc
         if mask is not None:
             dgx, dgh = dgx.masked_fill(~mask[t], 0.0), dgh.masked_fill(~mask[t], 0.0)
             direct = torch.where(mask[t], direct, dh)
             dc_prev = _held(mask[t], dc_prev, dc)
         dgx_steps[t], dgh_steps[t], dc = dgx, dgh, dc_prev
-        dh = torch.addmm(direct, dgh, w_hh)
+        dh = torch.addmm(direct, dgh, w_hh) if rmask is None else direct + (dgh @ w_hh) * rmask
     dgh_all = torch.stack(dgh_steps)
     h_prev_all = torch.cat([h0.unsqueeze(0), out[:-1]])
+    if rmask is not None:
+        h_prev_all = h_prev_all * rmask  # what W_hh read
     d_w_hh = dgh_all.flatten(0, 1).t() @ h_prev_all.flatten(0, 1)
     d_b_hh = dgh_all.sum((0, 1)) if has_bias else None
     return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh]

@@ -13,6 +13,15 @@
 // state; unused when kStates == 1). c_new may alias c and dc may alias gc: cells update them element
 // by element. In backward, g = dL/dh_new and gc = dL/dc_new; the cell writes dL/dgx, dL/dgh, the part
 // of dL/dh that does not flow through W_hh (the engine adds dgh W_hh) and dL/dc. See docs/engine.md.
+//
+// The recurrent regularisers reach the loops as two optional buffers, drawn in PyTorch
+// (rnnkit.loop.draw_masks) so that the random stream is PyTorch's and equal to the reference loop's:
+//   rmask (batch, H): variational recurrent dropout, already scaled; W_hh reads h ⊙ rmask at every step
+//     (the cell's own use of h, e.g. the GRU's z ⊙ h, reads the unmasked h).
+//   zone (steps, batch, H + E), or one value: zoneout; after the cell's step each unit of (h', c') moves
+//     back towards its old value, x = lerp(x_new, x_old, w) with w ∈ {0, 1} in training (the mask) and
+//     w = p in evaluation (the expectation). Backward splits the gradient of x between x_new (1 - w)
+//     and x_old (w).
 
 #include <torch/extension.h>
 
@@ -61,6 +70,40 @@ template <>
 struct Math<double> {
   static inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
   static inline double tanh(double x) { return std::tanh(x); }
+};
+
+// x_new ← lerp(x_new, x_old, w), torch.lerp's formula (exact at w = 0 and w = 1, like the reference's
+// torch.where in training).
+template <typename T>
+inline void zone_out(int64_t n, T* now, const T* old, const T* w) {
+#pragma GCC ivdep
+  for (int64_t j = 0; j < n; ++j) {
+    const T d = old[j] - now[j];
+    now[j] = w[j] < T(0.5) ? now[j] + w[j] * d : old[j] - d * (T(1) - w[j]);
+  }
+}
+
+// The regulariser buffers of one call, as raw pointers (null when absent).
+template <typename T>
+struct Masks {
+  const T* rmask = nullptr;  // (batch, H)
+  const T* zone = nullptr;   // (steps, batch, W) or, with zone_stride 0, one row of W copies of p
+  int64_t zone_stride = 0;   // W when zone holds a row per step and batch row, else 0
+  Tensor zone_row;           // the broadcast row of p, when evaluation's expectation is given as one value
+
+  Masks(const c10::optional<Tensor>& rmask_opt, const c10::optional<Tensor>& zone_opt, int64_t width) {
+    if (rmask_opt.has_value() && rmask_opt->defined()) rmask = rmask_opt->data_ptr<T>();
+    if (zone_opt.has_value() && zone_opt->defined()) {
+      if (zone_opt->numel() == 1) {
+        zone_row = at::full({width}, zone_opt->item<double>(), zone_opt->options());
+        zone = zone_row.data_ptr<T>();
+      } else {
+        zone = zone_opt->data_ptr<T>();
+        zone_stride = width;
+      }
+    }
+  }
+  const T* zone_at(int64_t t, int64_t batch, int64_t b) const { return zone + (t * batch + b) * zone_stride; }
 };
 
 // Elman: h' = act(gx + gh), with both biases folded into gx by the caller.
@@ -269,10 +312,16 @@ inline int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, 16384 / s
 
 template <typename T, typename Cell, bool kTrain>
 void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& b_hh,
-                  const int64_t* lengths, Tensor& out, Tensor& h_n, Tensor& c_n, Tensor& saved, Tensor& cells) {
+                  const int64_t* lengths, const Masks<T>& masks, Tensor& out, Tensor& h_n, Tensor& c_n, Tensor& saved,
+                  Tensor& cells) {
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
   Tensor gh = at::empty({batch, G}, x_proj.options());
+  // Recurrent dropout: the state W_hh reads, h ⊙ rmask; zoneout: the extra state before the step.
+  Tensor read_buf = masks.rmask ? at::empty({batch, H}, x_proj.options()) : Tensor();
+  Tensor old_c = masks.zone && E > 0 ? at::empty({batch, E}, x_proj.options()) : Tensor();
+  T* read_ptr = masks.rmask ? read_buf.data_ptr<T>() : nullptr;
+  T* old_c_all = old_c.defined() ? old_c.data_ptr<T>() : nullptr;
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch, b_hh);
   // Without lengths the state before step t is out[t - 1]; with lengths, finished sequences hold
   // their state while their outputs are zero, so the state lives in h_n. The extra state (if any)
@@ -289,7 +338,12 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, cons
   const T* h0_ptr = h0.data_ptr<T>();
   for (int64_t t = 0; t < steps; ++t) {
     const T* h = held ? held : (t == 0 ? h0_ptr : out_all + (t - 1) * batch * H);
-    gemm.run(h, H, gh_ptr, G, /*accumulate=*/false);
+    if (read_ptr) {
+      const T* rm = masks.rmask;
+#pragma GCC ivdep
+      for (int64_t k = 0; k < batch * H; ++k) read_ptr[k] = h[k] * rm[k];
+    }
+    gemm.run(read_ptr ? read_ptr : h, H, gh_ptr, G, /*accumulate=*/false);
     const T* gx = gx_all + t * batch * G;
     T* o = out_all + t * batch * H;
     T* s = saved_all ? saved_all + t * batch * S : nullptr;
@@ -301,8 +355,15 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, cons
         if (lengths && t >= lengths[b]) {  // past this sequence's end: hold the state, output zero
           std::fill(o_row, o_row + H, T(0));
         } else {
+          T* c_old = old_c_all ? old_c_all + b * E : nullptr;
+          if (c_old) std::copy(c_row, c_row + E, c_old);
           Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * H, c_row, o_row, c_row,
                                          s ? s + b * S : nullptr);
+          if (masks.zone) {
+            const T* w = masks.zone_at(t, batch, b);
+            zone_out(H, o_row, h + b * H, w);
+            if (c_old) zone_out(E, c_row, c_old, w + H);
+          }
           if (held) std::copy(o_row, o_row + H, held + b * H);
         }
         if (history) std::copy(c_row, c_row + E, history + b * E);
@@ -325,7 +386,8 @@ void add_weight_grad(Tensor dw_rows, const Tensor& grads, const Tensor& h0, cons
 template <typename T, typename Cell>
 std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& h0,
                                   const Tensor& c0, const Tensor& w_hh, bool has_bias, const Tensor& out,
-                                  const Tensor& cells, const Tensor& saved, const int64_t* lengths) {
+                                  const Tensor& cells, const Tensor& saved, const int64_t* lengths,
+                                  const Masks<T>& masks, const Tensor& rmask) {
   const int64_t steps = out.size(0), batch = out.size(1), H = w_hh.size(1);
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
   const int64_t shared = Cell::kSharedGrad * H, tail = G - shared;
@@ -338,6 +400,12 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   Tensor dc = E > 0 ? d_c_n.clone() : Tensor();    // dL/d(c after step t), updated in place
   Tensor g = at::empty({batch, H}, options);
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch, Tensor());
+  // Zoneout: the share of dL/dh' (and dL/dc') that goes straight to the old state; recurrent dropout:
+  // dgh W_hh before the mask multiplies it.
+  Tensor carry = masks.zone ? at::empty({batch, H + E}, options) : Tensor();
+  Tensor through = masks.rmask ? at::empty({batch, H}, options) : Tensor();
+  T* carry_all = carry.defined() ? carry.data_ptr<T>() : nullptr;
+  T* through_ptr = through.defined() ? through.data_ptr<T>() : nullptr;
   const T* d_out_all = d_out.data_ptr<T>();
   const T* out_all = out.data_ptr<T>();
   const T* saved_all = S > 0 ? saved.data_ptr<T>() : nullptr;
@@ -366,19 +434,50 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
         T* g_row = g_ptr + b * H;
         for (int64_t j = 0; j < H; ++j) g_row[j] = dh_ptr[b * H + j] + d_o[b * H + j];
         T* dc_row = dc_ptr ? dc_ptr + b * E : nullptr;
+        T* carry_row = carry_all ? carry_all + b * (H + E) : nullptr;
+        if (carry_row) {  // x = lerp(x_new, x_old, w): dL/dx_new = (1 - w) g, dL/dx_old += w g
+          const T* w = masks.zone_at(t, batch, b);
+#pragma GCC ivdep
+          for (int64_t j = 0; j < H; ++j) {
+            carry_row[j] = w[j] * g_row[j];
+            g_row[j] *= T(1) - w[j];
+          }
+#pragma GCC ivdep
+          for (int64_t j = 0; j < E; ++j) {
+            carry_row[H + j] = w[H + j] * dc_row[j];
+            dc_row[j] *= T(1) - w[H + j];
+          }
+        }
         // dh's row is consumed into g, so the cell may overwrite it with dh_direct.
         Cell::backward(H, g_row, dc_row, h_prev + b * H, c_prev ? c_prev + b * E : nullptr, h_new + b * H,
                        c_new ? c_new + b * E : nullptr, saved_all ? saved_all + (t * batch + b) * S : nullptr,
                        dgx + b * G, dgh + b * G, dh_ptr + b * H, dc_row);
+        if (carry_row) {
+          T* dh_row = dh_ptr + b * H;
+#pragma GCC ivdep
+          for (int64_t j = 0; j < H; ++j) dh_row[j] += carry_row[j];
+#pragma GCC ivdep
+          for (int64_t j = 0; j < E; ++j) dc_row[j] += carry_row[H + j];
+        }
         if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
     });
-    gemm.run(dgh, G, dh_ptr, H, /*accumulate=*/true);  // dh = dh_direct + dgh_t W_hh
+    if (through_ptr) {  // dh = dh_direct + (dgh_t W_hh) ⊙ rmask
+      gemm.run(dgh, G, through_ptr, H, /*accumulate=*/false);
+      const T* rm = masks.rmask;
+      // Rows past their length hold their state: their gradient passes through untouched (dgh is 0 there).
+#pragma GCC ivdep
+      for (int64_t k = 0; k < batch * H; ++k) dh_ptr[k] += through_ptr[k] * rm[k];
+    } else {
+      gemm.run(dgh, G, dh_ptr, H, /*accumulate=*/true);  // dh = dh_direct + dgh_t W_hh
+    }
   }
-  // Weight and bias gradients as GEMMs and sums over all steps: dW_hh = Σ_t dgh_tᵀ h_{t-1}.
+  // Weight and bias gradients as GEMMs and sums over all steps: dW_hh = Σ_t dgh_tᵀ (h_{t-1} ⊙ rmask).
   Tensor dw_hh = at::zeros_like(w_hh);
-  add_weight_grad(dw_hh.slice(0, 0, shared), dgx_all.slice(2, 0, shared), h0, out);
-  if (tail > 0) add_weight_grad(dw_hh.slice(0, shared), dgh_tail, h0, out);
+  const Tensor read0 = rmask.defined() ? h0 * rmask : h0;
+  const Tensor read = rmask.defined() ? out * rmask : out;
+  add_weight_grad(dw_hh.slice(0, 0, shared), dgx_all.slice(2, 0, shared), read0, read);
+  if (tail > 0) add_weight_grad(dw_hh.slice(0, shared), dgh_tail, read0, read);
   Tensor db_hh;
   if (has_bias) {
     db_hh = at::empty({G}, options);
@@ -415,6 +514,19 @@ void check_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh) {
   TORCH_CHECK(h0.is_contiguous() && w_hh.is_contiguous(), "h0 and w_hh must be contiguous");
 }
 
+// rmask: (batch, H); zone: (steps, batch, width) or a single value; both contiguous, the loops' dtype.
+void check_masks(const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone, int64_t steps, int64_t batch,
+                 int64_t H, int64_t width) {
+  if (rmask.has_value() && rmask->defined()) {
+    TORCH_CHECK(rmask->is_contiguous() && rmask->numel() == batch * H, "rnnkit engine: rmask must be a contiguous (",
+                batch, ", ", H, ") tensor");
+  }
+  if (zone.has_value() && zone->defined()) {
+    TORCH_CHECK(zone->is_contiguous() && (zone->numel() == 1 || zone->numel() == steps * batch * width),
+                "rnnkit engine: zone must be one value or a contiguous (", steps, ", ", batch, ", ", width, ") tensor");
+  }
+}
+
 Tensor optional_or_empty(const c10::optional<Tensor>& value, const Tensor& like) {
   return value.has_value() && value->defined() ? value->contiguous() : at::empty({0}, like.options());
 }
@@ -423,7 +535,8 @@ Tensor optional_or_empty(const c10::optional<Tensor>& value, const Tensor& like)
 // for single-state cells; saved and cells are empty when training is false.
 std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const Tensor& h0,
                             const c10::optional<Tensor>& c0_opt, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
-                            const c10::optional<Tensor>& lengths, bool training) {
+                            const c10::optional<Tensor>& lengths, bool training,
+                            const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone) {
   check_inputs(x_proj, h0, w_hh);
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
@@ -442,13 +555,17 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
                                               : at::empty({0}, options);
   const Tensor bias = b_hh.has_value() ? *b_hh : Tensor();
   const int64_t* len = lengths_ptr(lengths);
+  check_masks(rmask, zone, steps, batch, H, (1 + extra_blocks) * H);
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "rnnkit_engine_forward", [&] {
+    const Masks<scalar_t> masks(rmask, zone, (1 + extra_blocks) * H);
     if (training) {
       RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, len, out, h_n, c_n, saved, cells)))
+                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, len, masks, out, h_n, c_n,
+                                                                saved, cells)))
     } else {
       RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, len, out, h_n, c_n, saved, cells)))
+                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, len, masks, out, h_n, c_n,
+                                                                 saved, cells)))
     }
   });
   return {out, h_n, c_n, saved, cells};
@@ -459,16 +576,22 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
 std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const Tensor& d_h_n,
                              const c10::optional<Tensor>& d_c_n, const Tensor& h0, const c10::optional<Tensor>& c0,
                              const Tensor& w_hh, bool has_bias, const Tensor& out, const Tensor& cells,
-                             const Tensor& saved, const c10::optional<Tensor>& lengths) {
+                             const Tensor& saved, const c10::optional<Tensor>& lengths,
+                             const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  const bool two_states = c0.has_value() && c0->defined() && c0->numel() > 0;
+  const int64_t H = w_hh.size(1), width = two_states ? 2 * H : H;  // zoneout's row: h, then c
+  check_masks(rmask, zone, out.size(0), out.size(1), H, width);
+  const Tensor rmask_t = rmask.has_value() && rmask->defined() ? *rmask : Tensor();
   const Tensor d_out_c = d_out.contiguous(), d_h_c = d_h_n.contiguous();
   const Tensor d_c_c = optional_or_empty(d_c_n, out), c0_c = optional_or_empty(c0, out);
   const int64_t* len = lengths_ptr(lengths);
   std::vector<Tensor> grads;
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "rnnkit_engine_backward", [&] {
+    const Masks<scalar_t> masks(rmask, zone, width);
     RNNKIT_DISPATCH_CELL(cell, scalar_t,
                          (grads = backward_loop<scalar_t, CellT>(d_out_c, d_h_c, d_c_c, h0, c0_c, w_hh, has_bias, out,
-                                                                 cells, saved, len)))
+                                                                 cells, saved, len, masks, rmask_t)))
   });
   return grads;
 }

@@ -1,0 +1,191 @@
+"""The fused engine for the variants (issue 13): recurrent dropout and zoneout masks as engine inputs.
+
+Oracles: the reference loop (``backend="reference"``, rnnkit's readable step over the cell, which
+draws the same masks from the same seed), float64 ``gradcheck`` of the node, and the PyTorch twin of
+the C++ loops buffer by buffer.
+"""
+
+import warnings
+
+import pytest
+import torch
+
+import rnnkit as rk
+from rnnkit import backends, engine, loop
+from rnnkit.engine import _build, python_engine
+
+IMPLEMENTATIONS = ["cpp", "python"]
+REGULARISERS = [{"recurrent_dropout": 0.3}, {"zoneout": 0.25}, {"recurrent_dropout": 0.3, "zoneout": 0.25}]
+REG_IDS = ["dropout", "zoneout", "both"]
+
+
+def _use(monkeypatch, kind):
+    """Make the engine run the C++ loops or their PyTorch twin."""
+    chosen = engine.implementation(kind)
+    monkeypatch.setattr(engine, "implementation", lambda k="auto": chosen)
+
+
+def _results(layer, x, lengths, seed=3):
+    """Output, final states and every gradient, with the masks drawn after ``manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    x = x.clone().requires_grad_()
+    out, state = layer(x, lengths=lengths)
+    state = state if isinstance(state, tuple) else (state,)
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    loss = (out * weights).sum() + sum((s * s).sum() for s in state)
+    return [out, *state, *torch.autograd.grad(loss, [x, *layer.parameters()])]
+
+
+def _assert_all_close(got, expected, tolerance):
+    for index, (a, b) in enumerate(zip(got, expected, strict=True)):
+        torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance, msg=lambda m, i=index: f"#{i}: {m}")
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("regularisers", REGULARISERS, ids=REG_IDS)
+@pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU])
+def test_regularised_engine_equals_reference(layer_cls, regularisers, training, monkeypatch):
+    """Outputs, states and every gradient over 2 layers x both directions x with/without lengths (the C++
+    loops; their PyTorch twin is held to them buffer by buffer below, and by the fallback test)."""
+    _use(monkeypatch, "cpp")
+    torch.manual_seed(0)
+    layer = layer_cls(3, 4, num_layers=2, bidirectional=True, backend="reference", **regularisers).double()
+    layer.train(training)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    for lengths in (None, torch.tensor([6, 2, 5])):
+        layer.backend = "reference"
+        expected = _results(layer, x, lengths)
+        layer.backend = "engine"
+        assert backends.select(layer).name == "engine"
+        _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
+
+
+@pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU])
+def test_regularised_engine_equals_reference_in_float32(layer_cls):
+    torch.manual_seed(0)
+    layer = layer_cls(5, 16, recurrent_dropout=0.2, zoneout=0.1, bidirectional=True, backend="reference")
+    x = torch.randn(9, 4, 5)
+    lengths = torch.tensor([9, 4, 1, 7])
+    expected = _results(layer, x, lengths)
+    layer.backend = "engine"
+    _assert_all_close(_results(layer, x, lengths), expected, 2e-5)
+
+
+def test_same_seed_draws_the_same_masks_on_the_engine_and_the_reference(monkeypatch):
+    drawn = {}
+    original = loop.draw_masks
+
+    def recording(regularization, steps, state):
+        masks = original(regularization, steps, state)
+        drawn.setdefault(current, []).append(masks)
+        return masks
+
+    monkeypatch.setattr(loop, "draw_masks", recording)
+    layer = rk.LSTM(3, 8, num_layers=2, bidirectional=True, recurrent_dropout=0.4, zoneout=0.3, dropout=0.5)
+    x = torch.randn(7, 5, 3)
+    for current in ("reference", "engine"):
+        layer.backend = current
+        torch.manual_seed(11)
+        layer(x)
+    assert len(drawn["reference"]) == len(drawn["engine"]) == 4  # one draw per layer and direction
+    for ours, theirs in zip(drawn["engine"], drawn["reference"]):
+        assert torch.equal(ours.recurrent, theirs.recurrent)
+        assert all(torch.equal(a, b) for a, b in zip(ours.zoneout, theirs.zoneout, strict=True))
+    first = drawn["engine"][0]
+    assert first.zoneout[0].shape == (7, 5, 8) and first.zoneout[1].shape == (7, 5, 8)  # h then c, every step
+    torch.testing.assert_close(first.recurrent.unique(), torch.tensor([0.0, 1 / 0.6]))  # scaled by 1 / (1 - p)
+
+
+def _node_inputs(kind, dtype, steps=5, batch=3, hidden=4, training=True, seed=0):
+    torch.manual_seed(seed)
+    spec = engine.BY_NAME[kind]
+    x_proj = torch.randn(steps, batch, spec.gates * hidden, dtype=dtype)
+    h0 = torch.randn(batch, hidden, dtype=dtype)
+    c0 = torch.randn(batch, hidden, dtype=dtype) if spec.states == 2 else None
+    w_hh = torch.randn(spec.gates * hidden, hidden, dtype=dtype) / hidden ** 0.5
+    b_hh = torch.randn(spec.gates * hidden, dtype=dtype) if spec.uses_hh_bias else None
+    rmask = (torch.rand(batch, hidden) < 0.7).to(dtype) / 0.7
+    width = spec.states * hidden
+    zone = (torch.rand(steps, batch, width) < 0.3).to(dtype) if training else torch.full((1,), 0.3, dtype=dtype)
+    return spec, x_proj, h0, c0, w_hh, b_hh, rmask, zone
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("training", [True, False], ids=["mask", "expectation"])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_regularised_node_passes_gradcheck(kind, training, impl):
+    spec, x_proj, h0, c0, w_hh, b_hh, rmask, zone = _node_inputs(kind, torch.float64, steps=4, batch=3, hidden=3,
+                                                                 training=training)
+    implementation = engine.implementation(impl)
+    lengths = torch.tensor([4, 2, 3])
+    present = [t for t in (x_proj, h0, c0, w_hh, b_hh) if t is not None]
+
+    def fn(*tensors):
+        it = iter(tensors)
+        args = [next(it) if t is not None else None for t in (x_proj, h0, c0, w_hh, b_hh)]
+        out, h_n, c_n = engine.FusedRecurrence.apply(spec, implementation, *args, lengths, None, rmask, zone)
+        return (out, h_n, c_n) if c0 is not None else (out, h_n)
+
+    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in present])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "elman_tanh"])
+def test_cpp_and_python_loops_agree_on_buffers_with_masks(kind):
+    spec, x_proj, h0, c0, w_hh, b_hh, rmask, zone = _node_inputs(kind, torch.float32, steps=9, batch=5, hidden=33)
+    if not spec.zoneout:
+        zone = None
+    lengths = torch.tensor([9, 3, 1, 8, 9])
+    cpp, py = engine.implementation("cpp"), python_engine
+    forward = [impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True, rmask, zone) for impl in (cpp, py)]
+    valid = (torch.arange(9).unsqueeze(1) < lengths).unsqueeze(2)
+    for index, (a, b) in enumerate(zip(*forward)):
+        if index == 3 and a.numel():  # saved values past a sequence's end are never read
+            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
+    out, _, _, saved, cells = forward[0]
+    torch.manual_seed(1)
+    d_out, d_h = torch.randn_like(out), torch.randn_like(h0)
+    d_c = torch.randn_like(c0) if c0 is not None else None
+    backward = [impl.backward(spec.name, d_out, d_h, d_c, h0, c0, w_hh, b_hh is not None, out, cells, saved, lengths,
+                              rmask, zone) for impl in (cpp, py)]
+    for a, b in zip(*backward):
+        if b is None:
+            assert a is None or not a.defined() or a.numel() == 0
+        else:
+            torch.testing.assert_close(a, b, atol=3e-5, rtol=3e-5)
+
+
+def test_auto_picks_the_engine_for_regularised_gated_layers_in_training():
+    assert backends.select(rk.LSTM(2, 3, zoneout=0.1)).name == "engine"  # the reference is the only alternative
+    assert backends.select(rk.GRU(2, 3, recurrent_dropout=0.1)).name == "engine"
+    assert backends.select(rk.LSTM(2, 3, recurrent_dropout=0.1).eval()).name == "builtin"  # plain LSTM: oneDNN
+    # the Elman cell's backward reads its new state, which zoneout replaces: the reference runs it
+    assert backends.select(rk.RNN(2, 3, zoneout=0.1)).name == "reference"
+    assert backends.select(rk.RNN(2, 3, recurrent_dropout=0.1)).name == "engine"
+    with pytest.raises(ValueError, match="backend 'engine' does not support this RNN"):
+        rk.RNN(2, 3, zoneout=0.1, backend="engine")(torch.randn(3, 1, 2))
+    with pytest.raises(ValueError, match="backend 'builtin' does not support this GRU"):
+        rk.GRU(2, 3, zoneout=0.1, backend="builtin")(torch.randn(3, 1, 2))
+
+
+def test_failed_build_falls_back_with_identical_regularised_results(monkeypatch):
+    torch.manual_seed(0)
+    layer = rk.LSTM(3, 6, bidirectional=True, recurrent_dropout=0.3, zoneout=0.2, backend="engine").double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    lengths = torch.tensor([5, 3])
+    _use(monkeypatch, "cpp")
+    compiled = _results(layer, x, lengths)
+    monkeypatch.undo()
+    from torch.utils import cpp_extension
+
+    def no_compiler(**kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(_build, "_state", {})
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with pytest.warns(RuntimeWarning, match="pure-PyTorch engine"):
+        assert engine.implementation() is python_engine
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fallback = _results(layer, x, lengths)
+    _assert_all_close(fallback, compiled, 1e-12)
