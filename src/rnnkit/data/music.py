@@ -144,21 +144,35 @@ def melody_tokens(notes: Iterable[Note]) -> list[str]:
     return tokens
 
 
+def _token_parts(token: str) -> tuple[str, float] | None:
+    pitch, _, duration = token.partition(":")
+    try:
+        length = float(Fraction(duration))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return (pitch, length) if pitch == "r" or pitch.isdigit() else None
+
+
 def tokens_to_notes(tokens: Iterable[str]) -> list[Note]:
-    """Notes of melody tokens (rests advance the time); unknown tokens (e.g. ``<unk>``) are skipped."""
+    """Notes of melody tokens (rests advance the time); other tokens (e.g. ``<unk>``) are skipped."""
     notes, time_ = [], 0.0
     for token in tokens:
-        pitch, _, duration = token.partition(":")
-        try:
-            length = float(Fraction(duration))
-        except (ValueError, ZeroDivisionError):
+        parts = _token_parts(token)
+        if parts is None:
             continue
-        if pitch != "r":
-            if not pitch.isdigit():
-                continue
-            notes.append(Note(time_, length, int(pitch)))
-        time_ += length
+        if parts[0] != "r":
+            notes.append(Note(time_, parts[1], int(parts[0])))
+        time_ += parts[1]
     return notes
+
+
+def tokens_duration(tokens: Iterable[str]) -> float:
+    """Quarter notes the melody tokens last, rests included.
+
+    >>> tokens_duration(["60:1", "r:1/2", "<unk>", "62:3/2"])
+    3.0
+    """
+    return sum(parts[1] for parts in map(_token_parts, tokens) if parts is not None)
 
 
 # --------------------------------------------------------------------------------- readers
@@ -210,9 +224,10 @@ def _score_notes(score) -> list[Note]:
         for element in part.flatten().notes:
             if isinstance(element, harmony.Harmony) or element.quarterLength <= 0:
                 continue
-            for pitch in element.pitches:
-                tie = pitch.tie if element.isChord and pitch.tie is not None else element.tie
-                kind = tie.type if tie is not None else None
+            members = element.notes if element.isChord else [element]
+            for member in members:
+                tie = member.tie if member.tie is not None else element.tie
+                kind, pitch = (tie.type if tie is not None else None), member.pitch
                 previous = tied.get(pitch.midi)
                 if kind in ("stop", "continue") and previous is not None and abs(previous.end - element.offset) < _EPS:
                     previous.duration += float(element.quarterLength)
