@@ -58,6 +58,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
     defaults, aliases = defaults or {}, aliases or {}
     instance = _defaults_instance(cls)
     seen: set[str] = set()
+    hints: dict[type, dict] = {}  # get_type_hints evaluates every annotation of a class: once per class
     for path, field, owner in _option_fields(cls):
         name = path[-1]
         if name in skip:
@@ -65,7 +66,9 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
         if name in seen:
             raise TypeError(f"{cls.__name__} has two options named {name!r}; rename one")
         seen.add(name)
-        base, optional = _type_of(field, typing.get_type_hints(owner))
+        if owner not in hints:
+            hints[owner] = typing.get_type_hints(owner)
+        base, optional = _type_of(field, hints[owner])
         default = defaults.get(name, _default_of(instance, path) if instance is not None else field.default)
         help_text = field.metadata.get("help", "")
         if base is bool:
