@@ -1,0 +1,392 @@
+"""rnnkit dna: reading and normalising FASTA/FASTQ, the k-mer and Markov baselines against formulas written
+out here, the family split, one-line errors for bad input; and (slow) a classifier and a language model
+that learn generated sequences, beat the baselines on them, round-trip predict/evaluate/sample and give the
+same bits for the same seed, also after a kill and a resume."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from app_support import assert_same_run, training_losses
+from rnnkit.apps import dna
+from rnnkit.cli.main import main
+from rnnkit.data import nucleotides
+from rnnkit.data.nucleotides import MarkovModel, Record, kmer_counts, normalize, read_records
+from rnnkit.datasets import dna as hairpins
+from rnnkit.errors import InputError
+from rnnkit.train.trainer import Trainer
+
+pytest.importorskip("Bio", reason="needs biopython (pip install 'rnnkit[dna]')")
+
+
+def fasta(path, records, *, compress=False):
+    text = "".join(f">{name} some description\n{seq}\n" for name, seq in records)
+    if compress:
+        with gzip.open(path, "wt") as file:
+            file.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------- reading, alphabet
+def test_normalize_case_rna_ambiguity_and_gaps():
+    assert normalize("acgu") == "ACGT"
+    assert normalize("NRYSWKMBDHV") == "N" * 11
+    assert normalize("AC-G.T*") == "ACGT"
+
+
+def test_a_protein_is_refused_naming_the_record_and_letters():
+    with pytest.raises(InputError, match=r"record 'p1' .*not nucleotide codes: E, F, I, L, P, Q.*protein"):
+        normalize("MKVLAAGIVGLLLAQEFPQ", "p1")
+
+
+def test_fasta_gzip_and_fastq_are_read_and_normalised(tmp_path):
+    path = fasta(tmp_path / "x.fa.gz", [("r1", "acguN"), ("r2", "GGRY")], compress=True)
+    records = read_records(path)
+    assert [(r.id, r.description, r.sequence, r.rna) for r in records] == [
+        ("r1", "some description", "ACGTN", True), ("r2", "some description", "GGNN", False)]
+    fq = tmp_path / "reads.fastq"
+    fq.write_text("@read1\nACGT\n+\nIIII\n@read2\nttga\n+\nIIII\n")
+    assert [r.sequence for r in read_records(fq)] == ["ACGT", "TTGA"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("comment.fa", "hello\n>a\nACGT\n", "not a valid FASTA file (This FASTA file contains comments"),
+    ("empty.fa", "", "no FASTA records"),
+    ("quality.fq", "@r1\nACGT\n+\nII\n", "not a valid FASTQ file (Lengths of sequence and quality"),
+    ("protein.fa", ">sp|P1\nMKVLAAGIVGLLLAQE\n", "not nucleotide codes"),
+    ("hole.fa", ">a\n\n>b\nACGT\n", "record 'a' has no sequence (1 empty record(s)); remove them or pass --skip-empty"),
+])
+def test_bad_files_get_one_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError) as error:
+        read_records(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_binary_and_missing_files(tmp_path):
+    (tmp_path / "b.fa").write_bytes(b"\xff\xfe\x00\x01" * 10)
+    with pytest.raises(InputError, match="not a text FASTA file"):
+        read_records(tmp_path / "b.fa")
+    with pytest.raises(InputError, match="no such file"):
+        read_records(tmp_path / "missing.fa")
+
+
+def test_skip_empty_drops_records_without_sequence(tmp_path):
+    path = tmp_path / "hole.fa"
+    path.write_text(">a\n\n>b\nACGT\n")
+    assert [r.id for r in read_records(path, skip_empty=True)] == ["b"]
+
+
+# ------------------------------------------------------------------------------------------ k-mers
+def test_kmer_counts_match_counting_substrings():
+    rng = random.Random(0)
+    sequences = ["".join(rng.choices("ACGTN", weights=[5, 5, 5, 5, 1], k=rng.randint(0, 30))) for _ in range(20)]
+    for k in (1, 2, 3):
+        columns = ["".join(p) for p in itertools.product("ACGT", repeat=k)]  # column order: base-4 digits
+        expected = [[Counter(s[i:i + k] for i in range(len(s) - k + 1))[c] for c in columns] for s in sequences]
+        assert kmer_counts(sequences, k).tolist() == expected
+
+
+# ----------------------------------------------------------------------------------------- Markov
+def test_add_one_markov_closed_form():
+    # order 1 trained on "AAC": after '^' one A; after A one A and one C.
+    model = MarkovModel(1, "add-one").fit(["AAC"])
+    assert model.probability("^", "A") == (1 + 1) / (1 + 4)
+    assert model.probability("A", "A") == model.probability("A", "C") == (1 + 1) / (2 + 4)
+    assert model.probability("A", "G") == 1 / 6 and model.probability("C", "A") == 1 / 4  # unseen context
+    expected = -(math.log2(2 / 5) + math.log2(2 / 6)) / 2  # "AC": A after '^', C after A
+    assert model.bits_per_base(["AC"]) == pytest.approx(expected, abs=1e-12)
+    assert MarkovModel(0, "add-one").fit(["AAAC"]).probability("", "A") == (3 + 1) / (4 + 4)
+
+
+def test_witten_bell_closed_form():
+    # order 1 on "AAC" (^A, AA, AC). Order 0: n = A:2 C:1, T = 2 -> P0(A) = (2 + 2/4) / 5, P0(C) = (1 + 2/4) / 5,
+    # P0(G) = (2/4) / 5. Context A: n(A) = 2, T(A) = 2 -> P1(x|A) = (n(A,x) + 2 P0(x)) / 4.
+    model = MarkovModel(1, "witten-bell").fit(["AAC"])
+    p0 = {"A": 2.5 / 5, "C": 1.5 / 5, "G": 0.5 / 5, "T": 0.5 / 5}
+    for base, n in (("A", 1), ("C", 1), ("G", 0), ("T", 0)):
+        assert model.probability("A", base) == pytest.approx((n + 2 * p0[base]) / 4, abs=1e-12)
+    assert model.probability("G", "C") == pytest.approx(p0["C"], abs=1e-12)  # unseen context backs off to P0
+    assert model.probability("^", "A") == pytest.approx((1 + 1 * p0["A"]) / 2, abs=1e-12)  # n=1, T=1
+    assert sum(model.probability("A", b) for b in "ACGT") == pytest.approx(1, abs=1e-12)
+
+
+def _naive_bits(train, test, order, smoothing):
+    """The formulas of MarkovModel's docstring with dictionaries, one position at a time."""
+    counts = [Counter() for _ in range(order + 1)]
+    for seq in train:
+        padded = "^" * order + seq
+        for i, base in enumerate(seq):
+            if base in "ACGT":
+                context = padded[i:i + order]
+                for j in range(order + 1):
+                    counts[j][(context[order - j:], base)] += 1
+
+    def prob(context, base, j):
+        n = {b: counts[j][(context, b)] for b in "ACGT"}
+        total = sum(n.values())
+        if smoothing == "add-one":
+            return (n[base] + 1) / (total + 4)
+        lower = prob(context[1:], base, j - 1) if j else 0.25
+        types = sum(v > 0 for v in n.values())
+        return (n[base] + types * lower) / (total + types) if total else lower
+
+    bits, scored = 0.0, 0
+    for seq in test:
+        padded = "^" * order + seq
+        for i, base in enumerate(seq):
+            if base in "ACGT":
+                bits -= math.log2(prob(padded[i:i + order], base, order))
+                scored += 1
+    return bits / scored
+
+
+@pytest.mark.parametrize("smoothing", nucleotides.SMOOTHINGS)
+def test_markov_bits_per_base_equal_the_formula_position_by_position(smoothing):
+    rng = random.Random(1)
+    make = lambda n: ["".join(rng.choices("ACGTN", weights=[4, 3, 2, 1, 0.3], k=rng.randint(1, 40)))  # noqa: E731
+                      for _ in range(n)]
+    train, test = make(40), make(10)
+    for order in (0, 1, 2, 3):
+        fitted = MarkovModel(order, smoothing).fit(train).bits_per_base(test)
+        assert fitted == pytest.approx(_naive_bits(train, test, order, smoothing), rel=1e-10)
+
+
+# ------------------------------------------------------------------------------ hairpins and split
+def test_mirbase_names():
+    assert [hairpins.mirbase_family(i) for i in ("hsa-mir-21a-1", "mmu-mir-21a", "ath-MIR156a", "cel-let-7",
+                                                "dme-bantam", "ebv-mir-BART1-2")] == \
+        ["mir21", "mir21", "mir156", "let7", "bantam", "mir-bart1"]
+    assert [hairpins.organism_group(i) for i in ("hsa-mir-1", "gga-mir-1", "dme-mir-1", "osa-MIR156a",
+                                                "hcmv-mir-UL22A", "ddi-mir-1176")] == \
+        ["mammal", "other_vertebrate", "invertebrate", "plant", "virus", None]
+
+
+@pytest.mark.skipif(not hairpins.HAIRPIN.is_file(), reason="needs the Debian package seqkit-examples")
+def test_every_hairpin_species_has_a_group_and_the_file_is_as_documented():
+    ids = [line[1:].split()[0] for line in gzip.open(hairpins.HAIRPIN, "rt") if line.startswith(">")]
+    assert len(ids) == 28645 and len({hairpins.species(i) for i in ids}) == 223
+    ungrouped = {hairpins.species(i) for i in ids if hairpins.organism_group(i) is None}
+    assert ungrouped == set(hairpins.UNGROUPED)
+    assert Counter(hairpins.organism_group(i) for i in ids) == {
+        "mammal": 10800, "plant": 6992, "invertebrate": 6915, "other_vertebrate": 3548, "virus": 308, None: 82}
+
+
+def test_grouped_split_keeps_groups_and_identical_sequences_together():
+    rng = random.Random(2)
+    records = [Record(f"r{i}", "", "".join(rng.choices("ACGT", k=8))) for i in range(300)]
+    records += [Record("copy", "", records[5].sequence)]  # an identical sequence under another key
+    keys = [f"family{i % 37}" for i in range(300)] + ["other"]
+    parts = dna.grouped_split(records, keys, [0.1, 0.2], seed=3)
+    assert sorted(itertools.chain(*parts)) == list(range(301))
+    side = {i: p for p, part in enumerate(parts) for i in part}
+    for a, b in itertools.combinations(range(301), 2):
+        if keys[a] == keys[b] or records[a].sequence == records[b].sequence:
+            assert side[a] == side[b]
+    assert 20 <= len(parts[1]) <= 45 and 50 <= len(parts[2]) <= 75  # whole families of ~8 records each
+    assert parts == dna.grouped_split(records, keys, [0.1, 0.2], seed=3)
+    assert parts != dna.grouped_split(records, keys, [0.1, 0.2], seed=4)
+
+
+# ---------------------------------------------------------------------------------- bad input (CLI)
+def _labelled_fasta(path, n=40):
+    rng = random.Random(3)
+    return fasta(path, [(f"{'up' if i % 2 else 'down'}|seq{i}", "".join(rng.choices("ACGT", k=20)))
+                        for i in range(n)])
+
+
+def test_bad_input_one_line_on_the_command_line_before_training(tmp_path, cli_error):
+    data = _labelled_fasta(tmp_path / "x.fa")
+    out = tmp_path / "run"
+    train = ["dna", "train", "--out", str(out), "--max-steps", "2", "--quiet"]
+    err = cli_error([*train, "--data", str(data), "--label-pattern", r"^(zebra)\|"])
+    assert "--label-pattern '^(zebra)\\\\|' matches none of the 40 record ids (e.g. 'down|seq0')" in err
+    (tmp_path / "protein.fa").write_text(">sp|P1 a protein\nMKVLAAGIVGLLLAQE\n")
+    assert "a protein sequence?" in cli_error([*train, "--data", str(tmp_path / "protein.fa"), "--task", "lm"])
+    (tmp_path / "hole.fa").write_text(">a\n\n>b\nACGT\n")
+    assert "--skip-empty" in cli_error([*train, "--data", str(tmp_path / "hole.fa"), "--task", "lm"])
+    assert "drop --bidirectional" in cli_error([*train, "--task", "lm", "--bidirectional"])
+    assert not out.exists()
+
+
+def _refused(tmp_path, message, settings=None, **config):
+    from rnnkit.apps import lifecycle
+    from rnnkit.train import TrainConfig
+
+    with pytest.raises(InputError) as error:
+        settings = settings if isinstance(settings, dna.DnaSettings) else dna.DnaSettings(**settings)
+        lifecycle.train(dna.APP, settings, TrainConfig(max_steps=2, **config), tmp_path / "run", progress=False)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_labels_patterns_and_options_are_refused_before_training(tmp_path):
+    data = str(_labelled_fasta(tmp_path / "x.fa"))
+    _refused(tmp_path, "not a valid regular expression", {"data": (data,), "label_pattern": "(["})
+    _refused(tmp_path, "not a valid regular expression", {"data": (data,), "label_pattern": "x", "group_pattern": "(["})
+    _refused(tmp_path, "needs labels: --labels FILE", {"data": (data,)})
+    (tmp_path / "labels.tsv").write_text("nobody\tx\n")
+    _refused(tmp_path, "none of the 40 record ids appears in", {"data": (data,), "labels": str(tmp_path / "labels.tsv")})
+    (tmp_path / "bad.tsv").write_text("down|seq0 up\n")
+    _refused(tmp_path, "line 1: expected 'record id<TAB>label'", {"data": (data,), "labels": str(tmp_path / "bad.tsv")})
+    (tmp_path / "one.tsv").write_text("".join(f"{'down' if i % 2 == 0 else 'up'}|seq{i}\tsame\n" for i in range(40)))
+    _refused(tmp_path, "classification needs at least two", {"data": (data,), "labels": str(tmp_path / "one.tsv")})
+    _refused(tmp_path, "is not reported by --task lm", {"task": "lm"}, monitor="val_accuracy")
+    _refused(tmp_path, "no such file", {"data": (str(tmp_path / "missing.fa"),), "task": "lm"})
+    with pytest.raises(ValueError, match="for --task classify"):
+        dna.DnaSettings(task="lm", label_pattern="x")
+    with pytest.raises(ValueError, match="not both"):
+        dna.DnaSettings(labels="a.tsv", label_pattern="x")
+
+
+def test_help_of_every_verb_has_examples():
+    from rnnkit.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices).choices
+    verbs = next(a for a in commands["dna"]._actions if hasattr(a, "choices") and a.choices).choices
+    assert set(verbs) == {"train", "evaluate", "predict", "sample"}
+    for parser in verbs.values():
+        text = parser.format_help()
+        assert "examples:" in text and "rnnkit dna train --task lm" in text and "rnnkit dna sample --run" in text
+
+
+# ------------------------------------------------------------------------------ learning (slow)
+def order_fasta(path, n=240, seed=0):
+    """Class 'ac' has a run of A before a run of C, class 'ca' the reverse; the rest is random. Both classes
+    have the same k-mer counts up to the junctions, so only the order tells them apart."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        label = rng.choice(["ac", "ca"])
+        blocks = ["AAAAA", "CCCCC"] if label == "ac" else ["CCCCC", "AAAAA"]
+        parts = ["".join(rng.choices("GT", k=rng.randint(2, 8))) for _ in range(3)]
+        records.append((f"{label}_{i}", parts[0] + blocks[0] + parts[1] + blocks[1] + parts[2]))
+    return fasta(path, records)
+
+
+def periodic_fasta(path, n=300, seed=0):
+    """Each sequence repeats a random 5-mer: after the first five bases the base five back predicts the next one,
+    which a Markov model of order <= 4 cannot see."""
+    rng = random.Random(seed)
+    return fasta(path, [(f"p{i}", "".join(rng.choices("ACGT", k=5)) * rng.randint(4, 7)) for i in range(n)])
+
+
+SMALL = ["--hidden-size", "32", "--embedding-dim", "8", "--batch-size", "16", "--quiet", "--dropout", "0"]
+
+
+@pytest.fixture(scope="module")
+def classify_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dna-classify")
+    data, run = order_fasta(root / "order.fa"), root / "run"
+    assert main(["dna", "train", "--data", str(data), "--label-pattern", r"^(\w\w)_", "--out", str(run),
+                 "--bidirectional", "--max-steps", "250", "--eval-every", "50", "--lr", "1e-2",
+                 "--baseline-max-k", "3", *SMALL]) == 0
+    return data, run
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dna-lm")
+    data, run = periodic_fasta(root / "periodic.fa"), root / "run"
+    assert main(["dna", "train", "--task", "lm", "--data", str(data), "--out", str(run), "--max-steps", "300",
+                 "--eval-every", "100", "--lr", "1e-2", "--markov-max-order", "4", "--sample-count", "2", *SMALL]) == 0
+    return data, run
+
+
+@pytest.mark.slow
+def test_classifier_learns_order_and_beats_the_kmer_baseline(classify_run, capsys):
+    _, run = classify_run
+    result = json.loads((run / "results.json").read_text())
+    assert result["labels"] == ["ac", "ca"] and result["accuracy"] >= 0.9
+    assert result["kmer_baseline"]["accuracy"] <= 0.75 and result["beats_kmer_baseline"]
+    assert (run / "confusion_matrix.png").stat().st_size > 0
+    sequences = ["GTAAAAAGGCCCCCT", "GGCCCCCTTAAAAAG"]
+    assert main(["dna", "predict", "--run", str(run), *sequences]) == 0
+    assert [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()] == ["ac", "ca"]
+    assert main(["dna", "evaluate", "--run", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == result["accuracy"]
+
+
+@pytest.mark.slow
+def test_language_model_beats_markov_and_samples(lm_run, capsys, tmp_path):
+    data, run = lm_run
+    result = json.loads((run / "results.json").read_text())
+    assert set(result["markov_bits_per_base"]["add-one"]) == {"1", "2", "3", "4"}
+    assert result["best_markov"]["bits_per_base"] > 1.5  # the base five back is out of their reach
+    assert result["bits_per_base"] < 1.0 and result["beats_markov"]
+    assert (run / "bits_per_base.png").stat().st_size > 0 and len(result["samples"]) == 2
+    out = tmp_path / "new.fa"
+    assert main(["dna", "sample", "--run", str(run), "--count", "2", "--prime", "acgtaacgta", "--seed", "3",
+                 "--temperature", "0", "--out", str(out)]) == 0
+    sampled = [r.sequence for r in read_records(out)]
+    assert len(sampled) == 2 and all(s.startswith("ACGTAACGTAACGTA") for s in sampled)  # the period goes on
+    assert capsys.readouterr().out == f"wrote 2 sequences to {out}\n"
+    assert main(["dna", "sample", "--run", str(run), "--count", "3", "--seed", "5", "--temperature", "0.7"]) == 0
+    text = capsys.readouterr().out
+    assert text.count(">sample-") == 3 and text == (main(["dna", "sample", "--run", str(run), "--count", "3", "--seed",
+                                                          "5", "--temperature", "0.7"]) or capsys.readouterr().out)
+    assert main(["dna", "evaluate", "--run", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bits_per_base"] == pytest.approx(result["bits_per_base"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_wrong_task_verbs_are_refused(classify_run, lm_run, cli_error):
+    assert "is a language model" in cli_error(["dna", "predict", "--run", str(lm_run[1]), "ACGT"])
+    assert "is a classifier" in cli_error(["dna", "sample", "--run", str(classify_run[1])])
+    assert "not nucleotide codes" in cli_error(["dna", "predict", "--run", str(classify_run[1]), "MKLPEEQ"])
+    assert "not nucleotide codes" in cli_error(["dna", "sample", "--run", str(lm_run[1]), "--prime", "hello"])
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL: raised from inside the training loop, never caught by rnnkit."""
+
+
+def _kill_after(monkeypatch, steps: int) -> None:
+    original = Trainer._train_step
+
+    def step(self, batch):
+        if self.step == steps:
+            raise Killed
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["classify", "lm"])
+def test_same_seed_same_bits_and_a_killed_run_resumes_to_them(task, tmp_path, monkeypatch):
+    data = order_fasta(tmp_path / "d.fa", n=80) if task == "classify" else periodic_fasta(tmp_path / "d.fa", n=80)
+    extra = ["--label-pattern", r"^(\w\w)_", "--baseline-max-k", "2"] if task == "classify" else \
+        ["--markov-max-order", "2", "--sample-count", "0"]
+
+    def argv(out, *more):
+        return ["dna", "train", "--task", task, "--data", str(data), *extra, "--out", str(out), "--seed", "7",
+                "--max-steps", "12", "--eval-every", "5", "--checkpoint-every", "5", *SMALL, "--dropout", "0.2",
+                *more]
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(argv(first)) == 0 and main(argv(second)) == 0
+    assert len(training_losses(first)) == 12
+    assert_same_run(first, second)
+    killed = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        _kill_after(patch, 8)  # after the checkpoint at step 5
+        with pytest.raises(Killed):
+            main(argv(killed))
+    assert [step for step, _ in training_losses(killed)] == list(range(1, 9))
+    assert main(argv(killed, "--resume")) == 0
+    assert_same_run(first, killed)
+    other = tmp_path / "other"
+    assert main([*argv(other), "--seed", "8"]) == 0
+    assert training_losses(other) != training_losses(first)
