@@ -1,10 +1,11 @@
 """One-to-many with attention: image -> sentence (Xu et al. 2015, "Show, Attend and Tell"; soft attention).
 
 A small convolutional encoder, trained from scratch, turns an image into a grid of ``L = H' x W'``
-region vectors ``a_1..a_L`` (each block: 3x3 convolution, batch norm, ReLU, 2x2 max pooling; the
-region's normalised ``(x, y)`` coordinates are appended to its vector, as CoordConv does (Liu et al.
-2018), so attention can move left to right over a strip). A recurrent decoder of any registered cell
-then emits the caption one token at a time:
+region vectors ``a_1..a_L`` (each block: 3x3 convolution, batch norm, ReLU, 2x2 max pooling, the
+channels doubling block by block up to ``conv_channels``; the region's normalised ``(x, y)``
+coordinates are appended to its vector, as CoordConv does (Liu et al. 2018), so attention can move
+left to right over a strip). A recurrent decoder of any registered cell then emits the caption one
+token at a time:
 
 - start state (Xu eq. 5): ``h_0 = tanh(W_h mean_i a_i)`` (and ``c_0 = tanh(W_c mean_i a_i)`` for
   two-state cells), for every layer;
@@ -45,7 +46,7 @@ class CaptionerConfig(RecurrentConfig):
     vocab_size: int = option(16, "caption vocabulary size, special tokens included", derived=True)
     image_channels: int = option(3, "channels of the input images (1 grey, 3 colour)", derived=True)
     conv_layers: int = option(3, "convolution blocks of the encoder; each halves the image's height and width")
-    conv_channels: int = option(64, "channels of every convolution block")
+    conv_channels: int = option(64, "channels of the last convolution block (each earlier block has half)")
     embedding_dim: int = option(32, "word embedding size")
     attention_size: int = option(64, "hidden size of the additive attention scorer")
     attention_penalty: float = option(0.0, "weight of Xu et al.'s doubly stochastic attention penalty (0: off)")
@@ -86,6 +87,8 @@ class CaptionState:
 class ImageEncoder(nn.Module):
     """Convolution blocks (3x3 conv, batch norm, ReLU, 2x2 max pool) and region coordinates.
 
+    Block ``i`` of ``layers`` has ``max(8, width / 2**(layers - 1 - i))`` channels: ``width`` in the last.
+
     Shape:
         images: ``(batch, channels, H, W)`` floats; returns ``(batch, H' * W', conv_channels + 2)``
         regions in row-major order and the grid ``(H', W')``, ``H' = H // 2**conv_layers``.
@@ -94,9 +97,11 @@ class ImageEncoder(nn.Module):
     def __init__(self, channels: int, width: int, layers: int) -> None:
         super().__init__()
         blocks, previous = [], channels
-        for _ in range(layers):
-            blocks += [nn.Conv2d(previous, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
-            previous = width
+        for index in range(layers):
+            # channels double block by block up to ``width`` (cheap where the maps are large, as VGG)
+            out = max(8, width >> (layers - 1 - index))
+            blocks += [nn.Conv2d(previous, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+            previous = out
         self.blocks = nn.Sequential(*blocks)
         self.layers, self.output_size = layers, width + 2
 
