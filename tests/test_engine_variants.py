@@ -189,3 +189,92 @@ def test_failed_build_falls_back_with_identical_regularised_results(monkeypatch)
         warnings.simplefilter("error")
         fallback = _results(layer, x, lengths)
     _assert_all_close(fallback, compiled, 1e-12)
+
+
+# --- LSTM with proj_size ------------------------------------------------------------------------------
+
+
+def _torch_results(module, x, seed=3):
+    torch.manual_seed(seed)
+    x = x.clone().requires_grad_()
+    out, (h_n, c_n) = module(x)
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    loss = (out * weights).sum() + (h_n * h_n).sum() + (c_n * c_n).sum()
+    return [out, h_n, c_n, *torch.autograd.grad(loss, [x, *module.parameters()])]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)], ids=["1x1", "2x2"])
+def test_projected_lstm_on_the_engine_equals_torch_nn(layers, bidirectional, dtype, impl, monkeypatch):
+    """torch.nn.LSTM(proj_size=...) is the oracle: outputs, h_n, c_n and every gradient."""
+    _use(monkeypatch, impl)
+    torch.manual_seed(0)
+    ours = rk.LSTM(5, 8, num_layers=layers, bidirectional=bidirectional, proj_size=3, backend="engine").to(dtype)
+    theirs = torch.nn.LSTM(5, 8, num_layers=layers, bidirectional=bidirectional, proj_size=3).to(dtype)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(6, 4, 5, dtype=dtype)
+    tolerance = 2e-5 if dtype == torch.float32 else 1e-12
+    _assert_all_close(_torch_results(ours, x), _torch_results(theirs, x), tolerance)
+
+
+@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
+def test_projected_lstm_on_the_engine_equals_reference_with_lengths_and_masks(regularisers):
+    torch.manual_seed(0)
+    layer = rk.LSTM(3, 6, num_layers=2, bidirectional=True, proj_size=4, backend="reference", **regularisers).double()
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    for training in (True, False):
+        layer.train(training)
+        for lengths in (None, torch.tensor([6, 2, 5])):
+            layer.backend = "reference"
+            expected = _results(layer, x, lengths)
+            layer.backend = "engine"
+            _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
+def test_projected_node_passes_gradcheck(with_masks, impl):
+    torch.manual_seed(0)
+    steps, batch, hidden, proj = 4, 3, 4, 2
+    x_proj = torch.randn(steps, batch, 4 * hidden, dtype=torch.float64)
+    h0, c0 = torch.randn(batch, proj, dtype=torch.float64), torch.randn(batch, hidden, dtype=torch.float64)
+    w_hh = torch.randn(4 * hidden, proj, dtype=torch.float64) / 2
+    w_hr = torch.randn(proj, hidden, dtype=torch.float64) / 2
+    rmask = (torch.rand(batch, proj) < 0.7).double() / 0.7 if with_masks else None
+    zone = (torch.rand(steps, batch, proj + hidden) < 0.3).double() if with_masks else None
+    implementation = engine.implementation(impl)
+    lengths = torch.tensor([4, 2, 3])
+
+    def fn(x_proj, h0, c0, w_hh, w_hr):
+        return engine.FusedRecurrence.apply(engine.BY_NAME["lstm"], implementation, x_proj, h0, c0, w_hh, None,
+                                            lengths, None, rmask, zone, w_hr)
+
+    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, w_hr)])
+
+
+def test_cpp_and_python_loops_agree_on_buffers_with_a_projection():
+    torch.manual_seed(0)
+    steps, batch, hidden, proj = 9, 5, 33, 17
+    x_proj = torch.randn(steps, batch, 4 * hidden)
+    h0, c0 = torch.randn(batch, proj), torch.randn(batch, hidden)
+    w_hh, w_hr = torch.randn(4 * hidden, proj) / 5, torch.randn(proj, hidden) / 5
+    rmask = (torch.rand(batch, proj) < 0.7).float() / 0.7
+    zone = (torch.rand(steps, batch, proj + hidden) < 0.3).float()
+    lengths = torch.tensor([9, 3, 1, 8, 9])
+    cpp, py = engine.implementation("cpp"), python_engine
+    forward = [impl.forward("lstm", x_proj, h0, c0, w_hh, None, lengths, True, rmask, zone, w_hr) for impl in (cpp, py)]
+    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
+    for index, (a, b) in enumerate(zip(*forward)):
+        if index == 3:  # saved values past a sequence's end are never read
+            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
+    out, _, _, saved, cells = forward[0]
+    d_out, d_h, d_c = torch.randn_like(out), torch.randn_like(h0), torch.randn_like(c0)
+    backward = [impl.backward("lstm", d_out, d_h, d_c, h0, c0, w_hh, False, out, cells, saved, lengths, rmask, zone,
+                              w_hr) for impl in (cpp, py)]
+    for a, b in zip(*backward):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, atol=3e-5, rtol=3e-5)

@@ -9,9 +9,11 @@ from rnnkit.backends.spec import LayerSpec
 
 def _cell(spec: LayerSpec):
     """The engine's description of the layer's cell, or ``None`` if the engine cannot run the layer."""
-    if spec.device_type != "cpu" or spec.dtype not in engine.DTYPES or spec.proj_size:
+    if spec.device_type != "cpu" or spec.dtype not in engine.DTYPES:
         return None
     cell = engine.engine_cell(spec.cell, spec.step_options)
+    if cell is not None and spec.proj_size and cell.name != "lstm":
+        return None
     if cell is not None and spec.regularization is not None and spec.regularization.zoneout and not cell.zoneout:
         return None
     return cell
@@ -25,10 +27,11 @@ def _preferred(spec: LayerSpec) -> bool:
     """Whether ``backend="auto"`` should pick the engine (it is faster than the alternatives).
 
     With recurrent dropout or zoneout in effect the only other backend is the reference loop, which
-    the engine beats for every cell it runs (docs/benchmarks.md): then the engine is preferred even for
-    the LSTM, whose plain recurrence oneDNN runs as fast."""
+    the engine beats for every cell it runs, and with ``proj_size`` torch's LSTM leaves oneDNN for a
+    slower kernel that the engine beats (docs/benchmarks.md): then the engine is preferred even for the
+    LSTM, whose plain recurrence oneDNN runs as fast."""
     cell = _cell(spec)
-    return cell is not None and (cell.auto or spec.regularization is not None)
+    return cell is not None and (cell.auto or spec.regularization is not None or spec.proj_size > 0)
 
 
 ENGINE = LoopBackend("engine", engine.recur, _supports, preferred=_preferred)

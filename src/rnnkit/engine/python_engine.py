@@ -4,7 +4,8 @@ Same signatures and the same math as ``csrc/engine.cpp`` (``forward`` and ``back
 op per gate instead of fused C++ loops. ``rmask`` and ``zone`` are the regularisers' masks as the
 C++ loops take them (see ``rnnkit.engine.mask_inputs``): ``rmask (batch, H)`` multiplies the state
 ``W_hh`` reads; ``zone`` (``(steps, batch, H + E)`` or one value) is the weight of the old state in
-``lerp(new, old, zone)`` after each step.
+``lerp(new, old, zone)`` after each step. ``w_hr (R, H)``: the LSTM's projection (torch.nn's
+``weight_hr``), ``h = W_hr (o ⊙ tanh c)``; the state ``h`` then has ``R`` features, ``c`` still ``H``.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ def _zone_weights(zone: Tensor | None, t: int, hidden: int) -> tuple[Tensor | No
 
 def forward(cell: str, x_proj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
             lengths: Tensor | None, training: bool, rmask: Tensor | None = None,
-            zone: Tensor | None = None) -> list[Tensor]:
+            zone: Tensor | None = None, w_hr: Tensor | None = None) -> list[Tensor]:
     spec = BY_NAME[cell]
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
     h, c, outputs, saved, cells = h0, c0, [], [], []
-    hidden = w_hh.shape[1]
+    width = w_hh.shape[1]  # of h
     for t, gx in enumerate(x_proj.unbind(0)):
         read = h if rmask is None else h * rmask
         gh = read @ w_hh.t() if b_hh is None else torch.addmm(b_hh, read, w_hh.t())
         h_new, c_new, keep = spec.forward(gx, gh, h, c)
-        zone_h, zone_c = _zone_weights(zone, t, hidden)
+        if w_hr is not None:
+            h_new = h_new @ w_hr.t()
+        zone_h, zone_c = _zone_weights(zone, t, width)
         if zone_h is not None:
             h_new = torch.lerp(h_new, h, zone_h)
             c_new = None if c_new is None else torch.lerp(c_new, c, zone_c)
@@ -58,9 +61,11 @@ def forward(cell: str, x_proj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tens
 
 def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: Tensor, c0: Tensor | None,
              w_hh: Tensor, has_bias: bool, out: Tensor, cells: Tensor, saved: Tensor,
-             lengths: Tensor | None, rmask: Tensor | None = None, zone: Tensor | None = None) -> list[Tensor | None]:
+             lengths: Tensor | None, rmask: Tensor | None = None, zone: Tensor | None = None,
+             w_hr: Tensor | None = None) -> list[Tensor | None]:
     spec = BY_NAME[cell]
-    steps, hidden = out.shape[0], w_hh.shape[1]
+    steps, width = out.shape[0], w_hh.shape[1]
+    g_history = []
     mask = None if lengths is None else valid_mask(lengths, steps, out.device)
     dh, dc = d_h_n, d_c_n if spec.states == 2 else None
     dgx_steps, dgh_steps = [None] * steps, [None] * steps
@@ -69,13 +74,18 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
         c_prev = None if dc is None else (c0 if t == 0 else cells[t - 1])
         c_new = None if dc is None else cells[t]
         g, gc = dh + d_out[t], dc
-        zone_h, zone_c = _zone_weights(zone, t, hidden)
+        zone_h, zone_c = _zone_weights(zone, t, width)
         if zone_h is not None:  # x = lerp(x_new, x_old, w): dL/dx_new = (1 - w) g, dL/dx_old gets w g
             g_new, gc_new = g * (1 - zone_h), None if gc is None else gc * (1 - zone_c)
         else:
             g_new, gc_new = g, gc
-        dgx, dgh, direct, dc_prev = spec.backward(g_new, gc_new, h_prev, c_prev, out[t], c_new,
-                                                  saved[t] if spec.saved else None)
+        if w_hr is not None:  # h = W_hr p with p = o * tanh(c): dL/dp = g W_hr (the LSTM has no direct part)
+            g_history.append(g_new if mask is None else g_new.masked_fill(~mask[t], 0.0))
+            dgx, dgh, _, dc_prev = spec.backward(g_new @ w_hr, gc_new, h_prev, c_prev, None, c_new, saved[t])
+            direct = torch.zeros_like(g)
+        else:
+            dgx, dgh, direct, dc_prev = spec.backward(g_new, gc_new, h_prev, c_prev, out[t], c_new,
+                                                      saved[t] if spec.saved else None)
         if zone_h is not None:
             direct = direct + zone_h * g
             dc_prev = None if dc_prev is None else dc_prev + zone_c * gc
@@ -91,4 +101,9 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
         h_prev_all = h_prev_all * rmask  # what W_hh read
     d_w_hh = dgh_all.flatten(0, 1).t() @ h_prev_all.flatten(0, 1)
     d_b_hh = dgh_all.sum((0, 1)) if has_bias else None
-    return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh]
+    d_w_hr = None
+    if w_hr is not None:  # Σ_t g_tᵀ p_t, with p = o * tanh(c) from the LSTM's saved gates (blocks 3 and 4)
+        _, _, _, o, tanh_cell = saved.chunk(5, dim=2)
+        p = o * tanh_cell if mask is None else (o * tanh_cell).masked_fill(~mask, 0.0)
+        d_w_hr = torch.stack(g_history[::-1]).flatten(0, 1).t() @ p.flatten(0, 1)
+    return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh, d_w_hr]

@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 
 namespace {
@@ -310,19 +311,29 @@ class RecurrentGemm {
 // Rows per parallel chunk: enough work per thread to pay for waking it.
 inline int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, width)); }
 
+// Widths: H = the cell's hidden size, R = the state h that W_hh reads and the loop outputs (R = H, or
+// the LSTM's proj_size with a projection W_hr (R, H): h = W_hr (o ⊙ tanh c)), E = the extra state.
 template <typename T, typename Cell, bool kTrain>
 void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& b_hh,
-                  const int64_t* lengths, const Masks<T>& masks, Tensor& out, Tensor& h_n, Tensor& c_n, Tensor& saved,
-                  Tensor& cells) {
-  const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
+                  const Tensor& w_hr, const int64_t* lengths, const Masks<T>& masks, Tensor& out, Tensor& h_n,
+                  Tensor& c_n, Tensor& saved, Tensor& cells) {
+  const bool proj = w_hr.defined();
+  const int64_t steps = x_proj.size(0), batch = x_proj.size(1), R = w_hh.size(1);
+  const int64_t H = proj ? w_hr.size(1) : R;
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
-  Tensor gh = at::empty({batch, G}, x_proj.options());
-  // Recurrent dropout: the state W_hh reads, h ⊙ rmask; zoneout: the extra state before the step.
-  Tensor read_buf = masks.rmask ? at::empty({batch, H}, x_proj.options()) : Tensor();
-  Tensor old_c = masks.zone && E > 0 ? at::empty({batch, E}, x_proj.options()) : Tensor();
+  const auto options = x_proj.options();
+  Tensor gh = at::empty({batch, G}, options);
+  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch, b_hh);
+  // Recurrent dropout: the state W_hh reads, h ⊙ rmask; zoneout: the extra state before the step;
+  // projection: the cell's output o ⊙ tanh(c) before W_hr.
+  Tensor read_buf = masks.rmask ? at::empty({batch, R}, options) : Tensor();
+  Tensor old_c = masks.zone && E > 0 ? at::empty({batch, E}, options) : Tensor();
+  Tensor pre = proj ? at::empty({batch, H}, options) : Tensor();
+  const std::unique_ptr<RecurrentGemm<T>> projection =
+      proj ? std::make_unique<RecurrentGemm<T>>(w_hr, /*transpose=*/true, batch, Tensor()) : nullptr;
   T* read_ptr = masks.rmask ? read_buf.data_ptr<T>() : nullptr;
   T* old_c_all = old_c.defined() ? old_c.data_ptr<T>() : nullptr;
-  const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch, b_hh);
+  T* pre_all = proj ? pre.data_ptr<T>() : nullptr;
   // Without lengths the state before step t is out[t - 1]; with lengths, finished sequences hold
   // their state while their outputs are zero, so the state lives in h_n. The extra state (if any)
   // always lives in c_n, updated in place, and is copied to `cells` for backward when training.
@@ -337,38 +348,51 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, cons
   T* extra = E > 0 ? c_n.data_ptr<T>() : nullptr;
   const T* h0_ptr = h0.data_ptr<T>();
   for (int64_t t = 0; t < steps; ++t) {
-    const T* h = held ? held : (t == 0 ? h0_ptr : out_all + (t - 1) * batch * H);
+    const T* h = held ? held : (t == 0 ? h0_ptr : out_all + (t - 1) * batch * R);
     if (read_ptr) {
       const T* rm = masks.rmask;
 #pragma GCC ivdep
-      for (int64_t k = 0; k < batch * H; ++k) read_ptr[k] = h[k] * rm[k];
+      for (int64_t k = 0; k < batch * R; ++k) read_ptr[k] = h[k] * rm[k];
     }
-    gemm.run(read_ptr ? read_ptr : h, H, gh_ptr, G, /*accumulate=*/false);
+    gemm.run(read_ptr ? read_ptr : h, R, gh_ptr, G, /*accumulate=*/false);
     const T* gx = gx_all + t * batch * G;
-    T* o = out_all + t * batch * H;
+    T* o = out_all + t * batch * R;
     T* s = saved_all ? saved_all + t * batch * S : nullptr;
     T* history = cells_all ? cells_all + t * batch * E : nullptr;
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
-        T* o_row = o + b * H;
+        T* o_row = proj ? pre_all + b * H : o + b * R;  // the cell's own output
         T* c_row = extra ? extra + b * E : nullptr;
         if (lengths && t >= lengths[b]) {  // past this sequence's end: hold the state, output zero
           std::fill(o_row, o_row + H, T(0));
+          if (s) std::fill(s + b * S, s + (b + 1) * S, T(0));  // read by the projection's weight gradient
         } else {
           T* c_old = old_c_all ? old_c_all + b * E : nullptr;
           if (c_old) std::copy(c_row, c_row + E, c_old);
-          Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * H, c_row, o_row, c_row,
+          Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * R, c_row, o_row, c_row,
                                          s ? s + b * S : nullptr);
           if (masks.zone) {
             const T* w = masks.zone_at(t, batch, b);
-            zone_out(H, o_row, h + b * H, w);
-            if (c_old) zone_out(E, c_row, c_old, w + H);
+            if (!proj) zone_out(H, o_row, h + b * H, w);
+            if (c_old) zone_out(E, c_row, c_old, w + R);
           }
-          if (held) std::copy(o_row, o_row + H, held + b * H);
+          if (held && !proj) std::copy(o_row, o_row + H, held + b * H);
         }
         if (history) std::copy(c_row, c_row + E, history + b * E);
       }
     });
+    if (proj) {  // h = W_hr (o ⊙ tanh c), then zoneout and the held state on the projected h
+      projection->run(pre_all, H, o, R, /*accumulate=*/false);
+      for (int64_t b = 0; b < batch; ++b) {
+        T* o_row = o + b * R;
+        if (lengths && t >= lengths[b]) {
+          std::fill(o_row, o_row + R, T(0));
+          continue;
+        }
+        if (masks.zone) zone_out(R, o_row, h + b * R, masks.zone_at(t, batch, b));
+        if (held) std::copy(o_row, o_row + R, held + b * R);
+      }
+    }
   }
   if (!lengths) h_n.copy_(out[steps - 1]);
 }
@@ -385,10 +409,12 @@ void add_weight_grad(Tensor dw_rows, const Tensor& grads, const Tensor& h0, cons
 
 template <typename T, typename Cell>
 std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& h0,
-                                  const Tensor& c0, const Tensor& w_hh, bool has_bias, const Tensor& out,
-                                  const Tensor& cells, const Tensor& saved, const int64_t* lengths,
+                                  const Tensor& c0, const Tensor& w_hh, bool has_bias, const Tensor& w_hr,
+                                  const Tensor& out, const Tensor& cells, const Tensor& saved, const int64_t* lengths,
                                   const Masks<T>& masks, const Tensor& rmask) {
-  const int64_t steps = out.size(0), batch = out.size(1), H = w_hh.size(1);
+  const bool proj = w_hr.defined();
+  const int64_t steps = out.size(0), batch = out.size(1), R = w_hh.size(1);
+  const int64_t H = proj ? w_hr.size(1) : R;
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
   const int64_t shared = Cell::kSharedGrad * H, tail = G - shared;
   const auto options = out.options();
@@ -398,14 +424,22 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   Tensor dgh_tail = tail > 0 ? at::empty({steps, batch, tail}, options) : Tensor();
   Tensor dh = d_h_n.clone();                       // dL/d(h after step t), carried backwards
   Tensor dc = E > 0 ? d_c_n.clone() : Tensor();    // dL/d(c after step t), updated in place
-  Tensor g = at::empty({batch, H}, options);
+  Tensor g = at::empty({batch, R}, options);
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch, Tensor());
   // Zoneout: the share of dL/dh' (and dL/dc') that goes straight to the old state; recurrent dropout:
-  // dgh W_hh before the mask multiplies it.
-  Tensor carry = masks.zone ? at::empty({batch, H + E}, options) : Tensor();
-  Tensor through = masks.rmask ? at::empty({batch, H}, options) : Tensor();
+  // dgh W_hh before the mask multiplies it. Projection: dL/d(o ⊙ tanh c) = g W_hr per step, and g's
+  // history for dW_hr = Σ_t g_tᵀ (o ⊙ tanh c)_t.
+  Tensor carry = masks.zone ? at::empty({batch, R + E}, options) : Tensor();
+  Tensor through = masks.rmask ? at::empty({batch, R}, options) : Tensor();
+  Tensor d_pre = proj ? at::empty({batch, H}, options) : Tensor();
+  Tensor direct = proj ? at::empty({batch, H}, options) : Tensor();
+  Tensor g_history = proj ? at::empty({steps, batch, R}, options) : Tensor();
+  const std::unique_ptr<RecurrentGemm<T>> projection =
+      proj ? std::make_unique<RecurrentGemm<T>>(w_hr, /*transpose=*/false, batch, Tensor()) : nullptr;
   T* carry_all = carry.defined() ? carry.data_ptr<T>() : nullptr;
   T* through_ptr = through.defined() ? through.data_ptr<T>() : nullptr;
+  T* d_pre_all = proj ? d_pre.data_ptr<T>() : nullptr;
+  T* direct_all = proj ? direct.data_ptr<T>() : nullptr;
   const T* d_out_all = d_out.data_ptr<T>();
   const T* out_all = out.data_ptr<T>();
   const T* saved_all = S > 0 ? saved.data_ptr<T>() : nullptr;
@@ -415,61 +449,89 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   T* dc_ptr = E > 0 ? dc.data_ptr<T>() : nullptr;
   T* g_ptr = g.data_ptr<T>();
   for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* h_prev = t == 0 ? h0.data_ptr<T>() : out_all + (t - 1) * batch * H;
+    const T* h_prev = t == 0 ? h0.data_ptr<T>() : out_all + (t - 1) * batch * R;
     const T* c_prev = E == 0 ? nullptr : t == 0 ? c0_ptr : cells_all + (t - 1) * batch * E;
     const T* c_new = E == 0 ? nullptr : cells_all + t * batch * E;
-    const T* h_new = out_all + t * batch * H;
-    const T* d_o = d_out_all + t * batch * H;
+    const T* h_new = out_all + t * batch * R;
+    const T* d_o = d_out_all + t * batch * R;
     T* dgx = dgx_all.data_ptr<T>() + t * batch * G;
     T* dgh = tail > 0 ? dgh_step.data_ptr<T>() : dgx;
     T* history = tail > 0 ? dgh_tail.data_ptr<T>() + t * batch * tail : nullptr;
+    auto valid = [&](int64_t b) { return !lengths || t < lengths[b]; };
+    // g = dL/dh' (then its share through the new state), and zoneout's share of dL/dh', dL/dc'.
+    auto split = [&](int64_t b) {
+      T* g_row = g_ptr + b * R;
+      for (int64_t j = 0; j < R; ++j) g_row[j] = dh_ptr[b * R + j] + d_o[b * R + j];
+      T* carry_row = carry_all ? carry_all + b * (R + E) : nullptr;
+      if (carry_row) {  // x = lerp(x_new, x_old, w): dL/dx_new = (1 - w) g, dL/dx_old += w g
+        const T* w = masks.zone_at(t, batch, b);
+        T* dc_row = dc_ptr ? dc_ptr + b * E : nullptr;
+#pragma GCC ivdep
+        for (int64_t j = 0; j < R; ++j) {
+          carry_row[j] = w[j] * g_row[j];
+          g_row[j] *= T(1) - w[j];
+        }
+#pragma GCC ivdep
+        for (int64_t j = 0; j < E; ++j) {
+          carry_row[R + j] = w[R + j] * dc_row[j];
+          dc_row[j] *= T(1) - w[R + j];
+        }
+      }
+    };
+    // After the cell's backward: dh gets its direct part plus zoneout's carry, dc zoneout's carry.
+    auto join = [&](int64_t b) {
+      const T* carry_row = carry_all ? carry_all + b * (R + E) : nullptr;
+      if (!carry_row) return;
+      T* dh_row = dh_ptr + b * R;
+      T* dc_row = dc_ptr ? dc_ptr + b * E : nullptr;
+#pragma GCC ivdep
+      for (int64_t j = 0; j < R; ++j) dh_row[j] += carry_row[j];
+#pragma GCC ivdep
+      for (int64_t j = 0; j < E; ++j) dc_row[j] += carry_row[R + j];
+    };
+    auto skip = [&](int64_t b) {  // the state was held: its gradients pass through unchanged
+      std::fill(dgx + b * G, dgx + (b + 1) * G, T(0));
+      std::fill(dgh + b * G, dgh + (b + 1) * G, T(0));
+      if (history) std::fill(history + b * tail, history + (b + 1) * tail, T(0));
+    };
+    if (proj) {
+      T* g_hist = g_history.data_ptr<T>() + t * batch * R;
+      for (int64_t b = 0; b < batch; ++b) {
+        if (valid(b)) {
+          split(b);
+          std::fill(dh_ptr + b * R, dh_ptr + (b + 1) * R, T(0));  // consumed into g; the LSTM has no direct part
+        } else {
+          std::fill(g_ptr + b * R, g_ptr + (b + 1) * R, T(0));
+        }
+      }
+      std::copy(g_ptr, g_ptr + batch * R, g_hist);
+      projection->run(g_ptr, R, d_pre_all, H, /*accumulate=*/false);  // dL/d(o ⊙ tanh c) = g W_hr
+    }
     at::parallel_for(0, batch, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
-        if (lengths && t >= lengths[b]) {  // the state was held: its gradients pass through unchanged
-          std::fill(dgx + b * G, dgx + (b + 1) * G, T(0));
-          std::fill(dgh + b * G, dgh + (b + 1) * G, T(0));
-          if (history) std::fill(history + b * tail, history + (b + 1) * tail, T(0));
+        if (!valid(b)) {
+          skip(b);
           continue;
         }
-        T* g_row = g_ptr + b * H;
-        for (int64_t j = 0; j < H; ++j) g_row[j] = dh_ptr[b * H + j] + d_o[b * H + j];
+        if (!proj) split(b);
         T* dc_row = dc_ptr ? dc_ptr + b * E : nullptr;
-        T* carry_row = carry_all ? carry_all + b * (H + E) : nullptr;
-        if (carry_row) {  // x = lerp(x_new, x_old, w): dL/dx_new = (1 - w) g, dL/dx_old += w g
-          const T* w = masks.zone_at(t, batch, b);
-#pragma GCC ivdep
-          for (int64_t j = 0; j < H; ++j) {
-            carry_row[j] = w[j] * g_row[j];
-            g_row[j] *= T(1) - w[j];
-          }
-#pragma GCC ivdep
-          for (int64_t j = 0; j < E; ++j) {
-            carry_row[H + j] = w[H + j] * dc_row[j];
-            dc_row[j] *= T(1) - w[H + j];
-          }
-        }
-        // dh's row is consumed into g, so the cell may overwrite it with dh_direct.
-        Cell::backward(H, g_row, dc_row, h_prev + b * H, c_prev ? c_prev + b * E : nullptr, h_new + b * H,
+        // Without a projection dh's row is consumed into g, so the cell may overwrite it with dh_direct.
+        Cell::backward(H, proj ? d_pre_all + b * H : g_ptr + b * R, dc_row, h_prev + b * R,
+                       c_prev ? c_prev + b * E : nullptr, proj ? nullptr : h_new + b * R,
                        c_new ? c_new + b * E : nullptr, saved_all ? saved_all + (t * batch + b) * S : nullptr,
-                       dgx + b * G, dgh + b * G, dh_ptr + b * H, dc_row);
-        if (carry_row) {
-          T* dh_row = dh_ptr + b * H;
-#pragma GCC ivdep
-          for (int64_t j = 0; j < H; ++j) dh_row[j] += carry_row[j];
-#pragma GCC ivdep
-          for (int64_t j = 0; j < E; ++j) dc_row[j] += carry_row[H + j];
-        }
+                       dgx + b * G, dgh + b * G, proj ? direct_all + b * H : dh_ptr + b * R, dc_row);
+        join(b);
         if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
     });
     if (through_ptr) {  // dh = dh_direct + (dgh_t W_hh) ⊙ rmask
-      gemm.run(dgh, G, through_ptr, H, /*accumulate=*/false);
+      gemm.run(dgh, G, through_ptr, R, /*accumulate=*/false);
       const T* rm = masks.rmask;
       // Rows past their length hold their state: their gradient passes through untouched (dgh is 0 there).
 #pragma GCC ivdep
-      for (int64_t k = 0; k < batch * H; ++k) dh_ptr[k] += through_ptr[k] * rm[k];
+      for (int64_t k = 0; k < batch * R; ++k) dh_ptr[k] += through_ptr[k] * rm[k];
     } else {
-      gemm.run(dgh, G, dh_ptr, H, /*accumulate=*/true);  // dh = dh_direct + dgh_t W_hh
+      gemm.run(dgh, G, dh_ptr, R, /*accumulate=*/true);  // dh = dh_direct + dgh_t W_hh
     }
   }
   // Weight and bias gradients as GEMMs and sums over all steps: dW_hh = Σ_t dgh_tᵀ (h_{t-1} ⊙ rmask).
@@ -484,7 +546,12 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
     db_hh.slice(0, 0, shared).copy_(dgx_all.slice(2, 0, shared).sum({0, 1}));
     if (tail > 0) db_hh.slice(0, shared).copy_(dgh_tail.sum({0, 1}));
   }
-  return {dgx_all, dh, dc, dw_hh, db_hh};
+  Tensor dw_hr;
+  if (proj) {  // the LSTM saves o (block 3) and tanh(c) (block 4): the projection's input is their product
+    const Tensor pre_all = saved.slice(2, 3 * H, 4 * H) * saved.slice(2, 4 * H, 5 * H);
+    dw_hr = at::mm(g_history.reshape({steps * batch, R}).t(), pre_all.reshape({steps * batch, H}));
+  }
+  return {dgx_all, dh, dc, dw_hh, db_hh, dw_hr};
 }
 
 const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
@@ -514,12 +581,12 @@ void check_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& w_hh) {
   TORCH_CHECK(h0.is_contiguous() && w_hh.is_contiguous(), "h0 and w_hh must be contiguous");
 }
 
-// rmask: (batch, H); zone: (steps, batch, width) or a single value; both contiguous, the loops' dtype.
+// rmask: (batch, R); zone: (steps, batch, width) or a single value; both contiguous, the loops' dtype.
 void check_masks(const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone, int64_t steps, int64_t batch,
-                 int64_t H, int64_t width) {
+                 int64_t R, int64_t width) {
   if (rmask.has_value() && rmask->defined()) {
-    TORCH_CHECK(rmask->is_contiguous() && rmask->numel() == batch * H, "rnnkit engine: rmask must be a contiguous (",
-                batch, ", ", H, ") tensor");
+    TORCH_CHECK(rmask->is_contiguous() && rmask->numel() == batch * R, "rnnkit engine: rmask must be a contiguous (",
+                batch, ", ", R, ") tensor");
   }
   if (zone.has_value() && zone->defined()) {
     TORCH_CHECK(zone->is_contiguous() && (zone->numel() == 1 || zone->numel() == steps * batch * width),
@@ -531,22 +598,36 @@ Tensor optional_or_empty(const c10::optional<Tensor>& value, const Tensor& like)
   return value.has_value() && value->defined() ? value->contiguous() : at::empty({0}, like.options());
 }
 
+Tensor optional_or_undefined(const c10::optional<Tensor>& value) {
+  return value.has_value() && value->defined() ? value->contiguous() : Tensor();
+}
+
+// w_hr: the LSTM's projection (R, H) (torch.nn's weight_hr), or none.
+int64_t cell_width(const std::string& cell, const Tensor& w_hh, const Tensor& w_hr) {
+  TORCH_CHECK(!w_hr.defined() || cell == "lstm", "rnnkit engine: only the LSTM has a projection (w_hr)");
+  TORCH_CHECK(!w_hr.defined() || (w_hr.dim() == 2 && w_hr.size(0) == w_hh.size(1)),
+              "rnnkit engine: w_hr must be (proj_size, hidden_size) with proj_size = w_hh.size(1)");
+  return w_hr.defined() ? w_hr.size(1) : w_hh.size(1);
+}
+
 // Returns (out, h_n, c_n, saved, cells): c_n and cells (the extra state after every step) are empty
 // for single-state cells; saved and cells are empty when training is false.
 std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const Tensor& h0,
                             const c10::optional<Tensor>& c0_opt, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
                             const c10::optional<Tensor>& lengths, bool training,
-                            const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone) {
+                            const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone,
+                            const c10::optional<Tensor>& w_hr_opt) {
   check_inputs(x_proj, h0, w_hh);
   at::AutoDispatchBelowADInplaceOrView guard;
-  const int64_t steps = x_proj.size(0), batch = x_proj.size(1), H = w_hh.size(1);
+  const Tensor w_hr = optional_or_undefined(w_hr_opt);
+  const int64_t steps = x_proj.size(0), batch = x_proj.size(1), R = w_hh.size(1), H = cell_width(cell, w_hh, w_hr);
   int64_t saved_blocks = 0, extra_blocks = 0;
   RNNKIT_DISPATCH_CELL(cell, float, (saved_blocks = CellT::kSaved, extra_blocks = CellT::kStates - 1))
   const Tensor c0 = optional_or_empty(c0_opt, x_proj);
   TORCH_CHECK(extra_blocks == 0 || c0.numel() == batch * extra_blocks * H, "rnnkit engine: cell '", cell,
               "' needs an initial extra state of shape (batch, ", extra_blocks * H, ")");
   const auto options = x_proj.options();
-  Tensor out = at::empty({steps, batch, H}, options);
+  Tensor out = at::empty({steps, batch, R}, options);
   Tensor h_n = at::empty_like(h0);
   Tensor c_n = extra_blocks > 0 ? at::empty({batch, extra_blocks * H}, options) : at::empty({0}, options);
   Tensor saved = training && saved_blocks > 0 ? at::empty({steps, batch, saved_blocks * H}, options)
@@ -555,33 +636,36 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
                                               : at::empty({0}, options);
   const Tensor bias = b_hh.has_value() ? *b_hh : Tensor();
   const int64_t* len = lengths_ptr(lengths);
-  check_masks(rmask, zone, steps, batch, H, (1 + extra_blocks) * H);
+  check_masks(rmask, zone, steps, batch, R, R + extra_blocks * H);
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "rnnkit_engine_forward", [&] {
-    const Masks<scalar_t> masks(rmask, zone, (1 + extra_blocks) * H);
+    const Masks<scalar_t> masks(rmask, zone, R + extra_blocks * H);
     if (training) {
       RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, len, masks, out, h_n, c_n,
-                                                                saved, cells)))
+                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, w_hr, len, masks, out, h_n,
+                                                                c_n, saved, cells)))
     } else {
       RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, len, masks, out, h_n, c_n,
-                                                                 saved, cells)))
+                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, w_hr, len, masks, out, h_n,
+                                                                 c_n, saved, cells)))
     }
   });
   return {out, h_n, c_n, saved, cells};
 }
 
-// Returns (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh); d_c0 is undefined for single-state cells and d_b_hh
-// without a recurrent bias.
+// Returns (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr); d_c0 is undefined for single-state cells, d_b_hh
+// without a recurrent bias and d_w_hr without a projection.
 std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const Tensor& d_h_n,
                              const c10::optional<Tensor>& d_c_n, const Tensor& h0, const c10::optional<Tensor>& c0,
                              const Tensor& w_hh, bool has_bias, const Tensor& out, const Tensor& cells,
                              const Tensor& saved, const c10::optional<Tensor>& lengths,
-                             const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone) {
+                             const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone,
+                             const c10::optional<Tensor>& w_hr_opt) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor w_hr = optional_or_undefined(w_hr_opt);
   const bool two_states = c0.has_value() && c0->defined() && c0->numel() > 0;
-  const int64_t H = w_hh.size(1), width = two_states ? 2 * H : H;  // zoneout's row: h, then c
-  check_masks(rmask, zone, out.size(0), out.size(1), H, width);
+  const int64_t R = w_hh.size(1), H = cell_width(cell, w_hh, w_hr);
+  const int64_t width = two_states ? R + H : R;  // zoneout's row: h, then c
+  check_masks(rmask, zone, out.size(0), out.size(1), R, width);
   const Tensor rmask_t = rmask.has_value() && rmask->defined() ? *rmask : Tensor();
   const Tensor d_out_c = d_out.contiguous(), d_h_c = d_h_n.contiguous();
   const Tensor d_c_c = optional_or_empty(d_c_n, out), c0_c = optional_or_empty(c0, out);
@@ -590,8 +674,8 @@ std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "rnnkit_engine_backward", [&] {
     const Masks<scalar_t> masks(rmask, zone, width);
     RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                         (grads = backward_loop<scalar_t, CellT>(d_out_c, d_h_c, d_c_c, h0, c0_c, w_hh, has_bias, out,
-                                                                 cells, saved, len, masks, rmask_t)))
+                         (grads = backward_loop<scalar_t, CellT>(d_out_c, d_h_c, d_c_c, h0, c0_c, w_hh, has_bias, w_hr,
+                                                                 out, cells, saved, len, masks, rmask_t)))
   });
   return grads;
 }
@@ -600,6 +684,12 @@ std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("uses_mkl_packed_gemm", &mkl_packed_available, "Whether float32 recurrent GEMMs use MKL's packed API");
-  m.def("forward", &forward, "Recurrence over all steps (out, h_n, c_n, saved, cells)");
-  m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh)");
+  m.def("forward", &forward, "Recurrence over all steps (out, h_n, c_n, saved, cells)",
+        py::arg("cell"), py::arg("x_proj"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"),
+        py::arg("lengths"), py::arg("training"), py::arg("rmask") = py::none(), py::arg("zone") = py::none(),
+        py::arg("w_hr") = py::none());
+  m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr)",
+        py::arg("cell"), py::arg("d_out"), py::arg("d_h_n"), py::arg("d_c_n"), py::arg("h0"), py::arg("c0"),
+        py::arg("w_hh"), py::arg("has_bias"), py::arg("out"), py::arg("cells"), py::arg("saved"), py::arg("lengths"),
+        py::arg("rmask") = py::none(), py::arg("zone") = py::none(), py::arg("w_hr") = py::none());
 }
