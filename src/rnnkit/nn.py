@@ -43,8 +43,8 @@ _LAYER_ARGS = """
         recurrent_dropout: variational dropout on the state the recurrent weights read, one mask per
             sequence held for all its steps (Gal & Ghahramani 2016); training only. Keyword only.
         zoneout: probability that each state unit keeps its previous value at a step (Krueger et al.
-            2016); outside training the state moves to the expectation. Keyword only. Both run on the
-            reference loop while they act.
+            2016); outside training the state moves to the expectation. Keyword only. While they act,
+            LSTM and GRU layers run on the fused engine (CPU), other cells on the reference loop.
 
     Shape:
         input: ``(seq, batch, input_size)``, ``(batch, seq, input_size)`` if ``batch_first``,
