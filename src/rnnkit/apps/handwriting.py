@@ -545,11 +545,11 @@ def evaluate(run: str | Path, *, data: str | None = None, labels: str | None = N
     model, vocab, info = load_run(run, device)
     settings, facts = info.settings, info.facts
     if data is not None:
-        folder = image_io.read_labelled_folder(data, labels, file_column=settings.file_column,
-                                               label_column=settings.label_column,
-                                               what="text" if facts["task"] == "lines" else "label")
-        images = load_user_images([folder.files[i] for i, _ in folder.labels], settings, facts, resize)
-        targets, where = [label for _, label in folder.labels], data
+        files, rows = image_io.labelled_files(data, labels, file_column=settings.file_column,
+                                              label_column=settings.label_column,
+                                              what="text" if facts["task"] == "lines" else "label")
+        images = load_user_images([files[i] for i, _ in rows], settings, facts, resize)
+        targets, where = [label for _, label in rows], data
     else:
         split, _, _ = (load_lines if facts["task"] == "lines" else load_classify)(settings, info.seed)
         images, targets = split["test"]

@@ -198,17 +198,10 @@ def read_labels(path: str | Path, *, file_column: str = "file", label_column: st
     return pairs
 
 
-def read_labelled_folder(directory: str | Path, label_file: str | Path | None = None, *,
-                         file_column: str = "file", label_column: str = "label", encoding: str = "utf-8",
-                         mode: str = "L", size: Sequence[int] | None = None, size_policy: str = "refuse",
-                         background: int = 255, what: str = "label") -> LabelledImages:
-    """The images of ``directory`` named by ``label_file`` (default ``labels.csv``/``.tsv``/``.jsonl`` in it).
-
-    File names in the label file are relative to ``directory``. Every named file must exist (the error
-    lists the first missing ones and their count); images the label file does not name are not read.
-    ``what`` names the label in error messages (``"caption"``, ``"text"``).
-    """
-    _check_options(mode, size_policy, size)
+def labelled_files(directory: str | Path, label_file: str | Path | None = None, *, file_column: str = "file",
+                   label_column: str = "label", encoding: str = "utf-8",
+                   what: str = "label") -> tuple[list[Path], list[tuple[int, str]]]:
+    """``(files, labels)`` of a folder and its label file, checked but not read (see :func:`read_labelled_folder`)."""
     directory = Path(directory)
     list_images(directory)  # a missing folder or one without images fails here, before the labels
     label_file = Path(label_file) if label_file is not None else default_label_file(directory)
@@ -222,6 +215,21 @@ def read_labelled_folder(directory: str | Path, label_file: str | Path | None = 
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise InputError(f"{label_file} names {len(missing)} image(s) that are not in {directory}: {shown}; "
                          "add the files or remove their rows")
-    files = [directory / name for name in index]
+    return [directory / name for name in index], [(index[name], label) for name, label in pairs]
+
+
+def read_labelled_folder(directory: str | Path, label_file: str | Path | None = None, *,
+                         file_column: str = "file", label_column: str = "label", encoding: str = "utf-8",
+                         mode: str = "L", size: Sequence[int] | None = None, size_policy: str = "refuse",
+                         background: int = 255, what: str = "label") -> LabelledImages:
+    """The images of ``directory`` named by ``label_file`` (default ``labels.csv``/``.tsv``/``.jsonl`` in it).
+
+    File names in the label file are relative to ``directory``. Every named file must exist (the error
+    lists the first missing ones and their count); images the label file does not name are not read.
+    ``what`` names the label in error messages (``"caption"``, ``"text"``).
+    """
+    _check_options(mode, size_policy, size)
+    files, labels = labelled_files(directory, label_file, file_column=file_column, label_column=label_column,
+                                   encoding=encoding, what=what)
     images = load_images(files, mode=mode, size=size, size_policy=size_policy, background=background)
-    return LabelledImages(files, images, [(index[name], label) for name, label in pairs])
+    return LabelledImages(files, images, labels)
