@@ -269,7 +269,8 @@ def polyphonic(tmp_path_factory):
 def test_polyphonic_model_beats_both_baselines_and_evaluate_agrees(polyphonic, capsys):
     data, run = polyphonic
     test = json.loads((run / "results.json").read_text())["test"]
-    assert test["beats_baselines"] and test["pieces"] == 5
+    facts = json.loads((run / "app.json").read_text())["facts"]
+    assert test["beats_baselines"] and test["pieces"] == facts["pieces"]["test"] >= 4
     assert test["nll_per_step"] < 0.7 * min(test["frequency_baseline_nll"], test["repeat_baseline_nll"])
     assert main(["music", "evaluate", "--run", str(run), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)

@@ -380,7 +380,10 @@ def read_prime(prime: str) -> notation.Piece:
     if not path.exists():
         from music21 import corpus
 
-        found = corpus.getWork(name)
+        try:
+            found = corpus.getWork(name)
+        except Exception:  # music21's CorpusException, or a malformed name
+            found = None
         if not found:
             raise InputError(f"--prime {prime}: no such file, nor a work of music21's corpus (e.g. bach/bwv66.6)")
         from rnnkit.datasets.music import _one
