@@ -162,6 +162,11 @@ def test_bleu_with_several_references_and_exact_match_against_sacrebleu():
                                                   ["red square left", None, "one dog"]]).score
     assert result["bleu"] == pytest.approx(expected) and result["exact_match"] == pytest.approx(1 / 3)
     assert score(["x y z w"], [["x y z w"]])["bleu"] == pytest.approx(100)
+    # outputs of <= 2 words: BLEU over unigrams and bigrams (the outputs hold no 3- or 4-grams), written out
+    short = score(["red", "red blue", "green"], [["red"], ["red green"], ["blue"]])
+    unigrams, bigrams = 2 / 4, 1 / 2  # red, red (blue wrong), green wrong; bigram "red blue" smoothed: 1/(2*1)
+    brevity = np.exp(1 - 4 / 4)  # output and reference lengths equal
+    assert short["bleu_order"] == 2 and short["bleu"] == pytest.approx(100 * brevity * np.sqrt(unigrams * bigrams))
 
     train = Images(np.array([[[[0.0, 0.0]]], [[[1.0, 1.0]]], [[[0.2, 0.9]]]], np.float32),
                    [["dark", "black"], ["light"], ["mixed"]], ["a", "b", "c"])

@@ -16,8 +16,9 @@ The images are split into train/validation/test by image (all captions of an ima
 word vocabulary is built on the training captions and a :class:`~rnnkit.models.Captioner` (a CNN
 encoder trained from scratch with a recurrent decoder attending over its regions; Xu et al. 2015) is
 trained with the lifecycle. The report holds corpus BLEU-4 (sacrebleu, every caption of an image a
-reference) and exact match (the output equals one of the captions) of greedy and beam-search decoding,
-next to the nearest-neighbour baseline: the first caption of the training image closest in pixels.
+reference; shorter orders only for captions under 4 words) and exact match (the output equals one
+of the captions) of greedy and beam-search decoding, next to the nearest-neighbour baseline: the
+first caption of the training image closest in pixels.
 A run directory holds, besides the trainer's files, ``splits/test/`` (the test images as PNG and
 their ``labels.csv``), ``results.json`` and ``attention.png`` (each word with the region it looked at).
 """
@@ -285,14 +286,20 @@ def caption_images(model: Captioner, vocab: Vocabulary, images: np.ndarray, *, b
 
 def score(hypotheses: list[str], references: list[list[str]]) -> dict:
     """Corpus BLEU-4 (sacrebleu, 13a tokens, every caption of an image a reference) and exact match (the
-    output equals one of the image's captions)."""
+    output equals one of the image's captions).
+
+    BLEU uses sacrebleu's ``effective_order``: when the outputs hold no n-grams of an order (captions
+    shorter than 4 words), that order is left out (``bleu_order`` says how many were used), rather than
+    making BLEU 0 whatever the output; the brevity penalty still punishes short outputs.
+    """
     try:
-        import sacrebleu
+        from sacrebleu.metrics import BLEU
     except ImportError:
         raise InputError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}") from None
     streams = max(len(r) for r in references)
     columns = [[r[k] if k < len(r) else None for r in references] for k in range(streams)]
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, columns).score,
+    bleu = BLEU(effective_order=True).corpus_score(hypotheses, columns)
+    return {"bleu": bleu.score, "bleu_order": sum(1 for total in bleu.totals if total > 0),
             "exact_match": sum(h in r for h, r in zip(hypotheses, references)) / len(references)}
 
 

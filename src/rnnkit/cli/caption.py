@@ -52,7 +52,8 @@ def add_parser(subparsers) -> None:
     evaluate = _parser(verbs, "evaluate", "BLEU-4 and exact match of a trained run")
     _decoding_options(evaluate)
     evaluate.add_argument("--data", metavar="FOLDER", help="images with a label file (default: the run's test split)")
-    evaluate.add_argument("--labels", metavar="FILE", help="label file of --data (default: labels.csv/.tsv/.jsonl in it)")
+    evaluate.add_argument("--labels", metavar="FILE",
+                          help="label file of --data (default: labels.csv, labels.tsv or labels.jsonl in it)")
     evaluate.set_defaults(func=run_evaluate)
 
     caption = _parser(verbs, "caption", "print the caption of image files")
