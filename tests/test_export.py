@@ -212,13 +212,23 @@ def test_to_onnx_refuses_a_model_it_does_not_know(tmp_path):
         to_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
 
 
+def test_float64_export_is_exact_for_a_layer_norm_cell(tmp_path):
+    """In float64 the exported graph equals PyTorch to rounding: what float32 shows for the layer-norm
+    cells (below) is float32 rounding amplified by normalising, not a different computation."""
+    layer = registry.make_layer("ln_lstm", 3, 16, num_layers=2, bidirectional=True, backend="reference")
+    assert to_onnx(layer.double().eval(), tmp_path / "ln64.onnx").max_difference["model"] < 1e-12
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", registry.cell_names())
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 3])
 def test_full_grid(cell, bidirectional, num_layers, tmp_path):
-    """cells x directions x depths, time-major and batch-first, on the default (fastest) backend."""
+    """cells x directions x depths, time-major and batch-first, on the default (fastest) backend. Three
+    stacked layer norms (1/sigma over 16 features) can amplify float32 rounding to just above 1e-5:
+    those cells get 3e-5 (their float64 export is exact, test above)."""
     torch.manual_seed(num_layers)
     layer = registry.make_layer(cell, 4, 16, num_layers=num_layers, batch_first=num_layers == 1,
                                 bidirectional=bidirectional).eval()
-    assert to_onnx(layer, tmp_path / "x.onnx").max_difference["model"] < TOL
+    tolerance = 3e-5 if cell.startswith("ln_") else TOL
+    assert to_onnx(layer, tmp_path / "x.onnx").max_difference["model"] < tolerance

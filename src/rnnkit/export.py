@@ -179,12 +179,14 @@ def _step_graph(spec, params: list[dict], index: int, prefix: str):
     # layers past the first read the previous layer's merged output
     features = spec.input_size if index < spec.num_directions else \
         merged_size(spec.proj_size or spec.hidden_size, spec.bidirectional, spec.merge)
-    state = tuple(torch.zeros(2, size) for size in sizes)
+    dtype = next(iter(params[index].values())).dtype
+    state = tuple(torch.zeros(2, size, dtype=dtype) for size in sizes)
     names = [f"s{k}" for k in range(step.num_states)]
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, (*state, torch.zeros(2, features), torch.ones(2, 1, dtype=torch.bool)), buffer,
+        torch.onnx.export(step, (*state, torch.zeros(2, features, dtype=dtype), torch.ones(2, 1, dtype=torch.bool)),
+                          buffer,
                           dynamo=False, opset_version=OPSET, input_names=[*names, "x", "valid"],
                           output_names=[*(f"{n}_out" for n in names), "y"])
     graph = onnx.load_from_string(buffer.getvalue()).graph
@@ -450,8 +452,8 @@ def _lengths(batch: int, steps: int, generator: torch.Generator) -> Tensor:
 
 def _states(layer, batch: int, generator: torch.Generator) -> tuple[Tensor, ...]:
     sizes = [layer.proj_size or layer.hidden_size, layer.hidden_size][: layer.cell_type.num_states]
-    rows = layer.num_layers * layer.num_directions
-    return tuple(0.5 * torch.randn(rows, batch, size, generator=generator) for size in sizes)
+    rows, dtype = layer.num_layers * layer.num_directions, layer.flat_weights()[0].dtype
+    return tuple(0.5 * torch.randn(rows, batch, size, generator=generator).to(dtype) for size in sizes)
 
 
 def _state_names(layer, suffix: str = "") -> list[str]:
@@ -475,7 +477,7 @@ def _layer_part(layer) -> Part:
 
     def example(batch, steps, generator):
         shape = (batch, steps) if layer.batch_first else (steps, batch)
-        x = torch.randn(*shape, layer.input_size, generator=generator)
+        x = torch.randn(*shape, layer.input_size, generator=generator).to(layer.flat_weights()[0].dtype)
         return (x, _lengths(batch, steps, generator), *_states(layer, batch, generator))
 
     dynamic = {"input": {batch_axis: "batch", time_axis: "time"}, "output": {batch_axis: "batch", time_axis: "time"},

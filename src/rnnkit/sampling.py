@@ -100,7 +100,8 @@ class TokenStream:
         return self
 
     def __next__(self):
-        if len(self.tokens) >= self.max_new_tokens or bool(self._finished.all()):
+        # Without eos_id no row ever finishes: skip reading the flags back (a sync per token on a GPU).
+        if len(self.tokens) >= self.max_new_tokens or (self.eos_id is not None and bool(self._finished.all())):
             raise StopIteration
         with torch.no_grad():
             if self._last is None:
@@ -110,8 +111,9 @@ class TokenStream:
             if self.suppress is not None:
                 logits = logits.index_fill(-1, self.suppress, float("-inf"))
             token = sample_next(logits, generator=self.generator, **self.options)
-        emitted = torch.where(self._finished, torch.full_like(token, self.pad_id), token)
+        emitted = token
         if self.eos_id is not None:
+            emitted = torch.where(self._finished, torch.full_like(token, self.pad_id), token)
             self._finished |= token == self.eos_id
         self._last = token
         result = int(emitted[0]) if self.unbatched else emitted
@@ -138,9 +140,81 @@ def _as_prefix(prefix, device) -> tuple[Tensor, bool]:
                      "a language model needs at least one token to start from (e.g. [BOS_ID])")
 
 
+class FastStep:
+    """The single-step path of a left-to-right language model (:class:`~rnnkit.models.SequenceTagger`).
+
+    Generating spends its time on one token at a time; the general ``model.step`` pays per call for
+    what a sequence needs (input checks that read the ids back, lengths, the backend's choice, stacking
+    and packing). This object does only the per-token work, with the model's own parameters: the
+    embedding row, each layer's step (torch's fused cell kernel for the LSTM/GRU/RNN cells, the cell's
+    own ``input_projection`` + ``recurrence`` for the others) and the output layer. It takes and returns
+    the state in torch.nn layout like ``model.step``, and its logits equal ``model.step``'s
+    (tests/test_sampling.py). ``prime`` runs the prefix through the model itself, in one call.
+
+    Use :meth:`of`, which returns ``None`` for a model it does not cover (bidirectional, feature inputs,
+    zoneout, training mode); :func:`stream` then uses the model's own ``step``.
+    """
+
+    _KERNELS = {"LSTM": torch.lstm_cell, "GRU": torch.gru_cell, "RNN_TANH": torch.rnn_tanh_cell,
+                "RNN_RELU": torch.rnn_relu_cell}
+
+    def __init__(self, model) -> None:
+        layer = model.encoder.rnn
+        self.model, self.layer = model, layer
+        self.cell, self.options = layer.cell_type, layer.step_options()
+        self.kernel = self._KERNELS.get(layer.cell_type.torch_kernel(self.options)) if not layer.proj_size else None
+        self.num_states = layer.cell_type.num_states
+        # The parameter tensors themselves (load_state_dict and optimizers update them in place).
+        self.groups = layer.parameter_groups()
+        self.weights = [tuple(group.values()) for group in self.groups]
+        self.embedding, self.head = model.encoder.embedding.weight, model.head
+
+    @classmethod
+    def of(cls, model) -> FastStep | None:
+        from rnnkit.models import SequenceTagger
+
+        if type(model) is not SequenceTagger or model.training or model.config.vocab_size == 0:
+            return None
+        layer = model.encoder.rnn
+        if layer.bidirectional or layer.zoneout or not isinstance(layer.backend, str):
+            return None
+        return cls(model)
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def prime(self, tokens: Tensor, state=None):
+        return self.model.prime(tokens, state)
+
+    def step(self, tokens: Tensor, state=None) -> tuple[Tensor, object]:
+        """``tokens`` ``(batch,)`` -> ``(logits (batch, vocab), state)``, as ``model.step``."""
+        x = self.embedding[tokens]
+        if state is None:
+            zeros = x.new_zeros(self.layer.num_layers, x.shape[0], self.layer.hidden_size)
+            state = (zeros, zeros) if self.num_states == 2 else zeros
+        parts = state if isinstance(state, tuple) else (state,)
+        finals = []
+        for k, weights in enumerate(self.weights):
+            if self.kernel is torch.lstm_cell:
+                current = self.kernel(x, (parts[0][k], parts[1][k]), *weights)
+            elif self.kernel is not None:
+                current = (self.kernel(x, parts[0][k], *weights),)
+            else:
+                params = self.groups[k]
+                current = self.cell.recurrence(self.cell.input_projection(x, params), tuple(p[k] for p in parts),
+                                               params, **self.options)
+            finals.append(current)
+            x = current[0]
+        if len(finals) == 1:
+            new = tuple(part.unsqueeze(0) for part in finals[0])
+        else:
+            new = tuple(torch.stack([f[i] for f in finals]) for i in range(self.num_states))
+        return self.head(x), (new if self.num_states == 2 else new[0])
+
+
 def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-           eos_id: int | None = None, pad_id: int = 0, suppress: Sequence[int] = ()) -> TokenStream:
+           eos_id: int | None = None, pad_id: int = 0, suppress: Sequence[int] = (), fast: bool = True) -> TokenStream:
     """Sample tokens one at a time, carrying the recurrent state.
 
     Args:
@@ -154,6 +228,8 @@ def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature:
         eos_id: stop once every row has emitted it (rows that finished earlier yield ``pad_id``).
         suppress: token ids never drawn (their logits become ``-inf`` before temperature and filtering),
             e.g. padding and unknown-token markers that mean nothing in generated text.
+        fast: step a language model through :class:`FastStep` (same logits, less per-token overhead)
+            when it covers the model.
 
     >>> from rnnkit.models import SequenceTagger
     >>> lm = SequenceTagger(vocab_size=10, output_size=0, hidden_size=8).eval()
@@ -163,6 +239,8 @@ def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature:
     """
     device = next(model.parameters()).device if hasattr(model, "parameters") else torch.device("cpu")
     prefix, unbatched = _as_prefix(prefix, device)
+    if fast:
+        model = FastStep.of(model) or model
     return TokenStream(model, prefix, state, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                        top_p=top_p, seed=seed, eos_id=eos_id, pad_id=pad_id, unbatched=unbatched,
                        suppress=suppress)
