@@ -347,3 +347,11 @@ def test_same_seed_same_run_and_a_killed_run_resumes_to_the_same_bits(tmp_path, 
                 main(argv(killed))
         assert main(argv(killed, "--resume")) == 0
         assert_same_run(first, killed)
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "sample"])
+def test_every_verb_shows_examples(verb, capsys):
+    with pytest.raises(SystemExit):
+        main(["music", verb, "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "rnnkit music sample --run" in out
