@@ -290,7 +290,7 @@ def classify_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("dna-classify")
     data, run = order_fasta(root / "order.fa"), root / "run"
     assert main(["dna", "train", "--data", str(data), "--label-pattern", r"^(\w\w)_", "--out", str(run),
-                 "--bidirectional", "--max-steps", "250", "--eval-every", "50", "--lr", "1e-2",
+                 "--bidirectional", "--max-steps", "100", "--eval-every", "50", "--lr", "1e-2",
                  "--baseline-max-k", "3", *SMALL]) == 0
     return data, run
 

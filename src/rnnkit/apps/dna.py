@@ -55,6 +55,7 @@ TASKS = ("classify", "lm")
 #: One fixed vocabulary for every run: ids 4-7 are the bases A C G T, 8 is N (any ambiguity code).
 VOCAB = Vocabulary([*BASES, "N"], level="char")
 BASE_IDS = [VOCAB.token_to_id(b) for b in BASES]
+N_ID = VOCAB.token_to_id("N")
 BUILTIN = "built-in miRBase hairpins"
 
 
@@ -294,7 +295,7 @@ class LanguageData(Dataset):
 
 def collate_language(items) -> dict:
     inputs, lengths = pad_batch([inputs for inputs, _ in items])
-    targets, _ = pad_batch([[t if t != VOCAB.token_to_id("N") else IGNORE_INDEX for t in targets]
+    targets, _ = pad_batch([[t if t != N_ID else IGNORE_INDEX for t in targets]
                             for _, targets in items], pad_value=IGNORE_INDEX)
     return {"inputs": inputs, "targets": targets, "lengths": lengths}
 
