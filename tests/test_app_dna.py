@@ -305,7 +305,7 @@ def lm_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_classifier_learns_order_and_beats_the_kmer_baseline(classify_run, capsys):
+def test_classifier_learns_order_and_beats_the_kmer_baseline(classify_run, capsys, tmp_path):
     _, run = classify_run
     result = json.loads((run / "results.json").read_text())
     assert result["labels"] == ["ac", "ca"] and result["accuracy"] >= 0.9
@@ -316,6 +316,15 @@ def test_classifier_learns_order_and_beats_the_kmer_baseline(classify_run, capsy
     assert [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()] == ["ac", "ca"]
     assert main(["dna", "evaluate", "--run", str(run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == result["accuracy"]
+    other = order_fasta(tmp_path / "other.fa", n=30, seed=9)
+    assert main(["dna", "evaluate", "--run", str(run), "--data", str(other), "--json"]) == 0  # the run's pattern
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["examples"] == 30 and evaluated["accuracy"] >= 0.9
+    assert main(["dna", "predict", "--run", str(run), "--data", str(other), "--json"]) == 0
+    predicted = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    truth = [r.id[:2] for r in read_records(other)]
+    assert [p["id"][:2] for p in predicted] == truth
+    assert sum(p["label"] == t for p, t in zip(predicted, truth)) >= 27
 
 
 @pytest.mark.slow
