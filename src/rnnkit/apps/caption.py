@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, distributed
 
 DATASETS = ("emoji", "digits", "fashion")
-INSTALL_BLEU = "pip install sacrebleu (or pip install 'rnnkit[translate]')"
+INSTALL_BLEU = "pip install 'rnnkit[vision]' (or pip install sacrebleu)"
 #: Strips: the gap between items and the margin at each end, in pixels (see datasets.digits.digit_strips).
 STRIP_GAP, STRIP_MARGIN = (-2, 8), 2
 
@@ -149,7 +149,8 @@ def emoji_data(settings: CaptionSettings, seed: int, progress: bool) -> tuple[Im
     names = emoji_names()
     keys = [base_key(e) for e, _ in names]
     if settings.examples is not None and settings.examples < len(names):
-        groups = sorted(set(keys))
+        sizes = Counter(keys)
+        groups = sorted(sizes)
         random.Random(seed).shuffle(groups)
         chosen: set[str] = set()
         size = 0
@@ -157,7 +158,7 @@ def emoji_data(settings: CaptionSettings, seed: int, progress: bool) -> tuple[Im
             if size >= settings.examples:
                 break
             chosen.add(key)
-            size += keys.count(key)
+            size += sizes[key]
         kept = [i for i, key in enumerate(keys) if key in chosen]
         names, keys = [names[i] for i in kept], [keys[i] for i in kept]
     images = render([e for e, _ in names], settings.image_size, progress=progress)
@@ -316,7 +317,7 @@ def nearest_neighbour(train: Images, test: Images, batch: int = 256) -> list[str
     return out
 
 
-def exact_match_fn(vocab_size: int, process, device):
+def exact_match_fn(process, device):
     """``metrics_fn`` for the trainer: greedy exact match of the validation captions (summed over processes)."""
 
     def metrics(model, batches) -> dict:
@@ -380,7 +381,7 @@ class Caption(lifecycle.App):
                  "images": {"train": len(train), "val": len(val), "test": len(test)}}
         return lifecycle.Prepared(CaptionDataset(train, vocab), CaptionDataset(val, vocab), test=(train, test),
                                   vocab=vocab, facts=facts, collate_fn=collate,
-                                  metrics_fn=exact_match_fn(len(vocab), process, device))
+                                  metrics_fn=exact_match_fn(process, device))
 
     def build_model(self, settings: CaptionSettings, data: lifecycle.Prepared) -> Captioner:
         return Captioner(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
