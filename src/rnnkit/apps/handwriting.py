@@ -307,7 +307,7 @@ def class_probabilities(model, images: np.ndarray, facts: dict, batch_size: int 
     """``(n, classes)`` probabilities for uint8 images ``(n, H, W)``."""
     model.eval()
     device = next(model.parameters()).device
-    out = [torch.softmax(model(to_sequences(torch.from_numpy(images[i:i + batch_size]), facts).to(device))
+    out = [torch.softmax(model(to_sequences(torch.tensor(images[i:i + batch_size]), facts).to(device))
                          .output.float(), -1).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(out)
 
@@ -414,6 +414,7 @@ class Handwriting(lifecycle.App):
     train_defaults = {"max_steps": 2000, "batch_size": 64, "lr": 2e-3, "eval_every": 200, "checkpoint_every": 200,
                       "log_every": 50}
     val_metrics = ("val_accuracy", "val_cer", "val_line_accuracy")
+    data_fields = ("data", "dataset", "labels")
 
     def normalize(self, settings: HandwritingSettings) -> HandwritingSettings:
         if settings.data is None:

@@ -57,7 +57,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise ValueError(f"{path} is not an IDX file of unsigned bytes")
     dims = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape).copy()  # writable, like any array
 
 
 def fashion_mnist(part: str = "train", directory: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray]:
