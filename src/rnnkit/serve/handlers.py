@@ -1,0 +1,240 @@
+"""What ``rnnkit serve`` knows about each application: one :class:`Handler` per app, in :data:`HANDLERS`.
+
+A handler loads a finished run once and answers requests: ``form`` describes the inputs the page shows
+(name, label, kind, default), ``result`` names the page's renderer (``stream``, ``probabilities``,
+``forecast``, ``translation``, or one a new app adds to static/app.js), and ``predict(request)`` returns
+JSON (``stream(request)`` yields text pieces instead for ``result = "stream"``). Requests arrive as
+dicts already checked against ``form`` and the server's :class:`Limits`; a handler raises
+:class:`~rnnkit.errors.InputError` for anything else it refuses (the client gets a 422 with the line).
+
+A new app adds one subclass here, decorated with ``@register("<app name>")``: for example a captioner
+takes an uploaded image (``kind: "image"``) and returns ``{"text": ...}`` for the ``translation``
+renderer; a speech recogniser an audio file; a music model a MIDI file to play or download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from rnnkit.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; beyond it the client gets a 4xx with the limit named."""
+
+    max_body_bytes: int = 64_000
+    max_text_chars: int = 2_000
+    max_generate_tokens: int = 2_000
+    max_history_rows: int = 5_000
+    max_concurrent: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One input of a handler's form (and of its JSON API)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | textarea | number | integer | series
+    default: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+HANDLERS: dict[str, type[Handler]] = {}
+
+
+def register(app: str):
+    """Class decorator: serve runs made by ``rnnkit <app>`` with this handler."""
+    def wrap(cls):
+        cls.app = app
+        HANDLERS[app] = cls
+        return cls
+    return wrap
+
+
+class Handler:
+    """Base class: load the run in ``__init__``; implement ``predict`` (or ``stream``)."""
+
+    app = ""
+    title = ""
+    result = "json"
+    form: tuple[Field, ...] = ()
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        self.run, self.limits = run, limits
+
+    def info(self) -> dict:
+        return {"app": self.app, "title": self.title, "result": self.result, "run": self.run.name,
+                "form": [f.to_dict() for f in self.form], "limits": dataclasses.asdict(self.limits)}
+
+    def predict(self, request: dict) -> dict:
+        raise InputError(f"the {self.app} page streams its answer: POST /api/stream")
+
+    def stream(self, request: dict) -> Iterator[str]:
+        raise InputError(f"the {self.app} page has no streamed answer: POST /api/predict")
+
+
+def _text(request: dict, name: str, limits: Limits, *, required: bool = True) -> str:
+    value = request.get(name, "")
+    if not isinstance(value, str):
+        raise InputError(f"{name!r} must be a string")
+    if required and not value.strip():
+        raise InputError(f"{name!r} is empty; give some text")
+    if len(value) > limits.max_text_chars:
+        raise InputError(f"{name!r} has {len(value)} characters; the limit is {limits.max_text_chars}")
+    return value
+
+
+@register("textgen")
+class TextgenHandler(Handler):
+    title = "Text generation"
+    result = "stream"
+    form = (Field("prime", "Prime", "textarea", ""),
+            Field("length", "Characters or words to generate", "integer", 300, 1, None),
+            Field("temperature", "Temperature (0: greedy)", "number", 0.8, 0.0, 5.0),
+            Field("top_p", "Top-p (1: off)", "number", 1.0, 0.01, 1.0),
+            Field("seed", "Seed (empty: random)", "integer", None, 0, 2**31 - 1))
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import textgen
+
+        self.model, self.vocab, info = textgen.load_run(run)
+        self.words = info.settings.level == "word"
+
+    def stream(self, request: dict) -> Iterator[str]:
+        from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+        from rnnkit.sampling import stream
+
+        prime = _text(request, "prime", self.limits, required=False)
+        length = request["length"]
+        if length > self.limits.max_generate_tokens:
+            raise InputError(f"'length' {length} is over the limit of {self.limits.max_generate_tokens} tokens")
+        ids = self.vocab.encode(prime) if prime else [self.vocab.token_to_id("\n") if "\n" in self.vocab else 4]
+        if not ids:
+            raise InputError("the prime has no token the model knows; try other text")
+        top_p = request["top_p"] if request["top_p"] < 1 else None
+        tokens = stream(self.model, ids, max_new_tokens=length, temperature=request["temperature"], top_p=top_p,
+                        seed=request.get("seed"), suppress=[PAD_ID, BOS_ID, EOS_ID, UNK_ID])
+        space = " " if self.words and prime else ""
+        for token in tokens:
+            yield space + self.vocab.decode([token], skip_special=True, stop_at_eos=False)
+            space = " " if self.words else ""
+
+
+@register("classify")
+class ClassifyHandler(Handler):
+    title = "Text classification"
+    result = "probabilities"
+    form = (Field("text", "Text", "textarea", "", required=True),)
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import classify
+
+        self.classify = classify
+        self.model, self.vocab, self.info_ = classify.load_run(run)
+
+    def predict(self, request: dict) -> dict:
+        text = _text(request, "text", self.limits)
+        ids = self.classify.encode(text, self.vocab, self.info_.settings)
+        if not ids:
+            raise InputError("the text has no token the model knows")
+        row = self.classify.predict_ids(self.model, [ids])[0].tolist()
+        labels = self.info_.facts["labels"]
+        best = max(range(len(labels)), key=row.__getitem__)
+        return {"label": labels[best], "probability": row[best], "probabilities": dict(zip(labels, row))}
+
+
+@register("forecast")
+class ForecastHandler(Handler):
+    title = "Forecast"
+    result = "forecast"
+    form = (Field("history", "Recent history (one row per line; columns separated by commas)", "series",
+                  required=True),)
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import forecast
+
+        self.forecast = forecast
+        self.model, self.info_ = forecast.load_run(run)
+        self.settings = self.info_.settings
+        self.columns = self.info_.facts["inputs"]
+        self.example = self._example()
+
+    def _example(self) -> list[list[float]]:
+        """The end of the run's own data, as the page's starting history (empty if it cannot be read)."""
+        try:
+            series = self.forecast.load_series(self.settings)
+        except (InputError, OSError, ValueError):
+            return []
+        columns = [series.names.index(c) for c in self.columns]
+        return series.values[-3 * self.settings.lookback:, columns].tolist()
+
+    def info(self) -> dict:
+        info = super().info()
+        info.update(columns=self.columns, targets=self.info_.facts["target_columns"],
+                    lookback=self.settings.lookback, horizon=self.settings.horizon, example=self.example)
+        return info
+
+    def predict(self, request: dict) -> dict:
+        import numpy as np
+
+        from rnnkit.data.timeseries import Scaling, Series, WindowedSeries
+
+        history = request.get("history")
+        rows = [[v] if isinstance(v, (int, float)) else v for v in history] if isinstance(history, list) else None
+        if not rows or not all(isinstance(r, list) and len(r) == len(self.columns) and
+                               all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) for r in rows):
+            raise InputError(f"'history' must be a list of rows of {len(self.columns)} numbers ({', '.join(self.columns)})")
+        if len(rows) > self.limits.max_history_rows:
+            raise InputError(f"'history' has {len(rows)} rows; the limit is {self.limits.max_history_rows}")
+        if len(rows) < self.settings.lookback:
+            raise InputError(f"'history' has {len(rows)} rows; the model reads the last {self.settings.lookback}")
+        values = np.asarray(rows, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise InputError("'history' holds a value that is not a finite number")
+        series = Series(None, list(self.columns), values, "the request")
+        settings = self.settings  # no split: only the window at the end is forecast (as `forecast predict`)
+        prep = WindowedSeries(series, self.info_.facts["target_columns"], Scaling.from_dict(self.info_.facts["scaling"]),
+                              settings.lookback, settings.horizon, settings.input_mode, settings.target_mode, (0, 0), {})
+        forecast = self.forecast.model_forecast(self.model, prep, np.array([len(values) - 1]))[0]
+        return {"targets": prep.targets, "forecast": forecast.tolist(),
+                "history": values[:, [self.columns.index(t) for t in prep.targets]].tolist()}
+
+
+@register("translate")
+class TranslateHandler(Handler):
+    title = "Translation"
+    result = "translation"
+    form = (Field("text", "Source text", "textarea", "", required=True),)
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import translate
+
+        self.translate = translate
+        self.model, self.vocabs, self.settings = translate.load_run(run)
+
+    def predict(self, request: dict) -> dict:
+        text = _text(request, "text", self.limits)
+        source = self.translate.normalise(text, self.settings.source_level)
+        ids = self.translate.encode_source(self.vocabs["source"], source, self.settings.reverse_source)
+        with torch.no_grad():
+            outputs, attention, tokens = self.translate.translate_pairs(self.model, self.vocabs, self.settings,
+                                                                        [source], beam=1)
+        source_tokens = [self.vocabs["source"].id_to_token(i) for i in ids]
+        weights = attention[0].tolist() if attention[0] is not None else None
+        return {"translation": outputs[0], "source_tokens": source_tokens, "output_tokens": tokens[0],
+                "attention": weights}

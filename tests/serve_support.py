@@ -1,0 +1,105 @@
+"""Run directories for the serve and browser tests: written by hand (quick) or trained tiny (slow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from rnnkit.apps.lifecycle import APP_FILE, RUN_FORMAT
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.models import SequenceClassifier, SequenceTagger, save_model
+
+
+def _write(run: Path, app: str, settings, facts: dict, model, vocab) -> Path:
+    run.mkdir(parents=True)
+    (run / APP_FILE).write_text(json.dumps({"app": app, "format": RUN_FORMAT, "settings": dataclasses.asdict(settings),
+                                            "train": {"seed": 0, "batch_size": 8}, "facts": facts}))
+    save_model(model.eval(), run / "model", vocab)
+    return run
+
+
+def classify_run(root: Path) -> Path:
+    """A classify run with an untrained model: enough to serve (labels and vocabulary are real)."""
+    from rnnkit.apps.classify import ClassifySettings
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(["great film awful plot"], level="word")
+    model = SequenceClassifier(vocab_size=len(vocab), output_size=3, hidden_size=8, embedding_dim=8)
+    return _write(root / "classify", "classify", ClassifySettings(level="word"), {"labels": ["neg", "neu", "pos"]},
+                  model, vocab)
+
+
+def textgen_run(root: Path) -> Path:
+    from rnnkit.apps.textgen import TextgenSettings
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(["the cat sat on a mat\n"], level="char")
+    model = SequenceTagger(vocab_size=len(vocab), output_size=0, hidden_size=16, embedding_dim=8, cell="lstm")
+    return _write(root / "textgen", "textgen", TextgenSettings(level="char"), {}, model, vocab)
+
+
+def trained_runs(root: Path) -> dict[str, Path]:
+    """Tiny real runs of the four apps (a few steps each: the tests check plumbing, not quality)."""
+    from rnnkit.cli.main import main
+
+    rng = random.Random(0)
+    words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
+    (root / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(200)))
+    lines = ["text,label"] + [f"{rng.choice(words)} {w} film,{'pos' if w == 'great' else 'neg'}"
+                              for w in rng.choices(["great", "awful"], k=120)]
+    (root / "kw.csv").write_text("\n".join(lines) + "\n")
+    rows = ["month,passengers"] + [f"{1950 + i // 12}-{i % 12 + 1:02d}-01,{100 + 10 * (i % 12) + i}" for i in range(120)]
+    (root / "series.csv").write_text("\n".join(rows) + "\n")
+    quick = ["--max-steps", "6", "--eval-every", "6", "--quiet", "--no-tensorboard"]
+    commands = {
+        "textgen": ["textgen", "train", "--data", str(root / "corpus.txt"), "--hidden-size", "16", "--batch-size", "8",
+                    "--chunk-length", "16", "--sample-length", "0"],
+        "classify": ["classify", "train", "--data", str(root / "kw.csv"), "--hidden-size", "8", "--embedding-dim", "8",
+                     "--batch-size", "16"],
+        "forecast": ["forecast", "train", "--data", str(root / "series.csv"), "--lookback", "12", "--horizon", "6",
+                     "--hidden-size", "8"],
+        "translate": ["translate", "train", "--dataset", "addition", "--digits", "2", "--examples", "300",
+                      "--hidden-size", "8", "--embedding-dim", "8", "--attention-size", "8", "--batch-size", "32"],
+    }
+    runs = {}
+    for app, command in commands.items():
+        runs[app] = root / app
+        assert main([*command, "--out", str(runs[app]), *quick]) == 0, app
+    return runs
+
+
+class LiveServer:
+    """``rnnkit.serve`` on a free localhost port in a background thread (uvicorn), for real HTTP clients."""
+
+    def __init__(self, run: Path, limits=None) -> None:
+        import uvicorn
+
+        from rnnkit.serve import create_app
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(run, limits), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

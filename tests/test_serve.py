@@ -1,0 +1,189 @@
+"""rnnkit serve: the JSON API of every app against the apps' own Python functions (same seed, same text;
+same probabilities; same forecast; same translation), its 4xx refusals, a bounded load test, the CLI."""
+
+import json
+import statistics
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason="needs fastapi (pip install 'rnnkit[serve]')")
+pytest.importorskip("httpx", reason="needs httpx (pip install 'rnnkit[serve]')")
+import httpx  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from rnnkit.cli.main import main  # noqa: E402
+from rnnkit.serve import Limits, create_app  # noqa: E402
+from serve_support import LiveServer, classify_run, textgen_run, trained_runs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    return {"classify": classify_run(root), "textgen": textgen_run(root)}
+
+
+@pytest.fixture(scope="module")
+def classify_client(quick_runs):
+    return TestClient(create_app(quick_runs["classify"], Limits(max_body_bytes=2_000, max_text_chars=100)))
+
+
+def test_classify_probabilities_equal_the_apps_predict(classify_client, quick_runs):
+    from rnnkit.apps.classify import predict
+
+    response = classify_client.post("/api/predict", json={"text": "great film"})
+    assert response.status_code == 200
+    want = predict(quick_runs["classify"], ["great film"])[0]
+    got = response.json()
+    assert got["label"] == want["label"] and got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-7)
+    assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_page_and_assets_are_local(classify_client):
+    page = classify_client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    for asset in ("/static/app.js", "/static/style.css"):
+        response = classify_client.get(asset)
+        assert response.status_code == 200 and "https://" not in response.text
+    info = classify_client.get("/api/info").json()
+    assert info["app"] == "classify" and info["result"] == "probabilities" and info["form"][0]["name"] == "text"
+
+
+@pytest.mark.parametrize("send, status, message", [
+    (dict(content=b'{"text": "great', headers={"Content-Type": "application/json"}), 400, "not valid JSON"),
+    (dict(json=["great"]), 422, "must be a JSON object"),
+    (dict(json={"txt": "great"}), 422, "unknown field(s) ['txt']"),
+    (dict(json={"text": ""}), 422, "'text' is empty"),
+    (dict(json={"text": 5}), 422, "'text' must be a string"),
+    (dict(json={"text": "x" * 101}), 422, "the limit is 100"),
+    (dict(json={"text": "y" * 3000}), 413, "over the limit of 2000 bytes"),
+    (dict(content=b"text=great", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, "JSON"),
+])
+def test_refusals_are_one_json_line_with_a_4xx(classify_client, send, status, message):
+    response = classify_client.post("/api/predict", **send)
+    assert response.status_code == status and message in response.json()["error"]
+
+
+def test_unknown_paths_methods_and_missing_length(classify_client):
+    assert classify_client.get("/api/nothing").status_code == 404
+    assert "no such page" in classify_client.get("/api/nothing").json()["error"]
+    assert classify_client.get("/api/predict").status_code == 405
+    streamed = classify_client.post("/api/stream", json={"text": "great"})  # classify does not stream
+    assert streamed.status_code == 422 and "/api/predict" in streamed.json()["error"]
+
+    def chunks():
+        yield b'{"text": "great"}'
+    response = classify_client.post("/api/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 411
+
+
+def test_textgen_streams_what_textgen_sample_writes(quick_runs):
+    from rnnkit.apps.textgen import sample
+
+    client = TestClient(create_app(quick_runs["textgen"], Limits(max_generate_tokens=50)))
+    body = {"prime": "the c", "length": 40, "temperature": 0.7, "top_p": 1.0, "seed": 3}
+    with client.stream("POST", "/api/stream", json=body) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+        pieces = list(response.iter_text())
+    text = "".join(pieces)
+    assert text == "".join(sample(quick_runs["textgen"], prime="the c", length=40, temperature=0.7, seed=3))
+    assert len(text) == 40
+    for bad, message in [({"length": 51}, "over the limit of 50"), ({"temperature": -1}, "'temperature' must be in"),
+                         ({"length": 2.5}, "must be an integer"), ({"prime": "x" * 2001}, "the limit is 2000")]:
+        response = client.post("/api/stream", json={**body, **bad})
+        assert response.status_code == 422 and message in response.json()["error"], bad
+
+
+def test_cli_refuses_an_unknown_run_in_one_line(tmp_path, capsys):
+    assert main(["serve", "--run", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnkit serve: error:") and "not a finished rnnkit run" in err and "\n" not in err
+    assert main(["serve", "--run", str(tmp_path), "--port", "70000"]) == 2
+    assert "--port must be in 1..65535" in capsys.readouterr().err
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "127.0.0.1" in out
+
+
+# ----------------------------------------------------------------------------- slow: real runs
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return trained_runs(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.mark.slow
+def test_forecast_equals_the_apps_predict(runs):
+    from rnnkit.apps import forecast
+
+    client = TestClient(create_app(runs["forecast"]))
+    info = client.get("/api/info").json()
+    assert info["result"] == "forecast" and len(info["example"]) == 36 and info["horizon"] == 6
+    response = client.post("/api/predict", json={"history": info["example"]})
+    assert response.status_code == 200
+    # the app's own predict on the run's data forecasts after the same last rows
+    want = forecast.predict(runs["forecast"])
+    assert response.json()["forecast"] == pytest.approx(want["values"], rel=1e-6)
+    short = client.post("/api/predict", json={"history": info["example"][:5]})
+    assert short.status_code == 422 and "reads the last 12" in short.json()["error"]
+    nan = client.post("/api/predict", json={"history": [["x"]] * 12})
+    assert nan.status_code == 422 and "list of rows of 1 numbers" in nan.json()["error"]
+
+
+@pytest.mark.slow
+def test_translation_with_attention_equals_the_apps_translate(runs):
+    from rnnkit.apps.translate import translate
+
+    client = TestClient(create_app(runs["translate"]))
+    response = client.post("/api/predict", json={"text": "12+34"})
+    assert response.status_code == 200
+    got = response.json()
+    assert got["translation"] == translate(runs["translate"], ["12+34"], beam=1)[0]
+    assert got["source_tokens"] == list("12+34")
+    rows = got["attention"]
+    assert len(rows) == len(got["output_tokens"]) and all(len(r) == 5 for r in rows)
+    assert all(sum(r) == pytest.approx(1.0, abs=1e-5) for r in rows)  # each output step's weights sum to one
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app, path, body", [
+    ("classify", "/api/predict", {"text": "the great film"}),
+    ("textgen", "/api/stream", {"prime": "the ", "length": 30, "seed": 1}),
+])
+def test_load_200_requests_from_8_clients(runs, app, path, body, capsys):
+    """A bounded load test on localhost: 200 requests from 8 concurrent clients, no errors, every answer
+    equal to the one a single request gets; latency percentiles printed."""
+    with LiveServer(runs[app]) as server:
+        expected = httpx.post(server.url + path, json=body, timeout=60).text
+        latencies, failures, lock = [], [], threading.Lock()
+
+        def client():
+            with httpx.Client(base_url=server.url, timeout=60) as session:
+                for _ in range(25):
+                    started = time.perf_counter()
+                    response = session.post(path, json=body)
+                    elapsed = time.perf_counter() - started
+                    with lock:
+                        latencies.append(elapsed)
+                        if response.status_code != 200 or response.text != expected:
+                            failures.append((response.status_code, response.text[:80]))
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+    assert not failures and len(latencies) == 200
+    q = statistics.quantiles(sorted(latencies), n=100)
+    line = (f"serve load {app}: 200 requests, 8 clients, {wall:.1f} s, {200 / wall:.0f} req/s; latency p50 "
+            f"{1000 * q[49]:.0f} ms, p90 {1000 * q[89]:.0f} ms, p99 {1000 * q[98]:.0f} ms, max {1000 * max(latencies):.0f} ms")
+    with capsys.disabled():
+        print("\n" + line)
+    assert json.dumps(line)
