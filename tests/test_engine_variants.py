@@ -278,3 +278,90 @@ def test_cpp_and_python_loops_agree_on_buffers_with_a_projection():
             assert a is None
         else:
             torch.testing.assert_close(a, b, atol=3e-5, rtol=3e-5)
+
+
+# --- peephole LSTM ---------------------------------------------------------------------------------------
+
+
+def _peephole_layer(**kwargs):
+    torch.manual_seed(0)
+    layer = rk.PeepholeLSTM(3, 5, backend="reference", **kwargs).double()
+    with torch.no_grad():  # the default init draws peepholes like biases; make them clearly non-zero
+        for name, parameter in layer.named_parameters():
+            if name.startswith("weight_c"):
+                parameter.normal_()
+    return layer
+
+
+@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
+def test_peephole_lstm_on_the_engine_equals_reference(regularisers):
+    """Outputs, states and every gradient (peepholes included) over 2 layers x both directions x lengths."""
+    layer = _peephole_layer(num_layers=2, bidirectional=True, **regularisers)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    for training in (True, False):
+        layer.train(training)
+        for lengths in (None, torch.tensor([6, 2, 5])):
+            layer.backend = "reference"
+            expected = _results(layer, x, lengths)
+            layer.backend = "auto"
+            assert backends.select(layer).name == "engine"
+            _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
+
+
+def test_peephole_lstm_on_the_engine_equals_reference_in_float32():
+    torch.manual_seed(0)
+    layer = rk.PeepholeLSTM(5, 16, bidirectional=True, zoneout=0.1, backend="reference")
+    x, lengths = torch.randn(9, 4, 5), torch.tensor([9, 4, 1, 7])
+    expected = _results(layer, x, lengths)
+    layer.backend = "engine"
+    _assert_all_close(_results(layer, x, lengths), expected, 2e-5)
+
+
+def _peephole_node_inputs(dtype, steps, batch, hidden, seed=0):
+    torch.manual_seed(seed)
+    x_proj = torch.randn(steps, batch, 4 * hidden, dtype=dtype)
+    h0, c0 = torch.randn(batch, hidden, dtype=dtype), torch.randn(batch, hidden, dtype=dtype)
+    w_hh = torch.randn(4 * hidden, hidden, dtype=dtype) / hidden ** 0.5
+    peepholes = torch.randn(3 * hidden, dtype=dtype)
+    rmask = (torch.rand(batch, hidden) < 0.7).to(dtype) / 0.7
+    zone = (torch.rand(steps, batch, 2 * hidden) < 0.3).to(dtype)
+    return x_proj, h0, c0, w_hh, peepholes, rmask, zone
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
+def test_peephole_node_passes_gradcheck(with_masks, impl):
+    x_proj, h0, c0, w_hh, peepholes, rmask, zone = _peephole_node_inputs(torch.float64, 4, 3, 3)
+    implementation = engine.implementation(impl)
+    lengths = torch.tensor([4, 2, 3])
+    masks = (rmask, zone) if with_masks else (None, None)
+
+    def fn(x_proj, h0, c0, w_hh, peepholes):
+        return engine.FusedRecurrence.apply(engine.BY_NAME["peephole_lstm"], implementation, x_proj, h0, c0, w_hh,
+                                            None, lengths, None, *masks, None, peepholes)
+
+    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, peepholes)])
+
+
+def test_cpp_and_python_loops_agree_on_buffers_for_the_peephole_lstm():
+    steps, batch = 9, 5
+    x_proj, h0, c0, w_hh, peepholes, rmask, zone = _peephole_node_inputs(torch.float32, steps, batch, 33)
+    lengths = torch.tensor([9, 3, 1, 8, 9])
+    cpp, py = engine.implementation("cpp"), python_engine
+    args = (lengths, True, rmask, zone, None, peepholes)
+    forward = [impl.forward("peephole_lstm", x_proj, h0, c0, w_hh, None, *args) for impl in (cpp, py)]
+    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
+    for index, (a, b) in enumerate(zip(*forward)):
+        if index == 3:  # saved values past a sequence's end are never read
+            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
+    out, _, _, saved, cells = forward[0]
+    torch.manual_seed(1)
+    d_out, d_h, d_c = torch.randn_like(out), torch.randn_like(h0), torch.randn_like(c0)
+    backward = [impl.backward("peephole_lstm", d_out, d_h, d_c, h0, c0, w_hh, False, out, cells, saved, lengths, rmask,
+                              zone, None, peepholes) for impl in (cpp, py)]
+    for a, b in zip(*backward):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, atol=5e-5, rtol=5e-5)

@@ -87,6 +87,9 @@ class RecurrentCell(nn.Module):
     #: cells without one). Read only from the class that sets it: a subclass changing the math must
     #: not inherit a kernel.
     torch_kernels: ClassVar[dict] = {}
+    #: The fused engine's kernel computing exactly this cell (``rnnkit.engine.BY_NAME``), for cells without a
+    #: torch kernel (the classic cells map through ``torch_kernels``). Read only from the class that sets it.
+    engine_kernel: ClassVar[str | None] = None
     #: Whether ``recurrence`` takes ``recurrent_mask=`` (a ``(batch, hidden)`` mask multiplying the state
     #: the recurrent weights read), which variational recurrent dropout needs.
     accepts_recurrent_mask: ClassVar[bool] = False

@@ -28,7 +28,7 @@ from torch.autograd import forward_ad
 
 from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.engine import _build, python_engine
-from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LSTM, EngineCell
+from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LSTM, PEEPHOLE_LSTM, EngineCell
 from rnnkit import loop
 
 DTYPES = (torch.float32, torch.float64)
@@ -39,7 +39,14 @@ BY_KERNEL = {"GRU": GRU, "LSTM": LSTM, "RNN_TANH": ELMAN_TANH, "RNN_RELU": ELMAN
 
 
 def engine_cell(cell: type[RecurrentCell], options: dict) -> EngineCell | None:
-    """The engine's description of ``cell`` with these step options, or ``None`` if it has none."""
+    """The engine's description of ``cell`` with these step options, or ``None`` if it has none.
+
+    A cell names its engine kernel with the class attribute ``engine_kernel`` (read from the class that
+    sets it, like ``torch_kernels``: a subclass changing the math must not inherit it); otherwise the
+    classic cells map through the torch kernel computing the same math."""
+    name = cell.__dict__.get("engine_kernel")
+    if name is not None:
+        return BY_NAME.get(name)
     return BY_KERNEL.get(cell.torch_kernel(options))
 
 
@@ -89,7 +96,8 @@ class FusedRecurrence(torch.autograd.Function):
 
     ``c0`` is ``None`` for single-state cells, whose ``c_n`` is then an empty tensor. ``rmask`` and
     ``zone`` are the recurrent regularisers' masks (``mask_inputs``), constants of the node; ``w_hr``
-    the LSTM's projection (``proj_size``), an input like ``w_hh``.
+    the LSTM's projection (``proj_size``), an input like ``w_hh``; ``params`` the cell's own per-unit
+    parameters (``EngineCell.cell_params``, e.g. the peepholes), an input too.
 
     Backward runs the C++ (or PyTorch) adjoint loop. When a graph of the gradient is asked for
     (``create_graph=True``: double backward, gradient penalties, ``gradgradcheck``) grad mode is on
@@ -102,31 +110,33 @@ class FusedRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: EngineCell, impl, x_proj, h0, c0, w_hh, b_hh, lengths, source=None, rmask=None,
-                zone=None, w_hr=None):
+                zone=None, w_hr=None, params=None):
         out, h_n, c_n, saved, cells = impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True, rmask, zone,
-                                                   w_hr)
-        ctx.save_for_backward(h0, c0, w_hh, b_hh, out, cells, saved, None if source is not None else x_proj, w_hr)
+                                                   w_hr, params)
+        ctx.save_for_backward(h0, c0, w_hh, b_hh, out, cells, saved, None if source is not None else x_proj, w_hr,
+                              params)
         ctx.spec, ctx.impl, ctx.lengths, ctx.has_bias, ctx.source = spec, impl, lengths, b_hh is not None, source
         ctx.rmask, ctx.zone = rmask, zone
         return out, h_n, c_n
 
     @staticmethod
     def backward(ctx, d_out, d_h_n, d_c_n):
-        h0, c0, w_hh, b_hh, out, cells, saved, x_proj, w_hr = ctx.saved_tensors
+        h0, c0, w_hh, b_hh, out, cells, saved, x_proj, w_hr, params = ctx.saved_tensors
         rest = (None, None, None, None)  # lengths, source, rmask, zone
         # create_graph=True wants a differentiable gradient; a transform over backward (vmap over the
         # gradient: gradcheck's batched check, jacrev of a gradient) hands in wrapped gradients the C++
         # loops cannot read. Both differentiate the plain re-run instead.
         if torch.is_grad_enabled() or transform_active(d_out, d_h_n, d_c_n) is not None:
             x_proj = ctx.source() if x_proj is None else x_proj
-            *grads, d_w_hr = _differentiable_backward(ctx, (x_proj, h0, c0, w_hh, b_hh, w_hr), (d_out, d_h_n, d_c_n))
-            return (None, None, *grads, *rest, d_w_hr)
-        d_x, d_h0, d_c0, d_w, d_b, d_w_hr = ctx.impl.backward(
+            *grads, d_w_hr, d_params = _differentiable_backward(ctx, (x_proj, h0, c0, w_hh, b_hh, w_hr, params),
+                                                                (d_out, d_h_n, d_c_n))
+            return (None, None, *grads, *rest, d_w_hr, d_params)
+        d_x, d_h0, d_c0, d_w, d_b, d_w_hr, d_params = ctx.impl.backward(
             ctx.spec.name, d_out, d_h_n, d_c_n if c0 is not None else None, h0, c0, w_hh, ctx.has_bias, out,
-            cells, saved, ctx.lengths, ctx.rmask, ctx.zone, w_hr,
+            cells, saved, ctx.lengths, ctx.rmask, ctx.zone, w_hr, params,
         )
         return (None, None, d_x, d_h0, d_c0 if c0 is not None else None, d_w, d_b if ctx.has_bias else None, *rest,
-                d_w_hr if w_hr is not None else None)
+                d_w_hr if w_hr is not None else None, d_params if params is not None else None)
 
 
 def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
@@ -136,14 +146,15 @@ def _differentiable_backward(ctx, inputs, grads) -> list[Tensor | None]:
     autograd (create_graph) and by outer transforms alike, and it needs no ``requires_grad_`` (which
     transforms forbid) on inputs that carry no graph.
     """
-    needed = (*ctx.needs_input_grad[2:7], len(ctx.needs_input_grad) > 11 and ctx.needs_input_grad[11])
+    flags = ctx.needs_input_grad
+    needed = (*flags[2:7], len(flags) > 11 and flags[11], len(flags) > 12 and flags[12])
     spec, lengths, states = ctx.spec, ctx.lengths, ctx.spec.states
 
     def recurrence(*wanted):
         given = iter(wanted)
-        x_proj, h0, c0, w_hh, b_hh, w_hr = [next(given) if need else t for t, need in zip(inputs, needed)]
+        x_proj, h0, c0, w_hh, b_hh, w_hr, params = [next(given) if need else t for t, need in zip(inputs, needed)]
         out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj.to(w_hh.dtype), h0, c0, w_hh, b_hh, lengths,
-                                                    False, ctx.rmask, ctx.zone, w_hr)
+                                                    False, ctx.rmask, ctx.zone, w_hr, params)
         return (out, h_n, c_n) if states == 2 else (out, h_n)
 
     _, pullback = torch.func.vjp(recurrence, *[t for t, need in zip(inputs, needed) if need])
@@ -171,13 +182,14 @@ def mask_inputs(masks: loop.Masks, regularization: loop.Regularization | None,
 
 def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None,
         lengths: Tensor | None = None, impl=None, source=None, rmask: Tensor | None = None,
-        zone: Tensor | None = None, w_hr: Tensor | None = None) -> tuple[Tensor, State]:
+        zone: Tensor | None = None, w_hr: Tensor | None = None, params: Tensor | None = None) -> tuple[Tensor, State]:
     """The recurrence over time-major ``x_proj`` from ``state`` (``(h0,)`` or ``(h0, c0)``).
 
     Returns ``(out, final_state)``, differentiable in all tensors (to any order). Under a transform
     or tracer (``transform_active``) the loop runs in PyTorch ops without the fused node, which those
     see through. ``source``: see ``FusedRecurrence``; ``rmask``, ``zone``: see ``mask_inputs``;
-    ``w_hr``: the LSTM's projection (``proj_size``), or None.
+    ``w_hr``: the LSTM's projection (``proj_size``), or None; ``params``: the cell's own per-unit
+    parameters (``EngineCell.cell_params``, concatenated), or None.
     """
     if transform_active(x_proj, *state, w_hh) is not None:
         impl, source = python_engine, None
@@ -191,10 +203,11 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     dtype = w_hh.dtype
     x_proj, w_hh = x_proj.to(dtype).contiguous(), w_hh.contiguous()
     w_hr = None if w_hr is None else w_hr.contiguous()
+    params = None if params is None else params.to(dtype).contiguous()
     h0 = state[0].to(dtype).contiguous()
     c0 = state[1].to(dtype).contiguous() if spec.states == 2 else None
-    tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh, w_hr) if t is not None]
-    extras = (rmask, zone, w_hr)
+    tensors = [t for t in (x_proj, h0, c0, w_hh, b_hh, w_hr, params) if t is not None]
+    extras = (rmask, zone, w_hr, params)
     if plain:  # python_engine's forward is plain PyTorch ops: autograd and the transforms differentiate it
         out, h_n, c_n, _, _ = python_engine.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, False, *extras)
     elif torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
@@ -230,7 +243,8 @@ def scan(
     if zone is not None and not spec.zoneout:
         raise ValueError(f"the fused engine has no zoneout for {cell.__name__}; use the reference loop")
     return run(spec, x_proj, state, params["weight_hh"], params.get("bias_hh") if spec.uses_hh_bias else None, lengths,
-               source=source, rmask=rmask, zone=zone, w_hr=params.get("weight_hr"))
+               source=source, rmask=rmask, zone=zone, w_hr=params.get("weight_hr"),
+               params=torch.cat([params[name] for name in spec.cell_params]) if spec.cell_params else None)
 
 
 def recur(

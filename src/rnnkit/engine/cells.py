@@ -30,6 +30,9 @@ class EngineCell:
     forward: Callable
     backward: Callable
     auto: bool = True  # whether backend="auto" prefers the engine for this cell on CPU
+    #: Names of the cell's own per-unit parameters the loops read (concatenated, in this order), e.g. the
+    #: peephole weights; their gradient is summed over all steps after the backward loop.
+    cell_params: tuple[str, ...] = ()
     #: Whether the engine runs zoneout for this cell: its backward must not read the new state ``h_new``
     #: (zoneout replaces it by a mix of the new and the old one). Recurrent dropout runs for every cell.
     zoneout: bool = True
@@ -83,10 +86,42 @@ def _lstm_backward(grad, gc, h, c, h_new, c_new, saved):
     return d_gates, d_gates, torch.zeros_like(grad), d_cell * f
 
 
+def _peephole_forward(gx, gh, h, c, p):
+    w_ci, w_cf, w_co = p.chunk(3)
+    pre_i, pre_f, pre_g, pre_o = (gx + gh).chunk(4, dim=1)
+    i, f, g = torch.sigmoid(pre_i + w_ci * c), torch.sigmoid(pre_f + w_cf * c), torch.tanh(pre_g)
+    cell = f * c + i * g
+    o = torch.sigmoid(pre_o + w_co * cell)
+    return o * torch.tanh(cell), cell, torch.cat([i, f, g, o, cell], dim=1)
+
+
+def _peephole_backward(grad, gc, h, c, h_new, c_new, saved, p):
+    w_ci, w_cf, w_co = p.chunk(3)
+    i, f, g, o, cell = saved.chunk(5, dim=1)
+    tanh_cell = torch.tanh(cell)
+    d_o = grad * tanh_cell * o * (1 - o)
+    d_cell = gc + grad * o * (1 - tanh_cell * tanh_cell) + d_o * w_co
+    d_i, d_f = d_cell * g * i * (1 - i), d_cell * c * f * (1 - f)
+    d_gates = torch.cat([d_i, d_f, d_cell * i * (1 - g * g), d_o], dim=1)
+    return d_gates, d_gates, torch.zeros_like(grad), d_cell * f + d_i * w_ci + d_f * w_cf
+
+
+def _peephole_param_grads(dgx, c_prev, saved):
+    """``d[w_ci | w_cf | w_co]`` from all steps' gate gradients: Σ di c_{t-1}, Σ df c_{t-1}, Σ do c'_t."""
+    d_i, d_f, _, d_o = dgx.chunk(4, dim=2)
+    cell = saved.chunk(5, dim=2)[4]
+    return torch.cat([(d_i * c_prev).sum((0, 1)), (d_f * c_prev).sum((0, 1)), (d_o * cell).sum((0, 1))])
+
+
 GRU = EngineCell("gru", 3, 4, 1, True, _gru_forward, _gru_backward)
 ELMAN_TANH = _elman("tanh")
 ELMAN_RELU = _elman("relu")
 # The LSTM runs on the engine only when asked for (backend="engine"): oneDNN's fused LSTM is as fast
 # on CPU, so "auto" keeps it (see docs/benchmarks.md).
 LSTM = EngineCell("lstm", 4, 5, 2, False, _lstm_forward, _lstm_backward, auto=False)
-BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM)}
+#: The peephole LSTM (rk.PeepholeLSTMCell): saves c' (before zoneout: the output gate reads it) in place
+#: of tanh(c'), which backward recomputes.
+PEEPHOLE_LSTM = EngineCell("peephole_lstm", 4, 5, 2, False, _peephole_forward, _peephole_backward,
+                           cell_params=("weight_ci", "weight_cf", "weight_co"))
+PARAM_GRADS = {"peephole_lstm": _peephole_param_grads}
+BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM, PEEPHOLE_LSTM)}

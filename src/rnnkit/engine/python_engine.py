@@ -6,6 +6,7 @@ C++ loops take them (see ``rnnkit.engine.mask_inputs``): ``rmask (batch, H)`` mu
 ``W_hh`` reads; ``zone`` (``(steps, batch, H + E)`` or one value) is the weight of the old state in
 ``lerp(new, old, zone)`` after each step. ``w_hr (R, H)``: the LSTM's projection (torch.nn's
 ``weight_hr``), ``h = W_hr (o ⊙ tanh c)``; the state ``h`` then has ``R`` features, ``c`` still ``H``.
+``params``: the cell's own per-unit parameters (``EngineCell.cell_params``, concatenated).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.engine.cells import BY_NAME
+from rnnkit.engine.cells import BY_NAME, PARAM_GRADS
 from rnnkit.loop import valid_mask
 
 
@@ -32,15 +33,16 @@ def _zone_weights(zone: Tensor | None, t: int, hidden: int) -> tuple[Tensor | No
 
 def forward(cell: str, x_proj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
             lengths: Tensor | None, training: bool, rmask: Tensor | None = None,
-            zone: Tensor | None = None, w_hr: Tensor | None = None) -> list[Tensor]:
+            zone: Tensor | None = None, w_hr: Tensor | None = None, params: Tensor | None = None) -> list[Tensor]:
     spec = BY_NAME[cell]
+    extra = () if params is None else (params,)
     mask = None if lengths is None else valid_mask(lengths, x_proj.shape[0], x_proj.device)
     h, c, outputs, saved, cells = h0, c0, [], [], []
     width = w_hh.shape[1]  # of h
     for t, gx in enumerate(x_proj.unbind(0)):
         read = h if rmask is None else h * rmask
         gh = read @ w_hh.t() if b_hh is None else torch.addmm(b_hh, read, w_hh.t())
-        h_new, c_new, keep = spec.forward(gx, gh, h, c)
+        h_new, c_new, keep = spec.forward(gx, gh, h, c, *extra)
         if w_hr is not None:
             h_new = h_new @ w_hr.t()
         zone_h, zone_c = _zone_weights(zone, t, width)
@@ -62,8 +64,9 @@ def forward(cell: str, x_proj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tens
 def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: Tensor, c0: Tensor | None,
              w_hh: Tensor, has_bias: bool, out: Tensor, cells: Tensor, saved: Tensor,
              lengths: Tensor | None, rmask: Tensor | None = None, zone: Tensor | None = None,
-             w_hr: Tensor | None = None) -> list[Tensor | None]:
+             w_hr: Tensor | None = None, params: Tensor | None = None) -> list[Tensor | None]:
     spec = BY_NAME[cell]
+    extra = () if params is None else (params,)
     steps, width = out.shape[0], w_hh.shape[1]
     g_history = []
     mask = None if lengths is None else valid_mask(lengths, steps, out.device)
@@ -85,7 +88,7 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
             direct = torch.zeros_like(g)
         else:
             dgx, dgh, direct, dc_prev = spec.backward(g_new, gc_new, h_prev, c_prev, out[t], c_new,
-                                                      saved[t] if spec.saved else None)
+                                                      saved[t] if spec.saved else None, *extra)
         if zone_h is not None:
             direct = direct + zone_h * g
             dc_prev = None if dc_prev is None else dc_prev + zone_c * gc
@@ -106,4 +109,9 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
         _, _, _, o, tanh_cell = saved.chunk(5, dim=2)
         p = o * tanh_cell if mask is None else (o * tanh_cell).masked_fill(~mask, 0.0)
         d_w_hr = torch.stack(g_history[::-1]).flatten(0, 1).t() @ p.flatten(0, 1)
-    return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh, d_w_hr]
+    d_params = None
+    if params is not None:
+        dgx_all = torch.stack(dgx_steps)
+        c_prev_all = torch.cat([c0.unsqueeze(0), cells[:-1]])
+        d_params = PARAM_GRADS[cell](dgx_all, c_prev_all, saved)
+    return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh, d_w_hr, d_params]

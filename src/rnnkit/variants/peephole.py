@@ -33,6 +33,8 @@ class PeepholeLSTMCell(LSTMCell):
     """
 
     supports_projection = False
+    #: The fused engine's kernel for this cell (``rnnkit.engine``): forward and backward in C++.
+    engine_kernel = "peephole_lstm"
 
     @classmethod
     def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, **options) -> list[ParameterSpec]:

@@ -5,13 +5,14 @@
 // everything that does not depend on the previous step (the input projection, the weight and input
 // gradients) is left to single GEMMs over all steps. A cell is a struct with two row functions:
 //
-//   forward<kTrain>(H, gx, gh, h, c, h_new, c_new, saved)
-//   backward(H, g, gc, h, c, h_new, c_new, saved, dgx, dgh, dh_direct, dc)
+//   forward<kTrain>(H, gx, gh, h, c, h_new, c_new, saved, p)
+//   backward(H, g, gc, h, c, h_new, c_new, saved, dgx, dgh, dh_direct, dc, p)
 //
 // gx = W_ih x + b and gh = W_hh h (+ b_hh) are the gate pre-activations from the input and the state;
 // h is the output state and c the cell's extra state ((kStates - 1) * H values, e.g. the LSTM's cell
 // state; unused when kStates == 1). c_new may alias c and dc may alias gc: cells update them element
-// by element. In backward, g = dL/dh_new and gc = dL/dc_new; the cell writes dL/dgx, dL/dgh, the part
+// by element. p is the cell's own per-unit parameters (the peephole LSTM's w_ci, w_cf, w_co; null
+// for cells without), whose gradient the engine sums over all steps after the loop. In backward, g = dL/dh_new and gc = dL/dc_new; the cell writes dL/dgx, dL/dgh, the part
 // of dL/dh that does not flow through W_hh (the engine adds dgh W_hh) and dL/dc. See docs/engine.md.
 //
 // The recurrent regularisers reach the loops as two optional buffers, drawn in PyTorch
@@ -117,7 +118,7 @@ struct Elman {
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
-                             T* saved) {
+                             T* saved, const T* /*p*/) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T pre = gx[j] + gh[j];
@@ -126,7 +127,8 @@ struct Elman {
   }
 
   static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
-                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc) {
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc,
+                              const T* /*p*/) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T d = kRelu ? (h_new[j] > T(0) ? g[j] : T(0)) : g[j] * (T(1) - h_new[j] * h_new[j]);
@@ -149,7 +151,7 @@ struct GRU {
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
-                             T* saved) {
+                             T* saved, const T* /*p*/) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T r = Math<T>::sigmoid(gx[j] + gh[j]);
@@ -166,7 +168,8 @@ struct GRU {
   }
 
   static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
-                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc) {
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc,
+                              const T* /*p*/) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T r = saved[j], z = saved[H + j], n = saved[2 * H + j], gh_n = saved[3 * H + j];
@@ -196,7 +199,7 @@ struct LSTM {
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
-                             T* saved) {
+                             T* saved, const T* /*p*/) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T i = Math<T>::sigmoid(gx[j] + gh[j]);
@@ -218,7 +221,8 @@ struct LSTM {
   }
 
   static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
-                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc) {
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc,
+                              const T* /*p*/) {
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T i = saved[j], f = saved[H + j], gate = saved[2 * H + j], o = saved[3 * H + j];
@@ -238,6 +242,68 @@ struct LSTM {
       dgh[3 * H + j] = d_o;
       dh_direct[j] = T(0);
       dc[j] = d_cell * f;
+    }
+  }
+};
+
+// Peephole LSTM (Gers & Schmidhuber 2000; gate order i, f, g, o; b_hh folded into gx), p = [w_ci | w_cf | w_co]:
+//   i = σ(a_i + w_ci ⊙ c), f = σ(a_f + w_cf ⊙ c), g = tanh(a_g), c' = f ⊙ c + i ⊙ g,
+//   o = σ(a_o + w_co ⊙ c'), h' = o ⊙ tanh(c')
+// Saved per step: the four activated gates and c' (before zoneout: the output gate reads it); backward
+// recomputes tanh(c'), so the engine keeps no more per step than the reference loop.
+template <typename T>
+struct PeepholeLSTM {
+  static constexpr int kGates = 4;
+  static constexpr int kSaved = 5;
+  static constexpr int kSharedGrad = 4;
+  static constexpr int kStates = 2;
+
+  template <bool kTrain>
+  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
+                             T* saved, const T* p) {
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T c_old = c[j];
+      const T i = Math<T>::sigmoid(gx[j] + gh[j] + p[j] * c_old);
+      const T f = Math<T>::sigmoid(gx[H + j] + gh[H + j] + p[H + j] * c_old);
+      const T g = Math<T>::tanh(gx[2 * H + j] + gh[2 * H + j]);
+      const T cell = f * c_old + i * g;
+      const T o = Math<T>::sigmoid(gx[3 * H + j] + gh[3 * H + j] + p[2 * H + j] * cell);
+      const T tanh_cell = Math<T>::tanh(cell);
+      c_new[j] = cell;
+      h_new[j] = o * tanh_cell;
+      if constexpr (kTrain) {
+        saved[j] = i;
+        saved[H + j] = f;
+        saved[2 * H + j] = g;
+        saved[3 * H + j] = o;
+        saved[4 * H + j] = cell;
+      }
+    }
+  }
+
+  static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc,
+                              const T* p) {
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = saved[j], f = saved[H + j], gate = saved[2 * H + j], o = saved[3 * H + j];
+      const T tanh_cell = Math<T>::tanh(saved[4 * H + j]);
+      const T d_o = g[j] * tanh_cell * o * (T(1) - o);
+      const T d_cell = gc[j] + g[j] * o * (T(1) - tanh_cell * tanh_cell) + d_o * p[2 * H + j];
+      const T di = d_cell * gate * i * (T(1) - i);
+      const T df = d_cell * c[j] * f * (T(1) - f);
+      const T dg = d_cell * i * (T(1) - gate * gate);
+      dgx[j] = di;
+      dgx[H + j] = df;
+      dgx[2 * H + j] = dg;
+      dgx[3 * H + j] = d_o;
+      dgh[j] = di;
+      dgh[H + j] = df;
+      dgh[2 * H + j] = dg;
+      dgh[3 * H + j] = d_o;
+      dh_direct[j] = T(0);
+      dc[j] = d_cell * f + di * p[j] + df * p[H + j];
     }
   }
 };
@@ -315,9 +381,10 @@ inline int64_t grain_rows(int64_t width) { return std::max<int64_t>(1, 16384 / s
 // the LSTM's proj_size with a projection W_hr (R, H): h = W_hr (o ⊙ tanh c)), E = the extra state.
 template <typename T, typename Cell, bool kTrain>
 void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& b_hh,
-                  const Tensor& w_hr, const int64_t* lengths, const Masks<T>& masks, Tensor& out, Tensor& h_n,
-                  Tensor& c_n, Tensor& saved, Tensor& cells) {
+                  const Tensor& w_hr, const Tensor& cell_params, const int64_t* lengths, const Masks<T>& masks,
+                  Tensor& out, Tensor& h_n, Tensor& c_n, Tensor& saved, Tensor& cells) {
   const bool proj = w_hr.defined();
+  const T* cell_p = cell_params.defined() ? cell_params.data_ptr<T>() : nullptr;
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), R = w_hh.size(1);
   const int64_t H = proj ? w_hr.size(1) : R;
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
@@ -370,7 +437,7 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, cons
           T* c_old = old_c_all ? old_c_all + b * E : nullptr;
           if (c_old) std::copy(c_row, c_row + E, c_old);
           Cell::template forward<kTrain>(H, gx + b * G, gh_ptr + b * G, h + b * R, c_row, o_row, c_row,
-                                         s ? s + b * S : nullptr);
+                                         s ? s + b * S : nullptr, cell_p);
           if (masks.zone) {
             const T* w = masks.zone_at(t, batch, b);
             if (!proj) zone_out(H, o_row, h + b * H, w);
@@ -410,9 +477,11 @@ void add_weight_grad(Tensor dw_rows, const Tensor& grads, const Tensor& h0, cons
 template <typename T, typename Cell>
 std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, const Tensor& d_c_n, const Tensor& h0,
                                   const Tensor& c0, const Tensor& w_hh, bool has_bias, const Tensor& w_hr,
-                                  const Tensor& out, const Tensor& cells, const Tensor& saved, const int64_t* lengths,
-                                  const Masks<T>& masks, const Tensor& rmask) {
+                                  const Tensor& cell_params, const Tensor& out, const Tensor& cells,
+                                  const Tensor& saved, const int64_t* lengths, const Masks<T>& masks,
+                                  const Tensor& rmask) {
   const bool proj = w_hr.defined();
+  const T* cell_p = cell_params.defined() ? cell_params.data_ptr<T>() : nullptr;
   const int64_t steps = out.size(0), batch = out.size(1), R = w_hh.size(1);
   const int64_t H = proj ? w_hr.size(1) : R;
   const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
@@ -519,7 +588,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
         Cell::backward(H, proj ? d_pre_all + b * H : g_ptr + b * R, dc_row, h_prev + b * R,
                        c_prev ? c_prev + b * E : nullptr, proj ? nullptr : h_new + b * R,
                        c_new ? c_new + b * E : nullptr, saved_all ? saved_all + (t * batch + b) * S : nullptr,
-                       dgx + b * G, dgh + b * G, proj ? direct_all + b * H : dh_ptr + b * R, dc_row);
+                       dgx + b * G, dgh + b * G, proj ? direct_all + b * H : dh_ptr + b * R, dc_row, cell_p);
         join(b);
         if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
@@ -551,7 +620,13 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
     const Tensor pre_all = saved.slice(2, 3 * H, 4 * H) * saved.slice(2, 4 * H, 5 * H);
     dw_hr = at::mm(g_history.reshape({steps * batch, R}).t(), pre_all.reshape({steps * batch, H}));
   }
-  return {dgx_all, dh, dc, dw_hh, db_hh, dw_hr};
+  Tensor d_params;
+  if (cell_p) {  // peepholes: dw_ci = Σ di ⊙ c_{t-1}, dw_cf = Σ df ⊙ c_{t-1}, dw_co = Σ do ⊙ c'_t (saved block 4)
+    const Tensor c_prev = at::cat({c0.unsqueeze(0), cells.slice(0, 0, steps - 1)});
+    d_params = at::cat({(dgx_all.slice(2, 0, H) * c_prev).sum({0, 1}), (dgx_all.slice(2, H, 2 * H) * c_prev).sum({0, 1}),
+                        (dgx_all.slice(2, 3 * H, 4 * H) * saved.slice(2, 4 * H, 5 * H)).sum({0, 1})});
+  }
+  return {dgx_all, dh, dc, dw_hh, db_hh, dw_hr, d_params};
 }
 
 const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
@@ -570,6 +645,9 @@ const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
     CALL;                                                       \
   } else if (cell == "lstm") {                                  \
     using CellT = LSTM<T>;                                      \
+    CALL;                                                       \
+  } else if (cell == "peephole_lstm") {                         \
+    using CellT = PeepholeLSTM<T>;                              \
     CALL;                                                       \
   } else {                                                      \
     TORCH_CHECK(false, "rnnkit engine: unknown cell '", cell, "'"); \
@@ -610,16 +688,23 @@ int64_t cell_width(const std::string& cell, const Tensor& w_hh, const Tensor& w_
   return w_hr.defined() ? w_hr.size(1) : w_hh.size(1);
 }
 
+// params: the cell's own per-unit parameters; the peephole LSTM's [w_ci | w_cf | w_co] (3H), none for others.
+void check_cell_params(const std::string& cell, const Tensor& params, int64_t H) {
+  const int64_t expected = cell == "peephole_lstm" ? 3 * H : 0;
+  TORCH_CHECK(expected == 0 ? !params.defined() : params.defined() && params.numel() == expected,
+              "rnnkit engine: cell '", cell, "' takes ", expected, " cell parameters");
+}
+
 // Returns (out, h_n, c_n, saved, cells): c_n and cells (the extra state after every step) are empty
 // for single-state cells; saved and cells are empty when training is false.
 std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const Tensor& h0,
                             const c10::optional<Tensor>& c0_opt, const Tensor& w_hh, const c10::optional<Tensor>& b_hh,
                             const c10::optional<Tensor>& lengths, bool training,
                             const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone,
-                            const c10::optional<Tensor>& w_hr_opt) {
+                            const c10::optional<Tensor>& w_hr_opt, const c10::optional<Tensor>& params_opt) {
   check_inputs(x_proj, h0, w_hh);
   at::AutoDispatchBelowADInplaceOrView guard;
-  const Tensor w_hr = optional_or_undefined(w_hr_opt);
+  const Tensor w_hr = optional_or_undefined(w_hr_opt), cell_params = optional_or_undefined(params_opt);
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), R = w_hh.size(1), H = cell_width(cell, w_hh, w_hr);
   int64_t saved_blocks = 0, extra_blocks = 0;
   RNNKIT_DISPATCH_CELL(cell, float, (saved_blocks = CellT::kSaved, extra_blocks = CellT::kStates - 1))
@@ -637,35 +722,37 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
   const Tensor bias = b_hh.has_value() ? *b_hh : Tensor();
   const int64_t* len = lengths_ptr(lengths);
   check_masks(rmask, zone, steps, batch, R, R + extra_blocks * H);
+  check_cell_params(cell, cell_params, H);
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "rnnkit_engine_forward", [&] {
     const Masks<scalar_t> masks(rmask, zone, R + extra_blocks * H);
     if (training) {
       RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, w_hr, len, masks, out, h_n,
+                           (forward_loop<scalar_t, CellT, true>(x_proj, h0, c0, w_hh, bias, w_hr, cell_params, len, masks, out, h_n,
                                                                 c_n, saved, cells)))
     } else {
       RNNKIT_DISPATCH_CELL(cell, scalar_t,
-                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, w_hr, len, masks, out, h_n,
+                           (forward_loop<scalar_t, CellT, false>(x_proj, h0, c0, w_hh, bias, w_hr, cell_params, len, masks, out, h_n,
                                                                  c_n, saved, cells)))
     }
   });
   return {out, h_n, c_n, saved, cells};
 }
 
-// Returns (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr); d_c0 is undefined for single-state cells, d_b_hh
-// without a recurrent bias and d_w_hr without a projection.
+// Returns (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr, d_params); d_c0 is undefined for single-state
+// cells, d_b_hh without a recurrent bias, d_w_hr without a projection and d_params without cell parameters.
 std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const Tensor& d_h_n,
                              const c10::optional<Tensor>& d_c_n, const Tensor& h0, const c10::optional<Tensor>& c0,
                              const Tensor& w_hh, bool has_bias, const Tensor& out, const Tensor& cells,
                              const Tensor& saved, const c10::optional<Tensor>& lengths,
                              const c10::optional<Tensor>& rmask, const c10::optional<Tensor>& zone,
-                             const c10::optional<Tensor>& w_hr_opt) {
+                             const c10::optional<Tensor>& w_hr_opt, const c10::optional<Tensor>& params_opt) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  const Tensor w_hr = optional_or_undefined(w_hr_opt);
+  const Tensor w_hr = optional_or_undefined(w_hr_opt), cell_params = optional_or_undefined(params_opt);
   const bool two_states = c0.has_value() && c0->defined() && c0->numel() > 0;
   const int64_t R = w_hh.size(1), H = cell_width(cell, w_hh, w_hr);
   const int64_t width = two_states ? R + H : R;  // zoneout's row: h, then c
   check_masks(rmask, zone, out.size(0), out.size(1), R, width);
+  check_cell_params(cell, cell_params, H);
   const Tensor rmask_t = rmask.has_value() && rmask->defined() ? *rmask : Tensor();
   const Tensor d_out_c = d_out.contiguous(), d_h_c = d_h_n.contiguous();
   const Tensor d_c_c = optional_or_empty(d_c_n, out), c0_c = optional_or_empty(c0, out);
@@ -675,7 +762,7 @@ std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const
     const Masks<scalar_t> masks(rmask, zone, width);
     RNNKIT_DISPATCH_CELL(cell, scalar_t,
                          (grads = backward_loop<scalar_t, CellT>(d_out_c, d_h_c, d_c_c, h0, c0_c, w_hh, has_bias, w_hr,
-                                                                 out, cells, saved, len, masks, rmask_t)))
+                                                                 cell_params, out, cells, saved, len, masks, rmask_t)))
   });
   return grads;
 }
@@ -687,9 +774,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "Recurrence over all steps (out, h_n, c_n, saved, cells)",
         py::arg("cell"), py::arg("x_proj"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"),
         py::arg("lengths"), py::arg("training"), py::arg("rmask") = py::none(), py::arg("zone") = py::none(),
-        py::arg("w_hr") = py::none());
-  m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr)",
+        py::arg("w_hr") = py::none(), py::arg("params") = py::none());
+  m.def("backward", &backward, "Backpropagation through time (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr, d_params)",
         py::arg("cell"), py::arg("d_out"), py::arg("d_h_n"), py::arg("d_c_n"), py::arg("h0"), py::arg("c0"),
         py::arg("w_hh"), py::arg("has_bias"), py::arg("out"), py::arg("cells"), py::arg("saved"), py::arg("lengths"),
-        py::arg("rmask") = py::none(), py::arg("zone") = py::none(), py::arg("w_hr") = py::none());
+        py::arg("rmask") = py::none(), py::arg("zone") = py::none(), py::arg("w_hr") = py::none(),
+        py::arg("params") = py::none());
 }
