@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from app_support import assert_same_run, training_losses
+from test_reproducible import Killed, _kill_after
 from rnnkit.apps import dna
 from rnnkit.cli.main import main
 from rnnkit.data import nucleotides
 from rnnkit.data.nucleotides import MarkovModel, Record, kmer_counts, normalize, read_records
 from rnnkit.datasets import dna as hairpins
 from rnnkit.errors import InputError
-from rnnkit.train.trainer import Trainer
 
 pytest.importorskip("Bio", reason="needs biopython (pip install 'rnnkit[dna]')")
 
@@ -161,6 +161,26 @@ def test_markov_bits_per_base_equal_the_formula_position_by_position(smoothing):
     for order in (0, 1, 2, 3):
         fitted = MarkovModel(order, smoothing).fit(train).bits_per_base(test)
         assert fitted == pytest.approx(_naive_bits(train, test, order, smoothing), rel=1e-10)
+
+
+def test_kmer_logistic_regression_separates_composition_and_reports_its_choice():
+    rng = random.Random(4)
+    make = lambda n: [("".join(rng.choices("ACGT", weights=[3, 1, 1, 1] if y else [1, 1, 3, 1], k=30)), y)  # noqa
+                      for y in (rng.randint(0, 1) for _ in range(n))]
+    train, val, test = make(120), make(40), make(40)
+    predict, chosen = nucleotides.kmer_logistic_regression(train, val, 2, progress=False)
+    assert chosen["max_k"] in (1, 2) and chosen["C"] in (0.1, 1.0) and chosen["val_accuracy"] >= 0.9
+    assert np.mean(np.array(predict([s for s, _ in test])) == [y for _, y in test]) >= 0.9
+
+
+def test_markov_baselines_table_and_best():
+    result = nucleotides.markov_baselines(["ACGTACGTAC", "ACGTTT"], ["ACGTAC"], 3)
+    table = result["markov_bits_per_base"]
+    assert set(table) == {"add-one", "witten-bell"} and all(set(row) == {"1", "2", "3"} for row in table.values())
+    assert table["add-one"]["2"] == MarkovModel(2, "add-one").fit(["ACGTACGTAC", "ACGTTT"]).bits_per_base(["ACGTAC"])
+    best = result["best_markov"]
+    assert best["bits_per_base"] == min(v for row in table.values() for v in row.values())
+    assert table[best["smoothing"]][str(best["order"])] == best["bits_per_base"]
 
 
 # ------------------------------------------------------------------------------ hairpins and split
@@ -355,21 +375,6 @@ def test_wrong_task_verbs_are_refused(classify_run, lm_run, cli_error):
     assert "is a classifier" in cli_error(["dna", "sample", "--run", str(classify_run[1])])
     assert "not nucleotide codes" in cli_error(["dna", "predict", "--run", str(classify_run[1]), "MKLPEEQ"])
     assert "not nucleotide codes" in cli_error(["dna", "sample", "--run", str(lm_run[1]), "--prime", "hello"])
-
-
-class Killed(Exception):
-    """Stands in for SIGKILL: raised from inside the training loop, never caught by rnnkit."""
-
-
-def _kill_after(monkeypatch, steps: int) -> None:
-    original = Trainer._train_step
-
-    def step(self, batch):
-        if self.step == steps:
-            raise Killed
-        return original(self, batch)
-
-    monkeypatch.setattr(Trainer, "_train_step", step)
 
 
 @pytest.mark.slow

@@ -337,51 +337,6 @@ def language_val_metrics(model: torch.nn.Module, batches) -> dict:
     return {"bits_per_base": total / max(count, 1)}
 
 
-def markov_baselines(train: Sequence[str], test: Sequence[str], max_order: int) -> dict:
-    """Bits per base on ``test`` of Markov models of orders 1..``max_order`` fitted on ``train``."""
-    table = {smoothing: {} for smoothing in nucleotides.SMOOTHINGS}
-    for smoothing in nucleotides.SMOOTHINGS:
-        for order in range(1, max_order + 1):
-            table[smoothing][str(order)] = nucleotides.MarkovModel(order, smoothing).fit(train).bits_per_base(test)
-    best = min(((bits, smoothing, int(order)) for smoothing, row in table.items() for order, bits in row.items()))
-    return {"markov_bits_per_base": table, "best_markov": {"bits_per_base": best[0], "smoothing": best[1],
-                                                           "order": best[2]}}
-
-
-def kmer_baseline(train: list[tuple[str, int]], val: list[tuple[str, int]], test: list[tuple[str, int]],
-                  classes: int, max_k: int, progress: bool = True) -> dict:
-    """k-mer frequencies (k = 1..K) and log length, standardised, into a multinomial logistic regression.
-
-    K (from ``max(1, max_k - 2)`` to ``max_k``) and the inverse regularisation C (0.1 or 1) are chosen
-    by validation accuracy (training accuracy without validation data); scored on ``test``.
-    """
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def xy(part, k):
-        return nucleotides.kmer_features([s for s, _ in part], k), np.array([y for _, y in part])
-
-    best = None
-    for k in range(max(1, max_k - 2), max_k + 1):
-        x_train, y_train = xy(train, k)
-        x_val, y_val = xy(val, k) if val else (x_train, y_train)
-        for c in (0.1, 1.0):
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
-            model.fit(x_train, y_train)
-            accuracy = float((model.predict(x_val) == y_val).mean())
-            if progress:
-                print(f"k-mer baseline: k <= {k}, C = {c}: validation accuracy {accuracy:.4f}", file=sys.stderr)
-            if best is None or accuracy > best[0]:
-                best = (accuracy, k, c, model)
-    accuracy, k, c, model = best
-    x_test, y_test = xy(test, k)
-    result = scores(y_test.tolist(), model.predict(x_test).tolist(), classes)
-    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "max_k": k, "C": c,
-            "val_accuracy": accuracy}
-
-
 def classify_metrics(model, items: list[tuple[Record, str]], labels: list[str], max_length: int) -> dict:
     """Accuracy, macro-F1 and confusion of a classifier on labelled records, with the majority baseline."""
     unknown = sorted({label for _, label in items} - set(labels))
@@ -479,7 +434,9 @@ class Dna(lifecycle.App):
             index = {label: i for i, label in enumerate(labels)}
             cut = [[(r.sequence[:settings.max_length], index[label]) for r, label in parts[name]]
                    for name in ("train", "val", "test")]
-            result["kmer_baseline"] = kmer_baseline(*cut, len(labels), settings.baseline_max_k)
+            predict_kmers, chosen = nucleotides.kmer_logistic_regression(cut[0], cut[1], settings.baseline_max_k)
+            baseline = scores([y for _, y in cut[2]], predict_kmers([s for s, _ in cut[2]]), len(labels))
+            result["kmer_baseline"] = {"accuracy": baseline["accuracy"], "macro_f1": baseline["macro_f1"], **chosen}
             result["beats_kmer_baseline"] = result["accuracy"] > result["kmer_baseline"]["accuracy"]
             plot_confusion(result["confusion"], labels, run / "confusion_matrix.png",
                            f"test: accuracy {result['accuracy']:.3f} (k-mer LR "
@@ -488,7 +445,8 @@ class Dna(lifecycle.App):
         test = [r.sequence for r, _ in parts["test"]]
         result["bits_per_base"] = bits_per_base(model, test)
         result["test_bases"] = sum(sum(c in BASES for c in s) for s in test)
-        result.update(markov_baselines([r.sequence for r, _ in parts["train"]], test, settings.markov_max_order))
+        result.update(nucleotides.markov_baselines([r.sequence for r, _ in parts["train"]], test,
+                                                   settings.markov_max_order))
         result["beats_markov"] = result["bits_per_base"] < result["best_markov"]["bits_per_base"]
         plot_markov(result, run / "bits_per_base.png")
         if settings.sample_count:
@@ -552,7 +510,7 @@ def evaluate(run: str | Path, files: Sequence[str] | None = None, *, labels: str
         test = [r.sequence for r, _ in items]
         train_part = split(info.settings, info.seed)["train"]
         result = {"bits_per_base": bits_per_base(model, test),
-                  **markov_baselines([r.sequence for r, _ in train_part], test, settings.markov_max_order)}
+                  **nucleotides.markov_baselines([r.sequence for r, _ in train_part], test, settings.markov_max_order)}
     result["evaluated_on"] = where
     return result
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,39 @@ def kmer_features(sequences: Sequence[str], max_k: int) -> np.ndarray:
     return np.hstack([*blocks, lengths])
 
 
+def kmer_logistic_regression(train: Sequence[tuple[str, int]], val: Sequence[tuple[str, int]], max_k: int, *,
+                             progress: bool = True) -> tuple[Callable[[Sequence[str]], list[int]], dict]:
+    """The k-mer baseline of a classifier: :func:`kmer_features` (k = 1..K), standardised, into a
+    multinomial logistic regression (scikit-learn), on ``(sequence, class id)`` pairs.
+
+    K (from ``max(1, max_k - 2)`` to ``max_k``) and the inverse regularisation C (0.1 or 1) are chosen by
+    accuracy on ``val`` (on ``train`` when ``val`` is empty). Returns ``(predict, {"max_k", "C",
+    "val_accuracy"})`` where ``predict(sequences)`` gives class ids.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def xy(part, k):
+        return kmer_features([s for s, _ in part], k), np.array([y for _, y in part])
+
+    best = None
+    for k in range(max(1, max_k - 2), max_k + 1):
+        x_train, y_train = xy(train, k)
+        x_val, y_val = xy(val, k) if val else (x_train, y_train)
+        for c in (0.1, 1.0):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
+            model.fit(x_train, y_train)
+            accuracy = float((model.predict(x_val) == y_val).mean())
+            if progress:
+                print(f"k-mer baseline: k <= {k}, C = {c}: validation accuracy {accuracy:.4f}", file=sys.stderr)
+            if best is None or accuracy > best[0]:
+                best = (accuracy, k, c, model)
+    accuracy, k, c, model = best
+    return (lambda sequences: model.predict(kmer_features(sequences, k)).tolist()), \
+        {"max_k": k, "C": c, "val_accuracy": accuracy}
+
+
 # ----------------------------------------------------------------------------------------- Markov
 SMOOTHINGS = ("add-one", "witten-bell")
 
@@ -276,3 +310,15 @@ def _contexts(sequences: Iterable[str], order: int) -> tuple[list[np.ndarray], n
     for j in range(1, order + 1):
         contexts.append(contexts[-1] + symbols[positions - j] * 6 ** (j - 1))
     return contexts, targets
+
+
+def markov_baselines(train: Sequence[str], test: Sequence[str], max_order: int) -> dict:
+    """Bits per base on ``test`` of Markov models of orders 1..``max_order`` fitted on ``train``, with
+    each smoothing: ``{"markov_bits_per_base": {smoothing: {order: bits}}, "best_markov": {...}}``."""
+    table: dict[str, dict[str, float]] = {smoothing: {} for smoothing in SMOOTHINGS}
+    for smoothing in SMOOTHINGS:
+        for order in range(1, max_order + 1):
+            table[smoothing][str(order)] = MarkovModel(order, smoothing).fit(train).bits_per_base(test)
+    best = min((bits, smoothing, int(order)) for smoothing, row in table.items() for order, bits in row.items())
+    return {"markov_bits_per_base": table,
+            "best_markov": {"bits_per_base": best[0], "smoothing": best[1], "order": best[2]}}
