@@ -20,7 +20,7 @@ EXAMPLES = """examples:
   rnnkit dna train --data genes.fa --labels labels.tsv --group-pattern '^(\\w+)_' --out runs/genes
   rnnkit dna evaluate --run runs/hairpin-groups                 # the run's own test split again
   rnnkit dna evaluate --run runs/hairpin-lm --data other.fa     # bits per base on other sequences
-  rnnkit dna predict --run runs/hairpin-groups UGAGGUAGUAGGUUGUAUAGUU... --data more.fa
+  rnnkit dna predict --run runs/hairpin-groups UGAGGUAGUAGGUUGUAUAGUU --data more.fa
   rnnkit dna sample --run runs/hairpin-lm --count 5 --prime UGAGGUAG --temperature 0.9 --out new.fa
 """
 
