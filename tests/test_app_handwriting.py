@@ -229,6 +229,8 @@ def test_bad_options_fail_in_one_line(bars, tmp_path, capsys):
         capsys, ["handwriting", "train", "--data", data, "--dataset", "mnist", "--out", out])
     assert "the classify task reports val_loss, val_accuracy; not --monitor val_cer" in _error(
         capsys, ["handwriting", "train", "--data", data, "--monitor", "val_cer", "--out", out])
+    assert "--width needs --height too" in _error(
+        capsys, ["handwriting", "train", "--data", data, "--width", "8", "--out", out])
     assert "does not exist; train first" in _error(capsys, ["handwriting", "read", "--run", out, f"{data}/0000.png"])
 
 

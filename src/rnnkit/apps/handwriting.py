@@ -215,8 +215,8 @@ def read_folder(settings: HandwritingSettings) -> tuple[list[np.ndarray], list[s
     if settings.height is not None:
         size = (settings.height, 1) if lines else (settings.height, settings.width or settings.height)
     policy = "height" if lines else "resize" if settings.resize else "refuse"
-    if policy == "resize" and size is None and settings.width is not None:
-        raise InputError("--width needs --height too")
+    if not lines and settings.width is not None and settings.height is None:
+        raise InputError("--width needs --height too (images are height x width)")
     folder = image_io.read_labelled_folder(settings.data, settings.labels, file_column=settings.file_column,
                                            label_column=settings.label_column, size=size, size_policy=policy,
                                            what="text" if lines else "label")
