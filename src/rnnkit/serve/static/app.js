@@ -74,20 +74,21 @@ function drawLines(canvas, series, labels) {
 function heatmap(canvas, weights, rows, cols) {
   const ctx = canvas.getContext("2d"), cell = 28, left = 90, top = 70;
   canvas.width = left + cell * cols.length + 10; canvas.height = top + cell * rows.length + 10;
+  const top1 = Math.max(...weights.flat(), 1e-9);  // darkest cell = the largest weight
   ctx.font = "12px sans-serif"; ctx.fillStyle = "#222";
   cols.forEach((c, j) => { ctx.save(); ctx.translate(left + j * cell + cell / 2, top - 6); ctx.rotate(-Math.PI / 3);
                            ctx.fillText(c, 0, 0); ctx.restore(); });
   rows.forEach((r, i) => {
     ctx.fillStyle = "#222"; ctx.fillText(r, 4, top + i * cell + cell * 0.65);
-    weights[i].forEach((w, j) => { const v = Math.round(255 * (1 - w));
+    weights[i].forEach((w, j) => { const v = Math.round(255 * (1 - w / top1));
       ctx.fillStyle = `rgb(${v},${v},255)`; ctx.fillRect(left + j * cell, top + i * cell, cell - 1, cell - 1); });
   });
 }
 
 const RENDERERS = {
   async stream(body, result) {
-    const out = document.createElement("pre"); out.id = "output"; result.append(out);
     const reader = (await post("/api/stream", body)).body.getReader(), decoder = new TextDecoder();
+    const out = document.createElement("pre"); out.id = "output"; result.append(out);
     out.textContent = body.prime || "";
     for (;;) {
       const { value, done } = await reader.read();
