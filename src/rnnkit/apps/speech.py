@@ -539,8 +539,9 @@ class Speech(lifecycle.App):
     def describe(self, settings, data, model) -> str:
         parameters = sum(p.numel() for p in model.parameters())
         sizes = data.facts["sizes"]
+        kind = "LPC cepstra" if settings.dataset == "japanese_vowels" else settings.spec().kind
         return (f"speech ({settings.task}): {sizes['train']} training clips from {len(data.facts['groups']['train'])} "
-                f"voices/speakers, {sizes['val']} validation, {sizes['test']} test; {settings.spec().kind} "
+                f"voices/speakers, {sizes['val']} validation, {sizes['test']} test; {kind} "
                 f"x{data.facts['input_size']}; {type(model).__name__}, {parameters:,} parameters")
 
     def report(self, model, settings: SpeechSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
