@@ -15,6 +15,9 @@ from rnnkit import backends, engine, loop
 from rnnkit.engine import _build, python_engine
 
 IMPLEMENTATIONS = ["cpp", "python"]
+# gradcheck through the PyTorch twin's Python loops takes seconds per case: slow (the twin is held to the
+# gradchecked C++ loops buffer by buffer in the quick tests, and by the fallback test)
+GRADCHECK_IMPLEMENTATIONS = ["cpp", pytest.param("python", marks=pytest.mark.slow)]
 REGULARISERS = [{"recurrent_dropout": 0.3}, {"zoneout": 0.25}, {"recurrent_dropout": 0.3, "zoneout": 0.25}]
 REG_IDS = ["dropout", "zoneout", "both"]
 
@@ -110,7 +113,7 @@ def _node_inputs(kind, dtype, steps=5, batch=3, hidden=4, training=True, seed=0)
     return spec, x_proj, h0, c0, w_hh, b_hh, rmask, zone
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
 @pytest.mark.parametrize("training", [True, False], ids=["mask", "expectation"])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_regularised_node_passes_gradcheck(kind, training, impl):
@@ -232,7 +235,7 @@ def test_projected_lstm_on_the_engine_equals_reference_with_lengths_and_masks(re
             _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
 @pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
 def test_projected_node_passes_gradcheck(with_masks, impl):
     torch.manual_seed(0)
@@ -328,7 +331,7 @@ def _peephole_node_inputs(dtype, steps, batch, hidden, seed=0):
     return x_proj, h0, c0, w_hh, peepholes, rmask, zone
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
 @pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
 def test_peephole_node_passes_gradcheck(with_masks, impl):
     x_proj, h0, c0, w_hh, peepholes, rmask, zone = _peephole_node_inputs(torch.float64, 4, 3, 3)
