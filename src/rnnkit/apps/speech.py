@@ -677,7 +677,7 @@ def describe(result: dict) -> str:
 
 
 def describe_anchors(result: dict) -> str:
-    lines = ["published anchors (different data, not comparable as equal):"]
+    lines = ["published anchors, beside ours (what differs is named; different data is never comparable as equal):"]
     for a in result.get("anchors", []):
         lines.append(f"  {a['result']}: {a['setting']}; differs: {a['differs']}")
     return "\n".join(lines)
