@@ -167,6 +167,24 @@ def test_translator_encoder_and_decoder_step_decode_greedily_like_pytorch(tmp_pa
     np.testing.assert_array_equal(got, want)
 
 
+def test_the_newer_apps_models(tmp_path):
+    """CTC recognition (speech, handwriting), image captioning (encoder + decoder step, images of several
+    sizes) and piano-roll music: registered in a few lines each, checked against PyTorch the same way."""
+    from rnnkit.models.captioner import Captioner
+    from rnnkit.models.ctc import CTCRecognizer
+    from rnnkit.models.pianoroll import PianoRollModel
+
+    models = {"ctc": CTCRecognizer(input_size=5, num_classes=7, hidden_size=8, bidirectional=True, subsample=2),
+              "caption": Captioner(vocab_size=12, image_channels=1, hidden_size=8, conv_layers=2, cell="lstm"),
+              "music": PianoRollModel(keys=6, hidden_size=8)}
+    files = {}
+    for name, model in models.items():
+        done = to_onnx(model.eval(), tmp_path / f"{name}.onnx")
+        assert max(done.max_difference.values()) < TOL, name
+        files[name] = set(done.files)
+    assert files == {"ctc": {"model"}, "caption": {"encoder", "decoder_step"}, "music": {"model"}}
+
+
 def _fake_run(root, model, app="classify"):
     """A run directory as training leaves it (app.json + model/), written directly: no training needed."""
     from rnnkit.apps.lifecycle import RUN_FORMAT

@@ -514,6 +514,22 @@ def _tagger_parts(model) -> list[Part]:
                  dynamic, example)]
 
 
+@register("PianoRollModel")
+def _pianoroll_parts(model) -> list[Part]:
+    """Music: ``(frames (batch, time, keys) 0/1 floats, lengths, h[, c]) -> (logits per key, h_n[, c_n])``;
+    generate by feeding one frame at a time (time = 1) and drawing each key from its sigmoid."""
+    layer, keys, states = model.rnn, model.config.keys, _state_names(model.rnn)
+
+    def example(batch, steps, generator):
+        frames = (torch.rand(batch, steps, keys, generator=generator) < 0.2).float()
+        return (frames, _lengths(batch, steps, generator), *_states(layer, batch, generator))
+
+    dynamic = {"inputs": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "output": {0: "batch", 1: "time"}}
+    dynamic.update({n: {1: "batch"} for n in [*states, *(f"{s}_n" for s in states)]})
+    return [Part("model", _Tagger(model), ["inputs", "lengths", *states], ["output", *(f"{s}_n" for s in states)],
+                 dynamic, example)]
+
+
 class _Classifier(nn.Module):
     def __init__(self, model) -> None:
         super().__init__()
@@ -593,6 +609,77 @@ def _seq2seq_parts(model) -> list[Part]:
              ["logits", *(f"{s}_n" for s in states), "attention"],
              {"tokens": {0: "batch"}, "logits": {0: "batch"}, "attention": {0: "batch", 1: "source_time"},
               **keys, **hidden}, step_example),
+    ]
+
+
+class _Recognizer(nn.Module):
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs, lengths):
+        return self.model(inputs, lengths=lengths).output
+
+
+@register("CTCRecognizer")
+def _ctc_parts(model) -> list[Part]:
+    """Speech/handwriting CTC: ``(inputs (batch, time, features), lengths) -> log_probs (batch, frames, classes)``;
+    decode greedily by collapsing repeats and dropping class 0 (the blank)."""
+    size = model.config.input_size
+    return [Part("model", _Recognizer(model), ["inputs", "lengths"], ["log_probs"],
+                 {"inputs": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "log_probs": {0: "batch", 1: "frames"}},
+                 lambda batch, steps, g: (torch.randn(batch, steps, size, generator=g), _lengths(batch, steps, g)))]
+
+
+class _ImageEncoder(nn.Module):
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        state = self.model.encode(images)
+        hidden = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
+        return (*hidden, state.keys)
+
+
+class _CaptionStep(nn.Module):
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, *rest):
+        from rnnkit.models.captioner import CaptionState
+
+        hidden, keys = rest[:-1], rest[-1]
+        logits, state = self.model.step(tokens, CaptionState(hidden if len(hidden) > 1 else hidden[0], keys))
+        new = state.hidden if isinstance(state.hidden, tuple) else (state.hidden,)
+        return (logits, *new, state.attention)
+
+
+@register("Captioner")
+def _captioner_parts(model) -> list[Part]:
+    """Image captioning: ``encoder (images) -> (h[, c], keys)`` and ``decoder_step (tokens, h[, c], keys) ->
+    (logits, h_n[, c_n], attention)``, decoded like the translator's."""
+    config, states = model.config, _state_names(model.rnn)
+    encoder = _ImageEncoder(model)
+
+    def images(batch, steps, generator):  # "steps" sets the image size: regions vary like a time axis
+        side = 2 ** config.conv_layers * (2 + steps % 3)  # at least 2x2 regions (the encoder branches on 1)
+        return (torch.rand(batch, config.image_channels, side, side + 2 ** config.conv_layers, generator=generator),)
+
+    def step_example(batch, steps, generator):
+        with torch.no_grad():
+            encoded = encoder(*images(batch, steps, generator))
+        return (torch.randint(0, config.vocab_size, (batch,), generator=generator), *encoded)
+
+    regions = {"keys": {0: "batch", 1: "regions"}}
+    return [
+        Part("encoder", encoder, ["images"], [*states, "keys"],
+             {"images": {0: "batch", 2: "height", 3: "width"}, **regions, **{n: {1: "batch"} for n in states}}, images),
+        Part("decoder_step", _CaptionStep(model), ["tokens", *states, "keys"],
+             ["logits", *(f"{s}_n" for s in states), "attention"],
+             {"tokens": {0: "batch"}, "logits": {0: "batch"}, "attention": {0: "batch", 1: "regions"}, **regions,
+              **{n: {1: "batch"} for n in [*states, *(f"{s}_n" for s in states)]}}, step_example),
     ]
 
 
