@@ -185,6 +185,26 @@ def test_the_newer_apps_models(tmp_path):
     assert files == {"ctc": {"model"}, "caption": {"encoder", "decoder_step"}, "music": {"model"}}
 
 
+def test_the_docs_sampling_snippet_runs_without_rnnkit(tmp_path, capsys):
+    """docs/shipping.md's 'Running it without rnnkit' code, on a text generator exported by the CLI: it
+    imports only numpy, json and onnxruntime, and prints the prime followed by 200 sampled characters."""
+    import re
+    from pathlib import Path
+
+    from serve_support import textgen_run
+
+    run = textgen_run(tmp_path)
+    assert main(["export", "--run", str(run)]) == 0
+    capsys.readouterr()
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "shipping.md").read_text()
+    code = re.search(r"\*\*Running it without rnnkit\*\*.*?```python\n(.*?)```", doc, re.S).group(1)
+    assert not re.search(r"^(import|from) rnnkit", code, re.M)
+    code = code.replace("runs/shakespeare", str(run)).replace("hidden = 1, 512", "hidden = 1, 16")
+    exec(compile(code, "docs/shipping.md", "exec"), {})
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 200
+
+
 def _fake_run(root, model, app="classify"):
     """A run directory as training leaves it (app.json + model/), written directly: no training needed."""
     from rnnkit.apps.lifecycle import RUN_FORMAT

@@ -118,6 +118,17 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_every_apps_run_exports_through_the_cli(runs, capsys):
+    """`rnnkit export --run` on real runs of the four apps: each file checked against PyTorch to 1e-5."""
+    for app, run in runs.items():
+        assert main(["export", "--run", str(run), "--tolerance", "1e-5", "--json"]) == 0, app
+        manifest = json.loads(capsys.readouterr().out)
+        assert manifest["app"] == app and max(manifest["max_difference"].values()) < 1e-5
+        expected = {"encoder", "decoder_step"} if app == "translate" else {"model"}
+        assert set(manifest["files"]) == expected
+
+
+@pytest.mark.slow
 def test_forecast_equals_the_apps_predict(runs):
     from rnnkit.apps import forecast
 
