@@ -386,9 +386,9 @@ def read_prime(prime: str) -> notation.Piece:
             found = None
         if not found:
             raise InputError(f"--prime {prime}: no such file, nor a work of music21's corpus (e.g. bach/bwv66.6)")
-        from rnnkit.datasets.music import _one
+        from rnnkit.datasets.music import corpus_file
 
-        path = _one(found)
+        path = corpus_file(found)
     pieces = notation.read_files([path], progress=False)
     if number and (not number.isdigit() or not 1 <= int(number) <= len(pieces)):
         raise InputError(f"--prime {prime}: {path.name} holds {len(pieces)} piece(s); use #1 to #{len(pieces)}")

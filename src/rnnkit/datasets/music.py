@@ -37,13 +37,13 @@ def chorale_files() -> list[Path]:
     """The files of the 371 chorales, in music21's chorale-iterator order."""
     corpus = _corpus()
     names = list(corpus.chorales.Iterator(returnType="filename"))
-    files = [_one(corpus.getWork(name)) for name in names]
+    files = [corpus_file(corpus.getWork(name)) for name in names]
     if not files:
         raise DatasetUnavailable(f"music21's corpus has no Bach chorales; reinstall it: {_FIX}")
     return files
 
 
-def _one(found) -> Path:
+def corpus_file(found) -> Path:
     """One file of a work music21 has in several encodings (MusicXML preferred over Humdrum)."""
     if isinstance(found, (list, tuple)):
         found = sorted(found, key=lambda p: (Path(str(p)).suffix != ".mxl", str(p)))[0]
