@@ -4,7 +4,9 @@ One layer, batch 8, input and hidden 256, float32, at sequence lengths 1,024 / 4
 Implementations, all on the same input:
 
 * ``minGRU fused``: ``rk.MinGRU(scan="fused")``, what ``scan="auto"`` runs on CPU (a fused time loop
-  in one autograd function, the adjoint loop as backward);
+  in one autograd function, the adjoint loop as backward), in the engine's C++ extension;
+* ``minGRU fused, PyTorch``: the same autograd function with its loops in PyTorch ops (one ``lerp``
+  per step), what runs when the C++ engine cannot be built;
 * ``minGRU log``: ``rk.MinGRU(scan="log")``, the chunked log-space parallel scan (what ``"auto"`` runs
   on GPUs);
 * ``minGRU sequential``: the same cell stepped by ``rnnkit.loop.recur(..., scan=rnnkit.loop.scan)``
@@ -44,7 +46,8 @@ import rnnkit as rk
 from rnnkit import loop
 
 BATCH, HIDDEN = 8, 256
-IMPLEMENTATIONS = ("minGRU fused", "minGRU log", "minGRU sequential", "nn.LSTM", "nn.GRU", "floor")
+IMPLEMENTATIONS = ("minGRU fused", "minGRU fused, PyTorch", "minGRU log", "minGRU sequential", "nn.LSTM", "nn.GRU",
+                   "floor")
 
 
 def build(name: str):
@@ -58,8 +61,20 @@ def build(name: str):
     if name == "floor":
         module = torch.nn.Linear(HIDDEN, 2 * HIDDEN)
         return module, module
-    scan = {"minGRU fused": "fused", "minGRU log": "log", "minGRU sequential": "auto"}[name]
+    scan = {"minGRU fused": "fused", "minGRU fused, PyTorch": "fused", "minGRU log": "log",
+            "minGRU sequential": "auto"}[name]
     module = rk.MinGRU(HIDDEN, HIDDEN, scan=scan)
+    if name == "minGRU fused, PyTorch":
+        from rnnkit.variants import minimal
+
+        def pytorch_loops(x):
+            compiled, minimal._compiled_scan = minimal._compiled_scan, lambda pre: None
+            try:
+                return module(x)[0]
+            finally:
+                minimal._compiled_scan = compiled
+
+        return module, pytorch_loops
     if name != "minGRU sequential":
         return module, lambda x: module(x)[0]
     params = module.parameter_groups()[0]

@@ -368,3 +368,60 @@ def test_cpp_and_python_loops_agree_on_buffers_for_the_peephole_lstm():
             assert a is None
         else:
             torch.testing.assert_close(a, b, atol=5e-5, rtol=5e-5)
+
+
+# --- minGRU / minLSTM: the gated scan in C++ ---------------------------------------------------------------
+
+
+def _scan_results(pre, h0, monkeypatch, compiled):
+    from rnnkit.variants import minimal
+
+    if not compiled:
+        monkeypatch.setattr(minimal, "_compiled_scan", lambda pre: None)
+    pre, h0 = pre.clone().requires_grad_(), h0.clone().requires_grad_()
+    out, final = minimal.fused_gated_scan(pre, h0)
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    results = [out, final, *torch.autograd.grad((out * weights).sum() + (final * final).sum(), [pre, h0])]
+    monkeypatch.undo()
+    return results
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_gated_scan_equals_its_pytorch_twin(dtype, monkeypatch):
+    torch.manual_seed(0)
+    pre = torch.randn(300, 3, 2 * 37, dtype=dtype) * 3  # both branches of g(v), saturated gates too
+    h0 = torch.randn(3, 37, dtype=dtype)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    _assert_all_close(_scan_results(pre, h0, monkeypatch, True), _scan_results(pre, h0, monkeypatch, False),
+                      tolerance)
+
+
+def test_compiled_gated_scan_passes_gradcheck():
+    from rnnkit.variants import minimal
+
+    torch.manual_seed(0)
+    pre = torch.randn(6, 2, 8, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    assert minimal._compiled_scan(pre) is not None
+    assert torch.autograd.gradcheck(lambda p, h: minimal._FusedGatedScan.apply(p, h), (pre, h0))
+
+
+def test_min_gru_layer_with_the_compiled_scan_equals_its_step_by_step_loop():
+    torch.manual_seed(0)
+    layer = rk.MinGRU(3, 6, bidirectional=True).double()
+    x, lengths = torch.randn(40, 3, 3, dtype=torch.float64), torch.tensor([40, 7, 23])
+    fused = _results(layer, x, lengths)
+    with loop.observing(_NullObserver()):  # the readable loop, step by step over the cell's recurrence
+        stepped = _results(layer, x, lengths)
+    _assert_all_close(fused, stepped, 1e-12)
+
+
+class _NullObserver:
+    def layer(self, module):
+        pass
+
+    def begin(self, lengths, reverse):
+        pass
+
+    def step(self, state):
+        pass

@@ -174,6 +174,13 @@ class _FusedGatedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pre: Tensor, h0: Tensor) -> Tensor:
+        compiled = _compiled_scan(pre)
+        ctx.compiled = compiled
+        if compiled is not None:  # the C++ loops: one pass per row over all steps; backward recomputes w and c
+            pre, h0 = pre.contiguous(), h0.contiguous()
+            out = compiled.gated_scan_forward(pre, h0)
+            ctx.save_for_backward(None, None, h0, out, pre)
+            return out
         k, v = pre.chunk(2, dim=-1)
         w = torch.sigmoid(k)
         c = g(v)
@@ -190,6 +197,9 @@ class _FusedGatedScan(torch.autograd.Function):
         if torch.is_grad_enabled() or transform_active(grad_out) is not None:  # create_graph=True or a transform over
             # backward (vmap over the gradient, as gradcheck's batched check does): differentiate the plain loop
             return _differentiable_backward(pre, h0, grad_out, ctx.needs_input_grad)
+        if ctx.compiled is not None:
+            grad_pre, grad_h0 = ctx.compiled.gated_scan_backward(grad_out, pre, h0, out)
+            return grad_pre if ctx.needs_input_grad[0] else None, grad_h0 if ctx.needs_input_grad[1] else None
         keep = 1 - w
         total = torch.empty(out.shape, dtype=out.dtype, device=out.device)
         totals, keeps, given = total.unbind(0), keep.unbind(0), grad_out.unbind(0)
@@ -209,6 +219,17 @@ class _FusedGatedScan(torch.autograd.Function):
             torch.addcmul(c, c, c, value=-1.0, out=grad_v)  # g'(v) = c (1 - c) = σ'(v) for v < 0 ...
             grad_v.masked_fill_(c >= 0.5, 1.0).mul_(weighted)  # ... and 1 for v >= 0
         return grad_pre, grad_h0
+
+
+def _compiled_scan(pre: Tensor):
+    """The fused engine's C++ extension when it can run this scan (CPU, float32/float64, built), else None:
+    then :class:`_FusedGatedScan` runs its loops in PyTorch ops (the same lerps; its twin in the tests)."""
+    if pre.device.type != "cpu" or pre.dtype not in (torch.float32, torch.float64):
+        return None
+    from rnnkit import engine
+
+    implementation = engine.implementation()
+    return implementation if hasattr(implementation, "gated_scan_forward") else None
 
 
 def _plain_gated_scan(pre: Tensor, h0: Tensor) -> Tensor:

@@ -33,6 +33,7 @@
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 namespace {
 
@@ -767,10 +768,104 @@ std::vector<Tensor> backward(const std::string& cell, const Tensor& d_out, const
   return grads;
 }
 
+// minGRU / minLSTM (rnnkit.variants.minimal): h_t = lerp(h_{t-1}, g(v_t), σ(k_t)) over pre = [k | v]
+// (steps, batch, 2H), g(v) = max(v + 0.5, σ(v)). The recurrence is elementwise, so each batch row runs
+// its whole time loop on one thread (rows in parallel), vectorised over the hidden units; nothing but
+// the outputs is kept: backward recomputes σ(k) and g(v) from pre.
+template <typename T>
+inline T lerp_like_torch(T start, T end, T weight) {  // torch.lerp's formula
+  const T diff = end - start;
+  return weight < T(0.5) ? start + weight * diff : end - diff * (T(1) - weight);
+}
+
+template <typename T>
+void gated_scan_forward_loop(const T* pre, const T* h0, T* out, int64_t steps, int64_t batch, int64_t H) {
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t t = 0; t < steps; ++t) {
+        const T* k = pre + (t * batch + b) * 2 * H;
+        const T* v = k + H;
+        const T* h = t == 0 ? h0 + b * H : out + ((t - 1) * batch + b) * H;
+        T* o = out + (t * batch + b) * H;
+#pragma GCC ivdep
+        for (int64_t j = 0; j < H; ++j) {
+          const T w = Math<T>::sigmoid(k[j]);
+          const T s = Math<T>::sigmoid(v[j]);
+          const T c = v[j] + T(0.5) > s ? v[j] + T(0.5) : s;
+          o[j] = lerp_like_torch(h[j], c, w);
+        }
+      }
+    }
+  });
+}
+
+// ḡ_t = dL/dh_t + (1 - w_{t+1}) ḡ_{t+1}; dL/dk_t = ḡ_t w_t (1 - w_t) (c_t - h_{t-1});
+// dL/dv_t = ḡ_t w_t g'(v_t) (1 for v >= 0, c (1 - c) below); dL/dh_0 = (1 - w_1) ḡ_1.
+template <typename T>
+void gated_scan_backward_loop(const T* grad_out, const T* pre, const T* h0, const T* out, T* grad_pre, T* grad_h0,
+                              int64_t steps, int64_t batch, int64_t H) {
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> carry(H);
+    for (int64_t b = begin; b < end; ++b) {
+      T* cr = carry.data();
+      std::fill(cr, cr + H, T(0));
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const T* k = pre + (t * batch + b) * 2 * H;
+        const T* v = k + H;
+        const T* h = t == 0 ? h0 + b * H : out + ((t - 1) * batch + b) * H;
+        const T* go = grad_out + (t * batch + b) * H;
+        T* gk = grad_pre + (t * batch + b) * 2 * H;
+        T* gv = gk + H;
+#pragma GCC ivdep
+        for (int64_t j = 0; j < H; ++j) {
+          const T w = Math<T>::sigmoid(k[j]);
+          const T s = Math<T>::sigmoid(v[j]);
+          const T c = v[j] + T(0.5) > s ? v[j] + T(0.5) : s;
+          const T total = go[j] + cr[j];
+          const T weighted = total * w;
+          gk[j] = weighted * (T(1) - w) * (c - h[j]);
+          gv[j] = weighted * (v[j] >= T(0) ? T(1) : c * (T(1) - c));
+          cr[j] = (T(1) - w) * total;
+        }
+      }
+      std::copy(cr, cr + H, grad_h0 + b * H);
+    }
+  });
+}
+
+Tensor gated_scan_forward(const Tensor& pre, const Tensor& h0) {
+  TORCH_CHECK(pre.device().is_cpu() && pre.dim() == 3 && pre.is_contiguous() && pre.size(2) % 2 == 0,
+              "rnnkit gated scan: pre must be a contiguous CPU (steps, batch, 2 * hidden) tensor");
+  TORCH_CHECK(h0.is_contiguous() && h0.numel() == pre.size(1) * pre.size(2) / 2, "rnnkit gated scan: h0 (batch, hidden)");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t steps = pre.size(0), batch = pre.size(1), H = pre.size(2) / 2;
+  Tensor out = at::empty({steps, batch, H}, pre.options());
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnnkit_gated_scan_forward", [&] {
+    gated_scan_forward_loop<scalar_t>(pre.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                      steps, batch, H);
+  });
+  return out;
+}
+
+std::vector<Tensor> gated_scan_backward(const Tensor& grad_out, const Tensor& pre, const Tensor& h0, const Tensor& out) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor grad = grad_out.contiguous();
+  const int64_t steps = pre.size(0), batch = pre.size(1), H = pre.size(2) / 2;
+  Tensor grad_pre = at::empty_like(pre), grad_h0 = at::empty({batch, H}, pre.options());
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnnkit_gated_scan_backward", [&] {
+    gated_scan_backward_loop<scalar_t>(grad.data_ptr<scalar_t>(), pre.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(),
+                                       out.data_ptr<scalar_t>(), grad_pre.data_ptr<scalar_t>(),
+                                       grad_h0.data_ptr<scalar_t>(), steps, batch, H);
+  });
+  return {grad_pre, grad_h0};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("uses_mkl_packed_gemm", &mkl_packed_available, "Whether float32 recurrent GEMMs use MKL's packed API");
+  m.def("gated_scan_forward", &gated_scan_forward, "minGRU/minLSTM scan: outputs of h_t = lerp(h_{t-1}, g(v_t), σ(k_t))");
+  m.def("gated_scan_backward", &gated_scan_backward, "minGRU/minLSTM scan backward (grad_pre, grad_h0)");
   m.def("forward", &forward, "Recurrence over all steps (out, h_n, c_n, saved, cells)",
         py::arg("cell"), py::arg("x_proj"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"),
         py::arg("lengths"), py::arg("training"), py::arg("rmask") = py::none(), py::arg("zone") = py::none(),
