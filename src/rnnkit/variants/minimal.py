@@ -166,8 +166,12 @@ class _FusedGatedScan(torch.autograd.Function):
     reaching ``h_t``, one reverse loop): ``dL/dk_t = ḡ_t w_t (1 - w_t) (c_t - h_{t-1})``,
     ``dL/dv_t = ḡ_t w_t g'(v_t)`` with ``g' = 1`` where ``c >= 0.5`` (``v >= 0``) else ``c (1 - c)``,
     and ``dL/dh_0 = (1 - w_1) ḡ_1``. ``k`` and ``v`` arrive as the two halves of one tensor, and their
-    gradients leave as one; that tensor is kept too, for a double backward (recomputing ``w`` and ``c``
-    from it instead would slow every backward by a third). When a graph of the gradient is asked for
+    gradients leave as one; that tensor is kept too, for a double backward. On CPU in float32/float64
+    both loops run in the fused engine's C++ extension (``gated_scan_forward``/``_backward``: each batch
+    row's whole time loop on one thread, vectorised over units), which keeps only ``pre``, ``h0`` and the
+    outputs and recomputes ``w`` and ``c`` in backward; otherwise (no compiler, other devices) the
+    loops below, in PyTorch ops, which keep ``w`` and ``c`` (recomputing them there would slow every
+    backward by a third). When a graph of the gradient is asked for
     (``create_graph=True``) backward differentiates :func:`_plain_gated_scan` instead, so the
     gradients are differentiable in turn.
     """
