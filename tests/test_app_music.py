@@ -355,3 +355,19 @@ def test_every_verb_shows_examples(verb, capsys):
         main(["music", verb, "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and "rnnkit music sample --run" in out
+
+
+def test_a_bach_chorale_roll_matches_music21s_own_offset_query():
+    from music21 import corpus
+
+    from rnnkit.datasets import music as corpora
+
+    assert len(corpora.chorale_files()) == 371 and len(corpora.essen_files()) == 31
+    score = corpus.parse("bach/bwv66.6")
+    roll = notation.piano_roll(notation._score_notes(score))  # what read_score does after parsing
+    assert roll.shape == (int(score.highestTime), 88)
+    flat = score.flatten().notes
+    for t in range(roll.shape[0]):
+        sounding = flat.getElementsByOffset(t, mustBeginInSpan=False, includeElementsThatEndAtStart=False)
+        expected = sorted({p.midi for n in sounding for p in n.pitches})
+        assert (np.flatnonzero(roll[t]) + 21).tolist() == expected, t
