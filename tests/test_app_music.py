@@ -271,6 +271,7 @@ def test_polyphonic_model_beats_both_baselines_and_evaluate_agrees(polyphonic, c
     test = json.loads((run / "results.json").read_text())["test"]
     facts = json.loads((run / "app.json").read_text())["facts"]
     assert test["beats_baselines"] and test["pieces"] == facts["pieces"]["test"] >= 4
+    assert (run / "prediction.png").stat().st_size > 0 and (run / "curves.png").exists()
     assert test["nll_per_step"] < 0.7 * min(test["frequency_baseline_nll"], test["repeat_baseline_nll"])
     assert main(["music", "evaluate", "--run", str(run), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)

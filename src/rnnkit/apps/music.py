@@ -275,6 +275,32 @@ def measure(model, settings: MusicSettings, facts: dict, items: list, vocab: Voc
     return result
 
 
+@torch.no_grad()
+def plot_prediction(model: PianoRollModel, roll: np.ndarray, path: Path, step: float) -> None:
+    """A test piece's roll above the model's probability of each key at each frame, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model.eval()
+    inputs, _ = shifted(roll)
+    probs = torch.sigmoid(model(inputs[None].to(next(model.parameters()).device)).output[0]).cpu().numpy()
+    used = np.flatnonzero(roll.any(axis=0))
+    low, high = max(0, int(used.min()) - 3), min(notation.KEYS - 1, int(used.max()) + 3)
+    extent = (0, len(roll) * step, notation.LOWEST + low - 0.5, notation.LOWEST + high + 0.5)
+    figure, axes = plt.subplots(2, 1, figsize=(min(16.0, max(6.0, len(roll) * 0.12)), 6), sharex=True)
+    for ax, image, title in ((axes[0], roll, "test piece"), (axes[1], probs, "model: p(key sounds | frames before)")):
+        shown = ax.imshow(image[:, low:high + 1].T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1,
+                          interpolation="nearest", extent=extent)
+        ax.set_ylabel("MIDI pitch")
+        ax.set_title(title)
+    figure.colorbar(shown, ax=axes, fraction=0.03)
+    axes[1].set_xlabel("time (quarter notes)")
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 # ---------------------------------------------------------------------------------------- verbs
 class Music(lifecycle.App):
     name = "music"
@@ -334,6 +360,8 @@ class Music(lifecycle.App):
         result = {"mode": settings.mode, "steps": fitted.get("step"), "train_seconds": fitted.get("train_seconds")}
         if data.test:
             result["test"] = measure(model, settings, data.facts, data.test, data.vocab)
+            if settings.mode == "polyphonic":
+                plot_prediction(model, data.test[0], run / "prediction.png", settings.step)
         return result
 
 
