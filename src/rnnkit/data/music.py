@@ -10,8 +10,9 @@ duration in quarter notes, MIDI pitch, voice). Two views are derived from notes:
   ``"60:1/2"``; ``"r:1"`` for a rest), durations as fractions of a quarter note.
 
 MIDI is read with mido (exact ticks, fast); MusicXML, MuseData, Humdrum and the other score formats
-with music21; ABC with music21's ABC tokenizer without building a score (about 100 times faster
-than ``music21.converter.parse``, tested equal to it). Parsed files are cached in
+with music21; ABC with music21's ABC tokenizer without building a score (about 25 times faster
+than ``music21.converter.parse``: 6.6 s against 186 s for the 554 tunes of Essen's ``han1.abc``; tested
+equal to it). Parsed files are cached in
 ``$RNNKIT_DATA/music`` (else ``~/.cache/rnnkit/music``), keyed by a hash of the file's bytes.
 Anything that cannot be read raises :class:`~rnnkit.errors.InputError` naming the file and the fix.
 
@@ -29,6 +30,7 @@ import functools
 import gzip
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -365,7 +367,7 @@ def _load_cached(cached: Path) -> list[Piece] | None:
 def _store(cached: Path, pieces: list[Piece]) -> None:
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{id(pieces)}.tmp")
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")  # ranks of one torchrun may both write
         with gzip.open(partial, "wt", encoding="utf-8") as file:
             json.dump([[p.name, [list(n) for n in p.notes]] for p in pieces], file)
         partial.replace(cached)
