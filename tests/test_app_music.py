@@ -243,8 +243,10 @@ def test_bad_files_get_one_line_each(tmp_path, cli_error):
     assert not (tmp_path / "run").exists()
 
 
-def test_bad_options_are_refused_before_reading_data(tmp_path, cli_error):
+def test_bad_options_are_refused_before_reading_data(tmp_path, cli_error, monkeypatch):
+    monkeypatch.setattr(app, "load_pieces", lambda *a, **k: pytest.fail("read the data before refusing the options"))
     out = str(tmp_path / "run")
+    assert "unknown --monitor 'val_acc'" in cli_error(["music", "train", "--monitor", "val_acc", "--out", out])
     assert "step must be a positive number" in cli_error(["music", "train", "--step", "0", "--out", out])
     assert "val_fraction + test_fraction" in cli_error(["music", "train", "--val-fraction", "0.5",
                                                         "--test-fraction", "0.5", "--out", out])
