@@ -453,7 +453,7 @@ def plot_attention(model: Captioner, vocab: Vocabulary, data: Images, path: Path
                 continue
             ax.imshow(picture, cmap="gray" if image.shape[0] == 1 else None, vmin=0, vmax=1)
             if column == 0:
-                ax.set_title(data.names[row][:18], fontsize=7)
+                ax.set_title(data.captions[row][0][:24], fontsize=7)  # names may be emoji no font here has
                 continue
             ax.imshow(grid[column - 1], cmap="inferno", alpha=0.6, interpolation="bilinear",
                       extent=(-0.5, width - 0.5, height - 0.5, -0.5))
