@@ -259,6 +259,10 @@ def test_reading_lines_with_ctc(tmp_path, capsys, one_thread):
     capsys.readouterr()
     assert main(["handwriting", "read", "--run", str(run), f"{data}/0000.png", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == glyph_lines(300, 1)[0][1]
+    fresh = write_folder(tmp_path / "fresh", glyph_lines(40, 5))
+    assert main(["handwriting", "evaluate", "--run", str(run), "--data", fresh, "--json", "--beam-size", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["examples"] == 40 and result["beam_size"] == 4 and result["beam"]["cer"] < 0.15
 
 
 # ------------------------------------------------------------------------ slow: reproducibility
