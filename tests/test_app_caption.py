@@ -175,6 +175,46 @@ def test_digit_strips_are_captioned_with_their_words_and_follow_the_seed(monkeyp
     assert not np.array_equal(load_splits(settings, seed=2)[2].images, test.images)
 
 
+def tagged_items(count: int) -> np.ndarray:
+    """28x28 items that say who they are: in column 14 (never overlapped by a neighbour), row 0 is a marker
+    and rows 1-2 the item's index in base 256; everything else is black."""
+    items = np.zeros((count, 28, 28), np.uint8)
+    items[:, 0, 14] = 255
+    items[:, 1, 14], items[:, 2, 14] = np.arange(count) // 256 + 1, np.arange(count) % 256
+    return items
+
+
+def items_of(strip: np.ndarray) -> list[int]:
+    columns = np.flatnonzero(strip[0] == 255)
+    return [(int(strip[1, c]) - 1) * 256 + int(strip[2, c]) for c in columns]
+
+
+@pytest.mark.parametrize("dataset", ["digits", "fashion"])
+def test_strip_captions_name_their_items_and_the_splits_share_no_item(dataset, monkeypatch):
+    from rnnkit.apps.caption import CaptionSettings, load_splits
+    from rnnkit.datasets import digits
+
+    labels = np.arange(2000) % 10
+    items = tagged_items(2000)
+    monkeypatch.setattr(digits, "mnist", lambda: (items, labels))
+    # fashion: indices 0..1499 are the official training part, 1500..1999 the test part
+    monkeypatch.setattr(digits, "fashion_mnist", lambda part: (items[:1500], labels[:1500]) if part == "train"
+                        else (items[1500:], labels[1500:]))
+    words = digits.DIGIT_WORDS if dataset == "digits" else [n.lower() for n in digits.FASHION_CLASSES]
+    parts = load_splits(CaptionSettings(dataset=dataset, examples=200, max_items=5), seed=0)
+    used = []
+    for part in parts:
+        seen = set()
+        for image, (caption,) in zip(part.images, part.captions):
+            found = items_of(np.rint(image[0] * 255).astype(np.int64))  # the tags are indices into `items`
+            assert caption == " ".join(words[labels[i]] for i in found) and 1 <= len(found) <= 5
+            seen |= set(found)
+        used.append(seen)
+    assert not (used[0] & used[1]) and not (used[0] & used[2]) and not (used[1] & used[2])
+    if dataset == "fashion":
+        assert min(used[2]) >= 1500 and max(used[0] | used[1]) < 1500
+
+
 # ------------------------------------------------------------------------------------ metrics
 def test_bleu_with_several_references_and_exact_match_against_sacrebleu():
     sacrebleu = pytest.importorskip("sacrebleu")
