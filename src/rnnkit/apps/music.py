@@ -426,15 +426,44 @@ def read_prime(prime: str) -> notation.Piece:
     return piece
 
 
-def _check_sampling(temperature: float, top_k: int | None, top_p: float | None, length: int) -> None:
+def _check_sampling(temperature: float, top_k: int | None, top_p: float | None, length: int, prime_length: int,
+                    tempo: float) -> None:
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
         raise InputError(f"--temperature must be a number >= 0 (0: the likeliest choice), got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise InputError(f"--top-p must be in (0, 1], got {top_p}")
     if top_k is not None and top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {top_k}")
-    if length < 1:
-        raise InputError(f"--length must be >= 1, got {length}")
+    for name, value in (("--length", length), ("--prime-length", prime_length)):
+        if value < 1:
+            raise InputError(f"{name} must be >= 1, got {value}")
+    if not (math.isfinite(tempo) and tempo > 0):
+        raise InputError(f"--tempo must be a positive number of beats per minute, got {tempo}")
+
+
+def _sample_roll(model: PianoRollModel, opening, settings: MusicSettings, prime_length: int, length: int,
+                 temperature: float, seed: int | None) -> tuple[list, np.ndarray, float, int]:
+    """``(notes, roll, step, primed frames)``: the prime's first frames, then ``length`` sampled frames."""
+    primed = notation.piano_roll(opening.notes, settings.step)[:prime_length] if opening else np.zeros((0, 88))
+    prefix = torch.cat([torch.zeros(1, notation.KEYS), torch.from_numpy(primed.astype(np.float32))])[None]
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    new = model.generate(prefix, length, temperature=temperature, generator=generator)[0].numpy()
+    roll = np.concatenate([primed, new]).astype(np.uint8)
+    return notation.roll_to_notes(roll, settings.step), roll, settings.step, len(primed)
+
+
+def _sample_melody(model: SequenceGenerator, vocab: Vocabulary, opening, prime_length: int, length: int,
+                   **options) -> tuple[list, np.ndarray, float, int]:
+    """``(notes, roll, step, primed frames)``: the prime's first notes, then tokens until ``EOS`` or ``length``."""
+    from rnnkit.sampling import stream
+
+    opening_tokens = notation.melody_tokens(opening.notes)[:prime_length] if opening else []
+    ids = [vocab.token_to_id(t) if t in vocab else UNK_ID for t in opening_tokens]
+    state = model.initial_state(torch.zeros(1, dtype=torch.int64))
+    generated = stream(model, [BOS_ID, *ids], state=state, max_new_tokens=length, eos_id=EOS_ID, **options)
+    tokens = opening_tokens + [vocab.id_to_token(i) for i in generated if i > EOS_ID]
+    notes, step = notation.tokens_to_notes(tokens), 0.25
+    return notes, notation.piano_roll(notes, step), step, round(notation.tokens_duration(opening_tokens) / step)
 
 
 def sample(run: str | Path, out: str | Path, *, prime: str | None = None, prime_length: int = 8, length: int = 64,
@@ -448,41 +477,25 @@ def sample(run: str | Path, out: str | Path, *, prime: str | None = None, prime_
     divided by ``temperature`` (top-k/top-p do not apply to independent keys); melodic runs sample
     tokens with ``rnnkit.sampling`` (temperature, top-k, top-p) until ``EOS`` or ``length``.
     """
-    _check_sampling(temperature, top_k, top_p, length)
+    _check_sampling(temperature, top_k, top_p, length, prime_length, tempo)
     out = Path(out)
     if out.suffix.lower() not in (".mid", ".midi"):
         raise InputError(f"--out {out}: the sample is a MIDI file; name it *.mid")
-    if prime_length < 1:
-        raise InputError(f"--prime-length must be >= 1, got {prime_length}")
     model, vocab, info = load_run(run)
     settings = info.settings
+    if settings.mode == "polyphonic" and (top_k is not None or top_p is not None):
+        raise InputError("--top-k/--top-p choose among tokens; a polyphonic run samples 88 independent keys: "
+                         "use --temperature only")
     opening = read_prime(prime) if prime else None
     if settings.mode == "polyphonic":
-        if top_k is not None or top_p is not None:
-            raise InputError("--top-k/--top-p choose among tokens; a polyphonic run samples 88 independent keys: "
-                             "use --temperature only")
-        primed = notation.piano_roll(opening.notes, settings.step)[:prime_length] if opening else np.zeros((0, 88))
-        prefix = torch.cat([torch.zeros(1, notation.KEYS), torch.from_numpy(primed.astype(np.float32))])[None]
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        new = model.generate(prefix, length, temperature=temperature, generator=generator)[0].numpy()
-        roll = np.concatenate([primed, new]).astype(np.uint8)
-        notes, step, primed_frames = notation.roll_to_notes(roll, settings.step), settings.step, len(primed)
+        notes, roll, step, primed = _sample_roll(model, opening, settings, prime_length, length, temperature, seed)
     else:
-        from rnnkit.sampling import stream
-
-        opening_tokens = notation.melody_tokens(opening.notes)[:prime_length] if opening else []
-        ids = [vocab.token_to_id(t) if t in vocab else UNK_ID for t in opening_tokens]
-        state = model.initial_state(torch.zeros(1, dtype=torch.int64))
-        generated = list(stream(model, [BOS_ID, *ids], state=state, max_new_tokens=length, temperature=temperature,
-                                top_k=top_k, top_p=top_p, seed=seed, eos_id=EOS_ID))
-        tokens = opening_tokens + [vocab.id_to_token(i) for i in generated if i > EOS_ID]
-        notes, step = notation.tokens_to_notes(tokens), 0.25
-        primed_frames = round(notation.tokens_duration(opening_tokens) / step)
-        roll = notation.piano_roll(notes, step)
+        notes, roll, step, primed = _sample_melody(model, vocab, opening, prime_length, length, temperature=temperature,
+                                                   top_k=top_k, top_p=top_p, seed=seed)
     if not notes:
         raise InputError("the model generated only silence; raise --temperature or give a --prime")
     notation.write_midi(notes, out, tempo_bpm=tempo)
-    picture = notation.plot_piano_roll(roll, out.with_suffix(".png"), step=step, primed=primed_frames,
+    picture = notation.plot_piano_roll(roll, out.with_suffix(".png"), step=step, primed=primed,
                                        title=f"{settings.mode} sample, temperature {temperature:g}")
     return {"midi": str(out), "png": str(picture), "notes": len(notes), "seconds": round(
         max(n.end for n in notes) * 60 / tempo, 1), "primed_with": opening.name if opening else None}
