@@ -47,7 +47,6 @@ from rnnkit.types import IGNORE_INDEX
 
 TASKS = ("words", "ctc")
 DATASETS = ("synthetic", "japanese_vowels")
-TIDIGITS = Path("/usr/share/pocketsphinx/test/data/tidigits")
 ALPHABET = "abcdefghijklmnopqrstuvwxyz' "
 
 #: Published numbers put beside ours: different data, so never compared as equal (shared/ANCHORS.md §10).
@@ -216,22 +215,13 @@ def _synthetic(settings: SpeechSettings, seed: int, progress: bool, only: str | 
 
 
 def _japanese_vowels(settings: SpeechSettings, seed: int) -> Parts:
-    try:
-        from sktime.datasets import load_japanese_vowels
-    except ImportError:
-        raise InputError("the japanese_vowels data set needs sktime; install it with `pip install sktime`") from None
-    parts = []
-    for split in ("train", "test"):
-        frame, labels = load_japanese_vowels(split=split, return_X_y=True)
-        parts.append([Utterance(f"{split}{i}", f"speaker {label}", f"speaker {label}",
-                                frames=np.stack([np.asarray(frame.iloc[i, c], dtype=np.float32)
-                                                 for c in range(frame.shape[1])], axis=1))
-                      for i, label in enumerate(labels)])
-    pool = parts[0]
-    order = list(range(len(pool)))
+    train, test = synth.japanese_vowels()
+    parts = [[Utterance(f"{split}{i}", label, label, frames=frames) for i, (frames, label) in enumerate(items)]
+             for split, items in (("train", train), ("test", test))]
+    order = list(range(len(parts[0])))
     random.Random(seed).shuffle(order)
-    cut = round(len(pool) * settings.val_fraction)
-    return [pool[i] for i in sorted(order[cut:])], [pool[i] for i in sorted(order[:cut])], parts[1]
+    cut = round(len(order) * settings.val_fraction)
+    return [parts[0][i] for i in sorted(order[cut:])], [parts[0][i] for i in sorted(order[:cut])], parts[1]
 
 
 def load_parts(settings: SpeechSettings, seed: int, *, progress: bool = True, only: str | None = None) -> Parts:
@@ -434,19 +424,11 @@ def tidigits_check(model, vocab: Vocabulary, settings: SpeechSettings, facts: di
     """Error rates on the 31 real TIDIGITS utterances (Sphinx MFCCs) of a CTC model trained on 13 MFCCs."""
     if settings.task != "ctc" or settings.features != "mfcc" or settings.spec().n != 13:
         raise InputError("the TIDIGITS check needs a ctc run on 13 MFCCs (train with --task ctc --features mfcc)")
-    listing = TIDIGITS / "tidigits.lsn"
-    if not listing.is_file():
-        raise InputError(f"{listing} is missing; install it with `sudo apt-get install pocketsphinx-testdata`")
-    names, texts = [], []
-    for line in listing.read_text().splitlines():
-        if line.strip():
-            text, _, name = line.rpartition("(")
-            names.append(name.strip(" )"))
-            texts.append(text.strip())
+    texts, raw = synth.tidigits()
     norm = normalizer(settings, facts)
-    frames = [norm(audio.read_sphinx_mfc(TIDIGITS / f"{n}.mfc")) for n in names]
+    frames = [norm(f) for f in raw]
     result = ctc_metrics(model, vocab, frames, texts, beam_size)
-    result["source"] = str(TIDIGITS)
+    result["source"] = str(synth.TIDIGITS)
     return result
 
 
@@ -562,7 +544,7 @@ class Speech(lifecycle.App):
         lp = log_probs_of(model, frames[:1])[0]
         spectrogram_alignment_plot(frames[0], lp, data.vocab, settings.model.subsample, run / "ctc_alignment.png",
                                    f"{normalize_text(texts[0])!r} -> {data.vocab.decode(greedy_decode(lp[None])[0])!r}")
-        if settings.features == "mfcc" and settings.spec().n == 13 and TIDIGITS.is_dir() \
+        if settings.features == "mfcc" and settings.spec().n == 13 and synth.TIDIGITS.is_dir() \
                 and settings.data is None and settings.unit == "word":
             result["tidigits"] = tidigits_check(model, data.vocab, settings, data.facts, settings.beam_size)
         return result

@@ -146,3 +146,39 @@ def split_voices(names: list[str], val: int, test: int, seed: int) -> tuple[list
     order = list(names)
     np.random.default_rng(seed).shuffle(order)
     return sorted(order[val + test:]), sorted(order[:val]), sorted(order[val:val + test])
+
+
+# ------------------------------------------------------------------------------------- real speech
+#: Debian pocketsphinx-testdata: 31 TIDIGITS utterances (2 adult speakers) as Sphinx MFCC files.
+TIDIGITS = Path("/usr/share/pocketsphinx/test/data/tidigits")
+
+
+def tidigits() -> tuple[list[str], list[np.ndarray]]:
+    """``(transcripts, (frames, 13) Sphinx MFCCs)`` of the 31 TIDIGITS utterances, in tidigits.lsn's order."""
+    from rnnkit.data.audio import read_sphinx_mfc
+
+    listing = TIDIGITS / "tidigits.lsn"
+    if not listing.is_file():
+        raise InputError(f"{listing} is missing; install it with `sudo apt-get install pocketsphinx-testdata`")
+    texts, frames = [], []
+    for line in listing.read_text().splitlines():
+        if line.strip():
+            text, _, name = line.rpartition("(")
+            texts.append(text.strip())
+            frames.append(read_sphinx_mfc(TIDIGITS / f"{name.strip(' )')}.mfc"))
+    return texts, frames
+
+
+def japanese_vowels() -> tuple[list[tuple[np.ndarray, str]], list[tuple[np.ndarray, str]]]:
+    """sktime's Japanese Vowels (UCI, CC BY 4.0): ``(train, test)`` lists of ``((frames, 12) LPC cepstra,
+    "speaker N")``; 270 and 370 utterances of 9 speakers, 7-29 frames each."""
+    try:
+        from sktime.datasets import load_japanese_vowels
+    except ImportError:
+        raise InputError("the japanese_vowels data set needs sktime; install it with `pip install sktime`") from None
+    parts = []
+    for split in ("train", "test"):
+        table, labels = load_japanese_vowels(split=split, return_X_y=True)
+        parts.append([(np.stack([np.asarray(table.iloc[i, c], dtype=np.float32) for c in range(table.shape[1])],
+                                axis=1), f"speaker {label}") for i, label in enumerate(labels)])
+    return parts[0], parts[1]
