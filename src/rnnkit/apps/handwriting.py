@@ -565,7 +565,8 @@ def evaluate(run: str | Path, *, data: str | None = None, labels: str | None = N
         if data is not None:
             unknown = sorted(set(targets) - set(classes))
             if unknown:
-                raise InputError(f"labels {unknown[:5]} were not seen in training; the model knows: {', '.join(classes)}")
+                raise InputError(f"labels {unknown[:5]} were not seen in training; the model knows: "
+                                 f"{', '.join(classes)}")
             targets = [classes.index(t) for t in targets]
         result = classify_report(model, np.stack(images), np.asarray(targets), facts)
         result["classes"] = classes

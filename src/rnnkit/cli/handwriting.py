@@ -43,8 +43,10 @@ def add_parser(subparsers) -> None:
     evaluate = verbs.add_parser("evaluate", help="test metrics of a trained run", epilog=EXAMPLES,
                                 formatter_class=formatter)
     evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a `handwriting train` run")
-    evaluate.add_argument("--data", metavar="FOLDER", help="a folder of labelled images (default: the run's test split)")
-    evaluate.add_argument("--labels", metavar="FILE", help="label file of --data (default: labels.csv/.tsv/.jsonl in it)")
+    evaluate.add_argument("--data", metavar="FOLDER",
+                          help="a folder of labelled images (default: the run's test split)")
+    evaluate.add_argument("--labels", metavar="FILE",
+                          help="label file of --data (default: labels.csv/.tsv/.jsonl in it)")
     _add_use_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(func=run_evaluate)
