@@ -425,3 +425,91 @@ class _NullObserver:
 
     def step(self, state):
         pass
+
+
+# --- LayerNormGRU ----------------------------------------------------------------------------------------
+
+
+def _ln_gru_layer(**kwargs):
+    torch.manual_seed(0)
+    layer = rk.LayerNormGRU(3, 5, backend="reference", **kwargs).double()
+    with torch.no_grad():  # gains 1 and shifts 0 by default; make every layer-norm parameter matter
+        for name, parameter in layer.named_parameters():
+            if name.startswith("ln_"):
+                parameter.normal_()
+    return layer
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
+def test_layernorm_gru_on_the_engine_equals_reference(regularisers, bias):
+    """Outputs, states and every gradient (gains, shifts, biases) over 2 layers x both directions x lengths."""
+    layer = _ln_gru_layer(num_layers=2, bidirectional=True, bias=bias, **regularisers)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    for training in (True, False):
+        layer.train(training)
+        for lengths in (None, torch.tensor([6, 2, 5])):
+            layer.backend = "reference"
+            expected = _results(layer, x, lengths)
+            layer.backend = "auto"
+            assert backends.select(layer).name == "engine"
+            _assert_all_close(_results(layer, x, lengths), expected, 1e-11)
+
+
+def test_layernorm_gru_on_the_engine_equals_reference_in_float32():
+    torch.manual_seed(0)
+    layer = rk.LayerNormGRU(5, 16, bidirectional=True, zoneout=0.1, backend="reference")
+    x, lengths = torch.randn(9, 4, 5), torch.tensor([9, 4, 1, 7])
+    expected = _results(layer, x, lengths)
+    layer.backend = "engine"
+    _assert_all_close(_results(layer, x, lengths), expected, 3e-5)
+
+
+def _ln_gru_node_inputs(dtype, steps, batch, hidden, seed=0):
+    torch.manual_seed(seed)
+    x_proj = torch.randn(steps, batch, 3 * hidden, dtype=dtype)
+    h0 = torch.randn(batch, hidden, dtype=dtype)
+    w_hh = torch.randn(3 * hidden, hidden, dtype=dtype) / hidden ** 0.5
+    params = torch.randn(9 * hidden, dtype=dtype)
+    rmask = (torch.rand(batch, hidden) < 0.7).to(dtype) / 0.7
+    zone = (torch.rand(steps, batch, hidden) < 0.3).to(dtype)
+    return x_proj, h0, w_hh, params, rmask, zone
+
+
+@pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
+@pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
+def test_layernorm_gru_node_passes_gradcheck(with_masks, impl):
+    x_proj, h0, w_hh, params, rmask, zone = _ln_gru_node_inputs(torch.float64, 4, 3, 3)
+    implementation = engine.implementation(impl)
+    lengths = torch.tensor([4, 2, 3])
+    masks = (rmask, zone) if with_masks else (None, None)
+
+    def fn(x_proj, h0, w_hh, params):
+        return engine.FusedRecurrence.apply(engine.BY_NAME["ln_gru"], implementation, x_proj, h0, None, w_hh, None,
+                                            lengths, None, *masks, None, params)[:2]
+
+    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, w_hh, params)])
+
+
+def test_cpp_and_python_loops_agree_on_buffers_for_the_layernorm_gru():
+    steps, batch = 9, 5
+    x_proj, h0, w_hh, params, rmask, zone = _ln_gru_node_inputs(torch.float32, steps, batch, 33)
+    lengths = torch.tensor([9, 3, 1, 8, 9])
+    cpp, py = engine.implementation("cpp"), python_engine
+    args = (lengths, True, rmask, zone, None, params)
+    forward = [impl.forward("ln_gru", x_proj, h0, None, w_hh, None, *args) for impl in (cpp, py)]
+    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
+    for index, (a, b) in enumerate(zip(*forward)):
+        if index == 3:  # saved values past a sequence's end are never read
+            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    out, _, _, saved, cells = forward[0]
+    torch.manual_seed(1)
+    d_out, d_h = torch.randn_like(out), torch.randn_like(h0)
+    backward = [impl.backward("ln_gru", d_out, d_h, None, h0, None, w_hh, False, out, cells, saved, lengths, rmask,
+                              zone, None, params) for impl in (cpp, py)]
+    for a, b in zip(*backward):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

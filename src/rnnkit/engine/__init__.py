@@ -28,7 +28,7 @@ from torch.autograd import forward_ad
 
 from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.engine import _build, python_engine
-from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LSTM, PEEPHOLE_LSTM, EngineCell
+from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LN_GRU, LSTM, PEEPHOLE_LSTM, EngineCell
 from rnnkit import loop
 
 DTYPES = (torch.float32, torch.float64)
@@ -244,7 +244,15 @@ def scan(
         raise ValueError(f"the fused engine has no zoneout for {cell.__name__}; use the reference loop")
     return run(spec, x_proj, state, params["weight_hh"], params.get("bias_hh") if spec.uses_hh_bias else None, lengths,
                source=source, rmask=rmask, zone=zone, w_hr=params.get("weight_hr"),
-               params=torch.cat([params[name] for name in spec.cell_params]) if spec.cell_params else None)
+               params=_cell_params(spec, params))
+
+
+def _cell_params(spec: EngineCell, params: Params) -> Tensor | None:
+    """The cell's own per-unit parameters, concatenated (zeros for those a ``bias=False`` layer lacks)."""
+    if not spec.cell_params:
+        return None
+    first = params[spec.cell_params[0]]
+    return torch.cat([params[name] if name in params else first.new_zeros(first.shape) for name in spec.cell_params])
 
 
 def recur(

@@ -113,6 +113,42 @@ def _peephole_param_grads(dgx, c_prev, saved):
     return torch.cat([(d_i * c_prev).sum((0, 1)), (d_f * c_prev).sum((0, 1)), (d_o * cell).sum((0, 1))])
 
 
+_LN_EPS = 1e-5  # torch.nn.LayerNorm's, rnnkit.variants.layernorm.EPS
+
+
+def _ln_gru_forward(gx, gh, h, c, p):
+    gamma, beta, bias = p.chunk(3)
+    mean, var = gh.mean(1, keepdim=True), gh.var(1, unbiased=False, keepdim=True)
+    rstd = torch.rsqrt(var + _LN_EPS)
+    normed = (gh - mean) * rstd
+    x_r, x_z, x_n = gx.chunk(3, dim=1)
+    a_r, a_z, a_n = (gamma * normed + beta + bias).chunk(3, dim=1)
+    r, z = torch.sigmoid(x_r + a_r), torch.sigmoid(x_z + a_z)
+    n = torch.tanh(x_n + r * a_n)
+    return n + z * (h - n), None, torch.cat([r, z, n, a_n, normed, rstd.expand_as(h)], dim=1)
+
+
+def _ln_gru_backward(grad, gc, h, c, h_new, c_new, saved, p):
+    hidden = h.shape[1]
+    gamma = p.chunk(3)[0]
+    r, z, n, a_n = saved[:, : 4 * hidden].chunk(4, dim=1)
+    normed, rstd = saved[:, 4 * hidden : 7 * hidden], saved[:, 7 * hidden :][:, :1]
+    d_n = grad * (1 - z) * (1 - n * n)
+    d_z = grad * (h - n) * z * (1 - z)
+    d_r = d_n * a_n * r * (1 - r)
+    scaled = gamma * torch.cat([d_r, d_z, d_n * r], dim=1)  # γ ⊙ dL/da, then back through the layer norm
+    d_raw = rstd * (scaled - scaled.mean(1, keepdim=True) - normed * (scaled * normed).mean(1, keepdim=True))
+    return torch.cat([d_r, d_z, d_n], dim=1), d_raw, grad * z, None
+
+
+def _ln_gru_param_grads(dgx, c_prev, saved):
+    """``d[γ_hh | β_hh | b_hh]``: Σ dL/da ⊙ LN(gh), Σ dL/da, Σ dL/da, with dL/da = [dr, dz, dn ⊙ r]."""
+    hidden = dgx.shape[2] // 3
+    d_a = torch.cat([dgx[..., : 2 * hidden], dgx[..., 2 * hidden :] * saved[..., :hidden]], dim=2)
+    summed = d_a.sum((0, 1))
+    return torch.cat([(d_a * saved[..., 4 * hidden : 7 * hidden]).sum((0, 1)), summed, summed])
+
+
 GRU = EngineCell("gru", 3, 4, 1, True, _gru_forward, _gru_backward)
 ELMAN_TANH = _elman("tanh")
 ELMAN_RELU = _elman("relu")
@@ -123,5 +159,9 @@ LSTM = EngineCell("lstm", 4, 5, 2, False, _lstm_forward, _lstm_backward, auto=Fa
 #: of tanh(c'), which backward recomputes.
 PEEPHOLE_LSTM = EngineCell("peephole_lstm", 4, 5, 2, False, _peephole_forward, _peephole_backward,
                            cell_params=("weight_ci", "weight_cf", "weight_co"))
-PARAM_GRADS = {"peephole_lstm": _peephole_param_grads}
-BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM, PEEPHOLE_LSTM)}
+#: The layer-normalised GRU (rk.LayerNormGRUCell): b_hh is added after the layer norm, so it travels with
+#: the layer norm's gain and shift as a cell parameter (missing ones, with bias=False, are zeros).
+LN_GRU = EngineCell("ln_gru", 3, 8, 1, False, _ln_gru_forward, _ln_gru_backward,
+                    cell_params=("ln_hh_weight", "ln_hh_bias", "bias_hh"))
+PARAM_GRADS = {"peephole_lstm": _peephole_param_grads, "ln_gru": _ln_gru_param_grads}
+BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM, PEEPHOLE_LSTM, LN_GRU)}

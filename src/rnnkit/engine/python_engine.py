@@ -112,6 +112,6 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
     d_params = None
     if params is not None:
         dgx_all = torch.stack(dgx_steps)
-        c_prev_all = torch.cat([c0.unsqueeze(0), cells[:-1]])
+        c_prev_all = None if c0 is None else torch.cat([c0.unsqueeze(0), cells[:-1]])
         d_params = PARAM_GRADS[cell](dgx_all, c_prev_all, saved)
     return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh, d_w_hr, d_params]

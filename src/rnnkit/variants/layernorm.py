@@ -150,6 +150,8 @@ class LayerNormGRUCell(RecurrentCell):
 
     num_chunks = 3
     accepts_recurrent_mask = True
+    #: The fused engine's kernel for this cell (``rnnkit.engine``): the recurrent layer norm in C++.
+    engine_kernel = "ln_gru"
 
     @classmethod
     def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, **options) -> list[ParameterSpec]:

@@ -116,6 +116,7 @@ struct Elman {
   static constexpr int kSaved = 0;
   static constexpr int kSharedGrad = 1;  // leading gate blocks where dgh == dgx
   static constexpr int kStates = 1;
+  static constexpr int kParams = 0;  // blocks of H in the cell's own parameter vector p
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
@@ -149,6 +150,7 @@ struct GRU {
   static constexpr int kSaved = 4;
   static constexpr int kSharedGrad = 2;  // dgh_r == dgx_r and dgh_z == dgx_z; dgh_n = r ⊙ dgx_n
   static constexpr int kStates = 1;
+  static constexpr int kParams = 0;  // blocks of H in the cell's own parameter vector p
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
@@ -197,6 +199,7 @@ struct LSTM {
   static constexpr int kSaved = 5;
   static constexpr int kSharedGrad = 4;
   static constexpr int kStates = 2;
+  static constexpr int kParams = 0;
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
@@ -258,6 +261,7 @@ struct PeepholeLSTM {
   static constexpr int kSaved = 5;
   static constexpr int kSharedGrad = 4;
   static constexpr int kStates = 2;
+  static constexpr int kParams = 3;
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
@@ -306,6 +310,102 @@ struct PeepholeLSTM {
       dh_direct[j] = T(0);
       dc[j] = d_cell * f + di * p[j] + df * p[H + j];
     }
+  }
+
+  // dw_ci = Σ di ⊙ c_{t-1}, dw_cf = Σ df ⊙ c_{t-1}, dw_co = Σ do ⊙ c'_t (saved block 4)
+  static Tensor param_grads(const Tensor& dgx, const Tensor& c_prev, const Tensor& saved, int64_t H) {
+    return at::cat({(dgx.slice(2, 0, H) * c_prev).sum({0, 1}), (dgx.slice(2, H, 2 * H) * c_prev).sum({0, 1}),
+                    (dgx.slice(2, 3 * H, 4 * H) * saved.slice(2, 4 * H, 5 * H)).sum({0, 1})});
+  }
+};
+
+// Layer-normalised GRU (rk.LayerNormGRUCell; gate order r, z, n), p = [γ | β | b_hh] (3H each):
+//   a = γ ⊙ LN(gh) + β + b_hh with LN over the 3H units of the raw gh = W_hh h (the caller's GEMM has
+//   no bias), r = σ(gx_r + a_r), z = σ(gx_z + a_z), n = tanh(gx_n + r ⊙ a_n), h' = (1 - z) ⊙ n + z ⊙ h.
+// gx = LN(W_ih x; γ_ih, β_ih) + b_ih comes from the cell's input projection. Saved per step: r, z, n,
+// a_n, the normalised gh (3H) and 1/σ (block 7). dgh is dL/d(raw gh), through the layer norm.
+template <typename T>
+struct LayerNormGRU {
+  static constexpr int kGates = 3;
+  static constexpr int kSaved = 8;
+  static constexpr int kSharedGrad = 0;
+  static constexpr int kStates = 1;
+  static constexpr int kParams = 9;
+  static constexpr double kEps = 1e-5;  // torch.nn.LayerNorm's, rnnkit.variants.layernorm.EPS
+
+  template <bool kTrain>
+  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
+                             T* saved, const T* p) {
+    const int64_t G = 3 * H;
+    T mean = T(0), var = T(0);
+    for (int64_t j = 0; j < G; ++j) mean += gh[j];
+    mean /= T(G);
+    for (int64_t j = 0; j < G; ++j) var += (gh[j] - mean) * (gh[j] - mean);
+    var /= T(G);
+    const T rstd = T(1) / std::sqrt(var + T(kEps));
+    const T* gamma = p;
+    const T* beta = p + G;
+    const T* bias = p + 2 * G;
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T nr = (gh[j] - mean) * rstd, nz = (gh[H + j] - mean) * rstd, nn = (gh[2 * H + j] - mean) * rstd;
+      const T ar = gamma[j] * nr + beta[j] + bias[j];
+      const T az = gamma[H + j] * nz + beta[H + j] + bias[H + j];
+      const T an = gamma[2 * H + j] * nn + beta[2 * H + j] + bias[2 * H + j];
+      const T r = Math<T>::sigmoid(gx[j] + ar);
+      const T z = Math<T>::sigmoid(gx[H + j] + az);
+      const T n = Math<T>::tanh(gx[2 * H + j] + r * an);
+      h_new[j] = n + z * (h[j] - n);
+      if constexpr (kTrain) {
+        saved[j] = r;
+        saved[H + j] = z;
+        saved[2 * H + j] = n;
+        saved[3 * H + j] = an;
+        saved[4 * H + j] = nr;
+        saved[5 * H + j] = nz;
+        saved[6 * H + j] = nn;
+        saved[7 * H + j] = rstd;
+      }
+    }
+  }
+
+  static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc,
+                              const T* p) {
+    const int64_t G = 3 * H;
+    const T* gamma = p;
+    const T* normed = saved + 4 * H;
+    const T rstd = saved[7 * H];
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T r = saved[j], z = saved[H + j], n = saved[2 * H + j], an = saved[3 * H + j];
+      const T dn = g[j] * (T(1) - z) * (T(1) - n * n);
+      const T dz = g[j] * (h[j] - n) * z * (T(1) - z);
+      const T dr = dn * an * r * (T(1) - r);
+      dgx[j] = dr;
+      dgx[H + j] = dz;
+      dgx[2 * H + j] = dn;
+      dgh[j] = gamma[j] * dr;  // γ ⊙ dL/da, turned into dL/d(raw gh) below
+      dgh[H + j] = gamma[H + j] * dz;
+      dgh[2 * H + j] = gamma[2 * H + j] * dn * r;
+      dh_direct[j] = g[j] * z;
+    }
+    T mean_a = T(0), mean_an = T(0);
+    for (int64_t j = 0; j < G; ++j) {
+      mean_a += dgh[j];
+      mean_an += dgh[j] * normed[j];
+    }
+    mean_a /= T(G);
+    mean_an /= T(G);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < G; ++j) dgh[j] = rstd * (dgh[j] - mean_a - normed[j] * mean_an);
+  }
+
+  // dγ = Σ dL/da ⊙ LN(gh), dβ = db_hh = Σ dL/da, with dL/da = [dr, dz, dn ⊙ r]
+  static Tensor param_grads(const Tensor& dgx, const Tensor& c_prev, const Tensor& saved, int64_t H) {
+    const Tensor da = at::cat({dgx.slice(2, 0, 2 * H), dgx.slice(2, 2 * H, 3 * H) * saved.slice(2, 0, H)}, 2);
+    const Tensor summed = da.sum({0, 1});
+    return at::cat({(da * saved.slice(2, 4 * H, 7 * H)).sum({0, 1}), summed, summed});
   }
 };
 
@@ -622,10 +722,9 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
     dw_hr = at::mm(g_history.reshape({steps * batch, R}).t(), pre_all.reshape({steps * batch, H}));
   }
   Tensor d_params;
-  if (cell_p) {  // peepholes: dw_ci = Σ di ⊙ c_{t-1}, dw_cf = Σ df ⊙ c_{t-1}, dw_co = Σ do ⊙ c'_t (saved block 4)
-    const Tensor c_prev = at::cat({c0.unsqueeze(0), cells.slice(0, 0, steps - 1)});
-    d_params = at::cat({(dgx_all.slice(2, 0, H) * c_prev).sum({0, 1}), (dgx_all.slice(2, H, 2 * H) * c_prev).sum({0, 1}),
-                        (dgx_all.slice(2, 3 * H, 4 * H) * saved.slice(2, 4 * H, 5 * H)).sum({0, 1})});
+  if constexpr (Cell::kParams > 0) {  // the cell's own per-unit parameters, summed over all steps
+    const Tensor c_prev = E > 0 ? at::cat({c0.unsqueeze(0), cells.slice(0, 0, steps - 1)}) : Tensor();
+    d_params = Cell::param_grads(dgx_all, c_prev, saved, H);
   }
   return {dgx_all, dh, dc, dw_hh, db_hh, dw_hr, d_params};
 }
@@ -649,6 +748,9 @@ const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
     CALL;                                                       \
   } else if (cell == "peephole_lstm") {                         \
     using CellT = PeepholeLSTM<T>;                              \
+    CALL;                                                       \
+  } else if (cell == "ln_gru") {                                \
+    using CellT = LayerNormGRU<T>;                              \
     CALL;                                                       \
   } else {                                                      \
     TORCH_CHECK(false, "rnnkit engine: unknown cell '", cell, "'"); \
@@ -689,9 +791,10 @@ int64_t cell_width(const std::string& cell, const Tensor& w_hh, const Tensor& w_
   return w_hr.defined() ? w_hr.size(1) : w_hh.size(1);
 }
 
-// params: the cell's own per-unit parameters; the peephole LSTM's [w_ci | w_cf | w_co] (3H), none for others.
+// params: the cell's own per-unit parameters: the peephole LSTM's [w_ci | w_cf | w_co] (3H), the
+// layer-normalised GRU's [γ_hh | β_hh | b_hh] (9H), none for the others.
 void check_cell_params(const std::string& cell, const Tensor& params, int64_t H) {
-  const int64_t expected = cell == "peephole_lstm" ? 3 * H : 0;
+  const int64_t expected = cell == "peephole_lstm" ? 3 * H : cell == "ln_gru" ? 9 * H : 0;
   TORCH_CHECK(expected == 0 ? !params.defined() : params.defined() && params.numel() == expected,
               "rnnkit engine: cell '", cell, "' takes ", expected, " cell parameters");
 }
