@@ -431,3 +431,21 @@ def test_same_seed_same_bits_and_a_killed_run_resumes_to_them(tmp_path, monkeypa
         assert_same_run(tmp_path / "a", tmp_path / f"k{kill_at}")
     assert main([*argv(tmp_path / "c"), "--seed", "6"]) == 0
     assert training_losses(tmp_path / "c") != training_losses(tmp_path / "a")
+
+
+@pytest.mark.slow
+def test_train_runs_under_torchrun_and_rank_zero_alone_reports(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    folder = write_folder(tmp_path / "pictures", 40)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "rnnkit.cli.main", "caption", "train", "--data", str(folder), "--out", str(tmp_path / "run"), *TINY,
+               "--max-steps", "6", "--eval-every", "3", "--checkpoint-every", "3"]
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("nearest-neighbour baseline") == 1  # rank 0 alone reports
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()

@@ -65,6 +65,8 @@ def add_parser(subparsers) -> None:
 def _show_training(results: dict, args: argparse.Namespace) -> str:
     from rnnkit.apps.common import format_metrics
 
+    if "nearest_neighbour" not in results:  # under torchrun, the processes other than rank 0
+        return f"steps {results.get('step')}; rank 0 prints the test report"
     keys = ("bleu", "exact_match", "examples", "steps", "train_seconds")
     baseline = results["nearest_neighbour"]
     lines = [f"test (beam {results['beam']}): {format_metrics({k: results[k] for k in keys if k in results})}",
