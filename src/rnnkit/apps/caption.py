@@ -164,6 +164,9 @@ def emoji_data(settings: CaptionSettings, seed: int, progress: bool) -> tuple[Im
     images = render([e for e, _ in names], settings.image_size, progress=progress)
     data = Images(images, [[caption] for _, caption in names], [e for e, _ in names])
     train, val, test = group_split(keys, (settings.val_fraction, settings.test_fraction), seed)
+    if not (train and val and test):
+        raise InputError(f"--examples {settings.examples} emoji are too few to split whole groups of variants into "
+                         "train, validation and test; use --examples 200 or more")
     return data.take(train), data.take(val), data.take(test)
 
 
