@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 
 def _check(temperature, top_k, top_p) -> None:
@@ -209,7 +210,7 @@ class FastStep:
             new = tuple(part.unsqueeze(0) for part in finals[0])
         else:
             new = tuple(torch.stack([f[i] for f in finals]) for i in range(self.num_states))
-        return self.head(x), (new if self.num_states == 2 else new[0])
+        return F.linear(x, self.head.weight, self.head.bias), (new if self.num_states == 2 else new[0])
 
 
 def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature: float = 1.0,
