@@ -90,10 +90,11 @@ def test_gru_keeps_torchs_reset_gate_convention(tmp_path):
     assert np.abs(np.stack(wrong, 1) - want).max() > 0.05
 
 
-@pytest.mark.parametrize("cell", registry.cell_names())
+@pytest.mark.parametrize("cell", sorted(set(registry.cell_names()) - {"rnn", "lstm", "gru"}))
 def test_every_cell_bidirectional_stacked_with_lengths(cell, tmp_path):
-    """Every registered cell (the variants included) through the layer's own reference loop as oracle;
-    to_onnx compares on CHECK_SHAPES, which hold several batch sizes and lengths and padded rows."""
+    """Every registered cell past the three torch.nn has (tested above against torch.nn; all of them in the
+    slow grid) through the layer's own reference loop as oracle; to_onnx compares on CHECK_SHAPES, which
+    hold several batch sizes and lengths and padded rows."""
     torch.manual_seed(0)
     layer = registry.make_layer(cell, 3, 16, num_layers=2, batch_first=True, bidirectional=True,
                                 backend="reference").eval()
