@@ -158,7 +158,7 @@ def test_it_learns_to_read_a_toy_code():
 
     model = CTCRecognizer(input_size=4, num_classes=4, hidden_size=12, cell="gru")
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
-    for _ in range(150):
+    for _ in range(80):
         batch = [sample() for _ in range(16)]
         out = model(torch.stack([x for x, _ in batch]), torch.tensor([y for _, y in batch]))
         optimizer.zero_grad()
