@@ -223,6 +223,11 @@ def test_a_character_outside_the_alphabet_and_a_transcript_too_long_for_its_fram
     assert "needs 23 CTC frames" in err and "--subsample" in err
 
 
+def test_a_word_list_of_one_word_is_refused_before_any_audio(tmp_path, cli_error):
+    err = cli_error(["speech", "train", "--words", "yes", "--out", str(tmp_path / "r")])
+    assert "at least two comma-separated words" in err and not (tmp_path / "r").exists()
+
+
 def test_japanese_vowels_is_a_words_task_only(tmp_path, cli_error):
     err = cli_error(["speech", "train", "--dataset", "japanese_vowels", "--task", "ctc", "--out", str(tmp_path / "r")])
     assert "--task words" in err

@@ -456,6 +456,7 @@ class Speech(lifecycle.App):
                              f"use val_loss or {', '.join(wanted)}")
         if settings.data is None and settings.dataset == "synthetic":
             synth.check_tools(synth.voices(settings.voices))
+            settings.word_list()  # a bad --words list fails here, before any audio is made
         if settings.data is not None or settings.dataset != "japanese_vowels":
             audio.librosa()
 
