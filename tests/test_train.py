@@ -356,3 +356,20 @@ def test_resuming_with_another_batch_size_is_refused(tmp_path):
                       progress=False)
     with pytest.raises(CheckpointError, match="trained with batch_size 4; resume with the same batch size"):
         trainer.fit(resume=True)
+
+
+def test_monitor_mode_follows_the_metric_unless_given():
+    from rnnkit.cli.common import train_config
+    from rnnkit.cli.main import build_parser
+
+    assert TrainConfig().monitor_direction == "min"
+    for metric, mode in [("val_accuracy", "max"), ("val_macro_f1", "max"), ("val_bleu", "max"),
+                         ("val_line_accuracy", "max"), ("val_wer", "min"), ("val_nats_per_char", "min")]:
+        assert TrainConfig(monitor=metric).monitor_direction == mode, metric
+    assert TrainConfig(monitor="val_accuracy", monitor_mode="min").monitor_direction == "min"
+    # an app whose default monitor is larger-is-better still minimises a loss the user asks for
+    parser = build_parser()
+    args = parser.parse_args(["classify", "train", "--out", "x", "--monitor", "val_loss"])
+    assert train_config(args).monitor_direction == "min"
+    args = parser.parse_args(["classify", "train", "--out", "x"])
+    assert (train_config(args).monitor, train_config(args).monitor_direction) == ("val_macro_f1", "max")

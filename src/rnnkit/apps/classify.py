@@ -273,7 +273,7 @@ class Classify(lifecycle.App):
     name = "classify"
     settings_class = ClassifySettings
     train_defaults = {"max_steps": 1000, "batch_size": 32, "lr": 2e-3, "eval_every": 100, "checkpoint_every": 100,
-                      "log_every": 50, "early_stopping_patience": 5, "monitor": "val_macro_f1", "monitor_mode": "max"}
+                      "log_every": 50, "early_stopping_patience": 5, "monitor": "val_macro_f1"}
     val_metrics = ("val_accuracy", "val_macro_f1")
 
     def normalize(self, settings: ClassifySettings) -> ClassifySettings:

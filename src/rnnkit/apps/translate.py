@@ -314,7 +314,7 @@ class Translate(lifecycle.App):
     name = "translate"
     settings_class = TranslateSettings
     train_defaults = {"max_steps": 6000, "batch_size": 32, "lr": 2e-3, "eval_every": 1000, "checkpoint_every": 1000,
-                      "log_every": 100, "monitor": "val_exact_match", "monitor_mode": "max"}
+                      "log_every": 100, "monitor": "val_exact_match"}
     val_metrics = ("val_exact_match",)
 
     def normalize(self, settings: TranslateSettings) -> TranslateSettings:

@@ -9,6 +9,19 @@ from rnnkit.options import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
+#: Words in a metric's name that mean larger is better; every other metric (losses, error rates, nats,
+#: bits, perplexity) is better smaller.
+LARGER_IS_BETTER = ("accuracy", "f1", "bleu", "exact_match", "auc", "r2", "precision", "recall")
+
+
+def better_direction(metric: str) -> str:
+    """``'max'`` when a larger ``metric`` is better (accuracy, F1, BLEU, ...), else ``'min'``.
+
+    >>> better_direction("val_macro_f1"), better_direction("val_wer"), better_direction("val_loss")
+    ('max', 'min', 'min')
+    """
+    name = metric.lower()
+    return "max" if any(word in name for word in LARGER_IS_BETTER) else "min"
 
 
 @dataclass
@@ -38,8 +51,9 @@ class TrainConfig:
     eval_every: int = option(200, "evaluate on the validation data every this many steps (and at the end)")
     eval_batches: int | None = option(None, "evaluate on at most this many validation batches (None: all)")
     monitor: str = option("val_loss", "validation metric for best checkpoints, early stopping and plateau")
-    monitor_mode: str = option("min", "'min' or 'max': which direction of the monitored metric is better",
-                             choices=("min", "max"))
+    monitor_mode: str = option("auto", "'min' or 'max': which direction of the monitored metric is better "
+                                       "('auto': max for accuracy, F1, BLEU and the like, min for the rest)",
+                               choices=("auto", "min", "max"))
     early_stopping_patience: int | None = option(None, "stop after this many evaluations without "
                                                      "improvement (None: never)")
     checkpoint_every: int = option(200, "write the 'latest' checkpoint every this many steps (and at the end)")
@@ -59,7 +73,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("monitor_mode", ("min", "max"))):
+                              ("monitor_mode", ("auto", "min", "max"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -70,6 +84,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 or None (off), got {value}")
+
+    @property
+    def monitor_direction(self) -> str:
+        """``'min'`` or ``'max'``: ``monitor_mode``, with ``'auto'`` resolved by the metric's name."""
+        return better_direction(self.monitor) if self.monitor_mode == "auto" else self.monitor_mode
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -52,7 +52,7 @@ class Schedule:
         self.per_step = LambdaLR(optimizer, lambda step: lr_factor(step, config))
         self.plateau = None
         if config.schedule == "plateau":
-            self.plateau = ReduceLROnPlateau(optimizer, mode=config.monitor_mode, factor=config.lr_decay,
+            self.plateau = ReduceLROnPlateau(optimizer, mode=config.monitor_direction, factor=config.lr_decay,
                                              patience=config.plateau_patience, min_lr=config.min_lr)
 
     def step(self, completed_steps: int) -> None:

@@ -213,7 +213,7 @@ class Trainer:
             return False
         if self.best is None:
             return True
-        return value < self.best if self.config.monitor_mode == "min" else value > self.best
+        return value < self.best if self.config.monitor_direction == "min" else value > self.best
 
     # ---------------------------------------------------------------------------- checkpoints
     @property
