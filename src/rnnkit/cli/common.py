@@ -83,8 +83,14 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
         choices = field.metadata.get("choices")
         choices = choices() if callable(choices) else choices
         parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
-                            choices=choices, metavar=None if choices else name.split("_")[-1].upper(),
+                            choices=choices, metavar=None if choices else _metavar(name),
                             help=f"{help_text} (default: {default})")
+
+
+def _metavar(name: str) -> str:
+    """What the value counts or names: ``max_steps`` -> STEPS, ``clips_per_voice`` -> CLIPS."""
+    words = name.split("_")
+    return (words[words.index("per") - 1] if "per" in words[1:] else words[-1]).upper()
 
 
 def dataclass_from_args(cls, args: argparse.Namespace, **overrides):
