@@ -14,6 +14,7 @@ that ``backend="auto"`` picks in training. Usage::
     python benchmarks/bench_variants.py --targets  # issue 13's: batch 32 x seq 100 at hidden 256 and 512, batch 1 x seq 200
     python benchmarks/bench_variants.py --only zoneout --only dropout   # rows whose name contains a word
     python benchmarks/bench_variants.py --quick    # one configuration, fewer rounds
+    python benchmarks/bench_variants.py --memory   # MiB autograd saves per training step, default path vs reference
 """
 
 from __future__ import annotations
@@ -84,6 +85,37 @@ def measure(config: Config, rounds: int, min_time: float, only: list[str]) -> di
     return {name: (train, infer) for name, (train, infer) in best.items()}
 
 
+def saved_mib(module: torch.nn.Module, x: torch.Tensor) -> float:
+    """MiB that autograd keeps for backward in one training forward (parameters and input excluded)."""
+    storages = {}
+
+    def pack(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        module(x)
+    kept = {p.untyped_storage().data_ptr() for p in module.parameters()} | {x.untyped_storage().data_ptr()}
+    return sum(n for ptr, n in storages.items() if ptr not in kept) / 2**20
+
+
+def memory_table(config: Config, only: list[str]) -> None:
+    x = torch.randn(config.steps, config.batch, config.input_size)
+    print(f"| variant ({config}) | path | saved MiB, default path | saved MiB, reference |")
+    print("|---|---|---|---|")
+    for name, make in VARIANTS.items():
+        if only and not any(word in name for word in only):
+            continue
+        default, reference = make(config.input_size, config.hidden), make(config.input_size, config.hidden,
+                                                                          backend="reference")
+        path = rk.backends.select(default.train()).name
+        torch.manual_seed(0)
+        ours = saved_mib(default, x)
+        torch.manual_seed(0)
+        theirs = saved_mib(reference.train(), x)
+        print(f"| {name} | {path} | {ours:.1f} | {theirs:.1f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -91,7 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one configuration, 2 rounds, 0.2 s per timing")
     parser.add_argument("--targets", action="store_true", help="issue 13's configurations instead of the default ones")
     parser.add_argument("--only", action="append", default=[], help="only variants whose name contains this word")
+    parser.add_argument("--memory", action="store_true", help="saved-for-backward MiB instead of speed (hidden 256)")
     args = parser.parse_args(argv)
+    if args.memory:
+        memory_table(Config(64, 32, 100, 256), args.only)
+        return
     configs = TARGET_CONFIGS if args.targets else CONFIGS
     configs = configs[:1] if args.quick else configs
     rounds, min_time = (2, 0.2) if args.quick else (args.rounds, args.min_time)
