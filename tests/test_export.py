@@ -271,3 +271,10 @@ def test_full_grid(cell, bidirectional, num_layers, tmp_path):
                                 bidirectional=bidirectional).eval()
     tolerance = 3e-5 if cell.startswith("ln_") else TOL
     assert to_onnx(layer, tmp_path / "x.onnx").max_difference["model"] < tolerance
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "rnnkit export --run" in out and "docs/shipping.md" in out
