@@ -373,3 +373,30 @@ def test_monitor_mode_follows_the_metric_unless_given():
     assert train_config(args).monitor_direction == "min"
     args = parser.parse_args(["classify", "train", "--out", "x"])
     assert (train_config(args).monitor, train_config(args).monitor_direction) == ("val_macro_f1", "max")
+
+
+def test_validation_loss_of_variable_length_float_targets_is_the_mean_over_valid_steps():
+    from rnnkit.train.batches import count_targets
+    from rnnkit.types import ModelOutput
+    from rnnkit.train.evaluate import evaluate_loss
+
+    class FrameLoss(torch.nn.Module):  # squared error per valid frame, averaged over the batch's valid frames
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, inputs, targets, *, lengths):
+            mask = torch.arange(inputs.shape[1])[None, :] < lengths[:, None]
+            per_frame = ((inputs + self.w - targets) ** 2).sum(-1)
+            return ModelOutput(output=per_frame, loss=(per_frame * mask).sum() / mask.sum())
+
+    torch.manual_seed(0)
+    batches, frames = [], []
+    for lengths in ([5, 1], [1, 1, 1]):
+        lengths = torch.tensor(lengths)
+        inputs, targets = torch.randn(len(lengths), 5, 3), torch.randn(len(lengths), 5, 3)
+        batches.append({"inputs": inputs, "targets": targets, "lengths": lengths})
+        frames += [((inputs[i, :n] - targets[i, :n]) ** 2).sum(-1) for i, n in enumerate(lengths.tolist())]
+    assert [count_targets(b) for b in batches] == [6, 3]  # frames, not rows (2 and 3)
+    expected = float(torch.cat(frames).mean())
+    assert evaluate_loss(FrameLoss(), batches) == pytest.approx(expected, rel=1e-6)

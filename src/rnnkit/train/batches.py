@@ -70,6 +70,9 @@ def count_targets(batch: dict) -> int:
     if isinstance(targets, Tensor):
         if not targets.is_floating_point():
             return int((targets != IGNORE_INDEX).sum())
+        lengths = batch.get("lengths")
+        if isinstance(lengths, Tensor) and targets.dim() >= 2:
+            return int(lengths.sum())  # a loss per valid time step (e.g. piano-roll frames) averages over them
         return targets.shape[0] if targets.dim() else 1
     inputs = batch["inputs"]
     return inputs.shape[0] if isinstance(inputs, Tensor) and inputs.dim() else 1
