@@ -513,3 +513,31 @@ def test_cpp_and_python_loops_agree_on_buffers_for_the_layernorm_gru():
             assert a is None
         else:
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["lstm_proj", "peephole_lstm", "ln_gru"])
+def test_variant_nodes_are_differentiable_twice(kind):
+    """create_graph=True re-runs the same masks, projection and cell parameters in plain ops."""
+    torch.manual_seed(0)
+    steps, batch, hidden, dtype = 3, 2, 3, torch.float64
+    cell = engine.BY_NAME["lstm" if kind == "lstm_proj" else kind]
+    width = 2 if kind == "lstm_proj" else hidden  # the state h the loop carries
+    x_proj = torch.randn(steps, batch, cell.gates * hidden, dtype=dtype)
+    h0 = torch.randn(batch, width, dtype=dtype)
+    c0 = torch.randn(batch, hidden, dtype=dtype) if cell.states == 2 else None
+    w_hh = torch.randn(cell.gates * hidden, width, dtype=dtype) / 2
+    extra = {"lstm_proj": torch.randn(width, hidden, dtype=dtype) / 2,
+             "peephole_lstm": torch.randn(3 * hidden, dtype=dtype), "ln_gru": torch.randn(9 * hidden, dtype=dtype)}[kind]
+    rmask = (torch.rand(batch, width) < 0.7).to(dtype) / 0.7
+    zone = (torch.rand(steps, batch, width + (hidden if c0 is not None else 0)) < 0.3).to(dtype)
+    implementation = engine.implementation("cpp")
+    lengths = torch.tensor([3, 2])
+    tensors = [t.clone().requires_grad_() for t in (x_proj, h0, w_hh, extra)]
+
+    def fn(x_proj, h0, w_hh, extra):
+        w_hr, params = (extra, None) if kind == "lstm_proj" else (None, extra)
+        return engine.FusedRecurrence.apply(cell, implementation, x_proj, h0, c0, w_hh, None, lengths, None, rmask,
+                                            zone, w_hr, params)[:2]
+
+    assert torch.autograd.gradgradcheck(fn, tensors)
