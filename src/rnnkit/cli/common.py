@@ -157,6 +157,10 @@ def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] 
         settings = dataclass_from_args(app.settings_class, args, **(overrides(args) if overrides else {}))
         result = lifecycle.train(app, settings, train_config(args), args.out, resume=args.resume,
                                  progress=not args.quiet)
+        from rnnkit.train.distributed import launched_rank
+
+        if launched_rank() != 0:
+            return 0  # under torchrun, rank 0 alone has the app's report (the others hold the trainer's)
         print(show(result, args) if show else json.dumps(result, indent=1))
         print(f"run directory: {args.out}")
         return 0
