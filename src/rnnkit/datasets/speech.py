@@ -100,6 +100,28 @@ class Clip:
     rate: int
 
 
+def plan_clips(task: str, words: tuple[str, ...], voice_names: list[str], per_voice: int, *, max_words: int = 4,
+               snr_db: tuple[float, float] = (10.0, 30.0),
+               seed: int = 0) -> list[tuple[str, str, float, float, float, int]]:
+    """What :func:`synthesize` will say, without synthesising: ``(voice, text, speed, pitch, snr_db, noise
+    seed)`` per clip, voice by voice, drawn from ``seed`` (cheap: ``rnnkit datasets show`` lists these).
+
+    >>> [text for _, text, *_ in plan_clips("words", ("yes", "no"), ["flite:kal"], 3)]
+    ['yes', 'no', 'yes']
+    """
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for voice in voice_names:
+        for k in range(per_voice):
+            if task == "words":
+                text = words[k % len(words)]
+            else:
+                text = " ".join(rng.choice(words, size=int(rng.integers(1, max_words + 1))))
+            jobs.append((voice, text, float(rng.uniform(0.75, 1.35)), float(rng.uniform(0.6, 1.5)),
+                         float(rng.uniform(*snr_db)), int(rng.integers(2**31))))
+    return jobs
+
+
 def synthesize(task: str, words: tuple[str, ...], voice_names: list[str], per_voice: int, *, max_words: int = 4,
                snr_db: tuple[float, float] = (10.0, 30.0), seed: int = 0, progress: bool = True,
                only: set[str] | None = None) -> list[Clip]:
@@ -111,16 +133,7 @@ def synthesize(task: str, words: tuple[str, ...], voice_names: list[str], per_vo
     those voices' clips (the same clips as in the full set: every draw is made for every voice).
     """
     check_tools(voice_names if only is None else sorted(only))
-    rng = np.random.default_rng(seed)
-    jobs = []
-    for voice in voice_names:
-        for k in range(per_voice):
-            if task == "words":
-                text = words[k % len(words)]
-            else:
-                text = " ".join(rng.choice(words, size=int(rng.integers(1, max_words + 1))))
-            jobs.append((voice, text, float(rng.uniform(0.75, 1.35)), float(rng.uniform(0.6, 1.5)),
-                         float(rng.uniform(*snr_db)), int(rng.integers(2**31))))
+    jobs = plan_clips(task, words, voice_names, per_voice, max_words=max_words, snr_db=snr_db, seed=seed)
     if only is not None:
         jobs = [job for job in jobs if job[0] in only]
     started, done, clips = time.perf_counter(), 0, []
