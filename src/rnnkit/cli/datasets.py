@@ -1,5 +1,6 @@
 """``rnnkit datasets``: list the built-in data sets (source, size, licence, installed or how to install),
-or show the start of one."""
+or show the start of one (the applications' data sets read only what is shown: no synthesis, no full
+corpus parse)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ examples:
   rnnkit datasets                      # every data set: kind, size, licence, source, installed?
   rnnkit datasets --kind series        # only the time series
   rnnkit datasets --json               # the same as JSON, for scripts
+  rnnkit datasets --kind speech        # the applications' data: images, speech, music, nucleotides
   rnnkit datasets show shakespeare -n 5  # the first 5 lines of the first work
+  rnnkit datasets show emoji           # how many emoji, the first 10 with their captions
+  rnnkit datasets show tidigits -n 3   # the first 3 utterances: frames and transcripts
+  rnnkit datasets show bach_chorales -n 2  # the first 2 chorales parsed: notes, parts, length
 """
 
 
@@ -41,7 +46,8 @@ def add_parser(subparsers) -> None:
     show = verbs.add_parser("show", help="print the first lines or rows of one data set", epilog=EXAMPLES,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("name", help="a data set name from `rnnkit datasets`")
-    show.add_argument("-n", "--lines", type=int, default=10, help="how many lines, rows or pairs (default: 10)")
+    show.add_argument("-n", "--lines", type=int, default=10,
+                      help="how many lines, rows, pairs, images, utterances, pieces or records (default: 10)")
     show.set_defaults(func=run_show)
 
 
@@ -87,12 +93,29 @@ def _preview(kind: str, data, lines: int) -> list[str]:
     return [f"{len(data):,} pairs (source => target):", *(f"{s} => {t}" for s, t in data[:lines])]
 
 
+def _head_lines(head, width: int = 100) -> list[str]:
+    """A :class:`~rnnkit.datasets.appdata.Head` as aligned columns; the last one (text, sequence) cut at
+    ``width`` characters."""
+    cells = [[str(v) for v in row] for row in head.rows]
+    for row in cells:
+        row[-1] = row[-1] if len(row[-1]) <= width else row[-1][:width - 1] + "…"
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(head.columns[:-1])]
+    return [head.summary, *("  ".join([*(v.ljust(w) for v, w in zip(r, widths)), r[-1]])
+                            for r in [list(head.columns), *cells])]
+
+
 def run_show(args: argparse.Namespace) -> int:
     from rnnkit.datasets import info, load
 
     if args.lines < 0:
         raise InputError(f"--lines must be >= 0, got {args.lines}")
     dataset = info(args.name)
+    if dataset.head is not None:
+        lines = _head_lines(dataset.head(args.lines))
+        print(f"{dataset.name} ({dataset.kind}): {dataset.description}")
+        print(f"source: {dataset.source}; licence: {dataset.licence}")
+        print("\n".join(lines))
+        return 0
     data = load(args.name)
     if dataset.name == "shakespeare_char":
         data = list(data)  # (train, test) shown as two documents

