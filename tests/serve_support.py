@@ -45,6 +45,20 @@ def textgen_run(root: Path) -> Path:
     return _write(root / "textgen", "textgen", TextgenSettings(level="char"), {}, model, vocab)
 
 
+def dna_runs(root: Path) -> dict[str, Path]:
+    """Untrained dna runs of both tasks (a classifier with three labels, a language model of RNA)."""
+    from rnnkit.apps import dna
+
+    runs = {}
+    for task, facts in (("classify", {"labels": ["animal", "plant", "virus"], "rna": False}),
+                        ("lm", {"labels": [], "rna": True})):
+        torch.manual_seed(0)
+        settings = dna.DnaSettings(task=task)
+        settings.model = dataclasses.replace(settings.model, hidden_size=8, embedding_dim=4)
+        runs[task] = _write(root / f"dna_{task}", "dna", settings, facts, dna.build_model(settings, facts), dna.VOCAB)
+    return runs
+
+
 def trained_runs(root: Path) -> dict[str, Path]:
     """Tiny real runs of the four apps (a few steps each: the tests check plumbing, not quality)."""
     from rnnkit.cli.main import main

@@ -15,13 +15,14 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from rnnkit.cli.main import main  # noqa: E402
 from rnnkit.serve import Limits, create_app  # noqa: E402
-from serve_support import LiveServer, classify_run, textgen_run, trained_runs  # noqa: E402
+from serve_support import LiveServer, classify_run, dna_runs, textgen_run, trained_runs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    return {"classify": classify_run(root), "textgen": textgen_run(root)}
+    return {"classify": classify_run(root), "textgen": textgen_run(root), **{f"dna_{task}": run for task, run in
+                                                                              dna_runs(root).items()}}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,47 @@ def test_textgen_streams_what_textgen_sample_writes(quick_runs):
                          ({"length": 2.5}, "must be an integer"), ({"prime": "x" * 2001}, "the limit is 2000")]:
         response = client.post("/api/stream", json={**body, **bad})
         assert response.status_code == 422 and message in response.json()["error"], bad
+
+
+def test_dna_classifier_probabilities_equal_the_apps_predict(quick_runs):
+    from rnnkit.apps.dna import predict
+
+    client = TestClient(create_app(quick_runs["dna_classify"], Limits(max_text_chars=300)))
+    info = client.get("/api/info").json()
+    assert info["result"] == "probabilities" and [f["name"] for f in info["form"]] == ["sequence"]
+    fasta = ">hsa-x\nACGUacgu\nNNRY GATTACA\n"  # FASTA header dropped; case, U and ambiguity codes as the app reads them
+    response = client.post("/api/predict", json={"sequence": fasta})
+    assert response.status_code == 200
+    want = predict(quick_runs["dna_classify"], [("x", "ACGUACGUNNRYGATTACA")])[0]
+    got = response.json()
+    assert got["label"] == want["label"] and got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-7)
+    assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    for bad, status, message in [({"sequence": "MKVLAAGIV"}, 422, "not nucleotide codes"),
+                                 ({"sequence": ">only a header"}, 422, "only FASTA headers"),
+                                 ({"sequence": "A" * 301}, 422, "the limit is 300"),
+                                 ({"prime": "ACG"}, 422, "unknown field(s) ['prime']")]:
+        response = client.post("/api/predict", json=bad)
+        assert response.status_code == status and message in response.json()["error"], bad
+    assert client.post("/api/stream", json={"sequence": "ACGT"}).status_code == 422  # a classifier does not stream
+
+
+def test_dna_language_model_streams_what_the_app_samples(quick_runs):
+    from rnnkit.apps import dna
+
+    run = quick_runs["dna_lm"]
+    client = TestClient(create_app(run, Limits(max_generate_tokens=60)))
+    assert client.get("/api/info").json()["result"] == "stream"
+    body = {"prime": "acgu", "length": 60, "temperature": 0.9, "top_p": 1.0, "seed": 5}
+    with client.stream("POST", "/api/stream", json=body) as response:
+        assert response.status_code == 200
+        text = "".join(response.iter_text())
+    assert text == dna.sample(run, prime="acgu", length=60, temperature=0.9, seed=5)[0]
+    assert text.startswith("ACGU") and set(text) <= set("ACGUN") and len(text) <= 4 + 60  # an RNA run shows U
+    for bad, message in [({"length": 61}, "over the limit of 60"), ({"prime": "ACGZ"}, "not nucleotide codes"),
+                         ({"top_p": 0}, "'top_p' must be in")]:
+        response = client.post("/api/stream", json={**body, **bad})
+        assert response.status_code == 422 and message in response.json()["error"], bad
+    assert client.post("/api/predict", json={"prime": "A"}).status_code == 422
 
 
 def test_cli_refuses_an_unknown_run_in_one_line(tmp_path, capsys):

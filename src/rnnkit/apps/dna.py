@@ -523,10 +523,14 @@ def predict(run: str | Path, sequences: Sequence[tuple[str, str]], *, device: st
     if info.settings.task != "classify":
         raise InputError(f"{run} is a language model (--task lm); predict labels with a --task classify run, or "
                          f"use `rnnkit dna sample` / `evaluate` with this one")
-    encoded = [VOCAB.encode(nucleotides.normalize(s, name)[:info.settings.max_length]) or [UNK_ID]
-               for name, s in sequences]
+    return classify_sequences(model, sequences, info.facts["labels"], info.settings.max_length)
+
+
+def classify_sequences(model: torch.nn.Module, sequences: Sequence[tuple[str, str]], labels: Sequence[str],
+                       max_length: int) -> list[dict]:
+    """:func:`predict` on a loaded classifier: each ``(name, sequence)`` normalised and cut to ``max_length``."""
+    encoded = [VOCAB.encode(nucleotides.normalize(s, name)[:max_length]) or [UNK_ID] for name, s in sequences]
     probabilities = predict_ids(model, encoded)
-    labels = info.facts["labels"]
     results = []
     for (name, _), row in zip(sequences, probabilities.tolist()):
         best = max(range(len(labels)), key=row.__getitem__)
@@ -539,15 +543,21 @@ def sample_sequence(model: torch.nn.Module, *, rna: bool, prime: str = "", lengt
                     temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                     seed: int | None = None) -> str:
     """One sequence: ``prime`` (normalised) and up to ``length`` sampled bases, ended by the model's ``EOS``."""
-    return "".join(_stream_bases(model, rna=rna, prime=prime, length=length, temperature=temperature, top_k=top_k,
-                                 top_p=top_p, seed=seed))
+    return "".join(stream_bases(model, rna=rna, prime=prime, length=length, temperature=temperature, top_k=top_k,
+                                top_p=top_p, seed=seed))
 
 
-def _stream_bases(model, *, rna: bool, prime: str, length: int, temperature: float, top_k, top_p,
-                  seed) -> Iterator[str]:
+def stream_bases(model: torch.nn.Module, *, rna: bool, prime: str, length: int, temperature: float,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
+    """:func:`sample_sequence` piece by piece (the prime first, then one base at a time; ``rnnkit serve``
+    streams these); the prime is checked before the first piece is asked for."""
+    prime = nucleotides.normalize(prime, "--prime") if prime else ""
+    return _bases(model, rna, prime, length, temperature, top_k, top_p, seed)
+
+
+def _bases(model, rna: bool, prime: str, length: int, temperature: float, top_k, top_p, seed) -> Iterator[str]:
     from rnnkit.sampling import stream
 
-    prime = nucleotides.normalize(prime, "--prime") if prime else ""
     show = (lambda s: s.replace("T", "U")) if rna else (lambda s: s)
     yield show(prime)
     for token in stream(model, [BOS_ID, *VOCAB.encode(prime)], max_new_tokens=length, temperature=temperature,

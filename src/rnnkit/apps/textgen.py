@@ -182,27 +182,41 @@ def load_run(run: str | Path):
 def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temperature: float = 0.8,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
            allow_unknown: bool = False) -> Iterator[str]:
-    """Stream generated text piece by piece (the prime itself is not repeated).
-
-    The special tokens are never drawn: the training text is one stream without padding, ``<bos>`` or
-    ``<eos>``, and ``<unk>`` (a rare character or word cut from the vocabulary) only with ``allow_unknown``.
-    """
-    from rnnkit.sampling import stream
-
+    """Stream generated text piece by piece (the prime itself is not repeated): :func:`generate` on the
+    run's model."""
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
         raise InputError(f"--temperature must be a number >= 0 (0: greedy), got {temperature}")
     model, vocab, info = load_run(run)
+    return generate(model, vocab, words=info.settings.level == "word", prime=prime, length=length,
+                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, allow_unknown=allow_unknown)
+
+
+def generate(model: torch.nn.Module, vocab: Vocabulary, *, words: bool, prime: str | None = None, length: int = 500,
+             temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+             allow_unknown: bool = False) -> Iterator[str]:
+    """Stream text from a loaded language model (what :func:`sample` and ``rnnkit serve`` use).
+
+    An empty prime starts from a newline (else the first ordinary token). The special tokens are never
+    drawn: the training text is one stream without padding, ``<bos>`` or ``<eos>``, and ``<unk>`` (a
+    rare character or word cut from the vocabulary) only with ``allow_unknown``. ``words``: the model is
+    word-level, so pieces are separated by spaces. The prime is checked before the first piece is asked for.
+    """
+    from rnnkit.sampling import stream
+
     if prime:
         ids = vocab.encode(prime)
     else:
         ids = [vocab.token_to_id("\n")] if "\n" in vocab else [vocab.token_to_id(vocab.tokens[4])]
     if not ids:
         raise InputError("--prime has no tokens the model knows")
-    words = info.settings.level == "word"
-    space = " " if words and prime else ""  # words after a prime need a separator
     suppress = [PAD_ID, BOS_ID, EOS_ID] + ([] if allow_unknown else [UNK_ID])
-    for token in stream(model, ids, max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                        seed=seed, suppress=suppress):
+    tokens = stream(model, ids, max_new_tokens=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                    seed=seed, suppress=suppress)
+    return _pieces(tokens, vocab, words, space=" " if words and prime else "")  # words after a prime need a separator
+
+
+def _pieces(tokens: Iterator[int], vocab: Vocabulary, words: bool, space: str) -> Iterator[str]:
+    for token in tokens:
         piece = vocab.decode([token], skip_special=True, stop_at_eos=False)
         yield space + piece if piece else piece
         space = " " if words else ""

@@ -95,6 +95,11 @@ def _text(request: dict, name: str, limits: Limits, *, required: bool = True) ->
     return value
 
 
+def _check_length(length: int, limits: Limits) -> None:
+    if length > limits.max_generate_tokens:
+        raise InputError(f"'length' {length} is over the limit of {limits.max_generate_tokens} tokens")
+
+
 @register("textgen")
 class TextgenHandler(Handler):
     title = "Text generation"
@@ -113,23 +118,13 @@ class TextgenHandler(Handler):
         self.words = info.settings.level == "word"
 
     def stream(self, request: dict) -> Iterator[str]:
-        from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
-        from rnnkit.sampling import stream
+        from rnnkit.apps.textgen import generate
 
         prime = _text(request, "prime", self.limits, required=False)
-        length = request["length"]
-        if length > self.limits.max_generate_tokens:
-            raise InputError(f"'length' {length} is over the limit of {self.limits.max_generate_tokens} tokens")
-        ids = self.vocab.encode(prime) if prime else [self.vocab.token_to_id("\n") if "\n" in self.vocab else 4]
-        if not ids:
-            raise InputError("the prime has no token the model knows; try other text")
+        _check_length(request["length"], self.limits)
         top_p = request["top_p"] if request["top_p"] < 1 else None
-        tokens = stream(self.model, ids, max_new_tokens=length, temperature=request["temperature"], top_p=top_p,
-                        seed=request.get("seed"), suppress=[PAD_ID, BOS_ID, EOS_ID, UNK_ID])
-        space = " " if self.words and prime else ""
-        for token in tokens:
-            yield space + self.vocab.decode([token], skip_special=True, stop_at_eos=False)
-            space = " " if self.words else ""
+        return generate(self.model, self.vocab, words=self.words, prime=prime, length=request["length"],
+                        temperature=request["temperature"], top_p=top_p, seed=request.get("seed"))
 
 
 @register("classify")
@@ -238,3 +233,51 @@ class TranslateHandler(Handler):
         weights = attention[0].tolist() if attention[0] is not None else None
         return {"translation": outputs[0], "source_tokens": source_tokens, "output_tokens": tokens[0],
                 "attention": weights}
+
+
+def _sequence(request: dict, limits: Limits) -> str:
+    """The request's nucleotide text: FASTA header lines (``>...``) and whitespace dropped."""
+    text = _text(request, "sequence", limits)
+    sequence = "".join("".join(line.split()) for line in text.splitlines() if not line.startswith(">"))
+    if not sequence:
+        raise InputError("'sequence' holds only FASTA headers; give the bases")
+    return sequence
+
+
+@register("dna")
+class DnaHandler(Handler):
+    """``--task classify``: class probabilities of a sequence; ``--task lm``: sampled bases, streamed."""
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import dna
+
+        self.dna = dna
+        self.model, _, self.info_ = dna.load_run(run)
+        if self.info_.settings.task == "classify":
+            self.title, self.result = "DNA/RNA sequence classification", "probabilities"
+            self.form = (Field("sequence", "Sequence (bases, or FASTA)", "textarea", "", required=True),)
+        else:
+            self.title, self.result = "DNA/RNA sequence generation", "stream"
+            self.form = (Field("prime", "Prime (bases to start with)", "textarea", ""),
+                         Field("length", "Most bases to generate (the model may end sooner)", "integer", 200, 1, None),
+                         Field("temperature", "Temperature (0: greedy)", "number", 1.0, 0.0, 5.0),
+                         Field("top_p", "Top-p (1: off)", "number", 1.0, 0.01, 1.0),
+                         Field("seed", "Seed (empty: random)", "integer", None, 0, 2**31 - 1))
+
+    def predict(self, request: dict) -> dict:
+        if self.result != "probabilities":
+            return super().predict(request)
+        sequence = _sequence(request, self.limits)
+        answer = self.dna.classify_sequences(self.model, [("the request", sequence)], self.info_.facts["labels"],
+                                             self.info_.settings.max_length)[0]
+        return {k: answer[k] for k in ("label", "probability", "probabilities")}
+
+    def stream(self, request: dict) -> Iterator[str]:
+        if self.result != "stream":
+            return super().stream(request)
+        prime = "".join(_text(request, "prime", self.limits, required=False).split())
+        _check_length(request["length"], self.limits)
+        top_p = request["top_p"] if request["top_p"] < 1 else None
+        return self.dna.stream_bases(self.model, rna=self.info_.facts["rna"], prime=prime, length=request["length"],
+                                     temperature=request["temperature"], top_p=top_p, seed=request.get("seed"))
