@@ -59,6 +59,39 @@ def dna_runs(root: Path) -> dict[str, Path]:
     return runs
 
 
+def handwriting_runs(root: Path) -> dict[str, Path]:
+    """Untrained handwriting runs: a classifier of 8x8 images into three classes, a reader of digit lines
+    8 pixels high."""
+    from rnnkit.apps import handwriting
+
+    runs = {}
+    for task in ("classify", "lines"):
+        torch.manual_seed(0)
+        settings = handwriting.HandwritingSettings(task=task, beam_size=3)
+        settings.model = dataclasses.replace(settings.model, hidden_size=8)
+        facts = {"task": task, "mean": 0.2, "std": 0.3, "height": 8, "sizes": {}}
+        vocab = None
+        if task == "classify":
+            facts.update(classes=["zero", "one", "two"], width=8, steps="rows", permutation=None, majority_class=0)
+        else:
+            vocab = Vocabulary(list(handwriting.DIGITS), level="char")
+            facts["alphabet"] = handwriting.DIGITS
+        model = handwriting.build_model(settings.model, facts, len(vocab) if vocab else 0)
+        runs[task] = _write(root / f"handwriting_{task}", "handwriting", settings, facts, model, vocab)
+    return runs
+
+
+def png_bytes(array, mode: str = "L") -> bytes:
+    """A uint8 array as the bytes of a PNG file."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def trained_runs(root: Path) -> dict[str, Path]:
     """Tiny real runs of the four apps (a few steps each: the tests check plumbing, not quality)."""
     from rnnkit.cli.main import main

@@ -1,6 +1,7 @@
 """rnnkit serve: the JSON API of every app against the apps' own Python functions (same seed, same text;
 same probabilities; same forecast; same translation), its 4xx refusals, a bounded load test, the CLI."""
 
+import base64
 import json
 import statistics
 import threading
@@ -15,7 +16,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from rnnkit.cli.main import main  # noqa: E402
 from rnnkit.serve import Limits, create_app  # noqa: E402
-from serve_support import LiveServer, classify_run, dna_runs, textgen_run, trained_runs  # noqa: E402
+from serve_support import (LiveServer, classify_run, dna_runs, handwriting_runs, png_bytes,  # noqa: E402
+                           textgen_run, trained_runs)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +138,75 @@ def test_dna_language_model_streams_what_the_app_samples(quick_runs):
         response = client.post("/api/stream", json={**body, **bad})
         assert response.status_code == 422 and message in response.json()["error"], bad
     assert client.post("/api/predict", json={"prime": "A"}).status_code == 422
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@pytest.fixture(scope="module")
+def upload_runs(tmp_path_factory):
+    pytest.importorskip("PIL", reason="needs Pillow (pip install 'rnnkit[vision]')")
+    root = tmp_path_factory.mktemp("uploads")
+    return {f"handwriting_{task}": run for task, run in handwriting_runs(root).items()}
+
+
+def _refused_uploads(client, field: str, good: bytes, limit: int, *, kind: str):
+    """Status codes of the bad uploads every upload page must refuse, in one line each."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, limit + 10, dtype=np.uint8).tobytes()
+    cases = [({field: "not base64!"}, 422, "not valid base64"),
+             ({field: b64(b"plain text, not a file at all")}, 415, "not an image" if kind == "image" else "not a WAV"),
+             ({field: b64(good[:-20])}, 422, "damaged"),  # cut short
+             ({field: b64(noise)}, 413, f"upload limit of {limit} bytes"),
+             ({}, 422, f"'{field}' is required"),
+             ({field: 5}, 422, "base64")]
+    for body, status, message in cases:
+        response = client.post("/api/predict", json=body)
+        assert response.status_code == status and message in response.json()["error"], (body.keys(), response.text)
+    too_big = client.post("/api/predict", content=b"{" + b" " * (Limits().max_body_bytes + 2 * limit) + b"}",
+                          headers={"Content-Type": "application/json"})
+    assert too_big.status_code == 413 and "request body is over the limit" in too_big.json()["error"]
+
+
+def test_handwriting_class_of_an_uploaded_image_equals_the_apps_read(upload_runs, tmp_path):
+    import numpy as np
+
+    from rnnkit.apps.handwriting import read
+
+    run = upload_runs["handwriting_classify"]
+    client = TestClient(create_app(run, Limits(max_upload_bytes=5_000)))
+    info = client.get("/api/info").json()
+    assert info["result"] == "probabilities" and info["form"][0]["kind"] == "image"
+    image = np.zeros((16, 16), np.uint8)  # 16x16, resized to the run's 8x8 as `read --resize` does
+    image[3:13, 7:9] = 255
+    data = png_bytes(image)
+    (tmp_path / "one.png").write_bytes(data)
+    response = client.post("/api/predict", json={"image": "data:image/png;base64," + b64(data)})
+    assert response.status_code == 200
+    got, want = response.json(), read(run, [tmp_path / "one.png"], resize=True)[0]
+    assert got["label"] == want["text"] and got["probability"] == pytest.approx(want["probability"], abs=1e-7)
+    assert set(got["probabilities"]) == {"zero", "one", "two"}
+    assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert max(got["probabilities"].values()) == got["probability"]
+    _refused_uploads(client, "image", data, 5_000, kind="image")
+
+
+def test_handwriting_text_of_an_uploaded_line_equals_the_apps_read(upload_runs, tmp_path):
+    import numpy as np
+
+    from rnnkit.apps.handwriting import read
+
+    run = upload_runs["handwriting_lines"]
+    client = TestClient(create_app(run))
+    assert client.get("/api/info").json()["result"] == "text"
+    line = (np.random.default_rng(1).random((16, 60)) * 255).astype(np.uint8)  # scaled to 8 pixels high
+    (tmp_path / "line.png").write_bytes(png_bytes(line))
+    response = client.post("/api/predict", json={"image": b64(png_bytes(line))})
+    assert response.status_code == 200
+    got = response.json()["text"]
+    assert got == read(run, [tmp_path / "line.png"])[0]["text"] and set(got) <= set("0123456789")
 
 
 def test_cli_refuses_an_unknown_run_in_one_line(tmp_path, capsys):

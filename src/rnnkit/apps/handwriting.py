@@ -581,14 +581,24 @@ def read(run: str | Path, paths: Sequence[str | Path], *, resize: bool | None = 
     files = image_io.expand_image_paths(paths)
     model, vocab, info = load_run(run, device)
     images = load_user_images(files, info.settings, info.facts, resize)
-    if info.facts["task"] == "lines":
-        beam = info.settings.beam_size if beam_size is None else beam_size
-        return [{"file": str(f), "text": t} for f, t in zip(files, read_texts(model, images, vocab, info.facts,
-                                                                               beam_size=beam))]
-    probabilities = class_probabilities(model, np.stack(images), info.facts)
-    best = probabilities.max(-1)
-    return [{"file": str(f), "text": info.facts["classes"][int(i)], "probability": float(p)}
-            for f, p, i in zip(files, best.values, best.indices)]
+    beam = info.settings.beam_size if beam_size is None else beam_size
+    return [{"file": str(f), **{k: v for k, v in answer.items() if k != "probabilities"}}
+            for f, answer in zip(files, read_images(model, vocab, info.facts, images, beam_size=beam))]
+
+
+def read_images(model, vocab: Vocabulary | None, facts: dict, images: Sequence[np.ndarray], *,
+                beam_size: int = 0) -> list[dict]:
+    """:func:`read` on a loaded model and images from :func:`load_user_images`: ``{"text"}`` per line
+    image, or ``{"text" (the class), "probability", "probabilities" (every class)}`` per image."""
+    if facts["task"] == "lines":
+        return [{"text": t} for t in read_texts(model, images, vocab, facts, beam_size=beam_size)]
+    probabilities = class_probabilities(model, np.stack(images), facts)
+    classes = facts["classes"]
+    answers = []
+    for row in probabilities.tolist():
+        best = max(range(len(classes)), key=row.__getitem__)
+        answers.append({"text": classes[best], "probability": row[best], "probabilities": dict(zip(classes, row))})
+    return answers
 
 
 def describe(result: dict) -> str:

@@ -10,7 +10,9 @@ FastAPI (Starlette) with uvicorn: maintained, ASGI, streaming responses and requ
 in; the model work runs in Starlette's thread pool, at most ``Limits.max_concurrent`` requests at a
 time (others wait). Every refusal is one JSON line ``{"error": "..."}`` with a 4xx status: 400 bad
 JSON, 404 unknown path, 405 wrong method, 411 no Content-Length, 413 body over the limit, 415 not
-JSON, 422 a field out of range or text the model cannot read. What each app shows and accepts lives
+JSON, 422 a field out of range or text the model cannot read. Files (an image, a WAV clip) travel as
+base64 in the JSON (or a ``data:`` URL), up to ``Limits.max_upload_bytes``: over it 413, not an image
+or not a WAV file 415, a damaged one 422. What each app shows and accepts lives
 in :mod:`rnnkit.serve.handlers`.
 """
 
@@ -102,8 +104,8 @@ def create_app(run: str | Path, limits: Limits | None = None, *, handler: Handle
             length = request.headers.get("content-length")
             if length is None:
                 return error(411, "send the body with a Content-Length header")
-            if not length.isdigit() or int(length) > limits.max_body_bytes:
-                return error(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
+            if not length.isdigit() or int(length) > handler.body_limit():
+                return error(413, f"the request body is over the limit of {handler.body_limit()} bytes")
             if "json" not in request.headers.get("content-type", ""):
                 return error(415, "send the body as JSON (Content-Type: application/json)")
         return await call_next(request)
@@ -142,8 +144,8 @@ def create_app(run: str | Path, limits: Limits | None = None, *, handler: Handle
             return checked
         try:
             return await run_in_threadpool(guarded, handler.predict, checked)
-        except InputError as exc:
-            return error(422, str(exc))
+        except InputError as exc:  # an upload's refusal carries its own status (413, 415)
+            return error(getattr(exc, "status", 422), str(exc))
 
     @app.post("/api/stream")
     async def stream(request: Request):

@@ -14,7 +14,11 @@ renderer; a speech recogniser an audio file; a music model a MIDI file to play o
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import dataclasses
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +36,7 @@ class Limits:
     max_generate_tokens: int = 2_000
     max_history_rows: int = 5_000
     max_concurrent: int = 4
+    max_upload_bytes: int = 2_000_000  # an uploaded image or WAV file, decoded (its base64 body is 4/3 of it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +45,7 @@ class Field:
 
     name: str
     label: str
-    kind: str = "text"  # text | textarea | number | integer | series
+    kind: str = "text"  # text | textarea | number | integer | series | image | audio (a file, base64)
     default: object = None
     minimum: float | None = None
     maximum: float | None = None
@@ -73,6 +78,11 @@ class Handler:
     def __init__(self, run: Path, limits: Limits) -> None:
         self.run, self.limits = run, limits
 
+    def body_limit(self) -> int:
+        """The largest request body this page takes: ``max_body_bytes``, plus the base64 of an upload."""
+        uploads = any(f.kind in UPLOAD_KINDS for f in self.form)
+        return self.limits.max_body_bytes + (-(-self.limits.max_upload_bytes // 3) * 4 if uploads else 0)
+
     def info(self) -> dict:
         return {"app": self.app, "title": self.title, "result": self.result, "run": self.run.name,
                 "form": [f.to_dict() for f in self.form], "limits": dataclasses.asdict(self.limits)}
@@ -82,6 +92,67 @@ class Handler:
 
     def stream(self, request: dict) -> Iterator[str]:
         raise InputError(f"the {self.app} page has no streamed answer: POST /api/predict")
+
+
+UPLOAD_KINDS = ("image", "audio")
+
+
+class UploadError(InputError):
+    """A refused upload, with its HTTP status: 413 too large, 415 not an image / not a WAV file, 422 unreadable."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _upload(request: dict, name: str, limits: Limits, kind: str) -> bytes:
+    """The bytes of an uploaded file sent as base64 (or a ``data:`` URL), checked to be an image or a WAV file."""
+    value = request.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise UploadError(f"{name!r} must be the file's bytes as base64 text (or a data: URL)")
+    if value.startswith("data:"):
+        value = value.partition(",")[2]
+    if len(value) > -(-limits.max_upload_bytes // 3) * 4 + 4:
+        raise UploadError(f"{name!r} is over the upload limit of {limits.max_upload_bytes} bytes", 413)
+    try:
+        data = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise UploadError(f"{name!r} is not valid base64; send the file's bytes base64-encoded") from None
+    if len(data) > limits.max_upload_bytes:
+        raise UploadError(f"{name!r} is over the upload limit of {limits.max_upload_bytes} bytes", 413)
+    if not data:
+        raise UploadError(f"{name!r} is an empty file")
+    if kind == "audio" and (data[:4] not in (b"RIFF", b"RIFX", b"RF64") or data[8:12] != b"WAVE"):
+        raise UploadError(f"{name!r} is not a WAV file; convert it first (e.g. sox clip.mp3 clip.wav)", 415)
+    if kind == "image":
+        _check_image(data, name)
+    return data
+
+
+def _check_image(data: bytes, name: str) -> None:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except UnidentifiedImageError:
+        raise UploadError(f"{name!r} is not an image; send a PNG or JPEG file", 415) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise UploadError(f"{name!r} is a damaged image ({error}); send a PNG or JPEG file") from None
+
+
+@contextlib.contextmanager
+def _as_file(data: bytes, suffix: str) -> Iterator[Path]:
+    """The upload as a temporary file for the apps' file readers; their messages name it "the upload"."""
+    with tempfile.TemporaryDirectory(prefix="rnnkit-serve-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            yield path
+        except InputError as error:
+            raise InputError(str(error).replace(str(path), "the upload")) from None
 
 
 def _text(request: dict, name: str, limits: Limits, *, required: bool = True) -> str:
@@ -281,3 +352,35 @@ class DnaHandler(Handler):
         top_p = request["top_p"] if request["top_p"] < 1 else None
         return self.dna.stream_bases(self.model, rna=self.info_.facts["rna"], prime=prime, length=request["length"],
                                      temperature=request["temperature"], top_p=top_p, seed=request.get("seed"))
+
+
+@register("handwriting")
+class HandwritingHandler(Handler):
+    """An uploaded image: its class with every class's probability (``--task classify``, resized to the
+    run's size), or the text of a line of digits (``--task lines``, scaled to the run's height)."""
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import handwriting
+
+        self.handwriting = handwriting
+        self.model, self.vocab, self.info_ = handwriting.load_run(run)
+        facts = self.info_.facts
+        if facts["task"] == "lines":
+            self.title, self.result = "Handwriting: read a line", "text"
+            label = f"Image of a line (scaled to {facts['height']} pixels high)"
+        else:
+            self.title, self.result = "Handwriting: classify an image", "probabilities"
+            label = f"Image (resized to {facts['height']}x{facts['width']} pixels)"
+        self.form = (Field("image", label, "image", required=True),)
+
+    def predict(self, request: dict) -> dict:
+        data = _upload(request, "image", self.limits, "image")
+        with _as_file(data, ".png") as path:
+            images = self.handwriting.load_user_images([path], self.info_.settings, self.info_.facts, resize=True)
+        answer = self.handwriting.read_images(self.model, self.vocab, self.info_.facts, images,
+                                              beam_size=self.info_.settings.beam_size)[0]
+        if self.result == "text":
+            return answer
+        return {"label": answer["text"], "probability": answer["probability"],
+                "probabilities": answer["probabilities"]}

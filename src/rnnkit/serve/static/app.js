@@ -14,6 +14,9 @@ function buildForm(info) {
     let input;
     if (field.kind === "textarea" || field.kind === "series") {
       input = document.createElement("textarea");
+    } else if (field.kind === "image" || field.kind === "audio") {
+      input = document.createElement("input");
+      input.type = "file"; input.accept = field.kind === "image" ? "image/*" : ".wav,audio/wav,audio/x-wav";
     } else {
       input = document.createElement("input");
       input.type = field.kind === "text" ? "text" : "number";
@@ -29,11 +32,23 @@ function buildForm(info) {
   }
 }
 
-function readForm(info) {
+function readFile(file) {  // a data: URL; the server takes it as base64
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new Error(`could not read ${file.name}`));
+    reader.readAsDataURL(file);
+  });
+}
+
+async function readForm(info) {
   const body = {};
   for (const field of info.form) {
     const text = $(field.name).value;
-    if (field.kind === "number" || field.kind === "integer") {
+    if (field.kind === "image" || field.kind === "audio") {
+      const file = $(field.name).files[0];
+      if (file) body[field.name] = await readFile(file);
+    } else if (field.kind === "number" || field.kind === "integer") {
       if (text.trim() !== "") body[field.name] = Number(text);
     } else if (field.kind === "series") {
       body[field.name] = text.trim().split(/\n+/).map((line) => line.split(/[,;\s]+/).filter(Boolean).map(Number));
@@ -109,6 +124,11 @@ const RENDERERS = {
     }
     result.append(out); out.dataset.done = "true";
   },
+  async text(body, result) {
+    const answer = await (await post("/api/predict", body)).json();
+    const out = document.createElement("p"); out.id = "output"; out.textContent = answer.text;
+    result.append(out); out.dataset.done = "true";
+  },
   async forecast(body, result) {
     const answer = await (await post("/api/predict", body)).json();
     const out = document.createElement("div"); out.id = "output";
@@ -138,7 +158,7 @@ const RENDERERS = {
 async function run() {
   showError(""); $("result").textContent = ""; $("run").disabled = true; $("status").textContent = "working…";
   try {
-    await RENDERERS[INFO.result](readForm(INFO), $("result"));
+    await RENDERERS[INFO.result](await readForm(INFO), $("result"));
     $("status").textContent = "done";
   } catch (error) {
     showError(error.message); $("status").textContent = "";
