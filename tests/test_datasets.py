@@ -343,6 +343,7 @@ def test_show_speech_tidigits_and_voices_without_synthesis(capsys, monkeypatch):
         size = (speech.TIDIGITS / f"{name.strip(' )')}.mfc").stat().st_size
         assert " ".join(row[2:]) == text.strip() and int(row[1]) == (size - 4) // 4 // 13  # int32 count, float32s
     assert " ".join(rows[1][2:]) == "one one one"
+    assert _show(capsys, "tidigits", 0)[1] == [["utterance", "frames", "transcript"]]  # -n 0: the header only
 
     need("synthetic_speech")
     real_speak = speech.speak

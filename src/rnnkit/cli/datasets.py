@@ -99,7 +99,7 @@ def _head_lines(head, width: int = 100) -> list[str]:
     cells = [[str(v) for v in row] for row in head.rows]
     for row in cells:
         row[-1] = row[-1] if len(row[-1]) <= width else row[-1][:width - 1] + "…"
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(head.columns[:-1])]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(head.columns[:-1])]
     return [head.summary, *("  ".join([*(v.ljust(w) for v, w in zip(r, widths)), r[-1]])
                             for r in [list(head.columns), *cells])]
 
