@@ -81,6 +81,21 @@ def handwriting_runs(root: Path) -> dict[str, Path]:
     return runs
 
 
+def caption_run(root: Path) -> Path:
+    """An untrained captioner of 16x16 colour images (two convolution blocks: a 4x4 grid of regions)."""
+    from rnnkit.apps.caption import CaptionSettings
+    from rnnkit.models.captioner import Captioner
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(["a red face", "a blue heart", "a green tree"], level="word")
+    settings = CaptionSettings()
+    settings.model = dataclasses.replace(settings.model, vocab_size=len(vocab), image_channels=3, hidden_size=8,
+                                         embedding_dim=8, attention_size=8, conv_layers=2, conv_channels=8,
+                                         max_length=6)
+    facts = {"image_shape": [3, 16, 16], "vocab_size": len(vocab), "max_length": 6}
+    return _write(root / "caption", "caption", settings, facts, Captioner(settings.model), vocab)
+
+
 def png_bytes(array, mode: str = "L") -> bytes:
     """A uint8 array as the bytes of a PNG file."""
     import io

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from rnnkit.cli.main import main  # noqa: E402
 from rnnkit.serve import Limits, create_app  # noqa: E402
-from serve_support import (LiveServer, classify_run, dna_runs, handwriting_runs, png_bytes,  # noqa: E402
+from serve_support import (LiveServer, caption_run, classify_run, dna_runs, handwriting_runs, png_bytes,  # noqa: E402
                            textgen_run, trained_runs)
 
 
@@ -148,7 +148,7 @@ def b64(data: bytes) -> str:
 def upload_runs(tmp_path_factory):
     pytest.importorskip("PIL", reason="needs Pillow (pip install 'rnnkit[vision]')")
     root = tmp_path_factory.mktemp("uploads")
-    return {f"handwriting_{task}": run for task, run in handwriting_runs(root).items()}
+    return {"caption": caption_run(root), **{f"handwriting_{task}": run for task, run in handwriting_runs(root).items()}}
 
 
 def _refused_uploads(client, field: str, good: bytes, limit: int, *, kind: str):
@@ -207,6 +207,30 @@ def test_handwriting_text_of_an_uploaded_line_equals_the_apps_read(upload_runs, 
     assert response.status_code == 200
     got = response.json()["text"]
     assert got == read(run, [tmp_path / "line.png"])[0]["text"] and set(got) <= set("0123456789")
+
+
+def test_caption_of_an_uploaded_image_with_its_attention_equals_the_apps_caption(upload_runs, tmp_path):
+    import numpy as np
+
+    from rnnkit.apps.caption import caption
+
+    run = upload_runs["caption"]
+    client = TestClient(create_app(run, Limits(max_upload_bytes=8_000)))
+    info = client.get("/api/info").json()
+    assert info["result"] == "caption" and info["image_shape"] == [3, 16, 16]
+    image = (np.random.default_rng(2).random((20, 24, 3)) * 255).astype(np.uint8)  # resized to 16x16
+    data = png_bytes(image, "RGB")
+    (tmp_path / "picture.png").write_bytes(data)
+    for beam in (1, 2):
+        response = client.post("/api/predict", json={"image": b64(data), "beam": beam})
+        assert response.status_code == 200
+        got = response.json()
+        assert got["caption"] == caption(run, [tmp_path / "picture.png"], beam=beam, resize=True)[0][1]
+        assert got["grid"] == [4, 4] and len(got["attention"]) == len(got["words"]) >= 1
+        assert all(len(row) == 16 and sum(row) == pytest.approx(1.0, abs=1e-5) for row in got["attention"])
+    response = client.post("/api/predict", json={"image": b64(data), "beam": 11})
+    assert response.status_code == 422 and "'beam' must be in [1, 10]" in response.json()["error"]
+    _refused_uploads(client, "image", data, 8_000, kind="image")
 
 
 def test_cli_refuses_an_unknown_run_in_one_line(tmp_path, capsys):

@@ -384,3 +384,36 @@ class HandwritingHandler(Handler):
             return answer
         return {"label": answer["text"], "probability": answer["probability"],
                 "probabilities": answer["probabilities"]}
+
+
+@register("caption")
+class CaptionHandler(Handler):
+    """An uploaded image (resized to the run's size) -> its caption, with each word's attention over the
+    image regions (a grid of ``height >> conv_layers`` by ``width >> conv_layers``)."""
+
+    title = "Image captioning"
+    result = "caption"
+    form = (Field("image", "Image", "image", required=True),
+            Field("beam", "Beam size (1: greedy)", "integer", 3, 1, 10))
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import caption
+
+        self.caption = caption
+        self.model, self.vocab, self.info_ = caption.load_run(run)
+
+    def info(self) -> dict:
+        info = super().info()
+        info["image_shape"] = self.info_.facts["image_shape"]
+        return info
+
+    def predict(self, request: dict) -> dict:
+        data = _upload(request, "image", self.limits, "image")
+        with _as_file(data, ".png") as path:
+            images = self.caption.read_run_images([path], self.info_, resize=True)
+        texts, words, attention = self.caption.caption_images(self.model, self.vocab, images, beam=request["beam"])
+        _, height, width = self.info_.facts["image_shape"]
+        layers = self.model.config.conv_layers
+        return {"caption": texts[0], "words": words[0], "attention": attention[0].tolist(),
+                "grid": [height >> layers, width >> layers]}

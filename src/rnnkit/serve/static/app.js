@@ -129,6 +129,27 @@ const RENDERERS = {
     const out = document.createElement("p"); out.id = "output"; out.textContent = answer.text;
     result.append(out); out.dataset.done = "true";
   },
+  async caption(body, result) {
+    const answer = await (await post("/api/predict", body)).json();
+    const out = document.createElement("div"); out.id = "output";
+    const text = document.createElement("p"); text.id = "caption"; text.textContent = answer.caption;
+    out.append(text);
+    const picture = new Image(); picture.src = body.image; await picture.decode();
+    const [rows, cols] = answer.grid, size = 96;
+    answer.words.forEach((word, i) => {  // each word: the image, its attention over the regions laid on top
+      const figure = document.createElement("figure"); figure.className = "attention";
+      const canvas = document.createElement("canvas"); canvas.width = canvas.height = size;
+      const ctx = canvas.getContext("2d"), top1 = Math.max(...answer.attention[i], 1e-9);
+      ctx.drawImage(picture, 0, 0, size, size);
+      answer.attention[i].forEach((w, k) => {
+        ctx.fillStyle = `rgba(0,0,0,${0.75 * (1 - w / top1)})`;  // dark where the word did not look
+        ctx.fillRect((k % cols) * size / cols, Math.floor(k / cols) * size / rows, size / cols, size / rows);
+      });
+      const caption = document.createElement("figcaption"); caption.textContent = word;
+      figure.append(canvas, caption); out.append(figure);
+    });
+    result.append(out); out.dataset.done = "true";
+  },
   async forecast(body, result) {
     const answer = await (await post("/api/predict", body)).json();
     const out = document.createElement("div"); out.id = "output";
