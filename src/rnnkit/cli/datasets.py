@@ -110,16 +110,14 @@ def run_show(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise InputError(f"--lines must be >= 0, got {args.lines}")
     dataset = info(args.name)
-    if dataset.head is not None:
+    if dataset.head is not None:  # reads only what is shown
         lines = _head_lines(dataset.head(args.lines))
-        print(f"{dataset.name} ({dataset.kind}): {dataset.description}")
-        print(f"source: {dataset.source}; licence: {dataset.licence}")
-        print("\n".join(lines))
-        return 0
-    data = load(args.name)
-    if dataset.name == "shakespeare_char":
-        data = list(data)  # (train, test) shown as two documents
+    else:
+        data = load(args.name)
+        if dataset.name == "shakespeare_char":
+            data = list(data)  # (train, test) shown as two documents
+        lines = _preview(dataset.kind, data, args.lines)
     print(f"{dataset.name} ({dataset.kind}): {dataset.description}")
     print(f"source: {dataset.source}; licence: {dataset.licence}")
-    print("\n".join(_preview(dataset.kind, data, args.lines)))
+    print("\n".join(lines))
     return 0
