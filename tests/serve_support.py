@@ -96,6 +96,66 @@ def caption_run(root: Path) -> Path:
     return _write(root / "caption", "caption", settings, facts, Captioner(settings.model), vocab)
 
 
+def speech_runs(root: Path) -> dict[str, Path]:
+    """Untrained speech runs on 40 log-mel bands: a recogniser of three words, a character CTC transcriber."""
+    from rnnkit.apps import speech
+
+    runs = {}
+    for task in ("words", "ctc"):
+        torch.manual_seed(0)
+        settings = speech.SpeechSettings(task=task, dataset="synthetic", unit="char")
+        settings.model = dataclasses.replace(settings.model, hidden_size=8, num_layers=1)
+        facts = {"task": task, "input_size": 40, "normalization": "utterance", "sizes": {}, "groups": {}}
+        vocab = None
+        if task == "words":
+            facts.update(labels=["no", "stop", "yes"], majority_label="no")
+        else:
+            vocab = speech.build_vocab(settings, ["yes no"])
+            facts["vocab_size"] = len(vocab)
+        runs[task] = _write(root / f"speech_{task}", "speech", settings, facts, speech.build_model(settings, facts),
+                            vocab)
+    return runs
+
+
+def wav_bytes(seconds: float = 0.5, rate: int = 16_000, seed: int = 0) -> bytes:
+    """A WAV file (16-bit PCM): a 440 Hz tone under a little noise."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    samples = 0.4 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(seed).standard_normal(len(t))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def music_runs(root: Path) -> dict[str, Path]:
+    """Untrained music runs: a polyphonic piano-roll model, and a melodic one over a handful of tokens."""
+    from rnnkit.apps.music import MusicSettings
+    from rnnkit.data import music as notation
+    from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID
+    from rnnkit.models import PianoRollModel, SequenceGenerator
+
+    runs = {}
+    for mode in ("polyphonic", "melodic"):
+        torch.manual_seed(0)
+        settings = MusicSettings(mode=mode, embedding_dim=4, chunk_length=32)
+        settings.model = dataclasses.replace(settings.model, hidden_size=8)
+        recurrent = dataclasses.asdict(settings.model)
+        vocab = None
+        if mode == "polyphonic":
+            model = PianoRollModel(keys=notation.KEYS, **recurrent)
+        else:
+            notes = [notation.Note(i * 0.5, 0.5, 60 + 2 * (i % 5)) for i in range(10)]
+            vocab = Vocabulary.build([" ".join(notation.melody_tokens(notes))], level="word")
+            model = SequenceGenerator(vocab_size=len(vocab), embedding_dim=4, num_conditions=1, condition_size=8,
+                                      bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, max_length=32, **recurrent)
+        runs[mode] = _write(root / f"music_{mode}", "music", settings, {"mode": mode, "source": "test"}, model, vocab)
+    return runs
+
+
 def png_bytes(array, mode: str = "L") -> bytes:
     """A uint8 array as the bytes of a PNG file."""
     import io

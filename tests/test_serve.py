@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from rnnkit.cli.main import main  # noqa: E402
 from rnnkit.serve import Limits, create_app  # noqa: E402
-from serve_support import (LiveServer, caption_run, classify_run, dna_runs, handwriting_runs, png_bytes,  # noqa: E402
-                           textgen_run, trained_runs)
+from serve_support import (LiveServer, caption_run, classify_run, dna_runs, handwriting_runs,  # noqa: E402
+                           music_runs, png_bytes,
+                           speech_runs, textgen_run, trained_runs, wav_bytes)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def _refused_uploads(client, field: str, good: bytes, limit: int, *, kind: str):
     noise = np.random.default_rng(0).integers(0, 256, limit + 10, dtype=np.uint8).tobytes()
     cases = [({field: "not base64!"}, 422, "not valid base64"),
              ({field: b64(b"plain text, not a file at all")}, 415, "not an image" if kind == "image" else "not a WAV"),
-             ({field: b64(good[:-20])}, 422, "damaged"),  # cut short
+             ({field: b64(good[:-20] if kind == "image" else good[:30])}, 422, "damaged"),  # cut short
              ({field: b64(noise)}, 413, f"upload limit of {limit} bytes"),
              ({}, 422, f"'{field}' is required"),
              ({field: 5}, 422, "base64")]
@@ -231,6 +232,75 @@ def test_caption_of_an_uploaded_image_with_its_attention_equals_the_apps_caption
     response = client.post("/api/predict", json={"image": b64(data), "beam": 11})
     assert response.status_code == 422 and "'beam' must be in [1, 10]" in response.json()["error"]
     _refused_uploads(client, "image", data, 8_000, kind="image")
+
+
+@pytest.fixture(scope="module")
+def speech_client_runs(tmp_path_factory):
+    pytest.importorskip("soundfile", reason="needs soundfile (pip install 'rnnkit[speech]')")
+    pytest.importorskip("librosa", reason="needs librosa (pip install 'rnnkit[speech]')")
+    return speech_runs(tmp_path_factory.mktemp("speech"))
+
+
+def test_speech_word_of_an_uploaded_wav_equals_the_apps_transcribe(speech_client_runs, tmp_path):
+    from rnnkit.apps.speech import transcribe
+
+    run = speech_client_runs["words"]
+    client = TestClient(create_app(run, Limits(max_upload_bytes=40_000)))
+    info = client.get("/api/info").json()
+    assert info["result"] == "probabilities" and info["form"][0]["kind"] == "audio"
+    data = wav_bytes()
+    (tmp_path / "clip.wav").write_bytes(data)
+    response = client.post("/api/predict", json={"audio": "data:audio/wav;base64," + b64(data)})
+    assert response.status_code == 200
+    got, want = response.json(), transcribe(run, [str(tmp_path / "clip.wav")], top=3)[0]
+    assert got["label"] == want["text"] and got["probability"] == pytest.approx(want["probability"], abs=1e-7)
+    assert [(w, pytest.approx(p, abs=1e-7)) for w, p in want["top"]] == \
+        sorted(got["probabilities"].items(), key=lambda item: -item[1])
+    assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert not (run / "features").exists() or len(list((run / "features").iterdir())) == 1  # the app's cache only
+    _refused_uploads(client, "audio", data, 40_000, kind="audio")
+
+
+def test_speech_transcription_of_an_uploaded_wav_equals_the_apps_transcribe(speech_client_runs, tmp_path):
+    from rnnkit.apps.speech import transcribe
+
+    run = speech_client_runs["ctc"]
+    client = TestClient(create_app(run))
+    assert client.get("/api/info").json()["result"] == "text"
+    data = wav_bytes(seconds=1.0, seed=1)
+    (tmp_path / "clip.wav").write_bytes(data)
+    for beam in (1, 4):
+        response = client.post("/api/predict", json={"audio": b64(data), "beam": beam})
+        assert response.status_code == 200
+        got = response.json()["text"]
+        assert got == transcribe(run, [str(tmp_path / "clip.wav")], beam_size=beam)[0]["text"]
+    short = client.post("/api/predict", json={"audio": b64(wav_bytes(seconds=0.001))})
+    assert short.status_code == 422 and "the upload is too short" in short.json()["error"], short.text
+    broken = client.post("/api/predict", json={"audio": b64(b"RIFF\x00\x00\x00\x00WAVE" + b"\x00" * 40)})
+    assert broken.status_code == 422 and "damaged WAV" in broken.json()["error"]
+
+
+@pytest.mark.parametrize("mode", ["polyphonic", "melodic"])
+def test_music_sample_is_the_midi_and_piano_roll_the_app_writes(tmp_path_factory, tmp_path, mode):
+    pytest.importorskip("mido", reason="needs mido (pip install 'rnnkit[music]')")
+    from rnnkit.apps.music import sample
+
+    run = music_runs(tmp_path_factory.mktemp("music"))[mode]
+    client = TestClient(create_app(run, Limits(max_generate_tokens=40)))
+    info = client.get("/api/info").json()
+    assert info["result"] == "music" and ("top_p" in [f["name"] for f in info["form"]]) == (mode == "melodic")
+    body = {"length": 24, "temperature": 1.0, "seed": 4, "tempo": 120}
+    response = client.post("/api/predict", json=body)
+    assert response.status_code == 200, response.text
+    got = response.json()
+    want = sample(run, tmp_path / "want.mid", length=24, temperature=1.0, seed=4, tempo=120)
+    assert base64.b64decode(got["midi"]) == (tmp_path / "want.mid").read_bytes()  # the same notes, to the byte
+    assert base64.b64decode(got["png"]).startswith(b"\x89PNG") and got["notes"] == want["notes"] >= 1
+    assert got["seconds"] == want["seconds"]
+    for bad, message in [({"length": 41}, "over the limit of 40"), ({"tempo": 0}, "'tempo' must be in"),
+                         ({"prime": "bach/bwv66.6"}, "unknown field(s) ['prime']")]:
+        response = client.post("/api/predict", json={**body, **bad})
+        assert response.status_code == 422 and message in response.json()["error"], bad
 
 
 def test_cli_refuses_an_unknown_run_in_one_line(tmp_path, capsys):

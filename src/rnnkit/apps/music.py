@@ -427,7 +427,9 @@ def read_prime(prime: str) -> notation.Piece:
 
 
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None, length: int, prime_length: int,
-                    tempo: float) -> None:
+                    tempo: float, out: str | Path) -> None:
+    if Path(out).suffix.lower() not in (".mid", ".midi"):
+        raise InputError(f"--out {out}: the sample is a MIDI file; name it *.mid")
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
         raise InputError(f"--temperature must be a number >= 0 (0: the likeliest choice), got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -477,16 +479,24 @@ def sample(run: str | Path, out: str | Path, *, prime: str | None = None, prime_
     divided by ``temperature`` (top-k/top-p do not apply to independent keys); melodic runs sample
     tokens with ``rnnkit.sampling`` (temperature, top-k, top-p) until ``EOS`` or ``length``.
     """
-    _check_sampling(temperature, top_k, top_p, length, prime_length, tempo)
-    out = Path(out)
-    if out.suffix.lower() not in (".mid", ".midi"):
-        raise InputError(f"--out {out}: the sample is a MIDI file; name it *.mid")
+    _check_sampling(temperature, top_k, top_p, length, prime_length, tempo, out)
     model, vocab, info = load_run(run)
-    settings = info.settings
+    opening = read_prime(prime) if prime else None
+    return sample_model(model, vocab, info.settings, out, opening=opening, prime_length=prime_length, length=length,
+                        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, tempo=tempo)
+
+
+def sample_model(model: torch.nn.Module, vocab: Vocabulary | None, settings: MusicSettings, out: str | Path, *,
+                 opening: notation.Piece | None = None, prime_length: int = 8, length: int = 64,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 seed: int | None = None, tempo: float = 100.0) -> dict:
+    """:func:`sample` on a loaded model (``rnnkit serve`` uses it): the MIDI file ``out`` and its PNG,
+    ``opening`` a piece already read (:func:`read_prime`) or ``None``."""
+    _check_sampling(temperature, top_k, top_p, length, prime_length, tempo, out)
+    out = Path(out)
     if settings.mode == "polyphonic" and (top_k is not None or top_p is not None):
         raise InputError("--top-k/--top-p choose among tokens; a polyphonic run samples 88 independent keys: "
                          "use --temperature only")
-    opening = read_prime(prime) if prime else None
     if settings.mode == "polyphonic":
         notes, roll, step, primed = _sample_roll(model, opening, settings, prime_length, length, temperature, seed)
     else:

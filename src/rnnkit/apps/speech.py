@@ -575,8 +575,9 @@ def load_run(run: str | Path, device: str = "cpu"):
     return lifecycle.load_run(run, APP, device)
 
 
-def _prepared_frames(settings: SpeechSettings, facts: dict, items: list[Utterance], run: str | Path) -> list:
-    cache = audio.FeatureCache(settings.cache_dir or Path(run) / "features")
+def _prepared_frames(settings: SpeechSettings, facts: dict, items: list[Utterance], run: str | Path | None) -> list:
+    """The frames a run's model reads for ``items`` (features cached under the run; ``run=None``: in memory)."""
+    cache = audio.FeatureCache(settings.cache_dir or Path(run) / "features" if run is not None else None)
     norm = normalizer(settings, facts)
     k = settings.model.subsample if settings.task == "words" else 1
     return [stack(norm(f), k) for f in frames_of(items, settings, cache)]
@@ -624,20 +625,26 @@ def transcribe(run: str | Path, files: Sequence[str], *, beam_size: int = 1, top
         samples, rate = audio.read_wav(file)
         items.append(Utterance(str(file), "", samples=samples, rate=rate))
     frames = _prepared_frames(settings, facts, items, run)
-    results = []
-    if settings.task == "words":
-        probs = log_probs_of(model, frames)
-        for file, row in zip(files, probs.tolist()):
-            ranked = sorted(range(len(row)), key=row.__getitem__, reverse=True)
-            results.append({"file": str(file), "text": facts["labels"][ranked[0]], "probability": row[ranked[0]],
-                            "top": [(facts["labels"][i], row[i]) for i in ranked[:top]]})
-        return results
-    for file, text in zip(files, decode_texts(model, vocab, frames, beam_size)):
-        results.append({"file": str(file), "text": text})
-    if plot:
+    results = [{"file": str(file), **{k: v for k, v in answer.items() if k != "probabilities"}}
+               for file, answer in zip(files, recognise(model, vocab, facts, frames, beam_size=beam_size, top=top))]
+    if plot and settings.task == "ctc":
         lp = log_probs_of(model, frames[:1])[0]
         spectrogram_alignment_plot(frames[0], lp, vocab, settings.model.subsample, Path(plot),
                                    f"{Path(files[0]).name} -> {results[0]['text']!r}")
+    return results
+
+
+def recognise(model, vocab: Vocabulary | None, facts: dict, frames: list[np.ndarray], *, beam_size: int = 1,
+              top: int = 3) -> list[dict]:
+    """:func:`transcribe` on a loaded model and prepared frames: per clip ``{"text"}`` (ctc) or ``{"text",
+    "probability", "top" (the ``top`` likeliest words), "probabilities" (every word)}`` (words)."""
+    if isinstance(model, CTCRecognizer):
+        return [{"text": text} for text in decode_texts(model, vocab, frames, beam_size)]
+    labels, results = facts["labels"], []
+    for row in log_probs_of(model, frames).tolist():
+        ranked = sorted(range(len(row)), key=row.__getitem__, reverse=True)
+        results.append({"text": labels[ranked[0]], "probability": row[ranked[0]],
+                        "top": [(labels[i], row[i]) for i in ranked[:top]], "probabilities": dict(zip(labels, row))})
     return results
 
 

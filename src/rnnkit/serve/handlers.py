@@ -417,3 +417,75 @@ class CaptionHandler(Handler):
         layers = self.model.config.conv_layers
         return {"caption": texts[0], "words": words[0], "attention": attention[0].tolist(),
                 "grid": [height >> layers, width >> layers]}
+
+
+@register("speech")
+class SpeechHandler(Handler):
+    """An uploaded WAV clip: the word with every word's probability (``--task words``), or its
+    transcription (``--task ctc``); features computed as the run's own (kept in memory, not on disk)."""
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import speech
+
+        self.speech = speech
+        self.model, self.vocab, self.info_ = speech.load_run(run)
+        if self.info_.settings.dataset == "japanese_vowels":
+            raise InputError(f"{run} was trained on Japanese Vowels LPC features, not audio; rnnkit serve cannot "
+                             "feed it WAV files")
+        if self.info_.settings.task == "ctc":
+            self.title, self.result = "Speech: transcribe a clip", "text"
+            self.form = (Field("audio", "WAV file", "audio", required=True),
+                         Field("beam", "Beam size (1: greedy)", "integer", 1, 1, 16))
+        else:
+            self.title, self.result = "Speech: recognise a word", "probabilities"
+            self.form = (Field("audio", "WAV file (one word)", "audio", required=True),)
+
+    def predict(self, request: dict) -> dict:
+        from rnnkit.data import audio
+
+        data = _upload(request, "audio", self.limits, "audio")
+        with _as_file(data, ".wav") as path:
+            samples, rate = audio.read_wav(path)
+            clip = self.speech.Utterance("the upload", "", samples=samples, rate=rate)
+            frames = self.speech._prepared_frames(self.info_.settings, self.info_.facts, [clip], None)
+        answer = self.speech.recognise(self.model, self.vocab, self.info_.facts, frames,
+                                       beam_size=request.get("beam") or 1)[0]
+        if self.result == "text":
+            return answer
+        return {"label": answer["text"], "probability": answer["probability"],
+                "probabilities": answer["probabilities"]}
+
+
+@register("music")
+class MusicHandler(Handler):
+    """A sampled piece: its MIDI file (base64, for download) and its piano roll (PNG), as ``rnnkit music
+    sample`` writes them (no prime: a prime names a file on the server)."""
+
+    title = "Music generation"
+    result = "music"
+
+    def __init__(self, run: Path, limits: Limits) -> None:
+        super().__init__(run, limits)
+        from rnnkit.apps import music
+
+        self.music = music
+        self.model, self.vocab, self.info_ = music.load_run(run)
+        melodic = self.info_.settings.mode == "melodic"
+        self.form = (Field("length", "Notes to generate" if melodic else "Time steps to generate", "integer", 64, 1,
+                           None),
+                     Field("temperature", "Temperature (0: the likeliest choice)", "number", 1.0, 0.0, 5.0),
+                     *((Field("top_p", "Top-p (1: off)", "number", 1.0, 0.01, 1.0),) if melodic else ()),
+                     Field("tempo", "Tempo (beats per minute)", "number", 100.0, 20.0, 400.0),
+                     Field("seed", "Seed (empty: random)", "integer", None, 0, 2**31 - 1))
+
+    def predict(self, request: dict) -> dict:
+        _check_length(request["length"], self.limits)
+        top_p = request.get("top_p")
+        with tempfile.TemporaryDirectory(prefix="rnnkit-serve-") as folder:
+            answer = self.music.sample_model(
+                self.model, self.vocab, self.info_.settings, Path(folder) / "sample.mid", length=request["length"],
+                temperature=request["temperature"], top_p=top_p if top_p is not None and top_p < 1 else None,
+                seed=request.get("seed"), tempo=request["tempo"])
+            files = {key: base64.b64encode(Path(answer[key]).read_bytes()).decode("ascii") for key in ("midi", "png")}
+        return {**files, "notes": answer["notes"], "seconds": answer["seconds"]}

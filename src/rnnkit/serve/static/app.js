@@ -150,6 +150,16 @@ const RENDERERS = {
     });
     result.append(out); out.dataset.done = "true";
   },
+  async music(body, result) {
+    const answer = await (await post("/api/predict", body)).json();
+    const out = document.createElement("div"); out.id = "output";
+    const link = document.createElement("a"); link.id = "midi"; link.download = "rnnkit-sample.mid";
+    link.href = `data:audio/midi;base64,${answer.midi}`;
+    link.textContent = `Download the MIDI file (${answer.notes} notes, ${answer.seconds} s)`;
+    const roll = document.createElement("img"); roll.id = "roll"; roll.alt = "piano roll of the sample";
+    roll.src = `data:image/png;base64,${answer.png}`;
+    out.append(link, document.createElement("br"), roll); result.append(out); out.dataset.done = "true";
+  },
   async forecast(body, result) {
     const answer = await (await post("/api/predict", body)).json();
     const out = document.createElement("div"); out.id = "output";
