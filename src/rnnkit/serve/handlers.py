@@ -2,14 +2,18 @@
 
 A handler loads a finished run once and answers requests: ``form`` describes the inputs the page shows
 (name, label, kind, default), ``result`` names the page's renderer (``stream``, ``probabilities``,
-``forecast``, ``translation``, or one a new app adds to static/app.js), and ``predict(request)`` returns
-JSON (``stream(request)`` yields text pieces instead for ``result = "stream"``). Requests arrive as
-dicts already checked against ``form`` and the server's :class:`Limits`; a handler raises
+``forecast``, ``translation``, ``text``, ``caption``, ``music``, or one a new app adds to
+static/app.js), and ``predict(request)`` returns JSON (``stream(request)`` yields text pieces instead
+for ``result = "stream"``). Requests arrive as dicts already checked against ``form`` and the server's :class:`Limits`; a handler raises
 :class:`~rnnkit.errors.InputError` for anything else it refuses (the client gets a 422 with the line).
 
-A new app adds one subclass here, decorated with ``@register("<app name>")``: for example a captioner
-takes an uploaded image (``kind: "image"``) and returns ``{"text": ...}`` for the ``translation``
-renderer; a speech recogniser an audio file; a music model a MIDI file to play or download.
+A new app adds one subclass here, decorated with ``@register("<app name>")``; a handler whose answer
+depends on the run (a dna classifier or language model) sets ``form``/``result`` in ``__init__``.
+Uploaded files (``kind: "image"`` or ``"audio"``) arrive as base64 text and are checked by
+:func:`_upload` (size, image or WAV, readable) before the app's own reader sees them. Every handler
+calls the app's functions on the model it loaded (``textgen.generate``, ``dna.classify_sequences`` /
+``stream_bases``, ``handwriting.read_images``, ``caption.caption_images``, ``speech.recognise``,
+``music.sample_model``), so the page answers exactly what the app's command line answers.
 """
 
 from __future__ import annotations
