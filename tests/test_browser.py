@@ -1,7 +1,8 @@
 """rnnkit serve in a real browser: headless Chromium (Debian's chromium + chromedriver, via Selenium) types a
 prime, gets the text streamed, and the page shows exactly what `textgen sample` writes for that seed; the
 classify, forecast and translate pages render their answers. Screenshots go to $RNNKIT_SCREENSHOTS (default:
-a folder under pytest's temporary directory, printed)."""
+a folder under pytest's temporary directory, printed). The newer apps' pages (dna, handwriting, caption,
+speech, music) take their uploads through the page's file input and show the apps' own answers."""
 
 import os
 import shutil
@@ -21,7 +22,8 @@ if not (CHROMIUM and DRIVER):
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from serve_support import LiveServer, trained_runs  # noqa: E402
+from serve_support import (LiveServer, caption_run, dna_runs, handwriting_runs, music_runs,  # noqa: E402
+                           png_bytes, speech_runs, trained_runs, wav_bytes)
 
 SHOTS = Path(os.environ.get("RNNKIT_SCREENSHOTS") or Path(tempfile.mkdtemp(prefix="rnnkit-screenshots-")))
 
@@ -116,3 +118,71 @@ def test_classify_forecast_translate_pages(browser, runs):
         assert browser.find_element(By.ID, "translation").text == translate(runs["translate"], ["12+34"], beam=1)[0]
         assert browser.find_elements(By.CSS_SELECTOR, "#output canvas")  # the attention heatmap
         browser.save_screenshot(str(SHOTS / "translate.png"))
+
+
+@pytest.fixture(scope="module")
+def new_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("newer")
+    return {"dna_lm": dna_runs(root)["lm"], "handwriting": handwriting_runs(root)["classify"],
+            "caption": caption_run(root), "speech": speech_runs(root)["words"], "music": music_runs(root)["polyphonic"]}
+
+
+def _upload(browser, field: str, path: Path) -> None:
+    browser.find_element(By.ID, field).send_keys(str(path))
+
+
+def test_newer_apps_pages(browser, new_runs, tmp_path):
+    import numpy as np
+
+    from rnnkit.apps import caption, dna, handwriting, speech
+
+    with LiveServer(new_runs["dna_lm"]) as server:
+        _open(browser, server)
+        browser.find_element(By.ID, "prime").send_keys("ACGU")
+        for name, value in (("length", "80"), ("seed", "3")):
+            browser.find_element(By.ID, name).clear()
+            browser.find_element(By.ID, name).send_keys(value)
+        _run_and_wait(browser)
+        shown = browser.find_element(By.ID, "output").get_property("textContent")
+        assert shown == "ACGU" + dna.sample(new_runs["dna_lm"], prime="ACGU", length=80, seed=3)[0]  # prime shown once
+        browser.save_screenshot(str(SHOTS / "dna_lm.png"))
+    image = np.zeros((16, 16), np.uint8)
+    image[3:13, 7:9] = 255
+    (tmp_path / "digit.png").write_bytes(png_bytes(image))
+    with LiveServer(new_runs["handwriting"]) as server:
+        _open(browser, server)
+        _upload(browser, "image", tmp_path / "digit.png")
+        _run_and_wait(browser)
+        want = handwriting.read(new_runs["handwriting"], [tmp_path / "digit.png"], resize=True)[0]["text"]
+        assert browser.find_element(By.ID, "label").text == want
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#output .bar")) == 3
+        browser.save_screenshot(str(SHOTS / "handwriting.png"))
+    (tmp_path / "picture.png").write_bytes(png_bytes((np.random.default_rng(2).random((20, 24, 3)) * 255)
+                                                     .astype(np.uint8), "RGB"))
+    with LiveServer(new_runs["caption"]) as server:
+        _open(browser, server)
+        _upload(browser, "image", tmp_path / "picture.png")
+        _run_and_wait(browser)
+        want = caption.caption(new_runs["caption"], [tmp_path / "picture.png"], beam=3, resize=True)[0][1]
+        assert browser.find_element(By.ID, "caption").text == want
+        assert browser.find_elements(By.CSS_SELECTOR, "#output figure.attention canvas")
+        browser.save_screenshot(str(SHOTS / "caption.png"))
+    (tmp_path / "clip.wav").write_bytes(wav_bytes())
+    with LiveServer(new_runs["speech"]) as server:
+        _open(browser, server)
+        _upload(browser, "audio", tmp_path / "clip.wav")
+        _run_and_wait(browser)
+        want = speech.transcribe(new_runs["speech"], [str(tmp_path / "clip.wav")])[0]["text"]
+        assert browser.find_element(By.ID, "label").text == want
+        browser.save_screenshot(str(SHOTS / "speech.png"))
+        _upload(browser, "audio", tmp_path / "digit.png")  # not a WAV file: the page shows the refusal
+        browser.find_element(By.ID, "run").click()
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
+        assert "415" in browser.find_element(By.ID, "error").text
+    with LiveServer(new_runs["music"]) as server:
+        _open(browser, server)
+        browser.find_element(By.ID, "seed").send_keys("4")
+        _run_and_wait(browser)
+        assert browser.find_element(By.ID, "midi").get_attribute("href").startswith("data:audio/midi;base64,")
+        assert browser.execute_script("return document.getElementById('roll').naturalWidth") > 100  # the PNG decoded
+        browser.save_screenshot(str(SHOTS / "music.png"))
