@@ -315,7 +315,19 @@ def test_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    assert "examples:" in out and "127.0.0.1" in out
+    assert "examples:" in out and "127.0.0.1" in out and "--max-upload-bytes" in out
+    for app in ("dna", "handwriting", "caption", "speech", "music"):
+        assert f"# {app}:" in out, app
+
+
+def test_cli_passes_the_upload_limit_to_the_handler(quick_runs, monkeypatch):
+    import rnnkit.serve
+
+    seen = {}
+    monkeypatch.setattr(rnnkit.serve, "serve", lambda run, **kwargs: seen.update(kwargs))
+    assert main(["serve", "--run", str(quick_runs["classify"]), "--max-upload-bytes", "1234"]) == 0
+    assert seen["limits"].max_upload_bytes == 1234 and seen["handler"].limits.max_upload_bytes == 1234
+    assert main(["serve", "--run", str(quick_runs["classify"]), "--max-upload-bytes", "0"]) == 2
 
 
 # ----------------------------------------------------------------------------- slow: real runs
