@@ -575,7 +575,7 @@ def load_run(run: str | Path, device: str = "cpu"):
     return lifecycle.load_run(run, APP, device)
 
 
-def _prepared_frames(settings: SpeechSettings, facts: dict, items: list[Utterance], run: str | Path | None) -> list:
+def prepared_frames(settings: SpeechSettings, facts: dict, items: list[Utterance], run: str | Path | None) -> list:
     """The frames a run's model reads for ``items`` (features cached under the run; ``run=None``: in memory)."""
     cache = audio.FeatureCache(settings.cache_dir or Path(run) / "features" if run is not None else None)
     norm = normalizer(settings, facts)
@@ -598,7 +598,7 @@ def evaluate(run: str | Path, *, data: str | None = None, tidigits: bool = False
         items, where = load_parts(settings, info.seed, progress=progress, only="test")[2], "the run's test split"
         if not items:
             raise InputError(f"{run} has no test split; pass --data FILE")
-    frames = _prepared_frames(settings, facts, items, run)
+    frames = prepared_frames(settings, facts, items, run)
     texts = [normalize_text(u.text) for u in items]
     if settings.task == "words":
         result = words_metrics(model, facts, frames, texts)
@@ -624,7 +624,7 @@ def transcribe(run: str | Path, files: Sequence[str], *, beam_size: int = 1, top
     for file in files:
         samples, rate = audio.read_wav(file)
         items.append(Utterance(str(file), "", samples=samples, rate=rate))
-    frames = _prepared_frames(settings, facts, items, run)
+    frames = prepared_frames(settings, facts, items, run)
     results = [{"file": str(file), **{k: v for k, v in answer.items() if k != "probabilities"}}
                for file, answer in zip(files, recognise(model, vocab, facts, frames, beam_size=beam_size, top=top))]
     if plot and settings.task == "ctc":

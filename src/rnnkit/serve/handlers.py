@@ -358,6 +358,13 @@ class DnaHandler(Handler):
                                      temperature=request["temperature"], top_p=top_p, seed=request.get("seed"))
 
 
+def _shown(answer: dict, result: str) -> dict:
+    """An app's ``{"text"[, "probability", "probabilities"]}`` for the page's ``text`` or ``probabilities`` renderer."""
+    if result == "text":
+        return answer
+    return {"label": answer["text"], "probability": answer["probability"], "probabilities": answer["probabilities"]}
+
+
 @register("handwriting")
 class HandwritingHandler(Handler):
     """An uploaded image: its class with every class's probability (``--task classify``, resized to the
@@ -384,10 +391,7 @@ class HandwritingHandler(Handler):
             images = self.handwriting.load_user_images([path], self.info_.settings, self.info_.facts, resize=True)
         answer = self.handwriting.read_images(self.model, self.vocab, self.info_.facts, images,
                                               beam_size=self.info_.settings.beam_size)[0]
-        if self.result == "text":
-            return answer
-        return {"label": answer["text"], "probability": answer["probability"],
-                "probabilities": answer["probabilities"]}
+        return _shown(answer, self.result)
 
 
 @register("caption")
@@ -452,13 +456,10 @@ class SpeechHandler(Handler):
         with _as_file(data, ".wav") as path:
             samples, rate = audio.read_wav(path)
             clip = self.speech.Utterance("the upload", "", samples=samples, rate=rate)
-            frames = self.speech._prepared_frames(self.info_.settings, self.info_.facts, [clip], None)
+            frames = self.speech.prepared_frames(self.info_.settings, self.info_.facts, [clip], None)
         answer = self.speech.recognise(self.model, self.vocab, self.info_.facts, frames,
                                        beam_size=request.get("beam") or 1)[0]
-        if self.result == "text":
-            return answer
-        return {"label": answer["text"], "probability": answer["probability"],
-                "probabilities": answer["probabilities"]}
+        return _shown(answer, self.result)
 
 
 @register("music")
