@@ -106,7 +106,7 @@ def test_dna_classifier_probabilities_equal_the_apps_predict(quick_runs):
     client = TestClient(create_app(quick_runs["dna_classify"], Limits(max_text_chars=300)))
     info = client.get("/api/info").json()
     assert info["result"] == "probabilities" and [f["name"] for f in info["form"]] == ["sequence"]
-    fasta = ">hsa-x\nACGUacgu\nNNRY GATTACA\n"  # FASTA header dropped; case, U and ambiguity codes as the app reads them
+    fasta = ">hsa-x\nACGUacgu\nNNRY GATTACA\n"  # header dropped; case, U, ambiguity codes as the app reads them
     response = client.post("/api/predict", json={"sequence": fasta})
     assert response.status_code == 200
     want = predict(quick_runs["dna_classify"], [("x", "ACGUACGUNNRYGATTACA")])[0]
@@ -149,7 +149,8 @@ def b64(data: bytes) -> str:
 def upload_runs(tmp_path_factory):
     pytest.importorskip("PIL", reason="needs Pillow (pip install 'rnnkit[vision]')")
     root = tmp_path_factory.mktemp("uploads")
-    return {"caption": caption_run(root), **{f"handwriting_{task}": run for task, run in handwriting_runs(root).items()}}
+    return {"caption": caption_run(root),
+            **{f"handwriting_{task}": run for task, run in handwriting_runs(root).items()}}
 
 
 def _refused_uploads(client, field: str, good: bytes, limit: int, *, kind: str):

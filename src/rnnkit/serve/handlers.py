@@ -4,8 +4,9 @@ A handler loads a finished run once and answers requests: ``form`` describes the
 (name, label, kind, default), ``result`` names the page's renderer (``stream``, ``probabilities``,
 ``forecast``, ``translation``, ``text``, ``caption``, ``music``, or one a new app adds to
 static/app.js), and ``predict(request)`` returns JSON (``stream(request)`` yields text pieces instead
-for ``result = "stream"``). Requests arrive as dicts already checked against ``form`` and the server's :class:`Limits`; a handler raises
-:class:`~rnnkit.errors.InputError` for anything else it refuses (the client gets a 422 with the line).
+for ``result = "stream"``). Requests arrive as dicts already checked against ``form`` and the server's
+:class:`Limits`; a handler raises :class:`~rnnkit.errors.InputError` for anything else it refuses (the
+client gets a 422 with the line).
 
 A new app adds one subclass here, decorated with ``@register("<app name>")``; a handler whose answer
 depends on the run (a dna classifier or language model) sets ``form``/``result`` in ``__init__``.
