@@ -193,6 +193,9 @@ def test_handwriting_class_of_an_uploaded_image_equals_the_apps_read(upload_runs
     assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert max(got["probabilities"].values()) == got["probability"]
     _refused_uploads(client, "image", data, 5_000, kind="image")
+    small = TestClient(create_app(run, Limits(max_image_pixels=255)))  # 16 x 16 = 256 pixels
+    response = small.post("/api/predict", json={"image": b64(data)})
+    assert response.status_code == 413 and "16x16 pixels, over the limit of 255" in response.json()["error"]
 
 
 def test_handwriting_text_of_an_uploaded_line_equals_the_apps_read(upload_runs, tmp_path):

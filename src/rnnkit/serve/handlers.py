@@ -42,6 +42,7 @@ class Limits:
     max_history_rows: int = 5_000
     max_concurrent: int = 4
     max_upload_bytes: int = 2_000_000  # an uploaded image or WAV file, decoded (its base64 body is 4/3 of it)
+    max_image_pixels: int = 16_000_000  # a small PNG can unpack to a huge image: refused before it is decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,22 +131,26 @@ def _upload(request: dict, name: str, limits: Limits, kind: str) -> bytes:
     if kind == "audio" and (data[:4] not in (b"RIFF", b"RIFX", b"RF64") or data[8:12] != b"WAVE"):
         raise UploadError(f"{name!r} is not a WAV file; convert it first (e.g. sox clip.mp3 clip.wav)", 415)
     if kind == "image":
-        _check_image(data, name)
+        _check_image(data, name, limits)
     return data
 
 
-def _check_image(data: bytes, name: str) -> None:
+def _check_image(data: bytes, name: str, limits: Limits) -> None:
     import io
 
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
+            size = image.width, image.height
             image.verify()
     except UnidentifiedImageError:
         raise UploadError(f"{name!r} is not an image; send a PNG or JPEG file", 415) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UploadError(f"{name!r} is a damaged image ({error}); send a PNG or JPEG file") from None
+    if size[0] * size[1] > limits.max_image_pixels:  # the header says so; nothing was decoded yet
+        raise UploadError(f"{name!r} is {size[0]}x{size[1]} pixels, over the limit of {limits.max_image_pixels} "
+                          "pixels; send a smaller image", 413)
 
 
 @contextlib.contextmanager
