@@ -423,3 +423,61 @@ def test_load_200_requests_from_8_clients(runs, app, path, body, capsys):
     with capsys.disabled():
         print("\n" + line)
     assert json.dumps(line)
+
+
+@pytest.fixture(scope="module")
+def newer_trained(tmp_path_factory):
+    """Real tiny runs (a few steps) of dna classify, handwriting classify and music: their app.json and
+    facts as training writes them, not as the quick tests' hand-written runs say."""
+    import random
+
+    import numpy as np
+
+    from rnnkit.data import music as notation
+
+    root = tmp_path_factory.mktemp("newer_trained")
+    rng = random.Random(0)
+    (root / "seqs.fa").write_text("".join(f">{'up' if i % 2 else 'down'}|s{i}\n{''.join(rng.choices('ACGT', k=30))}\n"
+                                          for i in range(60)))
+    (root / "midi").mkdir()
+    for i in range(8):
+        notes = [notation.Note(t, 1, p) for t in range(12 + i) for p in ((60, 64, 67), (62, 65, 69))[t % 2]]
+        notation.write_midi(notes, root / "midi" / f"p{i}.mid")
+    images = root / "images"
+    images.mkdir()
+    lines = ["file,label"]
+    for i in range(40):
+        picture = np.zeros((12, 12), np.uint8)
+        picture[2:10, 5 + i % 2: 7 + i % 2] = 255
+        (images / f"i{i}.png").write_bytes(png_bytes(picture))
+        lines.append(f"i{i}.png,{'left' if i % 2 == 0 else 'right'}")
+    (images / "labels.csv").write_text("\n".join(lines) + "\n")
+    quick = ["--max-steps", "4", "--eval-every", "4", "--quiet", "--no-tensorboard", "--hidden-size", "8"]
+    commands = {"dna": ["dna", "train", "--data", str(root / "seqs.fa"), "--label-pattern", r"^(\w+)\|",
+                        "--batch-size", "8"],
+                "music": ["music", "train", "--data", str(root / "midi"), "--batch-size", "2"],
+                "handwriting": ["handwriting", "train", "--data", str(images), "--batch-size", "8"]}
+    for app, command in commands.items():
+        assert main([*command, "--out", str(root / app), *quick]) == 0, app
+    return root
+
+
+@pytest.mark.slow
+def test_newer_apps_real_runs_answer_as_their_apps(newer_trained):
+    from rnnkit.apps import dna, handwriting, music
+
+    root = newer_trained
+    client = TestClient(create_app(root / "dna"))
+    got = client.post("/api/predict", json={"sequence": "ACGTACGTAC"}).json()
+    assert got["probabilities"] == pytest.approx(dna.predict(root / "dna", [("x", "ACGTACGTAC")])[0]["probabilities"],
+                                                 abs=1e-7) and set(got["probabilities"]) == {"down", "up"}
+    client = TestClient(create_app(root / "handwriting"))
+    image = root / "images" / "i3.png"
+    got = client.post("/api/predict", json={"image": b64(image.read_bytes())}).json()
+    assert got["label"] == handwriting.read(root / "handwriting", [image])[0]["text"]
+    client = TestClient(create_app(root / "music"))
+    assert "top_p" not in [f["name"] for f in client.get("/api/info").json()["form"]]  # polyphonic, from the data
+    response = client.post("/api/predict", json={"length": 16, "seed": 2})
+    want = music.sample(root / "music", root / "want.mid", length=16, seed=2)
+    assert response.status_code == 200 and base64.b64decode(response.json()["midi"]) == (root / "want.mid").read_bytes()
+    assert response.json()["notes"] == want["notes"]
