@@ -1,10 +1,13 @@
-"""Helpers for the application tests: run directories written by hand, and comparing two runs to the bit."""
+"""Helpers for the application tests: run directories written by hand, comparing two runs to the bit, and
+killing a training mid-run to check that resuming it gives the same bits."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from rnnkit.apps.lifecycle import APP_FILE, RUN_FORMAT
@@ -32,3 +35,45 @@ def assert_same_run(first: Path, second: Path) -> None:
     assert a.keys() == b.keys()
     for name in a:
         assert a[name].equal(b[name]), name
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL: raised from inside the training loop, never caught by rnnkit."""
+
+
+def kill_at_step(monkeypatch, step: int) -> None:
+    """Make the next training die right after its optimizer step ``step`` was logged."""
+    from rnnkit.train import Trainer
+
+    original = Trainer._train_step
+
+    def train_step(self, batch):
+        if self.step == step:
+            raise Killed
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", train_step)
+
+
+def assert_reproducible_and_resumable(train: Callable[..., int], tmp_path: Path, monkeypatch, *, steps: int = 12,
+                                      kills: tuple[int, ...] = (3, 8)) -> Path:
+    """Same seed, same bits; a killed run resumed equals the uninterrupted one.
+
+    ``train(out, *extra)`` runs one training of ``steps`` steps into ``out`` (exit status); ``extra`` is
+    ``--resume`` for the resumed half. With checkpoints every 5 steps, a kill at 3 comes before the first
+    checkpoint and one at 8 after it. Returns the first run.
+    """
+    first, second = tmp_path / "same-seed-1", tmp_path / "same-seed-2"
+    assert train(first) == 0 and train(second) == 0
+    assert len(training_losses(first)) == steps
+    assert_same_run(first, second)
+    for kill in kills:
+        killed = tmp_path / f"killed-at-{kill}"
+        with monkeypatch.context() as patch:
+            kill_at_step(patch, kill)
+            with pytest.raises(Killed):
+                train(killed)
+        assert [step for step, _ in training_losses(killed)] == list(range(1, kill + 1))
+        assert train(killed, "--resume") == 0
+        assert_same_run(first, killed)
+    return first

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from app_support import assert_same_run, training_losses
+from app_support import assert_reproducible_and_resumable, training_losses
 from rnnkit.cli.main import main
 from rnnkit.models import load_model, save_model
 from rnnkit.models.captioner import Captioner
@@ -398,39 +398,17 @@ def test_evaluate_and_caption_reuse_the_run(trained, tmp_path, capsys, cli_error
                                                str(tmp_path / "new0.png")])
 
 
-class Killed(Exception):
-    pass
-
-
 @pytest.mark.slow
 def test_same_seed_same_bits_and_a_killed_run_resumes_to_them(tmp_path, monkeypatch):
-    from rnnkit.train.trainer import Trainer
-
     folder = write_folder(tmp_path / "pictures", 40)
 
     def argv(out, *extra):
         return ["caption", "train", "--data", str(folder), "--out", str(out), *TINY, "--dropout", "0.1",
                 "--seed", "5", "--max-steps", "12", "--eval-every", "5", "--checkpoint-every", "5", *extra]
 
-    assert main(argv(tmp_path / "a")) == 0 and main(argv(tmp_path / "b")) == 0
-    assert len(training_losses(tmp_path / "a")) == 12
-    assert_same_run(tmp_path / "a", tmp_path / "b")
-    for kill_at in (3, 8):
-        original = Trainer._train_step
-
-        def step(self, batch, original=original, kill_at=kill_at):
-            if self.step == kill_at:
-                raise Killed
-            return original(self, batch)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(Trainer, "_train_step", step)
-            with pytest.raises(Killed):
-                main(argv(tmp_path / f"k{kill_at}"))
-        assert main(argv(tmp_path / f"k{kill_at}", "--resume")) == 0
-        assert_same_run(tmp_path / "a", tmp_path / f"k{kill_at}")
+    first = assert_reproducible_and_resumable(lambda out, *extra: main(argv(out, *extra)), tmp_path, monkeypatch)
     assert main([*argv(tmp_path / "c"), "--seed", "6"]) == 0
-    assert training_losses(tmp_path / "c") != training_losses(tmp_path / "a")
+    assert training_losses(tmp_path / "c") != training_losses(first)
 
 
 @pytest.mark.slow

@@ -15,8 +15,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from app_support import assert_same_run, training_losses
-from test_reproducible import Killed, _kill_after
+from app_support import assert_reproducible_and_resumable, training_losses
 from rnnkit.apps import dna
 from rnnkit.cli.main import main
 from rnnkit.data import nucleotides
@@ -389,18 +388,7 @@ def test_same_seed_same_bits_and_a_killed_run_resumes_to_them(task, tmp_path, mo
                 "--max-steps", "12", "--eval-every", "5", "--checkpoint-every", "5", *SMALL, "--dropout", "0.2",
                 *more]
 
-    first, second = tmp_path / "first", tmp_path / "second"
-    assert main(argv(first)) == 0 and main(argv(second)) == 0
-    assert len(training_losses(first)) == 12
-    assert_same_run(first, second)
-    killed = tmp_path / "killed"
-    with monkeypatch.context() as patch:
-        _kill_after(patch, 8)  # after the checkpoint at step 5
-        with pytest.raises(Killed):
-            main(argv(killed))
-    assert [step for step, _ in training_losses(killed)] == list(range(1, 9))
-    assert main(argv(killed, "--resume")) == 0
-    assert_same_run(first, killed)
+    first = assert_reproducible_and_resumable(lambda out, *more: main(argv(out, *more)), tmp_path, monkeypatch)
     other = tmp_path / "other"
     assert main([*argv(other), "--seed", "8"]) == 0
     assert training_losses(other) != training_losses(first)

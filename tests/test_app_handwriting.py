@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from app_support import assert_same_run, training_losses
-from test_reproducible import Killed, _kill_after
+from app_support import assert_reproducible_and_resumable, training_losses
 from rnnkit.cli.main import main
 from rnnkit.errors import InputError
 
@@ -277,18 +276,7 @@ def test_same_seed_same_bits_and_resume(task, tmp_path, monkeypatch, one_thread)
         return ["--task", task, "--data", data, *extra, "--hidden-size", "8", "--dropout", "0.2", "--batch-size",
                 "8", "--seed", "7", "--max-steps", "12", "--eval-every", "5", "--checkpoint-every", "5", *more]
 
-    first, second = tmp_path / "first", tmp_path / "second"
-    assert _train(argv(first), first) == 0 and _train(argv(second), second) == 0
-    assert len(training_losses(first)) == 12
-    assert_same_run(first, second)
-    for kill_at in (3, 8):
-        killed = tmp_path / f"killed-{kill_at}"
-        with monkeypatch.context() as patch:
-            _kill_after(patch, kill_at)
-            with pytest.raises(Killed):
-                _train(argv(killed), killed)
-        assert _train(argv(killed, "--resume"), killed) == 0
-        assert_same_run(first, killed)
+    first = assert_reproducible_and_resumable(lambda out, *more: _train(argv(out, *more), out), tmp_path, monkeypatch)
     other = tmp_path / "other"
     assert _train([*argv(other), "--seed", "8"], other) == 0
     assert training_losses(other) != training_losses(first)

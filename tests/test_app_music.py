@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from app_support import assert_same_run, training_losses
+from app_support import assert_reproducible_and_resumable
 from rnnkit.apps import music as app
 from rnnkit.cli.main import main
 from rnnkit.data import music as notation
 from rnnkit.data.music import Note
-from rnnkit.errors import InputError
 from rnnkit.models import PianoRollModel, load_model, save_model
 
 mido = pytest.importorskip("mido")
@@ -321,35 +320,11 @@ def test_melodic_model_beats_unigram_and_samples_with_top_p(tmp_path, one_thread
 
 @pytest.mark.slow
 def test_same_seed_same_run_and_a_killed_run_resumes_to_the_same_bits(tmp_path, monkeypatch, one_thread):
-    from rnnkit.train.trainer import Trainer
-
     data = chord_midis(tmp_path / "midi", pieces=12)
     argv = lambda out, *extra: ["music", "train", "--data", str(data), "--hidden-size", "8", "--batch-size", "4",
                                 "--dropout", "0.1", "--out", str(out), "--seed", "7", "--max-steps", "12",
                                 "--eval-every", "5", "--checkpoint-every", "5", "--quiet", *extra]
-    first, second = tmp_path / "first", tmp_path / "second"
-    assert main(argv(first)) == 0 and main(argv(second)) == 0
-    assert len(training_losses(first)) == 12
-    assert_same_run(first, second)
-
-    class Killed(Exception):
-        pass
-
-    original = Trainer._train_step
-    for kill_at in (3, 8):
-        killed = tmp_path / f"killed-{kill_at}"
-
-        def step(self, batch, kill_at=kill_at):
-            if self.step == kill_at:
-                raise Killed
-            return original(self, batch)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(Trainer, "_train_step", step)
-            with pytest.raises(Killed):
-                main(argv(killed))
-        assert main(argv(killed, "--resume")) == 0
-        assert_same_run(first, killed)
+    assert_reproducible_and_resumable(lambda out, *extra: main(argv(out, *extra)), tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("verb", ["train", "evaluate", "sample"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app_support import assert_same_run, training_losses
+from app_support import assert_reproducible_and_resumable
 from rnnkit.errors import InputError
 
 pytest.importorskip("librosa", reason="librosa (pip install 'rnnkit[speech]')")
@@ -318,30 +318,8 @@ def test_japanese_vowels_keeps_its_own_test_split(tmp_path, one_thread):
 @pytest.mark.parametrize("task", ["words", "ctc"])
 def test_same_seed_same_run_and_a_killed_run_resumes_to_the_same_bits(task, tmp_path, monkeypatch, one_thread):
     from rnnkit.cli.main import main
-    from rnnkit.train.trainer import Trainer
-
-    class Killed(Exception):
-        pass
 
     common = ["--task", task, "--dropout", "0.2", "--num-layers", "2", "--seed", "7", "--max-steps", "12",
               "--eval-every", "5", "--checkpoint-every", "5", "--cache-dir", str(tmp_path / "cache")]
-    first, second = tmp_path / "first", tmp_path / "second"
-    _train(first, *common)
-    _train(second, *common)
-    assert len(training_losses(first)) == 12
-    assert_same_run(first, second)
-    original = Trainer._train_step
-    for kill_at in (3, 8):
-        killed = tmp_path / f"killed-{kill_at}"
-
-        def step(self, batch, kill_at=kill_at):
-            if self.step == kill_at:
-                raise Killed
-            return original(self, batch)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(Trainer, "_train_step", step)
-            with pytest.raises(Killed):
-                main(["speech", "train", *SMALL, "--out", str(killed), *common])
-        assert main(["speech", "train", *SMALL, "--out", str(killed), *common, "--resume"]) == 0
-        assert_same_run(first, killed)
+    assert_reproducible_and_resumable(
+        lambda out, *more: main(["speech", "train", *SMALL, "--out", str(out), *common, *more]), tmp_path, monkeypatch)

@@ -13,17 +13,12 @@ import random
 
 import pytest
 
-from app_support import assert_same_run, training_losses
+from app_support import assert_reproducible_and_resumable, training_losses
 from rnnkit.cli.main import main
-from rnnkit.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
 STEPS = 12  # checkpoints every 5 steps: a kill at 3 is before the first, at 8 after it
-
-
-class Killed(Exception):
-    """Stands in for SIGKILL: raised from inside the training loop, never caught by rnnkit."""
 
 
 def _text(path):
@@ -80,34 +75,10 @@ def _argv(app: str, tmp_path, out, *extra) -> list[str]:
             "--eval-every", "5", "--checkpoint-every", "5", "--quiet", *extra]
 
 
-def _kill_after(monkeypatch, steps: int) -> None:
-    original = Trainer._train_step
-
-    def step(self, batch):
-        if self.step == steps:
-            raise Killed
-        return original(self, batch)
-
-    monkeypatch.setattr(Trainer, "_train_step", step)
-
-
 @pytest.mark.parametrize("app", sorted(APPS))
 def test_same_seed_same_run_and_a_killed_run_resumes_to_the_same_bits(app, tmp_path, monkeypatch, one_thread):
-    first, second = tmp_path / "first", tmp_path / "second"
-    assert main(_argv(app, tmp_path, first)) == 0
-    assert main(_argv(app, tmp_path, second)) == 0
-    assert len(training_losses(first)) == STEPS
-    assert_same_run(first, second)
-
-    for kill_at in (3, 8):  # before the first checkpoint (step 5), and after it
-        killed = tmp_path / f"killed-{kill_at}"
-        with monkeypatch.context() as patch:
-            _kill_after(patch, kill_at)
-            with pytest.raises(Killed):
-                main(_argv(app, tmp_path, killed))
-        assert [step for step, _ in training_losses(killed)] == list(range(1, kill_at + 1))
-        assert main(_argv(app, tmp_path, killed, "--resume")) == 0
-        assert_same_run(first, killed)
+    assert_reproducible_and_resumable(lambda out, *extra: main(_argv(app, tmp_path, out, *extra)), tmp_path,
+                                      monkeypatch, steps=STEPS)
 
 
 def test_another_seed_gives_another_run(tmp_path):
