@@ -98,6 +98,25 @@ def test_kmer_counts_match_counting_substrings():
 
 
 # ----------------------------------------------------------------------------------------- Markov
+def test_kmer_tokens_are_the_overlapping_kmers_in_base_4_order():
+    # id = 4 + the k-mer read as a base-4 number (A C G T = 0 1 2 3), most significant first; with an N: UNK (1)
+    acg, cgt, aaa, ttt = 4 + 0 * 16 + 1 * 4 + 2, 4 + 1 * 16 + 2 * 4 + 3, 4, 4 + 63
+    assert dna.encode_bases("ACGTN", 3) == [acg, cgt, 1]
+    assert dna.encode_bases("AAAA", 3) == [aaa, aaa] and dna.encode_bases("TTT", 3) == [ttt]
+    assert dna.encode_bases("AC", 3) == [1]  # shorter than k: one UNK
+    assert dna.encode_bases("ACGTN") == [4, 5, 6, 7, 8]  # k = 1: the bases (and N) as before
+    vocab = dna.kmer_vocabulary(3)
+    assert len(vocab) == 4 + 64 and vocab.tokens[acg] == "ACG" and vocab.tokens[-1] == "TTT"
+    assert nucleotides.kmers("ACGTA", 2) == ["AC", "CG", "GT", "TA"] and nucleotides.kmers("A", 2) == []
+    for k in (1, 3):
+        model = dna.build_model(dna.DnaSettings(kmer=k), {"labels": ["a", "b"]})
+        assert model.config.vocab_size == (9 if k == 1 else 68) and dna.model_kmer(model) == k
+    for bad, message in (({"kmer": 0}, "kmer must be >= 1"), ({"kmer": 9}, "kmer must be <= 8"),
+                         ({"kmer": 3, "task": "lm"}, "--kmer is for --task classify")):
+        with pytest.raises(ValueError, match=message):
+            dna.DnaSettings(**bad)
+
+
 def test_add_one_markov_closed_form():
     # order 1 trained on "AAC": after '^' one A; after A one A and one C.
     model = MarkovModel(1, "add-one").fit(["AAC"])
@@ -347,6 +366,20 @@ def test_classifier_learns_order_and_beats_the_kmer_baseline(classify_run, capsy
 
 
 @pytest.mark.slow
+def test_a_kmer_classifier_learns_order_and_predicts_with_its_own_tokens(tmp_path, capsys):
+    data, run = order_fasta(tmp_path / "order.fa"), tmp_path / "run"
+    assert main(["dna", "train", "--data", str(data), "--label-pattern", r"^(\w\w)_", "--out", str(run), "--kmer", "3",
+                 "--bidirectional", "--max-steps", "100", "--eval-every", "50", "--lr", "1e-2",
+                 "--baseline-max-k", "3", *SMALL]) == 0
+    result = json.loads((run / "results.json").read_text())
+    assert result["accuracy"] >= 0.9 and result["beats_kmer_baseline"]
+    model, vocab, _ = dna.load_run(run)
+    assert len(vocab) == 68 and dna.model_kmer(model) == 3  # the saved vocabulary is the k-mers'
+    assert main(["dna", "predict", "--run", str(run), "GTAAAAAGGCCCCCT", "GGCCCCCTTAAAAAG"]) == 0
+    assert [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()] == ["ac", "ca"]
+
+
+@pytest.mark.slow
 def test_language_model_beats_markov_and_samples(lm_run, capsys, tmp_path):
     data, run = lm_run
     result = json.loads((run / "results.json").read_text())
@@ -377,11 +410,13 @@ def test_wrong_task_verbs_are_refused(classify_run, lm_run, cli_error):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["classify", "lm"])
+@pytest.mark.parametrize("task", ["classify", "classify-kmer", "lm"])
 def test_same_seed_same_bits_and_a_killed_run_resumes_to_them(task, tmp_path, monkeypatch):
-    data = order_fasta(tmp_path / "d.fa", n=80) if task == "classify" else periodic_fasta(tmp_path / "d.fa", n=80)
-    extra = ["--label-pattern", r"^(\w\w)_", "--baseline-max-k", "2"] if task == "classify" else \
+    data = order_fasta(tmp_path / "d.fa", n=80) if task != "lm" else periodic_fasta(tmp_path / "d.fa", n=80)
+    extra = ["--label-pattern", r"^(\w\w)_", "--baseline-max-k", "2"] if task != "lm" else \
         ["--markov-max-order", "2", "--sample-count", "0"]
+    if task == "classify-kmer":
+        task, extra = "classify", [*extra, "--kmer", "4"]
 
     def argv(out, *more):
         return ["dna", "train", "--task", task, "--data", str(data), *extra, "--out", str(out), "--seed", "7",

@@ -57,6 +57,50 @@ VOCAB = Vocabulary([*BASES, "N"], level="char")
 BASE_IDS = [VOCAB.token_to_id(b) for b in BASES]
 N_ID = VOCAB.token_to_id("N")
 BUILTIN = "built-in miRBase hairpins"
+MAX_KMER = 8
+
+
+def kmer_vocabulary(k: int) -> Vocabulary:
+    """The tokens of a ``--kmer k`` classifier: ``VOCAB`` for ``k = 1``, else every k-mer over ``A C G T``
+    (ids 4.., in the order of :func:`rnnkit.data.nucleotides.kmer_counts`' columns); a k-mer holding an
+    ``N`` is ``UNK``.
+
+    >>> kmer_vocabulary(2).tokens[4:7]
+    ['AA', 'AC', 'AG']
+    """
+    if k == 1:
+        return VOCAB
+    return Vocabulary(nucleotides.all_kmers(k), level="word")
+
+
+def encode_bases(sequence: str, k: int = 1) -> list[int]:
+    """Token ids of a normalised sequence: its bases (``k = 1``) or its overlapping k-mers, stride 1
+    (``len - k + 1`` of them; ``[UNK]`` when the sequence is shorter than ``k``).
+
+    >>> encode_bases("ACGT"), encode_bases("ACGNA", 2)  # AC = 4 + 1, CG = 4 + 6; GN, NA hold an N
+    ([4, 5, 6, 7], [5, 10, 1, 1])
+    """
+    if k == 1:
+        return VOCAB.encode(sequence) or [UNK_ID]
+    return _kmer_vocabularies(k).encode(" ".join(nucleotides.kmers(sequence, k))) or [UNK_ID]
+
+
+_KMER_VOCABULARIES: dict[int, Vocabulary] = {}
+
+
+def _kmer_vocabularies(k: int) -> Vocabulary:
+    if k not in _KMER_VOCABULARIES:
+        _KMER_VOCABULARIES[k] = kmer_vocabulary(k)
+    return _KMER_VOCABULARIES[k]
+
+
+def model_kmer(model: torch.nn.Module) -> int:
+    """The k a classifier was trained with, from its input vocabulary size (``4 + 4**k``; ``VOCAB``: 1)."""
+    size = model.config.vocab_size
+    for k in range(2, MAX_KMER + 1):
+        if size == 4 + 4 ** k:
+            return k
+    return 1
 
 
 @dataclasses.dataclass
@@ -78,6 +122,9 @@ class DnaSettings:
                                   "from them; the language model is evaluated on whole sequences)")
     val_fraction: float = option(0.1, "share of the records (whole groups) for validation")
     test_fraction: float = option(0.1, "share of the records (whole groups) for the test")
+    kmer: int = option(1, "classify: read overlapping k-mers of this many bases (stride 1) as the tokens, an "
+                          "embedding per k-mer as in DNABERT (k-mers holding an N share one token); 1: single "
+                          "bases")
     baseline_max_k: int = option(5, "classify: the k-mer baseline tries k-mer lengths up to this")
     markov_max_order: int = option(6, "lm: Markov baselines of orders 1 to this")
     sample_count: int = option(3, "lm: sequences sampled when training ends (0: none)")
@@ -94,11 +141,15 @@ class DnaSettings:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be below 1")
-        for name in ("max_length", "baseline_max_k", "markov_max_order"):
+        for name in ("max_length", "kmer", "baseline_max_k", "markov_max_order"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sample_count < 0:
             raise ValueError(f"sample_count must be >= 0, got {self.sample_count}")
+        if self.kmer > MAX_KMER:
+            raise ValueError(f"kmer must be <= {MAX_KMER} (4**k embeddings), got {self.kmer}")
+        if self.task == "lm" and self.kmer != 1:
+            raise ValueError("--kmer is for --task classify; a language model predicts one base at a time")
         if self.markov_max_order > 8:
             raise ValueError(f"markov_max_order must be <= 8 (6**k contexts), got {self.markov_max_order}")
         if self.task == "lm" and self.model.bidirectional:
@@ -258,9 +309,9 @@ def split(settings: DnaSettings, seed: int) -> dict:
 class ClassifyData(Dataset):
     """Base ids (the first ``max_length``) and class ids."""
 
-    def __init__(self, items: list[tuple[Record, str]], labels: list[str], max_length: int) -> None:
+    def __init__(self, items: list[tuple[Record, str]], labels: list[str], max_length: int, kmer: int = 1) -> None:
         index = {label: i for i, label in enumerate(labels)}
-        self.items = [(VOCAB.encode(r.sequence[:max_length]), index[label]) for r, label in items]
+        self.items = [(encode_bases(r.sequence[:max_length], kmer), index[label]) for r, label in items]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -343,7 +394,8 @@ def classify_metrics(model, items: list[tuple[Record, str]], labels: list[str], 
     if unknown:
         raise InputError(f"labels {unknown[:5]} were not seen in training; the model knows: {', '.join(labels)}")
     truth = [labels.index(label) for _, label in items]
-    probabilities = predict_ids(model, [VOCAB.encode(r.sequence[:max_length]) or [UNK_ID] for r, _ in items])
+    k = model_kmer(model)
+    probabilities = predict_ids(model, [encode_bases(r.sequence[:max_length], k) for r, _ in items])
     result = scores(truth, probabilities.argmax(-1).tolist(), len(labels))
     majority = Counter(truth).most_common(1)[0][0]
     result["majority_baseline_accuracy"] = truth.count(majority) / len(truth)
@@ -403,13 +455,13 @@ class Dna(lifecycle.App):
                  "sizes": {"train": len(train), "val": len(val), "test": len(test)},
                  "train_bases": sum(len(r.sequence) for r, _ in train)}
         if settings.task == "classify":
-            make = lambda items: ClassifyData(items, parts["labels"], settings.max_length)  # noqa: E731
+            make = lambda items: ClassifyData(items, parts["labels"], settings.max_length, settings.kmer)  # noqa: E731
             collate, metrics = collate_classify, classify_val_metrics
         else:
             make = lambda items: LanguageData([r.sequence for r, _ in items], settings.max_length)  # noqa: E731
             collate, metrics = collate_language, language_val_metrics
         return lifecycle.Prepared(make(train), make(val) if val else None, test={"train": train, "val": val,
-                                  "test": test}, vocab=VOCAB, facts=facts, collate_fn=collate, metrics_fn=metrics)
+                                  "test": test}, vocab=kmer_vocabulary(settings.kmer), facts=facts, collate_fn=collate, metrics_fn=metrics)
 
     def build_model(self, settings: DnaSettings, data: lifecycle.Prepared) -> torch.nn.Module:
         return build_model(settings, data.facts)
@@ -458,7 +510,8 @@ class Dna(lifecycle.App):
 def build_model(settings: DnaSettings, facts: dict) -> torch.nn.Module:
     config = settings.model
     if settings.task == "classify":
-        return SequenceClassifier(dataclasses.replace(config, vocab_size=len(VOCAB), output_size=len(facts["labels"])))
+        return SequenceClassifier(dataclasses.replace(config, vocab_size=len(kmer_vocabulary(settings.kmer)),
+                                                      output_size=len(facts["labels"])))
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(SequenceTaggerConfig)
               if hasattr(config, f.name) and f.name not in ("output_size", "task")}
     return SequenceTagger(SequenceTaggerConfig(**{**shared, "vocab_size": len(VOCAB), "output_size": 0}))
@@ -528,8 +581,10 @@ def predict(run: str | Path, sequences: Sequence[tuple[str, str]], *, device: st
 
 def classify_sequences(model: torch.nn.Module, sequences: Sequence[tuple[str, str]], labels: Sequence[str],
                        max_length: int) -> list[dict]:
-    """:func:`predict` on a loaded classifier: each ``(name, sequence)`` normalised and cut to ``max_length``."""
-    encoded = [VOCAB.encode(nucleotides.normalize(s, name)[:max_length]) or [UNK_ID] for name, s in sequences]
+    """:func:`predict` on a loaded classifier: each ``(name, sequence)`` normalised, cut to ``max_length`` and
+    read as the model was trained (bases or k-mers, :func:`model_kmer`)."""
+    k = model_kmer(model)
+    encoded = [encode_bases(nucleotides.normalize(s, name)[:max_length], k) for name, s in sequences]
     probabilities = predict_ids(model, encoded)
     results = []
     for (name, _), row in zip(sequences, probabilities.tolist()):

@@ -176,6 +176,26 @@ def kmer_counts(sequences: Sequence[str], k: int) -> np.ndarray:
     return out
 
 
+def all_kmers(k: int) -> list[str]:
+    """Every k-mer over ``A C G T`` in the column order of :func:`kmer_counts` (``AA..A`` first).
+
+    >>> all_kmers(2)[:5]
+    ['AA', 'AC', 'AG', 'AT', 'CA']
+    """
+    import itertools
+
+    return ["".join(letters) for letters in itertools.product(BASES, repeat=k)]
+
+
+def kmers(sequence: str, k: int) -> list[str]:
+    """The overlapping k-mers of a sequence, stride 1: ``len(sequence) - k + 1`` of them (none if shorter).
+
+    >>> kmers("ACGTA", 3)
+    ['ACG', 'CGT', 'GTA']
+    """
+    return [sequence[i:i + k] for i in range(len(sequence) - k + 1)]
+
+
 def kmer_features(sequences: Sequence[str], max_k: int) -> np.ndarray:
     """k-mer frequencies for ``k = 1..max_k`` (each block divided by its number of k-mers) and
     ``log(length)``: the features of the logistic-regression baseline."""
