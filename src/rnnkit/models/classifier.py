@@ -5,6 +5,7 @@ The recurrent outputs are summarised into one vector, always over the valid step
 - ``last``: the final state of each direction: the forward direction at the last valid step and,
   when bidirectional, the backward direction at step 0 (both are the layer's ``h_n`` under ``lengths``);
 - ``mean``: ``(1/n) sum_{t<n} o_t``; ``max``: the element-wise ``max_{t<n} o_t``;
+- ``max_mean``: ``[max_{t<n} o_t ; (1/n) sum_{t<n} o_t]`` (the two concatenated, twice the features);
 - ``attention``: ``sum_t a_t o_t`` with ``a = softmax(v^T tanh(W o_t + b))`` over valid steps.
 """
 
@@ -22,14 +23,15 @@ from rnnkit.models.common import (
     TASKS, SequenceEncoder, SequenceInputConfig, build_config, classification_loss, option, regression_loss,
 )
 
-SUMMARIES = ("last", "mean", "max", "attention")
+SUMMARIES = ("last", "mean", "max", "max_mean", "attention")
 
 
 @dataclasses.dataclass
 class SequenceClassifierConfig(SequenceInputConfig):
     """Configuration of :class:`SequenceClassifier`."""
 
-    summary: str = option("last", "how the sequence is summarised: 'last', 'mean', 'max' or 'attention'")
+    summary: str = option("last", "how the sequence is summarised: 'last', 'mean', 'max', 'max_mean' "
+                                         "(both concatenated) or 'attention'")
     attention_size: int = option(64, "hidden size of the attention-pooling scorer")
     output_size: int = option(2, "classes (classification) or output features (regression)", derived=True)
     task: str = option("classification", "'classification' (cross-entropy) or 'regression' (MSE)", derived=True)
@@ -68,7 +70,7 @@ class SequenceClassifier(nn.Module):
         self.config = config = build_config(SequenceClassifierConfig, config, overrides)
         self.encoder = SequenceEncoder(config, "SequenceClassifier")
         features = (2 if config.bidirectional else 1) * config.hidden_size if config.summary == "last" \
-            else self.encoder.output_size
+            else self.encoder.output_size * (2 if config.summary == "max_mean" else 1)
         self.pooling = AttentionPooling(features, config.attention_size) if config.summary == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(features, config.output_size)
@@ -83,9 +85,11 @@ class SequenceClassifier(nn.Module):
         if summary == "attention":
             return self.pooling(outputs, mask)
         valid = mask.unsqueeze(-1)
+        mean = (outputs * valid).sum(1) / valid.sum(1).to(outputs.dtype) if summary != "max" else None
         if summary == "mean":
-            return (outputs * valid).sum(1) / valid.sum(1).to(outputs.dtype), None
-        return outputs.masked_fill(~valid, float("-inf")).amax(1), None
+            return mean, None
+        largest = outputs.masked_fill(~valid, float("-inf")).amax(1)
+        return (largest, None) if summary == "max" else (torch.cat([largest, mean], dim=-1), None)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None, *, lengths=None, state=None,
                 **extra) -> ModelOutput:
