@@ -44,6 +44,33 @@ def _assert_all_close(got, expected, tolerance):
         torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance, msg=lambda m, i=index: f"#{i}: {m}")
 
 
+def _assert_loops_agree(kind, x_proj, h0, c0, w_hh, b_hh, lengths, rmask, zone, w_hr=None, params=None,
+                        forward_tolerance=2e-6, backward_tolerance=3e-5):
+    """The C++ loops and their PyTorch twin, buffer by buffer: forward's (out, h_n, c_n, saved, cells),
+    then backward's (d_x_proj, d_h0, d_c0, d_w_hh, d_b_hh, d_w_hr, d_params) for the same upstream gradients."""
+    steps = x_proj.shape[0]
+    cpp, py = engine.implementation("cpp"), python_engine
+    extras = (rmask, zone, w_hr, params)
+    forward = [impl.forward(kind, x_proj, h0, c0, w_hh, b_hh, lengths, True, *extras) for impl in (cpp, py)]
+    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
+    for index, (a, b) in enumerate(zip(*forward)):
+        if index == 3 and a.numel():  # saved values past a sequence's end are never read
+            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
+        torch.testing.assert_close(a, b, atol=forward_tolerance, rtol=forward_tolerance, msg=lambda m: f"fwd {index}: {m}")
+    out, _, _, saved, cells = forward[0]
+    torch.manual_seed(1)
+    d_out, d_h = torch.randn_like(out), torch.randn_like(h0)
+    d_c = torch.randn_like(c0) if c0 is not None else None
+    backward = [impl.backward(kind, d_out, d_h, d_c, h0, c0, w_hh, b_hh is not None, out, cells, saved, lengths,
+                              *extras) for impl in (cpp, py)]
+    for index, (a, b) in enumerate(zip(*backward)):
+        if b is None:
+            assert a is None or not a.defined() or a.numel() == 0
+        else:
+            torch.testing.assert_close(a, b, atol=backward_tolerance, rtol=backward_tolerance,
+                                       msg=lambda m: f"bwd {index}: {m}")
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("regularisers", REGULARISERS, ids=REG_IDS)
 @pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU])
@@ -137,25 +164,7 @@ def test_cpp_and_python_loops_agree_on_buffers_with_masks(kind):
     spec, x_proj, h0, c0, w_hh, b_hh, rmask, zone = _node_inputs(kind, torch.float32, steps=9, batch=5, hidden=33)
     if not spec.zoneout:
         zone = None
-    lengths = torch.tensor([9, 3, 1, 8, 9])
-    cpp, py = engine.implementation("cpp"), python_engine
-    forward = [impl.forward(spec.name, x_proj, h0, c0, w_hh, b_hh, lengths, True, rmask, zone) for impl in (cpp, py)]
-    valid = (torch.arange(9).unsqueeze(1) < lengths).unsqueeze(2)
-    for index, (a, b) in enumerate(zip(*forward)):
-        if index == 3 and a.numel():  # saved values past a sequence's end are never read
-            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
-        torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
-    out, _, _, saved, cells = forward[0]
-    torch.manual_seed(1)
-    d_out, d_h = torch.randn_like(out), torch.randn_like(h0)
-    d_c = torch.randn_like(c0) if c0 is not None else None
-    backward = [impl.backward(spec.name, d_out, d_h, d_c, h0, c0, w_hh, b_hh is not None, out, cells, saved, lengths,
-                              rmask, zone) for impl in (cpp, py)]
-    for a, b in zip(*backward):
-        if b is None:
-            assert a is None or not a.defined() or a.numel() == 0
-        else:
-            torch.testing.assert_close(a, b, atol=3e-5, rtol=3e-5)
+    _assert_loops_agree(kind, x_proj, h0, c0, w_hh, b_hh, torch.tensor([9, 3, 1, 8, 9]), rmask, zone)
 
 
 def test_auto_picks_the_engine_for_regularised_gated_layers_in_training():
@@ -264,23 +273,7 @@ def test_cpp_and_python_loops_agree_on_buffers_with_a_projection():
     w_hh, w_hr = torch.randn(4 * hidden, proj) / 5, torch.randn(proj, hidden) / 5
     rmask = (torch.rand(batch, proj) < 0.7).float() / 0.7
     zone = (torch.rand(steps, batch, proj + hidden) < 0.3).float()
-    lengths = torch.tensor([9, 3, 1, 8, 9])
-    cpp, py = engine.implementation("cpp"), python_engine
-    forward = [impl.forward("lstm", x_proj, h0, c0, w_hh, None, lengths, True, rmask, zone, w_hr) for impl in (cpp, py)]
-    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
-    for index, (a, b) in enumerate(zip(*forward)):
-        if index == 3:  # saved values past a sequence's end are never read
-            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
-        torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
-    out, _, _, saved, cells = forward[0]
-    d_out, d_h, d_c = torch.randn_like(out), torch.randn_like(h0), torch.randn_like(c0)
-    backward = [impl.backward("lstm", d_out, d_h, d_c, h0, c0, w_hh, False, out, cells, saved, lengths, rmask, zone,
-                              w_hr) for impl in (cpp, py)]
-    for a, b in zip(*backward):
-        if b is None:
-            assert a is None
-        else:
-            torch.testing.assert_close(a, b, atol=3e-5, rtol=3e-5)
+    _assert_loops_agree("lstm", x_proj, h0, c0, w_hh, None, torch.tensor([9, 3, 1, 8, 9]), rmask, zone, w_hr)
 
 
 # --- peephole LSTM ---------------------------------------------------------------------------------------
@@ -349,25 +342,8 @@ def test_peephole_node_passes_gradcheck(with_masks, impl):
 def test_cpp_and_python_loops_agree_on_buffers_for_the_peephole_lstm():
     steps, batch = 9, 5
     x_proj, h0, c0, w_hh, peepholes, rmask, zone = _peephole_node_inputs(torch.float32, steps, batch, 33)
-    lengths = torch.tensor([9, 3, 1, 8, 9])
-    cpp, py = engine.implementation("cpp"), python_engine
-    args = (lengths, True, rmask, zone, None, peepholes)
-    forward = [impl.forward("peephole_lstm", x_proj, h0, c0, w_hh, None, *args) for impl in (cpp, py)]
-    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
-    for index, (a, b) in enumerate(zip(*forward)):
-        if index == 3:  # saved values past a sequence's end are never read
-            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
-        torch.testing.assert_close(a, b, atol=2e-6, rtol=2e-6)
-    out, _, _, saved, cells = forward[0]
-    torch.manual_seed(1)
-    d_out, d_h, d_c = torch.randn_like(out), torch.randn_like(h0), torch.randn_like(c0)
-    backward = [impl.backward("peephole_lstm", d_out, d_h, d_c, h0, c0, w_hh, False, out, cells, saved, lengths, rmask,
-                              zone, None, peepholes) for impl in (cpp, py)]
-    for a, b in zip(*backward):
-        if b is None:
-            assert a is None
-        else:
-            torch.testing.assert_close(a, b, atol=5e-5, rtol=5e-5)
+    _assert_loops_agree("peephole_lstm", x_proj, h0, c0, w_hh, None, torch.tensor([9, 3, 1, 8, 9]), rmask, zone,
+                        None, peepholes, backward_tolerance=5e-5)
 
 
 # --- minGRU / minLSTM: the gated scan in C++ ---------------------------------------------------------------
@@ -494,29 +470,84 @@ def test_layernorm_gru_node_passes_gradcheck(with_masks, impl):
 def test_cpp_and_python_loops_agree_on_buffers_for_the_layernorm_gru():
     steps, batch = 9, 5
     x_proj, h0, w_hh, params, rmask, zone = _ln_gru_node_inputs(torch.float32, steps, batch, 33)
-    lengths = torch.tensor([9, 3, 1, 8, 9])
-    cpp, py = engine.implementation("cpp"), python_engine
-    args = (lengths, True, rmask, zone, None, params)
-    forward = [impl.forward("ln_gru", x_proj, h0, None, w_hh, None, *args) for impl in (cpp, py)]
-    valid = (torch.arange(steps).unsqueeze(1) < lengths).unsqueeze(2)
-    for index, (a, b) in enumerate(zip(*forward)):
-        if index == 3:  # saved values past a sequence's end are never read
-            a, b = torch.where(valid, a, 0.0), torch.where(valid, b, 0.0)
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    out, _, _, saved, cells = forward[0]
-    torch.manual_seed(1)
-    d_out, d_h = torch.randn_like(out), torch.randn_like(h0)
-    backward = [impl.backward("ln_gru", d_out, d_h, None, h0, None, w_hh, False, out, cells, saved, lengths, rmask,
-                              zone, None, params) for impl in (cpp, py)]
-    for a, b in zip(*backward):
-        if b is None:
-            assert a is None
-        else:
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    _assert_loops_agree("ln_gru", x_proj, h0, None, w_hh, None, torch.tensor([9, 3, 1, 8, 9]), rmask, zone, None,
+                        params, forward_tolerance=1e-5, backward_tolerance=1e-4)
+
+
+# --- LayerNormLSTM ---------------------------------------------------------------------------------------
+
+
+def _ln_lstm_layer(**kwargs):
+    torch.manual_seed(0)
+    layer = rk.LayerNormLSTM(3, 5, backend="reference", **kwargs).double()
+    with torch.no_grad():  # gains 1 and shifts 0 by default; make every layer-norm parameter matter
+        for name, parameter in layer.named_parameters():
+            if name.startswith("ln_"):
+                parameter.normal_()
+    return layer
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
+def test_layernorm_lstm_on_the_engine_equals_reference(regularisers, bias):
+    """Outputs, states and every gradient (both norms' gains and shifts) over 2 layers x both directions x lengths."""
+    layer = _ln_lstm_layer(num_layers=2, bidirectional=True, bias=bias, **regularisers)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    for training in (True, False):
+        layer.train(training)
+        for lengths in (None, torch.tensor([6, 2, 5])):
+            layer.backend = "reference"
+            expected = _results(layer, x, lengths)
+            layer.backend = "auto"
+            assert backends.select(layer).name == "engine"
+            _assert_all_close(_results(layer, x, lengths), expected, 1e-11)
+
+
+def test_layernorm_lstm_on_the_engine_equals_reference_in_float32():
+    torch.manual_seed(0)
+    layer = rk.LayerNormLSTM(5, 16, bidirectional=True, zoneout=0.1, recurrent_dropout=0.2, backend="reference")
+    x, lengths = torch.randn(9, 4, 5), torch.tensor([9, 4, 1, 7])
+    expected = _results(layer, x, lengths)
+    layer.backend = "engine"
+    # two layer norms per step, each dividing by a σ of the order of 0.1: float32 rounding differences of the
+    # two summation orders reach ~1e-4 in the input gradient (float64 above holds them to 1e-11)
+    _assert_all_close(_results(layer, x, lengths), expected, 2e-4)
+
+
+def _ln_lstm_node_inputs(dtype, steps, batch, hidden, seed=0):
+    torch.manual_seed(seed)
+    x_proj = torch.randn(steps, batch, 4 * hidden, dtype=dtype)
+    h0, c0 = torch.randn(batch, hidden, dtype=dtype), torch.randn(batch, hidden, dtype=dtype)
+    w_hh = torch.randn(4 * hidden, hidden, dtype=dtype) / hidden ** 0.5
+    params = torch.randn(10 * hidden, dtype=dtype)
+    rmask = (torch.rand(batch, hidden) < 0.7).to(dtype) / 0.7
+    zone = (torch.rand(steps, batch, 2 * hidden) < 0.3).to(dtype)
+    return x_proj, h0, c0, w_hh, params, rmask, zone
+
+
+@pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
+@pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
+def test_layernorm_lstm_node_passes_gradcheck(with_masks, impl):
+    x_proj, h0, c0, w_hh, params, rmask, zone = _ln_lstm_node_inputs(torch.float64, 4, 3, 3)
+    implementation = engine.implementation(impl)
+    lengths = torch.tensor([4, 2, 3])
+    masks = (rmask, zone) if with_masks else (None, None)
+
+    def fn(x_proj, h0, c0, w_hh, params):
+        return engine.FusedRecurrence.apply(engine.BY_NAME["ln_lstm"], implementation, x_proj, h0, c0, w_hh, None,
+                                            lengths, None, *masks, None, params)
+
+    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, params)])
+
+
+def test_cpp_and_python_loops_agree_on_buffers_for_the_layernorm_lstm():
+    x_proj, h0, c0, w_hh, params, rmask, zone = _ln_lstm_node_inputs(torch.float32, 9, 5, 33)
+    _assert_loops_agree("ln_lstm", x_proj, h0, c0, w_hh, None, torch.tensor([9, 3, 1, 8, 9]), rmask, zone, None,
+                        params, forward_tolerance=1e-5, backward_tolerance=1e-4)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["lstm_proj", "peephole_lstm", "ln_gru"])
+@pytest.mark.parametrize("kind", ["lstm_proj", "peephole_lstm", "ln_gru", "ln_lstm"])
 def test_variant_nodes_are_differentiable_twice(kind):
     """create_graph=True re-runs the same masks, projection and cell parameters in plain ops."""
     torch.manual_seed(0)
@@ -528,7 +559,8 @@ def test_variant_nodes_are_differentiable_twice(kind):
     c0 = torch.randn(batch, hidden, dtype=dtype) if cell.states == 2 else None
     w_hh = torch.randn(cell.gates * hidden, width, dtype=dtype) / 2
     extra = {"lstm_proj": torch.randn(width, hidden, dtype=dtype) / 2,
-             "peephole_lstm": torch.randn(3 * hidden, dtype=dtype), "ln_gru": torch.randn(9 * hidden, dtype=dtype)}[kind]
+             "peephole_lstm": torch.randn(3 * hidden, dtype=dtype), "ln_gru": torch.randn(9 * hidden, dtype=dtype),
+             "ln_lstm": torch.randn(10 * hidden, dtype=dtype)}[kind]
     rmask = (torch.rand(batch, width) < 0.7).to(dtype) / 0.7
     zone = (torch.rand(steps, batch, width + (hidden if c0 is not None else 0)) < 0.3).to(dtype)
     implementation = engine.implementation("cpp")

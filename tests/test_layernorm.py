@@ -125,8 +125,8 @@ def as_tuple(kind, final):
 @pytest.mark.parametrize("bias", [True, False])
 def test_layer_equals_the_equations_by_hand(kind, bias):
     layer = make(kind, 3, 4, num_layers=2, bidirectional=True, bias=bias)
-    # the layer-normalised GRU runs on the fused engine (its C++ layer norm is held to the equations here)
-    assert backends.select(layer).name == ("engine" if kind == "gru" else "reference")
+    # both layers run on the fused engine (its C++ layer norms are held to the equations here)
+    assert backends.select(layer).name == "engine"
     x = torch.randn(6, 3, 3, dtype=F64)
     lengths = torch.tensor([6, 2, 4])
     hx = state_for(kind, layer, 3)
@@ -294,9 +294,10 @@ def test_forget_bias_sets_the_post_norm_forget_gate_offset():
         rk.LayerNormLSTM(3, 4, bias=False, forget_bias=1.0)
 
 
-def test_torch_kernels_refuse_the_layers_and_the_engine_runs_only_the_gru():
+def test_torch_kernels_refuse_the_layers_and_the_engine_runs_them():
     for cls in LAYERS.values():
-        for backend in ("builtin", "engine") if cls is rk.LayerNormLSTM else ("builtin",):
+        assert backends.select(cls(2, 3)).name == "engine"
+        for backend in ("builtin",):
             with pytest.raises(ValueError, match=f"backend '{backend}' does not support"):
                 cls(2, 3, backend=backend)(torch.randn(4, 1, 2))
         out, _ = cls(2, 3, backend="reference")(torch.randn(4, 1, 2))

@@ -28,7 +28,7 @@ from torch.autograd import forward_ad
 
 from rnnkit.cells.base import Params, RecurrentCell, State
 from rnnkit.engine import _build, python_engine
-from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LN_GRU, LSTM, PEEPHOLE_LSTM, EngineCell
+from rnnkit.engine.cells import BY_NAME, ELMAN_RELU, ELMAN_TANH, GRU, LN_GRU, LN_LSTM, LSTM, PEEPHOLE_LSTM, EngineCell
 from rnnkit import loop
 
 DTYPES = (torch.float32, torch.float64)
@@ -248,11 +248,16 @@ def scan(
 
 
 def _cell_params(spec: EngineCell, params: Params) -> Tensor | None:
-    """The cell's own per-unit parameters, concatenated (zeros for those a ``bias=False`` layer lacks)."""
+    """The cell's own per-unit parameters, concatenated.
+
+    A ``bias=False`` layer lacks its shifts and biases: each missing one is zeros of the shape of the
+    parameter before it (a gain, or another missing shift), which is its own shape in every cell."""
     if not spec.cell_params:
         return None
-    first = params[spec.cell_params[0]]
-    return torch.cat([params[name] if name in params else first.new_zeros(first.shape) for name in spec.cell_params])
+    found = []
+    for name in spec.cell_params:
+        found.append(params[name] if name in params else found[-1].new_zeros(found[-1].shape))
+    return torch.cat(found)
 
 
 def recur(

@@ -8,7 +8,9 @@ fallback used when no C++ compiler is available, and the specification the C++ i
   (``None`` for single-state cells); ``saved`` is what backward needs, ``(batch, saved * hidden)``.
 * ``backward(g, gc, h, c, h_new, c_new, saved) -> (dgx, dgh, dh_direct, dc)``: ``g = dL/dh_new``,
   ``gc = dL/dc_new``; returns the gradients with respect to ``gx`` and ``gh``, the part of ``dL/dh``
-  that bypasses ``W_hh`` and ``dL/dc``.
+  that bypasses ``W_hh`` and ``dL/dc``. A cell whose parameter gradients need more than ``dgx`` and
+  ``saved`` (the layer-normalised LSTM: ``dL/dy`` of its cell-state norm) returns those rows fifth; the
+  loops collect them over all steps for ``PARAM_GRADS``.
 """
 
 from __future__ import annotations
@@ -149,6 +151,55 @@ def _ln_gru_param_grads(dgx, c_prev, saved):
     return torch.cat([(d_a * saved[..., 4 * hidden : 7 * hidden]).sum((0, 1)), summed, summed])
 
 
+def _normalise(v):
+    """``((v - μ) / σ, 1 / σ)`` over each row, with σ² biased plus ε (torch's layer norm without its affine)."""
+    mean, var = v.mean(1, keepdim=True), v.var(1, unbiased=False, keepdim=True)
+    rstd = torch.rsqrt(var + _LN_EPS)
+    return (v - mean) * rstd, rstd
+
+
+def _normalise_backward(d, normed, rstd):
+    """dL/dv of ``normed = (v - μ) / σ`` given ``d = dL/dnormed``."""
+    return rstd * (d - d.mean(1, keepdim=True) - normed * (d * normed).mean(1, keepdim=True))
+
+
+def _ln_lstm_forward(gx, gh, h, c, p):
+    hidden = h.shape[1] if c is None else c.shape[1]
+    gates = 4 * hidden
+    gamma, beta, gamma_c, beta_c = p[:gates], p[gates:2 * gates], p[2 * gates:2 * gates + hidden], p[-hidden:]
+    normed_hh, rstd_hh = _normalise(gh)
+    pre_i, pre_f, pre_g, pre_o = (gx + gamma * normed_hh + beta).chunk(4, dim=1)
+    i, f, g, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g), torch.sigmoid(pre_o)
+    cell = f * c + i * g
+    normed_c, rstd_c = _normalise(cell)
+    tanh_y = torch.tanh(gamma_c * normed_c + beta_c)
+    saved = torch.cat([i, f, g, o, normed_hh, normed_c, tanh_y, rstd_hh.expand_as(c), rstd_c.expand_as(c)], dim=1)
+    return o * tanh_y, cell, saved
+
+
+def _ln_lstm_backward(grad, gc, h, c, h_new, c_new, saved, p):
+    """Also returns ``dL/dy`` per step (``y = γ_c ⊙ LN(c') + β_c``): the c-norm's parameter gradients need it."""
+    hidden = c.shape[1]
+    gates = 4 * hidden
+    gamma, gamma_c = p[:gates], p[2 * gates:2 * gates + hidden]
+    i, f, g, o = saved[:, :gates].chunk(4, dim=1)
+    normed_hh, normed_c, tanh_y = saved[:, gates:2 * gates], saved[:, 8 * hidden:9 * hidden], saved[:, 9 * hidden:10 * hidden]
+    rstd_hh, rstd_c = saved[:, 10 * hidden:10 * hidden + 1], saved[:, 11 * hidden:11 * hidden + 1]
+    d_y = grad * o * (1 - tanh_y * tanh_y)
+    d_cell = gc + _normalise_backward(gamma_c * d_y, normed_c, rstd_c)
+    d_gates = torch.cat([d_cell * g * i * (1 - i), d_cell * c * f * (1 - f), d_cell * i * (1 - g * g),
+                         grad * tanh_y * o * (1 - o)], dim=1)
+    d_raw = _normalise_backward(gamma * d_gates, normed_hh, rstd_hh)
+    return d_gates, d_raw, torch.zeros_like(grad), d_cell * f, d_y
+
+
+def _ln_lstm_param_grads(dgx, c_prev, saved, d_y):
+    """``d[γ_hh | β_hh | γ_c | β_c]``: Σ da ⊙ LN(gh), Σ da (da = dgx), Σ dy ⊙ LN(c'), Σ dy."""
+    hidden = dgx.shape[2] // 4
+    return torch.cat([(dgx * saved[..., 4 * hidden:8 * hidden]).sum((0, 1)), dgx.sum((0, 1)),
+                      (d_y * saved[..., 8 * hidden:9 * hidden]).sum((0, 1)), d_y.sum((0, 1))])
+
+
 GRU = EngineCell("gru", 3, 4, 1, True, _gru_forward, _gru_backward)
 ELMAN_TANH = _elman("tanh")
 ELMAN_RELU = _elman("relu")
@@ -163,5 +214,11 @@ PEEPHOLE_LSTM = EngineCell("peephole_lstm", 4, 5, 2, False, _peephole_forward, _
 #: the layer norm's gain and shift as a cell parameter (missing ones, with bias=False, are zeros).
 LN_GRU = EngineCell("ln_gru", 3, 8, 1, False, _ln_gru_forward, _ln_gru_backward,
                     cell_params=("ln_hh_weight", "ln_hh_bias", "bias_hh"))
-PARAM_GRADS = {"peephole_lstm": _peephole_param_grads, "ln_gru": _ln_gru_param_grads}
-BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM, PEEPHOLE_LSTM, LN_GRU)}
+#: The layer-normalised LSTM (rk.LayerNormLSTMCell): p = [γ_hh | β_hh (4H each) | γ_c | β_c (H each)]
+#: (b_ih + b_hh are in the input projection). Saves the gates, LN(gh), LN(c'), tanh(γ_c LN(c') + β_c) and
+#: the two 1/σ; its backward also hands back dL/dy per step, from which the c-norm's gradients are summed.
+LN_LSTM = EngineCell("ln_lstm", 4, 12, 2, False, _ln_lstm_forward, _ln_lstm_backward,
+                     cell_params=("ln_hh_weight", "ln_hh_bias", "ln_c_weight", "ln_c_bias"))
+PARAM_GRADS = {"peephole_lstm": _peephole_param_grads, "ln_gru": _ln_gru_param_grads,
+               "ln_lstm": _ln_lstm_param_grads}
+BY_NAME = {cell.name: cell for cell in (GRU, ELMAN_TANH, ELMAN_RELU, LSTM, PEEPHOLE_LSTM, LN_GRU, LN_LSTM)}

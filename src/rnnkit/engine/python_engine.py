@@ -71,7 +71,7 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
     g_history = []
     mask = None if lengths is None else valid_mask(lengths, steps, out.device)
     dh, dc = d_h_n, d_c_n if spec.states == 2 else None
-    dgx_steps, dgh_steps = [None] * steps, [None] * steps
+    dgx_steps, dgh_steps, row_steps = [None] * steps, [None] * steps, [None] * steps
     for t in range(steps - 1, -1, -1):
         h_prev = h0 if t == 0 else out[t - 1]
         c_prev = None if dc is None else (c0 if t == 0 else cells[t - 1])
@@ -87,13 +87,16 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
             dgx, dgh, _, dc_prev = spec.backward(g_new @ w_hr, gc_new, h_prev, c_prev, None, c_new, saved[t])
             direct = torch.zeros_like(g)
         else:
-            dgx, dgh, direct, dc_prev = spec.backward(g_new, gc_new, h_prev, c_prev, out[t], c_new,
-                                                      saved[t] if spec.saved else None, *extra)
+            dgx, dgh, direct, dc_prev, *rows = spec.backward(g_new, gc_new, h_prev, c_prev, out[t], c_new,
+                                                             saved[t] if spec.saved else None, *extra)
+            row_steps[t] = rows  # what a cell's parameter gradients need beyond dgx (LN-LSTM: dL/dy)
         if zone_h is not None:
             direct = direct + zone_h * g
             dc_prev = None if dc_prev is None else dc_prev + zone_c * gc
         if mask is not None:
             dgx, dgh = dgx.masked_fill(~mask[t], 0.0), dgh.masked_fill(~mask[t], 0.0)
+            if row_steps[t]:
+                row_steps[t] = [row.masked_fill(~mask[t], 0.0) for row in row_steps[t]]
             direct = torch.where(mask[t], direct, dh)
             dc_prev = _held(mask[t], dc_prev, dc)
         dgx_steps[t], dgh_steps[t], dc = dgx, dgh, dc_prev
@@ -113,5 +116,6 @@ def backward(cell: str, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor | None, h0: 
     if params is not None:
         dgx_all = torch.stack(dgx_steps)
         c_prev_all = None if c0 is None else torch.cat([c0.unsqueeze(0), cells[:-1]])
-        d_params = PARAM_GRADS[cell](dgx_all, c_prev_all, saved)
+        rows = [torch.stack(per_step) for per_step in zip(*row_steps)]
+        d_params = PARAM_GRADS[cell](dgx_all, c_prev_all, saved, *rows)
     return [torch.stack(dgx_steps), dh, dc, d_w_hh, d_b_hh, d_w_hr, d_params]

@@ -26,9 +26,10 @@ standard affine layer norm and a torch.nn checkpoint's four names mean what they
 ``bias=False`` drops ``b_ih``, ``b_hh`` *and* every LN shift (as ``torch.nn.LayerNorm(bias=False)``),
 leaving a network with no additive parameters; the gains stay.
 
-The cells have no fused kernel: every backend choice runs them on rnnkit's reference loop, which
-computes the input projection, layer norm included, for all steps at once (the normalisation is per
-step and per row) and the rest step by step.
+Both cells run on rnnkit's fused CPU engine (``engine_kernel``: the recurrent layer norms, forward
+and hand-derived backward, in C++) and otherwise on the reference loop; either way the input
+projection, layer norm included, is computed for all steps at once (the normalisation is per step
+and per row).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class LayerNormLSTMCell(RecurrentCell):
 
     Each LN normalises over all of its vector's units (``4H`` for ``W_ih x`` and ``W_hh h``, ``H`` for
     ``c``) with ε = 1e-5; see :mod:`rnnkit.variants.layernorm` for the formulation and how it relates
-    to Haste's ``LayerNormLSTM``. No torch kernel computes this cell, so layers run it on the
-    reference loop.
+    to Haste's ``LayerNormLSTM``. No torch kernel computes this cell; on CPU layers run it on the
+    fused engine (``engine_kernel``), elsewhere on the reference loop.
 
     Args:
         input_size: features of ``x_t``.
@@ -96,6 +97,8 @@ class LayerNormLSTMCell(RecurrentCell):
     num_states = 2
     forget_gate = 1
     accepts_recurrent_mask = True
+    #: The fused engine's kernel for this cell (``rnnkit.engine``): both recurrent layer norms in C++.
+    engine_kernel = "ln_lstm"
 
     @classmethod
     def parameter_specs(cls, input_size: int, hidden_size: int, bias: bool = True, **options) -> list[ParameterSpec]:
@@ -186,7 +189,7 @@ class LayerNormLSTM(LSTM):
         "    rk.LSTM's constructor and forward; its ``state_dict`` holds torch.nn's four names per layer and\n"
         "    direction plus ``ln_ih_weight_l{k}``, ``ln_ih_bias_l{k}``, ``ln_hh_weight_l{k}``, ``ln_hh_bias_l{k}``,\n"
         "    ``ln_c_weight_l{k}``, ``ln_c_bias_l{k}`` (so a torch.nn LSTM checkpoint does not load strictly).\n"
-        "    Runs on the reference loop (no fused kernel computes it).\n"
+        "    Runs on rnnkit's fused engine on CPU, on the reference loop elsewhere.\n"
         + _LAYER_ARGS
         + """        forget_bias: if given, the forget gate's bias (added after the layer norm) is set to this
             value after ``init`` (1.0 per Jozefowicz et al. 2015). Keyword only.
@@ -207,7 +210,7 @@ class LayerNormGRU(GRU):
         "    ``LN(W_hh h_{t-1}) + b_hh`` in place of the GRU's two projections.\n\n"
         "    rk.GRU's constructor and forward; its ``state_dict`` holds torch.nn's four names per layer and\n"
         "    direction plus ``ln_ih_weight_l{k}``, ``ln_ih_bias_l{k}``, ``ln_hh_weight_l{k}``, ``ln_hh_bias_l{k}``.\n"
-        "    Runs on the reference loop (no fused kernel computes it).\n"
+        "    Runs on rnnkit's fused engine on CPU, on the reference loop elsewhere.\n"
         + _LAYER_ARGS
         + """
     >>> gru = LayerNormGRU(8, 16, batch_first=True)

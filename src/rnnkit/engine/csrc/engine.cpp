@@ -86,6 +86,38 @@ inline void zone_out(int64_t n, T* now, const T* old, const T* w) {
   }
 }
 
+// Layer-norm statistics of one row of n values: the mean and 1/sqrt(biased variance + ε).
+constexpr double kLayerNormEps = 1e-5;  // torch.nn.LayerNorm's, rnnkit.variants.layernorm.EPS
+
+template <typename T>
+inline T mean_of(int64_t n, const T* v) {
+  T mean = T(0);
+  for (int64_t j = 0; j < n; ++j) mean += v[j];
+  return mean / T(n);
+}
+
+template <typename T>
+inline T inverse_std(int64_t n, const T* v) {
+  const T mean = mean_of(n, v);
+  T var = T(0);
+  for (int64_t j = 0; j < n; ++j) var += (v[j] - mean) * (v[j] - mean);
+  return T(1) / std::sqrt(var / T(n) + T(kLayerNormEps));
+}
+
+// d ← dL/dv of normed = (v - μ) / σ, given d = dL/dnormed, the saved normed row and 1/σ.
+template <typename T>
+inline void layer_norm_backward(int64_t n, const T* normed, T rstd, T* d) {
+  T mean_d = T(0), mean_dn = T(0);
+  for (int64_t j = 0; j < n; ++j) {
+    mean_d += d[j];
+    mean_dn += d[j] * normed[j];
+  }
+  mean_d /= T(n);
+  mean_dn /= T(n);
+#pragma GCC ivdep
+  for (int64_t j = 0; j < n; ++j) d[j] = rstd * (d[j] - mean_d - normed[j] * mean_dn);
+}
+
 // The regulariser buffers of one call, as raw pointers (null when absent).
 template <typename T>
 struct Masks {
@@ -331,18 +363,13 @@ struct LayerNormGRU {
   static constexpr int kSharedGrad = 0;
   static constexpr int kStates = 1;
   static constexpr int kParams = 9;
-  static constexpr double kEps = 1e-5;  // torch.nn.LayerNorm's, rnnkit.variants.layernorm.EPS
 
   template <bool kTrain>
   static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
                              T* saved, const T* p) {
     const int64_t G = 3 * H;
-    T mean = T(0), var = T(0);
-    for (int64_t j = 0; j < G; ++j) mean += gh[j];
-    mean /= T(G);
-    for (int64_t j = 0; j < G; ++j) var += (gh[j] - mean) * (gh[j] - mean);
-    var /= T(G);
-    const T rstd = T(1) / std::sqrt(var + T(kEps));
+    const T mean = mean_of(G, gh);
+    const T rstd = inverse_std(G, gh);
     const T* gamma = p;
     const T* beta = p + G;
     const T* bias = p + 2 * G;
@@ -390,15 +417,7 @@ struct LayerNormGRU {
       dgh[2 * H + j] = gamma[2 * H + j] * dn * r;
       dh_direct[j] = g[j] * z;
     }
-    T mean_a = T(0), mean_an = T(0);
-    for (int64_t j = 0; j < G; ++j) {
-      mean_a += dgh[j];
-      mean_an += dgh[j] * normed[j];
-    }
-    mean_a /= T(G);
-    mean_an /= T(G);
-#pragma GCC ivdep
-    for (int64_t j = 0; j < G; ++j) dgh[j] = rstd * (dgh[j] - mean_a - normed[j] * mean_an);
+    layer_norm_backward(G, normed, rstd, dgh);
   }
 
   // dγ = Σ dL/da ⊙ LN(gh), dβ = db_hh = Σ dL/da, with dL/da = [dr, dz, dn ⊙ r]
@@ -407,6 +426,121 @@ struct LayerNormGRU {
     const Tensor summed = da.sum({0, 1});
     return at::cat({(da * saved.slice(2, 4 * H, 7 * H)).sum({0, 1}), summed, summed});
   }
+};
+
+// Layer-normalised LSTM (rk.LayerNormLSTMCell; gate order i, f, g, o; b_ih + b_hh folded into gx),
+// p = [γ_hh | β_hh (4H each) | γ_c | β_c (H each)]:
+//   a = gx + γ_hh ⊙ LN(gh) + β_hh with LN over the 4H units of the raw gh = W_hh h,
+//   c' = σ(a_f) ⊙ c + σ(a_i) ⊙ tanh(a_g),  h' = σ(a_o) ⊙ tanh(y),  y = γ_c ⊙ LN(c') + β_c (LN over H).
+// Saved per step: the four activated gates, LN(gh) (4H), LN(c'), tanh(y), then 1/σ of gh and of c'
+// (blocks 10 and 11). Backward also writes dL/dy per step (kRowGrads blocks), from which the engine
+// sums the c-norm's parameter gradients; dgh is dL/d(raw gh), through the layer norm.
+template <typename T>
+struct LayerNormLSTM {
+  static constexpr int kGates = 4;
+  static constexpr int kSaved = 12;
+  static constexpr int kSharedGrad = 0;
+  static constexpr int kStates = 2;
+  static constexpr int kParams = 10;
+  static constexpr int kRowGrads = 1;  // blocks of H per step handed from backward to param_grads
+
+  template <bool kTrain>
+  static inline void forward(int64_t H, const T* gx, const T* gh, const T* h, const T* c, T* h_new, T* c_new,
+                             T* saved, const T* p) {
+    const int64_t G = 4 * H;
+    const T rstd = inverse_std(G, gh);
+    const T mean = mean_of(G, gh);
+    const T *gamma = p, *beta = p + G, *gamma_c = p + 2 * G, *beta_c = p + 2 * G + H;
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T ni = (gh[j] - mean) * rstd, nf = (gh[H + j] - mean) * rstd;
+      const T ng = (gh[2 * H + j] - mean) * rstd, no = (gh[3 * H + j] - mean) * rstd;
+      const T i = Math<T>::sigmoid(gx[j] + gamma[j] * ni + beta[j]);
+      const T f = Math<T>::sigmoid(gx[H + j] + gamma[H + j] * nf + beta[H + j]);
+      const T g = Math<T>::tanh(gx[2 * H + j] + gamma[2 * H + j] * ng + beta[2 * H + j]);
+      const T o = Math<T>::sigmoid(gx[3 * H + j] + gamma[3 * H + j] * no + beta[3 * H + j]);
+      c_new[j] = f * c[j] + i * g;  // c_new may alias c: element j is read before it is written
+      h_new[j] = o;                 // σ(a_o) until the second pass multiplies in tanh(y)
+      if constexpr (kTrain) {
+        saved[j] = i;
+        saved[H + j] = f;
+        saved[2 * H + j] = g;
+        saved[3 * H + j] = o;
+        saved[4 * H + j] = ni;
+        saved[5 * H + j] = nf;
+        saved[6 * H + j] = ng;
+        saved[7 * H + j] = no;
+      }
+    }
+    const T mean_c = mean_of(H, c_new);
+    const T rstd_c = inverse_std(H, c_new);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T nc = (c_new[j] - mean_c) * rstd_c;
+      const T tanh_y = Math<T>::tanh(gamma_c[j] * nc + beta_c[j]);
+      h_new[j] *= tanh_y;
+      if constexpr (kTrain) {
+        saved[8 * H + j] = nc;
+        saved[9 * H + j] = tanh_y;
+        saved[10 * H + j] = rstd;
+        saved[11 * H + j] = rstd_c;
+      }
+    }
+  }
+
+  static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
+                              const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc, const T* p,
+                              T* d_y) {
+    const int64_t G = 4 * H;
+    const T *gamma = p, *gamma_c = p + 2 * G;
+    const T *normed_c = saved + 8 * H, *tanh_y = saved + 9 * H;
+    const T rstd_c = saved[11 * H];
+    T mean_s = T(0), mean_sn = T(0);  // over γ_c ⊙ dL/dy, for the backward of LN(c')
+    for (int64_t j = 0; j < H; ++j) {
+      d_y[j] = g[j] * saved[3 * H + j] * (T(1) - tanh_y[j] * tanh_y[j]);
+      mean_s += gamma_c[j] * d_y[j];
+      mean_sn += gamma_c[j] * d_y[j] * normed_c[j];
+    }
+    mean_s /= T(H);
+    mean_sn /= T(H);
+#pragma GCC ivdep
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = saved[j], f = saved[H + j], gate = saved[2 * H + j], o = saved[3 * H + j];
+      const T d_cell = gc[j] + rstd_c * (gamma_c[j] * d_y[j] - mean_s - normed_c[j] * mean_sn);
+      const T di = d_cell * gate * i * (T(1) - i);
+      const T df = d_cell * c[j] * f * (T(1) - f);
+      const T dg = d_cell * i * (T(1) - gate * gate);
+      const T d_o = g[j] * tanh_y[j] * o * (T(1) - o);
+      dgx[j] = di;
+      dgx[H + j] = df;
+      dgx[2 * H + j] = dg;
+      dgx[3 * H + j] = d_o;
+      dgh[j] = gamma[j] * di;  // γ ⊙ dL/da, turned into dL/d(raw gh) below
+      dgh[H + j] = gamma[H + j] * df;
+      dgh[2 * H + j] = gamma[2 * H + j] * dg;
+      dgh[3 * H + j] = gamma[3 * H + j] * d_o;
+      dh_direct[j] = T(0);
+      dc[j] = d_cell * f;  // dc may alias gc: element j was read above
+    }
+    layer_norm_backward(G, saved + 4 * H, saved[10 * H], dgh);
+  }
+
+  // dγ_hh = Σ dL/da ⊙ LN(gh), dβ_hh = Σ dL/da (= dgx), dγ_c = Σ dL/dy ⊙ LN(c'), dβ_c = Σ dL/dy
+  static Tensor param_grads(const Tensor& dgx, const Tensor& c_prev, const Tensor& saved, int64_t H,
+                            const Tensor& d_y) {
+    return at::cat({(dgx * saved.slice(2, 4 * H, 8 * H)).sum({0, 1}), dgx.sum({0, 1}),
+                    (d_y * saved.slice(2, 8 * H, 9 * H)).sum({0, 1}), d_y.sum({0, 1})});
+  }
+};
+
+// Blocks of H per step that a cell's backward hands to its param_grads (Cell::kRowGrads, 0 if absent).
+template <typename Cell, typename = void>
+struct RowGrads {
+  static constexpr int value = 0;
+};
+template <typename Cell>
+struct RowGrads<Cell, std::void_t<decltype(Cell::kRowGrads)>> {
+  static constexpr int value = Cell::kRowGrads;
 };
 
 // MKL's packed GEMM (the BLAS behind PyTorch's x86 builds): the recurrent weight is reused at every
@@ -595,6 +729,10 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   Tensor dh = d_h_n.clone();                       // dL/d(h after step t), carried backwards
   Tensor dc = E > 0 ? d_c_n.clone() : Tensor();    // dL/d(c after step t), updated in place
   Tensor g = at::empty({batch, R}, options);
+  // What the cell's parameter gradients need beyond dgx (the LN-LSTM's dL/dy), for every step.
+  constexpr int kRows = RowGrads<Cell>::value;
+  const int64_t RG = kRows * H;
+  Tensor rows_all = kRows > 0 ? at::empty({steps, batch, RG}, options) : Tensor();
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/false, batch, Tensor());
   // Zoneout: the share of dL/dh' (and dL/dc') that goes straight to the old state; recurrent dropout:
   // dgh W_hh before the mask multiplies it. Projection: dL/d(o ⊙ tanh c) = g W_hr per step, and g's
@@ -627,6 +765,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
     T* dgx = dgx_all.data_ptr<T>() + t * batch * G;
     T* dgh = tail > 0 ? dgh_step.data_ptr<T>() : dgx;
     T* history = tail > 0 ? dgh_tail.data_ptr<T>() + t * batch * tail : nullptr;
+    T* rows = kRows > 0 ? rows_all.data_ptr<T>() + t * batch * RG : nullptr;
     auto valid = [&](int64_t b) { return !lengths || t < lengths[b]; };
     // g = dL/dh' (then its share through the new state), and zoneout's share of dL/dh', dL/dc'.
     auto split = [&](int64_t b) {
@@ -663,6 +802,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
       std::fill(dgx + b * G, dgx + (b + 1) * G, T(0));
       std::fill(dgh + b * G, dgh + (b + 1) * G, T(0));
       if (history) std::fill(history + b * tail, history + (b + 1) * tail, T(0));
+      if (rows) std::fill(rows + b * RG, rows + (b + 1) * RG, T(0));
     };
     if (proj) {
       T* g_hist = g_history.data_ptr<T>() + t * batch * R;
@@ -686,10 +826,18 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
         if (!proj) split(b);
         T* dc_row = dc_ptr ? dc_ptr + b * E : nullptr;
         // Without a projection dh's row is consumed into g, so the cell may overwrite it with dh_direct.
-        Cell::backward(H, proj ? d_pre_all + b * H : g_ptr + b * R, dc_row, h_prev + b * R,
-                       c_prev ? c_prev + b * E : nullptr, proj ? nullptr : h_new + b * R,
-                       c_new ? c_new + b * E : nullptr, saved_all ? saved_all + (t * batch + b) * S : nullptr,
-                       dgx + b * G, dgh + b * G, proj ? direct_all + b * H : dh_ptr + b * R, dc_row, cell_p);
+        auto cell_backward = [&](auto... row_grads) {
+          Cell::backward(H, proj ? d_pre_all + b * H : g_ptr + b * R, dc_row, h_prev + b * R,
+                         c_prev ? c_prev + b * E : nullptr, proj ? nullptr : h_new + b * R,
+                         c_new ? c_new + b * E : nullptr, saved_all ? saved_all + (t * batch + b) * S : nullptr,
+                         dgx + b * G, dgh + b * G, proj ? direct_all + b * H : dh_ptr + b * R, dc_row, cell_p,
+                         row_grads...);
+        };
+        if constexpr (kRows > 0) {
+          cell_backward(rows + b * RG);
+        } else {
+          cell_backward();
+        }
         join(b);
         if (history) std::copy(dgh + b * G + shared, dgh + (b + 1) * G, history + b * tail);
       }
@@ -724,7 +872,11 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   Tensor d_params;
   if constexpr (Cell::kParams > 0) {  // the cell's own per-unit parameters, summed over all steps
     const Tensor c_prev = E > 0 ? at::cat({c0.unsqueeze(0), cells.slice(0, 0, steps - 1)}) : Tensor();
-    d_params = Cell::param_grads(dgx_all, c_prev, saved, H);
+    if constexpr (kRows > 0) {
+      d_params = Cell::param_grads(dgx_all, c_prev, saved, H, rows_all);
+    } else {
+      d_params = Cell::param_grads(dgx_all, c_prev, saved, H);
+    }
   }
   return {dgx_all, dh, dc, dw_hh, db_hh, dw_hr, d_params};
 }
@@ -751,6 +903,9 @@ const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
     CALL;                                                       \
   } else if (cell == "ln_gru") {                                \
     using CellT = LayerNormGRU<T>;                              \
+    CALL;                                                       \
+  } else if (cell == "ln_lstm") {                               \
+    using CellT = LayerNormLSTM<T>;                             \
     CALL;                                                       \
   } else {                                                      \
     TORCH_CHECK(false, "rnnkit engine: unknown cell '", cell, "'"); \
@@ -792,9 +947,10 @@ int64_t cell_width(const std::string& cell, const Tensor& w_hh, const Tensor& w_
 }
 
 // params: the cell's own per-unit parameters: the peephole LSTM's [w_ci | w_cf | w_co] (3H), the
-// layer-normalised GRU's [γ_hh | β_hh | b_hh] (9H), none for the others.
+// layer-normalised GRU's [γ_hh | β_hh | b_hh] (9H), the layer-normalised LSTM's [γ_hh | β_hh | γ_c | β_c]
+// (10H), none for the others.
 void check_cell_params(const std::string& cell, const Tensor& params, int64_t H) {
-  const int64_t expected = cell == "peephole_lstm" ? 3 * H : cell == "ln_gru" ? 9 * H : 0;
+  const int64_t expected = cell == "peephole_lstm" ? 3 * H : cell == "ln_gru" ? 9 * H : cell == "ln_lstm" ? 10 * H : 0;
   TORCH_CHECK(expected == 0 ? !params.defined() : params.defined() && params.numel() == expected,
               "rnnkit engine: cell '", cell, "' takes ", expected, " cell parameters");
 }
