@@ -573,3 +573,45 @@ def test_variant_nodes_are_differentiable_twice(kind):
                                             zone, w_hr, params)[:2]
 
     assert torch.autograd.gradgradcheck(fn, tensors)
+
+
+# --- minGRU / minLSTM: the fused scan chunked over time ----------------------------------------------------
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["cpp", "python"])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 299, 1000])
+def test_chunked_gated_scan_equals_the_unchunked_one(chunk, compiled, monkeypatch):
+    """Outputs, final state and both gradients in float64, for chunk sizes that do not divide T = 300 (and
+    one larger than T): the state and the backward's carried gradient cross the chunk boundaries exactly."""
+    from rnnkit.variants import minimal
+
+    if not compiled:
+        monkeypatch.setattr(minimal, "_compiled_scan", lambda pre: None)
+    torch.manual_seed(0)
+    pre = torch.randn(300, 3, 2 * 9, dtype=torch.float64) * 3
+    h0 = torch.randn(3, 9, dtype=torch.float64)
+
+    def results(chunk):
+        p, h = pre.clone().requires_grad_(), h0.clone().requires_grad_()
+        out, final = minimal.fused_gated_scan(p, h, chunk=chunk)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+        return [out, final, *torch.autograd.grad((out * weights).sum() + (final * final).sum(), [p, h])]
+
+    _assert_all_close(results(chunk), results(None), 1e-13)
+
+
+def test_chunked_gated_scan_passes_gradcheck_across_chunks():
+    from rnnkit.variants import minimal
+
+    torch.manual_seed(0)
+    pre = torch.randn(7, 2, 8, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p, h: minimal._FusedGatedScan.apply(p, h, 3), (pre, h0))
+
+
+def test_chunk_must_be_a_positive_int():
+    from rnnkit.variants import minimal
+
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="chunk must be a positive int"):
+            minimal.fused_gated_scan(torch.randn(4, 1, 2), torch.randn(1, 1), chunk=bad)

@@ -46,8 +46,10 @@ Two scans compute it, selected by the layers' ``scan=``:
   overflows). Parallel over time and differentiable by autograd: the path for GPUs.
 * ``"fused"``, :func:`fused_gated_scan` -- the same recurrence as one time loop of fused ``lerp`` s in
   a custom autograd function whose backward is the adjoint recurrence run once backwards: one small
-  cache-resident operation per step each way, no autograd graph per step, and ``w``, ``c``, the
-  outputs and the pre-activations (for a double backward) as the only saved tensors. It never
+  cache-resident operation per step each way, no autograd graph per step, and the outputs and the
+  pre-activations as the only saved tensors. Time is cut into chunks of :data:`FUSED_CHUNK` steps
+  (the state, and backward's gradient, carried across), so ``w`` and ``c`` exist one chunk at a time
+  and the working memory is bounded by the chunk. It never
   leaves linear space and only interpolates, so it is as stable as the step itself. On CPUs it is several times faster than the log-space scan (whose
   ``logcumsumexp`` is scalar code there); on GPUs one launch per step makes it slow. A double
   backward differentiates the same lerps in plain ops; under torch.func transforms, tracing and
@@ -76,6 +78,8 @@ from rnnkit.nn import _LAYER_ARGS, RecurrentLayer
 
 #: Time steps per chunk of the log-space scan (see the module docstring).
 SCAN_CHUNK = 16
+#: Time steps per chunk of the fused scan (:func:`fused_gated_scan`): its working memory is one chunk's.
+FUSED_CHUNK = 256
 #: The values of the layers' ``scan=``.
 SCANS = ("auto", "log", "fused")
 
@@ -166,63 +170,93 @@ class _FusedGatedScan(torch.autograd.Function):
     reaching ``h_t``, one reverse loop): ``dL/dk_t = ḡ_t w_t (1 - w_t) (c_t - h_{t-1})``,
     ``dL/dv_t = ḡ_t w_t g'(v_t)`` with ``g' = 1`` where ``c >= 0.5`` (``v >= 0``) else ``c (1 - c)``,
     and ``dL/dh_0 = (1 - w_1) ḡ_1``. ``k`` and ``v`` arrive as the two halves of one tensor, and their
-    gradients leave as one; that tensor is kept too, for a double backward. On CPU in float32/float64
-    both loops run in the fused engine's C++ extension (``gated_scan_forward``/``_backward``: each batch
-    row's whole time loop on one thread, vectorised over units), which keeps only ``pre``, ``h0`` and the
-    outputs and recomputes ``w`` and ``c`` in backward; otherwise (no compiler, other devices) the
-    loops below, in PyTorch ops, which keep ``w`` and ``c`` (recomputing them there would slow every
-    backward by a third). When a graph of the gradient is asked for
-    (``create_graph=True``) backward differentiates :func:`_plain_gated_scan` instead, so the
-    gradients are differentiable in turn.
+    gradients leave as one; that tensor is kept too, for a double backward.
+
+    Time is cut into chunks of ``chunk`` steps (:data:`FUSED_CHUNK`; ``None``: one chunk). Forward
+    carries the state from chunk to chunk (a chunk starts from the previous one's last output);
+    backward walks the chunks from the last, carrying ``ḡ`` (a chunk's ``dL/dh_0`` is added to the
+    gradient of the previous chunk's last output). The node keeps only ``pre``, ``h0`` and the outputs;
+    ``w`` and ``c`` exist one chunk at a time, in forward and again (recomputed) in backward, so the
+    memory beyond the node's inputs and outputs is bounded by the chunk, not the sequence. On CPU in
+    float32/float64 each chunk's loops run in the fused engine's C++ extension
+    (``gated_scan_forward``/``_backward``: each batch row's time loop on one thread, vectorised over
+    units); otherwise (no compiler, other devices) in PyTorch ops (:func:`_chunk_forward`,
+    :func:`_chunk_backward`). When a graph of the gradient is asked for (``create_graph=True``)
+    backward differentiates :func:`_plain_gated_scan` instead, so the gradients are differentiable in turn.
     """
 
     @staticmethod
-    def forward(ctx, pre: Tensor, h0: Tensor) -> Tensor:
+    def forward(ctx, pre: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
         compiled = _compiled_scan(pre)
-        ctx.compiled = compiled
-        if compiled is not None:  # the C++ loops: one pass per row over all steps; backward recomputes w and c
-            pre, h0 = pre.contiguous(), h0.contiguous()
-            out = compiled.gated_scan_forward(pre, h0)
-            ctx.save_for_backward(None, None, h0, out, pre)
-            return out
-        k, v = pre.chunk(2, dim=-1)
-        w = torch.sigmoid(k)
-        c = g(v)
-        out = torch.empty(c.shape, dtype=c.dtype, device=c.device)
+        pre, h0 = pre.contiguous(), h0.contiguous()
+        steps = pre.shape[0]
+        chunk = steps if chunk is None else chunk
+        out = torch.empty((*pre.shape[:-1], pre.shape[-1] // 2), dtype=pre.dtype, device=pre.device)
         h = h0
-        for w_t, c_t, out_t in zip(w.unbind(0), c.unbind(0), out.unbind(0)):
-            h = torch.lerp(h, c_t, w_t, out=out_t)
-        ctx.save_for_backward(w, c, h0, out, pre)
+        for start in range(0, steps, chunk):
+            piece = slice(start, start + chunk)
+            if compiled is not None:
+                out[piece] = compiled.gated_scan_forward(pre[piece], h.contiguous())
+            else:
+                _chunk_forward(pre[piece], h, out[piece])
+            h = out[min(start + chunk, steps) - 1]
+        ctx.compiled, ctx.chunk = compiled, chunk
+        ctx.save_for_backward(h0, out, pre)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        w, c, h0, out, pre = ctx.saved_tensors
+        h0, out, pre = ctx.saved_tensors
         if torch.is_grad_enabled() or transform_active(grad_out) is not None:  # create_graph=True or a transform over
             # backward (vmap over the gradient, as gradcheck's batched check does): differentiate the plain loop
-            return _differentiable_backward(pre, h0, grad_out, ctx.needs_input_grad)
-        if ctx.compiled is not None:
-            grad_pre, grad_h0 = ctx.compiled.gated_scan_backward(grad_out, pre, h0, out)
-            return grad_pre if ctx.needs_input_grad[0] else None, grad_h0 if ctx.needs_input_grad[1] else None
-        keep = 1 - w
-        total = torch.empty(out.shape, dtype=out.dtype, device=out.device)
-        totals, keeps, given = total.unbind(0), keep.unbind(0), grad_out.unbind(0)
-        totals[-1].copy_(given[-1])
-        for t in range(len(totals) - 2, -1, -1):
-            torch.addcmul(given[t], keeps[t + 1], totals[t + 1], out=totals[t])
-        grad_pre = grad_h0 = None
-        if ctx.needs_input_grad[1]:
-            grad_h0 = keep[0] * totals[0]
-        if ctx.needs_input_grad[0]:
-            weighted = total.mul_(w)  # ḡ w (total is not needed any more)
-            grad_pre = torch.empty((*out.shape[:-1], 2 * out.shape[-1]), dtype=out.dtype, device=out.device)
-            grad_k, grad_v = grad_pre.chunk(2, dim=-1)
-            torch.sub(c[0], h0, out=grad_k[0])
-            torch.sub(c[1:], out[:-1], out=grad_k[1:])
-            grad_k.mul_(weighted).mul_(keep)
-            torch.addcmul(c, c, c, value=-1.0, out=grad_v)  # g'(v) = c (1 - c) = σ'(v) for v < 0 ...
-            grad_v.masked_fill_(c >= 0.5, 1.0).mul_(weighted)  # ... and 1 for v >= 0
-        return grad_pre, grad_h0
+            return *_differentiable_backward(pre, h0, grad_out, ctx.needs_input_grad[:2]), None
+        steps, chunk = out.shape[0], ctx.chunk
+        grad_out = grad_out.contiguous()
+        grad_pre = torch.empty_like(pre)
+        carry = None  # ḡ reaching the last output of the chunk before, from the chunks after it
+        for start in reversed(range(0, steps, chunk)):
+            piece = slice(start, start + chunk)
+            given = grad_out[piece]
+            if carry is not None:
+                given = given.clone()
+                given[-1] += carry
+            h_start = h0 if start == 0 else out[start - 1]
+            if ctx.compiled is not None:
+                grad_pre[piece], carry = ctx.compiled.gated_scan_backward(given, pre[piece], h_start.contiguous(),
+                                                                          out[piece])
+            else:
+                carry = _chunk_backward(given, pre[piece], h_start, out[piece], grad_pre[piece])
+        carry = torch.zeros_like(h0) if carry is None else carry  # no steps: h0 is the final state untouched
+        return (grad_pre if ctx.needs_input_grad[0] else None, carry if ctx.needs_input_grad[1] else None, None)
+
+
+def _chunk_forward(pre: Tensor, h0: Tensor, out: Tensor) -> None:
+    """One chunk of :class:`_FusedGatedScan`'s forward in PyTorch ops, into ``out``."""
+    k, v = pre.chunk(2, dim=-1)
+    h = h0
+    for w_t, c_t, out_t in zip(torch.sigmoid(k).unbind(0), g(v).unbind(0), out.unbind(0)):
+        h = torch.lerp(h, c_t, w_t, out=out_t)
+
+
+def _chunk_backward(grad_out: Tensor, pre: Tensor, h0: Tensor, out: Tensor, grad_pre: Tensor) -> Tensor:
+    """One chunk of :class:`_FusedGatedScan`'s backward in PyTorch ops: writes ``grad_pre``, returns dL/dh0."""
+    k, v = pre.chunk(2, dim=-1)
+    w, c = torch.sigmoid(k), g(v)
+    keep = 1 - w
+    total = torch.empty(out.shape, dtype=out.dtype, device=out.device)
+    totals, keeps, given = total.unbind(0), keep.unbind(0), grad_out.unbind(0)
+    totals[-1].copy_(given[-1])
+    for t in range(len(totals) - 2, -1, -1):
+        torch.addcmul(given[t], keeps[t + 1], totals[t + 1], out=totals[t])
+    grad_h0 = keep[0] * totals[0]
+    weighted = total.mul_(w)  # ḡ w (total is not needed any more)
+    grad_k, grad_v = grad_pre.chunk(2, dim=-1)
+    torch.sub(c[0], h0, out=grad_k[0])
+    torch.sub(c[1:], out[:-1], out=grad_k[1:])
+    grad_k.mul_(weighted).mul_(keep)
+    torch.addcmul(c, c, c, value=-1.0, out=grad_v)  # g'(v) = c (1 - c) = σ'(v) for v < 0 ...
+    grad_v.masked_fill_(c >= 0.5, 1.0).mul_(weighted)  # ... and 1 for v >= 0
+    return grad_h0
 
 
 def _compiled_scan(pre: Tensor):
@@ -264,7 +298,8 @@ def _differentiable_backward(pre: Tensor, h0: Tensor, grad_out: Tensor, needed) 
     return tuple(next(found) if need else None for need in needed)
 
 
-def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None,
+                     chunk: int | None = FUSED_CHUNK) -> tuple[Tensor, Tensor]:
     """``h_t = (1 - σ(k_t)) h_{t-1} + σ(k_t) g(v_t)`` for all steps, by a fused time loop.
 
     Args:
@@ -272,6 +307,8 @@ def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) 
             side by side (``torch.cat([k, v], -1)``; minGRU's input projection is exactly this).
         h0: ``(batch, hidden)`` initial state, any sign.
         lengths: as for :func:`log_linear_scan`.
+        chunk: time steps per chunk (:data:`FUSED_CHUNK`); ``None``: the whole sequence as one chunk.
+            Any positive value gives the same results; it bounds the working memory.
 
     Returns:
         ``(outputs (steps, batch, hidden), final (batch, hidden))``, differentiable to any order.
@@ -280,7 +317,9 @@ def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None) 
     """
     if transform_active(pre, h0) is not None:
         return _apply_lengths(_plain_gated_scan(pre, h0), lengths)
-    return _apply_lengths(_FusedGatedScan.apply(pre, h0), lengths)
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive int or None, got {chunk!r}")
+    return _apply_lengths(_FusedGatedScan.apply(pre, h0, chunk), lengths)
 
 
 class _GatedInterpolationCell(RecurrentCell):
@@ -471,4 +510,4 @@ class MinLSTM(_MinimalLayer):
         super().__init__(*args, **kwargs)
 
 __all__ = ["MinGRUCell", "MinLSTMCell", "MinGRU", "MinLSTM", "log_linear_scan", "fused_gated_scan", "g", "log_g",
-           "SCAN_CHUNK", "SCANS"]
+           "SCAN_CHUNK", "FUSED_CHUNK", "SCANS"]
