@@ -7,6 +7,8 @@ Implementations, all on the same input:
   in one autograd function, the adjoint loop as backward), in the engine's C++ extension;
 * ``minGRU fused, PyTorch``: the same autograd function with its loops in PyTorch ops (one ``lerp``
   per step), what runs when the C++ engine cannot be built;
+* ``..., unchunked``: the same with the whole sequence as one chunk (``minimal.FUSED_CHUNK = None``;
+  the default cuts time into chunks of 256 steps, which bounds the scan's working memory);
 * ``minGRU log``: ``rk.MinGRU(scan="log")``, the chunked log-space parallel scan (what ``"auto"`` runs
   on GPUs);
 * ``minGRU sequential``: the same cell stepped by ``rnnkit.loop.recur(..., scan=rnnkit.loop.scan)``
@@ -29,6 +31,7 @@ Usage::
 
     python benchmarks/bench_min_scan.py                      # 1,024 / 4,096 / 16,384 steps, 1 thread
     python benchmarks/bench_min_scan.py --steps 1024 4096 --rounds 2 --threads 2
+    python benchmarks/bench_min_scan.py --steps 4096 --only "minGRU fused" "minGRU fused, unchunked"
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ import rnnkit as rk
 from rnnkit import loop
 
 BATCH, HIDDEN = 8, 256
-IMPLEMENTATIONS = ("minGRU fused", "minGRU fused, PyTorch", "minGRU log", "minGRU sequential", "nn.LSTM", "nn.GRU",
-                   "floor")
+IMPLEMENTATIONS = ("minGRU fused", "minGRU fused, unchunked", "minGRU fused, PyTorch", "minGRU fused, PyTorch, unchunked",
+                   "minGRU log", "minGRU sequential", "nn.LSTM", "nn.GRU", "floor")
 
 
 def build(name: str):
@@ -61,20 +64,23 @@ def build(name: str):
     if name == "floor":
         module = torch.nn.Linear(HIDDEN, 2 * HIDDEN)
         return module, module
-    scan = {"minGRU fused": "fused", "minGRU fused, PyTorch": "fused", "minGRU log": "log",
-            "minGRU sequential": "auto"}[name]
+    scan = "log" if name == "minGRU log" else "fused" if name.startswith("minGRU fused") else "auto"
     module = rk.MinGRU(HIDDEN, HIDDEN, scan=scan)
-    if name == "minGRU fused, PyTorch":
+    if name.startswith("minGRU fused,"):
         from rnnkit.variants import minimal
 
-        def pytorch_loops(x):
-            compiled, minimal._compiled_scan = minimal._compiled_scan, lambda pre: None
+        def variant(x):  # the C++ loops swapped for the PyTorch ones, and/or one chunk for the whole sequence
+            compiled, chunk = minimal._compiled_scan, minimal.FUSED_CHUNK
+            if "PyTorch" in name:
+                minimal._compiled_scan = lambda pre: None
+            if "unchunked" in name:
+                minimal.FUSED_CHUNK = None
             try:
                 return module(x)[0]
             finally:
-                minimal._compiled_scan = compiled
+                minimal._compiled_scan, minimal.FUSED_CHUNK = compiled, chunk
 
-        return module, pytorch_loops
+        return module, variant
     if name != "minGRU sequential":
         return module, lambda x: module(x)[0]
     params = module.parameter_groups()[0]
@@ -92,15 +98,15 @@ def train_step(run, module, x) -> None:
     run(x).sum().backward()
 
 
-def time_all(steps: int, rounds: int) -> dict[str, float]:
+def time_all(steps: int, rounds: int, names=IMPLEMENTATIONS) -> dict[str, float]:
     """Best seconds per training step of each implementation, interleaved over rounds."""
-    built = {name: build(name) for name in IMPLEMENTATIONS}
+    built = {name: build(name) for name in names}
     x = torch.randn(steps, BATCH, HIDDEN, requires_grad=True)
     for module, run in built.values():  # warm-up: allocator, oneDNN primitives
         train_step(run, module, x[:64].detach().requires_grad_())
-    best = {name: float("inf") for name in IMPLEMENTATIONS}
+    best = {name: float("inf") for name in names}
     for r in range(rounds):
-        order = IMPLEMENTATIONS[r % len(IMPLEMENTATIONS):] + IMPLEMENTATIONS[: r % len(IMPLEMENTATIONS)]
+        order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
             module, run = built[name]
             gc.collect()
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--no-peak", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--only", nargs="+", choices=IMPLEMENTATIONS, metavar="IMPL",
+                        help="only these implementations (nn.LSTM is always run: the ratios need it)")
     parser.add_argument("--peak-child", nargs=2, metavar=("IMPL", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_child:
@@ -155,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
           f"float32, best of {args.rounds} rounds\n")
     print("| steps | implementation | train tok/s | x LSTM | peak MiB |")
     print("|---:|---|---:|---:|---:|")
+    names = tuple(n for n in IMPLEMENTATIONS if not args.only or n in args.only or n == "nn.LSTM")
     for steps in args.steps:
-        seconds = time_all(steps, args.rounds)
-        for name in IMPLEMENTATIONS:
+        seconds = time_all(steps, args.rounds, names)
+        for name in names:
             speed = steps * BATCH / seconds[name]
             ratio = seconds["nn.LSTM"] / seconds[name]
             peak = float("nan") if args.no_peak else peak_mib(name, steps, args.threads)

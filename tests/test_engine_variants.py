@@ -615,3 +615,57 @@ def test_chunk_must_be_a_positive_int():
     for bad in (0, -2, 2.5, True):
         with pytest.raises(ValueError, match="chunk must be a positive int"):
             minimal.fused_gated_scan(torch.randn(4, 1, 2), torch.randn(1, 1), chunk=bad)
+
+
+# --- minGRU / minLSTM: the sequential step kernel for generation --------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_step_kernel_equals_the_scan_step_by_step(dtype):
+    """The engine's step kernel, from each step's state, gives the C++ scan's outputs bit for bit (its row loop)."""
+    from rnnkit.variants import minimal
+
+    torch.manual_seed(0)
+    pre = torch.randn(40, 3, 2 * 37, dtype=dtype) * 3  # both branches of g(v), saturated gates too
+    h = torch.randn(3, 37, dtype=dtype)
+    with torch.no_grad():
+        scanned, _ = minimal.fused_gated_scan(pre, h, chunk=16)
+        assert engine.implementation() is not python_engine
+        for t in range(pre.shape[0]):
+            h = minimal.gated_step(pre[t], h)
+            assert torch.equal(h, scanned[t]), t
+    # and the PyTorch step (the reference recurrence: torch's sigmoid) agrees to rounding
+    k, v = pre[-1].chunk(2, dim=-1)
+    torch.testing.assert_close(torch.lerp(scanned[-2], minimal.g(v), torch.sigmoid(k)), scanned[-1])
+
+
+@pytest.mark.parametrize("cell", ["min_gru", "min_lstm"])
+def test_generation_steps_min_cells_through_the_step_kernel(cell, monkeypatch):
+    from rnnkit import sampling
+    from rnnkit.models import SequenceTagger
+    from rnnkit.variants import minimal
+
+    torch.manual_seed(0)
+    model = SequenceTagger(vocab_size=11, output_size=0, hidden_size=12, num_layers=2, cell=cell).eval()
+    calls = []
+    compiled = engine.implementation()
+    monkeypatch.setattr(minimal, "_compiled_scan", lambda pre: _Counting(compiled, calls))
+    fast = sampling.FastStep.of(model)
+    tokens = torch.randint(0, 11, (3, 5))
+    with torch.no_grad():
+        _, ours = fast.prime(tokens[:, :2])
+        theirs = ours
+        for t in range(2, 5):
+            got, ours = fast.step(tokens[:, t], ours)
+            want, theirs = model.step(tokens[:, t], theirs)
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert calls.count("gated_step") == 3 * 2  # every step, both layers
+
+
+class _Counting:
+    def __init__(self, compiled, calls):
+        self.compiled, self.calls = compiled, calls
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.compiled, name)

@@ -148,7 +148,8 @@ class FastStep:
     what a sequence needs (input checks that read the ids back, lengths, the backend's choice, stacking
     and packing). This object does only the per-token work, with the model's own parameters: the
     embedding row, each layer's step (torch's fused cell kernel for the LSTM/GRU/RNN cells, the cell's
-    own ``input_projection`` + ``recurrence`` for the others) and the output layer. It takes and returns
+    ``generation_step`` where it has one (minGRU/minLSTM: the engine's step kernel), its own
+    ``input_projection`` + ``recurrence`` for the others) and the output layer. It takes and returns
     the state in torch.nn layout like ``model.step``, and its logits equal ``model.step``'s
     (tests/test_sampling.py). ``prime`` runs the prefix through the model itself, in one call.
 
@@ -165,6 +166,7 @@ class FastStep:
         self.cell, self.options = layer.cell_type, layer.step_options()
         self.kernel = self._KERNELS.get(layer.cell_type.torch_kernel(self.options)) if not layer.proj_size else None
         self.num_states = layer.cell_type.num_states
+        self.generation_step = getattr(layer.cell_type, "generation_step", None)
         # The parameter tensors themselves (load_state_dict and optimizers update them in place).
         self.groups = layer.parameter_groups()
         self.weights = [tuple(group.values()) for group in self.groups]
@@ -200,6 +202,9 @@ class FastStep:
                 current = self.kernel(x, (parts[0][k], parts[1][k]), *weights)
             elif self.kernel is not None:
                 current = (self.kernel(x, parts[0][k], *weights),)
+            elif self.generation_step is not None:  # a cell's own step kernel (minGRU/minLSTM: the engine's)
+                current = self.generation_step(self.cell.input_projection(x, self.groups[k]),
+                                               tuple(p[k] for p in parts))
             else:
                 params = self.groups[k]
                 current = self.cell.recurrence(self.cell.input_projection(x, params), tuple(p[k] for p in parts),

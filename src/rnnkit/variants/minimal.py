@@ -78,7 +78,8 @@ from rnnkit.nn import _LAYER_ARGS, RecurrentLayer
 
 #: Time steps per chunk of the log-space scan (see the module docstring).
 SCAN_CHUNK = 16
-#: Time steps per chunk of the fused scan (:func:`fused_gated_scan`): its working memory is one chunk's.
+#: Time steps per chunk of the fused scan (:func:`fused_gated_scan`): its working memory is one chunk's
+#: (``None``: the whole sequence as one chunk).
 FUSED_CHUNK = 256
 #: The values of the layers' ``scan=``.
 SCANS = ("auto", "log", "fused")
@@ -322,6 +323,26 @@ def fused_gated_scan(pre: Tensor, h0: Tensor, *, lengths: Tensor | None = None,
     return _apply_lengths(_FusedGatedScan.apply(pre, h0, chunk), lengths)
 
 
+def gated_step(pre: Tensor, h: Tensor) -> Tensor:
+    """One step ``h' = lerp(h, g(v), σ(k))`` from a state, for generation (no gradient).
+
+    Args:
+        pre: ``(batch, 2 * hidden)``: ``[k | v]`` of this step (:meth:`joined_preactivations`).
+        h: ``(batch, hidden)`` the state.
+
+    Returns ``(batch, hidden)``. On CPU in float32/float64, outside autograd and transforms, the fused
+    engine's step kernel (``gated_step``: the C++ scan's own row loop, one step), so stepping a
+    sequence gives the scan's outputs bit for bit; otherwise the same lerp in PyTorch ops
+    (differentiable). ``rnnkit.sampling.FastStep`` generates through it.
+    """
+    compiled = _compiled_scan(pre)
+    grad = torch.is_grad_enabled() and (pre.requires_grad or h.requires_grad)
+    if compiled is None or grad or transform_active(pre, h) is not None or pre.dtype != h.dtype:
+        k, v = pre.chunk(2, dim=-1)
+        return torch.lerp(h, g(v), torch.sigmoid(k))
+    return compiled.gated_step(pre.contiguous(), h.contiguous())
+
+
 class _GatedInterpolationCell(RecurrentCell):
     """minGRU and minLSTM: ``h_t = lerp(h_{t-1}, g(v_t), σ(k_t))`` with ``k, v`` from the input only.
 
@@ -360,13 +381,20 @@ class _GatedInterpolationCell(RecurrentCell):
         return (torch.lerp(h, g(v), torch.sigmoid(k)),)
 
     @classmethod
+    def generation_step(cls, x_proj: Tensor, state: State) -> State:
+        """:meth:`recurrence`'s step through :func:`gated_step` (the engine's step kernel): for generation."""
+        (h,) = state
+        return (gated_step(cls.joined_preactivations(x_proj.to(h.dtype)), h),)
+
+    @classmethod
     def _scan(cls, x_proj: Tensor, state: State, lengths: Tensor | None, scan: str) -> tuple[Tensor, State]:
         (h0,) = state
         x_proj = x_proj.to(h0.dtype)  # under autocast: scan in the state's precision
         if scan == "auto":
             scan = "fused" if h0.device.type == "cpu" else "log"
         if scan == "fused":
-            output, final = fused_gated_scan(cls.joined_preactivations(x_proj), h0, lengths=lengths)
+            output, final = fused_gated_scan(cls.joined_preactivations(x_proj), h0, lengths=lengths,
+                                             chunk=FUSED_CHUNK)  # read now: the benchmark swaps it
         elif scan == "log":  # log(1 - σ(k)) = -softplus(k), log σ(k) = -softplus(-k)
             k, v = cls.preactivations(x_proj)
             output, final = log_linear_scan(-F.softplus(k), log_g(v) - F.softplus(-k), h0, lengths=lengths)
@@ -510,4 +538,4 @@ class MinLSTM(_MinimalLayer):
         super().__init__(*args, **kwargs)
 
 __all__ = ["MinGRUCell", "MinLSTMCell", "MinGRU", "MinLSTM", "log_linear_scan", "fused_gated_scan", "g", "log_g",
-           "SCAN_CHUNK", "FUSED_CHUNK", "SCANS"]
+           "gated_step", "SCAN_CHUNK", "FUSED_CHUNK", "SCANS"]

@@ -1106,6 +1106,24 @@ Tensor gated_scan_forward(const Tensor& pre, const Tensor& h0) {
   return out;
 }
 
+// One step of the same recurrence from a state (generation): h' = lerp(h, g(v), σ(k)) for pre = [k | v]
+// (batch, 2H), h (batch, H). The scan's own row loop with one step, so a sequence stepped here equals
+// the scan's outputs bit for bit.
+Tensor gated_step(const Tensor& pre, const Tensor& h) {
+  TORCH_CHECK(pre.device().is_cpu() && pre.dim() == 2 && pre.is_contiguous() && pre.size(1) % 2 == 0,
+              "rnnkit gated step: pre must be a contiguous CPU (batch, 2 * hidden) tensor");
+  TORCH_CHECK(h.is_contiguous() && h.dim() == 2 && h.size(0) == pre.size(0) && h.size(1) == pre.size(1) / 2 &&
+                  h.scalar_type() == pre.scalar_type(),
+              "rnnkit gated step: h must be a contiguous (batch, hidden) tensor of pre's dtype");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  Tensor out = at::empty_like(h);
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnnkit_gated_step", [&] {
+    gated_scan_forward_loop<scalar_t>(pre.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), 1,
+                                      pre.size(0), h.size(1));
+  });
+  return out;
+}
+
 std::vector<Tensor> gated_scan_backward(const Tensor& grad_out, const Tensor& pre, const Tensor& h0, const Tensor& out) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor grad = grad_out.contiguous();
@@ -1124,6 +1142,7 @@ std::vector<Tensor> gated_scan_backward(const Tensor& grad_out, const Tensor& pr
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("uses_mkl_packed_gemm", &mkl_packed_available, "Whether float32 recurrent GEMMs use MKL's packed API");
   m.def("gated_scan_forward", &gated_scan_forward, "minGRU/minLSTM scan: outputs of h_t = lerp(h_{t-1}, g(v_t), σ(k_t))");
+  m.def("gated_step", &gated_step, "minGRU/minLSTM: one step h' = lerp(h, g(v), σ(k)) from a state (generation)");
   m.def("gated_scan_backward", &gated_scan_backward, "minGRU/minLSTM scan backward (grad_pre, grad_h0)");
   m.def("forward", &forward, "Recurrence over all steps (out, h_n, c_n, saved, cells)",
         py::arg("cell"), py::arg("x_proj"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"),
