@@ -15,7 +15,8 @@ Metrics are in the data's own units: MAE, RMSE and sMAPE (``200 |F - A| / (|A| +
 0 when both are 0), over every target and horizon step, next to the naive forecast (the last observed
 value, repeated) and the seasonal-naive forecast (the value one season earlier). The season is
 ``--season``, or guessed from the time column's spacing (hourly 24, daily 7, trading days 5, weekly 52,
-monthly 12, quarterly 4; otherwise none, and the seasonal-naive row is left out).
+monthly 12, quarterly 4; otherwise none, and the seasonal-naive row is left out). ``evaluate --baselines``
+adds the classical models, SARIMA and Holt-Winters (:func:`classical_forecast`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,75 @@ def seasonal_naive(prep: WindowedSeries, ends: np.ndarray, season: int) -> np.nd
     return prep.series.values[source][:, :, prep.target_columns]
 
 
+# ------------------------------------------------------------------------- classical baselines
+#: The classical models ``evaluate --baselines`` and ``benchmarks/bench_classical.py`` put beside the network.
+CLASSICAL = {"sarima": "SARIMA(0,1,1)(0,1,1)s", "holt_winters": "Holt-Winters"}
+
+
+def classical_forecast(kind: str, values: np.ndarray, fit_rows: int, ends: np.ndarray, horizon: int, season: int,
+                       log: bool | None = None) -> np.ndarray:
+    """Forecasts ``(len(ends), horizon)`` of one series by a classical model fitted on ``values[:fit_rows]``.
+
+    ``kind``: ``"sarima"``, the "airline model" SARIMA(0,1,1)(0,1,1)_season (Box & Jenkins;
+    ``statsmodels.tsa.statespace.sarimax.SARIMAX``), or ``"holt_winters"``, exponential smoothing with an
+    additive trend and an additive season (``statsmodels.tsa.holtwinters.ExponentialSmoothing``). With
+    ``log`` (default: when every value is positive) both model ``log(values)``, so Holt-Winters' season is
+    multiplicative on the original scale, and forecasts are ``exp`` of the log forecasts. The parameters are
+    estimated once, on the fit rows; the forecast from the window ending at row ``e`` then reads the observed
+    ``values[:e + 1]`` with those parameters (rnnkit's protocol: every test window sees the true history).
+    """
+    y = np.asarray(values, dtype=np.float64)
+    log = bool((y > 0).all()) if log is None else log
+    if log and not (y > 0).all():
+        raise InputError("the classical baselines on logs need positive values; this series has values <= 0")
+    y = np.log(y) if log else y
+    if kind == "sarima":
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        fitted = SARIMAX(y[:fit_rows], order=(0, 1, 1), seasonal_order=(0, 1, 1, season)).fit(disp=False)
+        full = fitted.apply(y)  # the same parameters, filtered over the whole series
+        if horizon == 1:
+            out = full.get_prediction(start=0).predicted_mean[ends + 1, None]
+        else:
+            out = np.stack([full.get_prediction(start=e + 1, end=e + horizon, dynamic=True).predicted_mean
+                            for e in ends])
+    elif kind == "holt_winters":
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        spec = {"trend": "add", "seasonal": "add", "seasonal_periods": season}
+        params = ExponentialSmoothing(y[:fit_rows], **spec).fit().params
+
+        def fixed(rows: np.ndarray):  # the fitted smoothing weights and initial states on other rows
+            model = ExponentialSmoothing(rows, **spec, initialization_method="known",
+                                         initial_level=params["initial_level"],
+                                         initial_trend=params["initial_trend"],
+                                         initial_seasonal=params["initial_seasons"])
+            return model.fit(smoothing_level=params["smoothing_level"], smoothing_trend=params["smoothing_trend"],
+                             smoothing_seasonal=params["smoothing_seasonal"], optimized=False)
+
+        if horizon == 1:  # fittedvalues[t]: the one-step forecast of row t from the rows before it
+            out = np.asarray(fixed(y).fittedvalues)[ends + 1, None]
+        else:
+            out = np.stack([np.asarray(fixed(y[:e + 1]).forecast(horizon)) for e in ends])
+    else:
+        raise ValueError(f"kind must be one of {', '.join(CLASSICAL)}; got {kind!r}")
+    return np.exp(out) if log else out
+
+
+def classical_forecasts(prep: WindowedSeries, ends: np.ndarray, season: int | None) -> dict[str, np.ndarray]:
+    """Every classical model's forecasts ``(N, horizon, targets)`` after the windows ending at ``ends``, each
+    fitted on all the rows before the first forecast row (train and validation parts for the test part)."""
+    fit_rows = int(ends[0]) + 1
+    if not season or season < 2:
+        raise InputError("the classical baselines need a season of 2 rows or more; pass --season")
+    if fit_rows < 3 * season + 2:
+        raise InputError(f"the classical baselines need at least 3 seasons ({3 * season + 2} rows) before the "
+                         f"evaluated windows, {prep.series.source} has {fit_rows}; evaluate a later --part")
+    columns = [prep.series.values[:, c] for c in prep.target_columns]
+    return {kind: np.stack([classical_forecast(kind, v, fit_rows, ends, prep.horizon, season) for v in columns], -1)
+            for kind in CLASSICAL}
+
+
 @torch.no_grad()
 def model_forecast(model: torch.nn.Module, prep: WindowedSeries, ends: np.ndarray) -> np.ndarray:
     """The model's forecasts after the windows ending at ``ends``, in the data's units: ``(N, horizon, targets)``.
@@ -201,8 +271,10 @@ def model_forecast(model: torch.nn.Module, prep: WindowedSeries, ends: np.ndarra
     return prep.from_scaled(scaled, ends)
 
 
-def measure(model: torch.nn.Module, prep: WindowedSeries, season: int | None, part: str) -> tuple[dict, dict]:
-    """``(metrics, curves)`` on one part: the model, naive and seasonal-naive errors in the data's units."""
+def measure(model: torch.nn.Module, prep: WindowedSeries, season: int | None, part: str, *,
+            classical: bool = False) -> tuple[dict, dict]:
+    """``(metrics, curves)`` on one part: the model, naive and seasonal-naive errors in the data's units (and
+    with ``classical`` the SARIMA and Holt-Winters errors, see :func:`classical_forecasts`)."""
     ends = prep.ends[part]
     if len(ends) == 0:
         raise InputError(f"{prep.series.source}: the {part} part has no complete window "
@@ -214,6 +286,8 @@ def measure(model: torch.nn.Module, prep: WindowedSeries, season: int | None, pa
     result = {"part": part, "windows": int(len(ends)), "targets": prep.targets, "season": season,
               "model": errors(predicted, actual), "naive": errors(naive, actual),
               "seasonal_naive": errors(seasonal, actual) if seasonal is not None else None}
+    if classical:
+        result.update({kind: errors(f, actual) for kind, f in classical_forecasts(prep, ends, season).items()})
     if len(prep.targets) > 1:
         result["per_target"] = {t: {"model": errors(predicted[..., i], actual[..., i]),
                                     "naive": errors(naive[..., i], actual[..., i])}
@@ -223,8 +297,10 @@ def measure(model: torch.nn.Module, prep: WindowedSeries, season: int | None, pa
 
 def describe(result: dict) -> str:
     """A small table: MAE, RMSE, sMAPE of the model and the baselines."""
-    rows = [(name if name != "seasonal_naive" else f"seasonal naive ({result['season']})", result[name])
-            for name in ("model", "naive", "seasonal_naive") if result.get(name)]
+    labels = {"seasonal_naive": f"seasonal naive ({result['season']})",
+              "sarima": f"SARIMA(0,1,1)(0,1,1){result['season']}", "holt_winters": "Holt-Winters"}
+    rows = [(labels.get(name, name), result[name])
+            for name in ("model", "naive", "seasonal_naive", *CLASSICAL) if result.get(name)]
     width = max([len("forecast"), *(len(label) for label, _ in rows)]) + 2
     lines = [f"{'forecast':<{width}}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}"]
     for label, e in rows:
@@ -327,15 +403,17 @@ def _run_settings(info: lifecycle.Run, data: str | None, encoding: str | None, f
 
 
 def evaluate(run: str | Path, *, data: str | None = None, part: str | None = None, encoding: str | None = None,
-             fill: str | None = None, device: str = "cpu", plot: str | Path | None = None) -> dict:
+             fill: str | None = None, device: str = "cpu", plot: str | Path | None = None,
+             baselines: bool = False) -> dict:
     """Errors of a trained run against the baselines: on the run's own ``part`` (default ``test``), or on
-    every window of ``data`` (``part`` default ``all``), with the run's scaling."""
+    every window of ``data`` (``part`` default ``all``), with the run's scaling. ``baselines`` adds the
+    classical models (:func:`classical_forecasts`), fitted on the rows before the part."""
     model, info = load_run(run, device)
     settings = _run_settings(info, data, encoding, fill)
     series = load_series(settings)
     part = part or ("all" if data is not None else "test")
     prep = prepare(series, settings, info.facts["scaling"])
-    metrics, curves = measure(model, prep, info.facts["season_used"], part)
+    metrics, curves = measure(model, prep, info.facts["season_used"], part, classical=baselines)
     metrics["evaluated_on"] = f"{series.source} ({part})"
     if plot is not None:
         plot_forecast(prep, curves, Path(plot), f"{part}: RMSE {metrics['model']['rmse']:.4g}")

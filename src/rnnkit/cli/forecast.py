@@ -13,6 +13,7 @@ EXAMPLES = """examples:
       --targets load --lookback 48 --horizon 12 --out runs/load
   rnnkit forecast train --data prices.csv --targets close --fill ffill --season 5 --out runs/prices
   rnnkit forecast evaluate --run runs/load                        # the run's test part again
+  rnnkit forecast evaluate --run runs/airline --baselines         # ... next to SARIMA and Holt-Winters
   rnnkit forecast evaluate --run runs/load --data newer.csv       # every window of another file
   rnnkit forecast predict --run runs/load                         # the next horizon after the training file
   rnnkit forecast predict --run runs/load --data latest.csv --json
@@ -47,6 +48,9 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--part", choices=("train", "val", "test", "all"),
                           help="which rows' windows (default: test for the run's data, all for --data)")
     evaluate.add_argument("--plot", metavar="PNG", help="also plot forecast against actual into this file")
+    evaluate.add_argument("--baselines", action="store_true",
+                          help="also fit SARIMA(0,1,1)(0,1,1)s and Holt-Winters (statsmodels, rnnkit[data]) on the "
+                               "rows before the part and score them the same way")
     evaluate.set_defaults(func=run_evaluate)
 
     predict = verbs.add_parser("predict", help="forecast the horizon after the end of the data", epilog=EXAMPLES,
@@ -67,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.forecast import describe, evaluate
 
     result = evaluate(args.run, data=args.data, part=args.part, encoding=args.encoding, fill=args.fill,
-                      device=args.device, plot=args.plot)
+                      device=args.device, plot=args.plot, baselines=args.baselines)
     print(json.dumps(result) if args.json else f"{result['evaluated_on']}, {result['windows']} windows:\n"
           f"{describe(result)}")
     return 0
