@@ -1,32 +1,45 @@
-"""Sentiment: rnnkit's classifier against TF-IDF + logistic regression on the same split.
+"""Sentiment: rnnkit's classifier against TF-IDF + logistic regression on the same split, over seeds.
 
-Data: a built-in offline sentiment set (``tweets``: 38,158 tweets, negative/neutral/positive, 10 % held
-out as the test part; or ``drug_reviews``: 600 + 379 reviews with their own test part). The training
-part is split once more, stratified with the seed, into train and validation (10 %), exactly as
-``rnnkit classify train`` does (``rnnkit.apps.classify.split_data``).
+Data: the built-in offline sentiment sets (``tweets``: 38,158 tweets, negative/neutral/positive, 10 % held
+out as the test part; ``drug_reviews``: 600 + 379 reviews with their own test part). For each seed the
+training part is split once more, stratified with the seed, into train and validation (10 %), exactly as
+``rnnkit classify train --seed S`` does (``rnnkit.apps.classify.split_data``); both models see the same
+train, validation and test parts.
 
-- rnnkit: ``rnnkit.apps.classify.train`` with its defaults (word tokens, bidirectional GRU(64), max
-  pooling, Adam 2e-3, batch 32, best validation macro-F1 checkpoint, early stopping after 5 evaluations).
+- rnnkit: ``rnnkit.apps.classify.train`` with the app's defaults (``rnnkit classify train``'s flags) unless
+  overridden here; the command line each run equals is printed.
 - baseline: scikit-learn ``TfidfVectorizer`` (word 1-2 grams, ``min_df=2``, sublinear tf, lowercase) +
-  ``LogisticRegression`` (``max_iter=2000``), C picked from {1, 0.3, 3, 0.1, 10} (ties: the first) on the same validation
-  part, then scored on the test part.
+  ``LogisticRegression`` (``max_iter=2000``), C picked from {1, 0.3, 3, 0.1, 10} (ties: the first) on the
+  validation part, then scored on the test part.
 
-scikit-learn is needed here only (``pip install scikit-learn``); it is not an rnnkit dependency.
-Writes ``benchmarks/results/sentiment.json``.
+Hyper-parameters (of both) are chosen on the validation part; the test part is only reported. The table
+gives the mean (and min-max) over the seeds of test accuracy and macro-F1, plus the validation figures.
+scikit-learn is needed here only; it is not an rnnkit dependency. Writes
+``benchmarks/results/sentiment_<dataset>.json``.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_sentiment.py --dataset tweets --max-steps 3000
+    OMP_NUM_THREADS=1 python benchmarks/bench_sentiment.py --dataset tweets drug_reviews --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import dataclasses
+import multiprocessing
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from rnnkit.apps.classify import ClassifySettings, scores, split_data, train
+from rnnkit.apps.classify import APP, ClassifySettings, load_run, split_data, test_metrics, scores, train
 from rnnkit.train import TrainConfig
+
+MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layers": int, "dropout": float,
+               "recurrent_dropout": float, "zoneout": float, "summary": str}
+SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int}
+TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,
+               "early_stopping_patience": int, "weight_decay": float, "schedule": str}
 
 
 def tfidf_baseline(train_part, val_part, test_part) -> dict:
@@ -46,45 +59,92 @@ def tfidf_baseline(train_part, val_part, test_part) -> dict:
         predicted = model.predict(vectorizer.transform([t for t, _ in part])).tolist()
         return scores([labels.index(label) for _, label in part], predicted, len(labels))
 
-    best_c = max((1.0, 0.3, 3.0, 0.1, 10.0), key=lambda c: score(fit(c), val_part)["macro_f1"])
-    result = score(fit(best_c), test_part)
-    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "C": best_c,
-            "seconds": time.perf_counter() - started}
+    fitted = {c: fit(c) for c in (1.0, 0.3, 3.0, 0.1, 10.0)}
+    best_c = max(fitted, key=lambda c: score(fitted[c], val_part)["macro_f1"])
+    val, test = score(fitted[best_c], val_part), score(fitted[best_c], test_part)
+    return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "val_accuracy": val["accuracy"],
+            "val_macro_f1": val["macro_f1"], "C": best_c, "seconds": time.perf_counter() - started}
+
+
+def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(settings, config, Path(tmp) / "run", progress=False)
+        model, vocab, info = load_run(Path(tmp) / "run")
+        val = test_metrics(model, vocab, info.settings, info.facts, val_part)
+    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "val_accuracy": val["accuracy"],
+            "val_macro_f1": val["macro_f1"], "steps": result["steps"], "seconds": time.perf_counter() - started,
+            "majority": result["majority_baseline_accuracy"]}
+
+
+def command_line(dataset: str, overrides: dict) -> str:
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items())
+    return f"rnnkit classify train --dataset {dataset} {flags}".strip()
+
+
+def summary(runs: list[dict], key: str) -> str:
+    values = [r[key] for r in runs]
+    return f"{statistics.mean(values):.4f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="tweets", choices=("tweets", "drug_reviews"))
-    parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", nargs="+", default=["tweets", "drug_reviews"],
+                        choices=("tweets", "drug_reviews"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-baseline", action="store_true", help="skip TF-IDF + LR (for quick sweeps)")
+    parser.add_argument("--jobs", type=int, default=1, help="train this many seeds at once (one thread each)")
     parser.add_argument("--out", default=None, help="default benchmarks/results/sentiment_<dataset>.json")
+    for name, kind in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                            help="override the classify default (same flag as `rnnkit classify train`)")
     args = parser.parse_args()
-    settings = ClassifySettings(dataset=args.dataset)
-    train_part, val_part, test_part, source = split_data(settings, args.seed)
-    print(f"{source}: train {len(train_part)}, validation {len(val_part)}, test {len(test_part)}", flush=True)
-    baseline = tfidf_baseline(train_part, val_part, test_part)
-    print(f"TF-IDF + logistic regression (C={baseline['C']}): accuracy {baseline['accuracy']:.4f}, "
-          f"macro-F1 {baseline['macro_f1']:.4f} ({baseline['seconds']:.0f} s)", flush=True)
-    config = TrainConfig(max_steps=args.max_steps, batch_size=32, lr=2e-3, eval_every=200, checkpoint_every=200,
-                         log_every=200, early_stopping_patience=5, monitor="val_macro_f1", monitor_mode="max",
-                         seed=args.seed)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train(settings, config, Path(tmp) / "run", progress=True)
-    seconds = time.perf_counter() - started
-    rnn = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "steps": result["steps"],
-           "seconds": seconds}
-    print(f"\n| {args.dataset} test ({len(test_part)}) | accuracy | macro-F1 | time |\n|---|---|---|---|")
-    print(f"| majority class | {result['majority_baseline_accuracy']:.4f} | | |")
-    print(f"| TF-IDF 1-2 grams + logistic regression (C={baseline['C']}) | {baseline['accuracy']:.4f} | "
-          f"{baseline['macro_f1']:.4f} | {baseline['seconds']:.0f} s |")
-    print(f"| rnnkit BiGRU(64) max-pool, {rnn['steps']} steps | {rnn['accuracy']:.4f} | {rnn['macro_f1']:.4f} | "
-          f"{seconds:.0f} s |")
-    out = Path(args.out or f"benchmarks/results/sentiment_{args.dataset}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": args.dataset, "sizes": [len(train_part), len(val_part), len(test_part)],
-                               "majority": result["majority_baseline_accuracy"], "tfidf_logreg": baseline,
-                               "rnnkit": rnn}, indent=1) + "\n")
+    given = {k: getattr(args, k) for k in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}
+             if getattr(args, k) is not None}
+    for dataset in args.dataset:
+        base = ClassifySettings(dataset=dataset)
+        settings = dataclasses.replace(
+            base, **{k: v for k, v in given.items() if k in SETTING_FLAGS},
+            model=dataclasses.replace(base.model, **{k: v for k, v in given.items() if k in MODEL_FLAGS}))
+        train_options = {**APP.train_defaults, **{k: v for k, v in given.items() if k in TRAIN_FLAGS}}
+        print(f"== {dataset}: {command_line(dataset, given)} --seed S", flush=True)
+        rnn, baseline, pending = [], [], []
+        pool = concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
+        for seed in args.seeds:
+            train_part, val_part, test_part, source = split_data(settings, seed)
+            print(f"seed {seed}: train {len(train_part)}, validation {len(val_part)}, test {len(test_part)}",
+                  flush=True)
+            pending.append(pool.submit(rnnkit_run, settings, TrainConfig(**train_options, seed=seed), val_part))
+            if not args.no_baseline:
+                baseline.append(tfidf_baseline(train_part, val_part, test_part))
+                print(f"  TF-IDF + LR (C={baseline[-1]['C']}): test accuracy {baseline[-1]['accuracy']:.4f}, "
+                      f"macro-F1 {baseline[-1]['macro_f1']:.4f}; val macro-F1 {baseline[-1]['val_macro_f1']:.4f}",
+                      flush=True)
+        for seed, future in zip(args.seeds, pending):
+            rnn.append(future.result())
+            print(f"  seed {seed}: rnnkit ({rnn[-1]['steps']} steps, {rnn[-1]['seconds']:.0f} s): test accuracy "
+                  f"{rnn[-1]['accuracy']:.4f}, macro-F1 {rnn[-1]['macro_f1']:.4f}; val accuracy "
+                  f"{rnn[-1]['val_accuracy']:.4f}, macro-F1 {rnn[-1]['val_macro_f1']:.4f}", flush=True)
+        pool.shutdown()
+        print(f"\n| {dataset}, test ({len(test_part)}), mean (min-max) over seeds {args.seeds} | accuracy | "
+              f"macro-F1 | val macro-F1 | time per run |\n|---|---|---|---|---|")
+        print(f"| majority class | {rnn[0]['majority']:.4f} | | | |")
+        if baseline:
+            print(f"| TF-IDF 1-2 grams + logistic regression (C on val) | {summary(baseline, 'accuracy')} | "
+                  f"{summary(baseline, 'macro_f1')} | {summary(baseline, 'val_macro_f1')} | "
+                  f"{statistics.mean(b['seconds'] for b in baseline):.0f} s |")
+        print(f"| rnnkit `{command_line(dataset, given)}` | {summary(rnn, 'accuracy')} | {summary(rnn, 'macro_f1')} | "
+              f"{summary(rnn, 'val_macro_f1')} | {statistics.mean(r['seconds'] for r in rnn):.0f} s |\n", flush=True)
+        if args.no_baseline:
+            continue
+        out = Path(args.out or f"benchmarks/results/sentiment_{dataset}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"dataset": dataset, "seeds": args.seeds, "command": command_line(dataset, given),
+                                   "train_config": train_options, "settings": dataclasses.asdict(settings),
+                                   "tfidf_logreg": baseline, "rnnkit": rnn}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
