@@ -375,6 +375,7 @@ def test_a_kmer_classifier_learns_order_and_predicts_with_its_own_tokens(tmp_pat
     assert result["accuracy"] >= 0.9 and result["beats_kmer_baseline"]
     model, vocab, _ = dna.load_run(run)
     assert len(vocab) == 68 and dna.model_kmer(model) == 3  # the saved vocabulary is the k-mers'
+    capsys.readouterr()  # the training report
     assert main(["dna", "predict", "--run", str(run), "GTAAAAAGGCCCCCT", "GGCCCCCTTAAAAAG"]) == 0
     assert [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()] == ["ac", "ca"]
 
