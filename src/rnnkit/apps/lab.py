@@ -46,17 +46,23 @@ TASKS = {
 #: The lab's own cell name: a relu Elman RNN started from the identity (Le et al. 2015); every other
 #: name is a registered cell kind (rnnkit.registry), started with torch's default initialisation.
 IRNN = "irnn"
+#: The lab's LSTM with zoneout (Krueger et al. 2016): in training each unit of h and c keeps its previous
+#: value with probability :data:`ZONEOUT` at each step (the expectation in evaluation).
+ZONEOUT_LSTM = "lstm_zoneout"
+ZONEOUT = 0.1
+#: The variant cells: layer-normalised LSTM (Ba et al. 2016), minGRU (Feng et al. 2024), zoneout LSTM.
+VARIANT_CELLS = ("ln_lstm", "min_gru", ZONEOUT_LSTM)
 #: The cells of the default sweep.
-SWEEP_CELLS = ("rnn", IRNN, "lstm", "gru")
+SWEEP_CELLS = ("rnn", IRNN, "lstm", "gru", *VARIANT_CELLS)
 
 
 def model_cell(name: str) -> tuple[str, str]:
     """``(registered cell, default init scheme)`` of a lab cell name."""
-    return ("rnn_relu", "identity") if name == IRNN else (name, "default")
+    return {IRNN: ("rnn_relu", "identity"), ZONEOUT_LSTM: ("lstm", "default")}.get(name, (name, "default"))
 
 
 def lab_cell_names() -> tuple[str, ...]:
-    return (*registry.cell_names(), IRNN)
+    return (*registry.cell_names(), IRNN, ZONEOUT_LSTM)
 
 
 def baseline(task: str, steps: int) -> float:
@@ -70,8 +76,9 @@ class LabConfig:
     """One lab experiment: task, sequence length and model."""
 
     task: str = option("adding", "adding, copy or order", choices=("adding", "copy", "order"))
-    cell: str = option("lstm", "a registered cell kind (rnn is the tanh Elman RNN), or irnn (relu Elman RNN "
-                               "started from the identity)", choices=lab_cell_names)
+    cell: str = option("lstm", "a registered cell kind (rnn is the tanh Elman RNN), irnn (relu Elman RNN "
+                               f"started from the identity) or {ZONEOUT_LSTM} (LSTM with zoneout {ZONEOUT})",
+                       choices=lab_cell_names)
     T: int = option(100, "sequence length (copy: the gap between seeing and recalling)")
     hidden_size: int = option(128, "features of the recurrent state")
     init: str = option("auto", "auto (identity for irnn, torch's default otherwise), default, identity, "
@@ -118,14 +125,14 @@ class TaskBatches:
 def build_model(config: LabConfig) -> nn.Module:
     """The task's model with the configured cell, initialisation and recurrent scale."""
     cell = model_cell(config.cell)[0]
+    recurrent = {"cell": cell, "hidden_size": config.hidden_size,
+                 "zoneout": ZONEOUT if config.cell == ZONEOUT_LSTM else 0.0}
     if config.task == "copy":
-        model = SequenceTagger(vocab_size=10, embedding_dim=16, output_size=9, cell=cell,
-                               hidden_size=config.hidden_size)
+        model = SequenceTagger(vocab_size=10, embedding_dim=16, output_size=9, **recurrent)
     elif config.task == "adding":
-        model = SequenceClassifier(input_size=2, output_size=1, task="regression", cell=cell,
-                                   hidden_size=config.hidden_size)
+        model = SequenceClassifier(input_size=2, output_size=1, task="regression", **recurrent)
     else:
-        model = SequenceClassifier(input_size=6, output_size=4, cell=cell, hidden_size=config.hidden_size)
+        model = SequenceClassifier(input_size=6, output_size=4, **recurrent)
     layer = model.encoder.rnn
     has_forget_gate = layer.cell_type.forget_gate is not None
     rk_init.initialize_(layer, config.scheme, forget_bias=config.forget_bias if has_forget_gate else None)
