@@ -26,7 +26,7 @@ from torch import Tensor
 class EngineCell:
     name: str  # the C++ cell, as the extension knows it
     gates: int  # blocks of hidden_size in gx and gh
-    saved: int  # blocks of hidden_size saved per step for backward
+    saved: int  # blocks of hidden_size saved per step for backward (some cells add per-row values after them)
     states: int  # 1 for h alone, 2 for (h, c)
     uses_hh_bias: bool  # False when the cell's input projection already folds b_hh in
     forward: Callable
@@ -127,7 +127,7 @@ def _ln_gru_forward(gx, gh, h, c, p):
     a_r, a_z, a_n = (gamma * normed + beta + bias).chunk(3, dim=1)
     r, z = torch.sigmoid(x_r + a_r), torch.sigmoid(x_z + a_z)
     n = torch.tanh(x_n + r * a_n)
-    return n + z * (h - n), None, torch.cat([r, z, n, a_n, normed, rstd.expand_as(h)], dim=1)
+    return n + z * (h - n), None, torch.cat([r, z, n, a_n, normed, rstd], dim=1)
 
 
 def _ln_gru_backward(grad, gc, h, c, h_new, c_new, saved, p):
@@ -173,18 +173,18 @@ def _ln_lstm_forward(gx, gh, h, c, p):
     cell = f * c + i * g
     normed_c, rstd_c = _normalise(cell)
     tanh_y = torch.tanh(gamma_c * normed_c + beta_c)
-    saved = torch.cat([i, f, g, o, normed_hh, normed_c, tanh_y, rstd_hh.expand_as(c), rstd_c.expand_as(c)], dim=1)
-    return o * tanh_y, cell, saved
+    return o * tanh_y, cell, torch.cat([i, f, g, o, normed_hh, normed_c, rstd_hh, rstd_c], dim=1)
 
 
 def _ln_lstm_backward(grad, gc, h, c, h_new, c_new, saved, p):
     """Also returns ``dL/dy`` per step (``y = γ_c ⊙ LN(c') + β_c``): the c-norm's parameter gradients need it."""
     hidden = c.shape[1]
     gates = 4 * hidden
-    gamma, gamma_c = p[:gates], p[2 * gates:2 * gates + hidden]
+    gamma, gamma_c, beta_c = p[:gates], p[2 * gates:2 * gates + hidden], p[-hidden:]
     i, f, g, o = saved[:, :gates].chunk(4, dim=1)
-    normed_hh, normed_c, tanh_y = saved[:, gates:2 * gates], saved[:, 8 * hidden:9 * hidden], saved[:, 9 * hidden:10 * hidden]
-    rstd_hh, rstd_c = saved[:, 10 * hidden:10 * hidden + 1], saved[:, 11 * hidden:11 * hidden + 1]
+    normed_hh, normed_c = saved[:, gates:2 * gates], saved[:, 8 * hidden:9 * hidden]
+    rstd_hh, rstd_c = saved[:, 9 * hidden:9 * hidden + 1], saved[:, 9 * hidden + 1:9 * hidden + 2]
+    tanh_y = torch.tanh(gamma_c * normed_c + beta_c)  # recomputed: not saved
     d_y = grad * o * (1 - tanh_y * tanh_y)
     d_cell = gc + _normalise_backward(gamma_c * d_y, normed_c, rstd_c)
     d_gates = torch.cat([d_cell * g * i * (1 - i), d_cell * c * f * (1 - f), d_cell * i * (1 - g * g),
@@ -195,7 +195,7 @@ def _ln_lstm_backward(grad, gc, h, c, h_new, c_new, saved, p):
 
 def _ln_lstm_param_grads(dgx, c_prev, saved, d_y):
     """``d[γ_hh | β_hh | γ_c | β_c]``: Σ da ⊙ LN(gh), Σ da (da = dgx), Σ dy ⊙ LN(c'), Σ dy."""
-    hidden = dgx.shape[2] // 4
+    hidden = dgx.shape[2] // 4  # saved: the gates, LN(gh), LN(c') (blocks of H), then the two 1/σ
     return torch.cat([(dgx * saved[..., 4 * hidden:8 * hidden]).sum((0, 1)), dgx.sum((0, 1)),
                       (d_y * saved[..., 8 * hidden:9 * hidden]).sum((0, 1)), d_y.sum((0, 1))])
 
@@ -212,12 +212,12 @@ PEEPHOLE_LSTM = EngineCell("peephole_lstm", 4, 5, 2, False, _peephole_forward, _
                            cell_params=("weight_ci", "weight_cf", "weight_co"))
 #: The layer-normalised GRU (rk.LayerNormGRUCell): b_hh is added after the layer norm, so it travels with
 #: the layer norm's gain and shift as a cell parameter (missing ones, with bias=False, are zeros).
-LN_GRU = EngineCell("ln_gru", 3, 8, 1, False, _ln_gru_forward, _ln_gru_backward,
+LN_GRU = EngineCell("ln_gru", 3, 7, 1, False, _ln_gru_forward, _ln_gru_backward,
                     cell_params=("ln_hh_weight", "ln_hh_bias", "bias_hh"))
 #: The layer-normalised LSTM (rk.LayerNormLSTMCell): p = [γ_hh | β_hh (4H each) | γ_c | β_c (H each)]
-#: (b_ih + b_hh are in the input projection). Saves the gates, LN(gh), LN(c'), tanh(γ_c LN(c') + β_c) and
-#: the two 1/σ; its backward also hands back dL/dy per step, from which the c-norm's gradients are summed.
-LN_LSTM = EngineCell("ln_lstm", 4, 12, 2, False, _ln_lstm_forward, _ln_lstm_backward,
+#: (b_ih + b_hh are in the input projection). Saves the gates, LN(gh), LN(c') and the two 1/σ (one value
+#: each per row); its backward also hands back dL/dy per step, from which the c-norm's gradients are summed.
+LN_LSTM = EngineCell("ln_lstm", 4, 9, 2, False, _ln_lstm_forward, _ln_lstm_backward,
                      cell_params=("ln_hh_weight", "ln_hh_bias", "ln_c_weight", "ln_c_bias"))
 PARAM_GRADS = {"peephole_lstm": _peephole_param_grads, "ln_gru": _ln_gru_param_grads,
                "ln_lstm": _ln_lstm_param_grads}

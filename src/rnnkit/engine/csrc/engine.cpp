@@ -355,11 +355,12 @@ struct PeepholeLSTM {
 //   a = γ ⊙ LN(gh) + β + b_hh with LN over the 3H units of the raw gh = W_hh h (the caller's GEMM has
 //   no bias), r = σ(gx_r + a_r), z = σ(gx_z + a_z), n = tanh(gx_n + r ⊙ a_n), h' = (1 - z) ⊙ n + z ⊙ h.
 // gx = LN(W_ih x; γ_ih, β_ih) + b_ih comes from the cell's input projection. Saved per step: r, z, n,
-// a_n, the normalised gh (3H) and 1/σ (block 7). dgh is dL/d(raw gh), through the layer norm.
+// a_n, the normalised gh (3H) and 1/σ (one value after the blocks). dgh is dL/d(raw gh), through the layer norm.
 template <typename T>
 struct LayerNormGRU {
   static constexpr int kGates = 3;
-  static constexpr int kSaved = 8;
+  static constexpr int kSaved = 7;
+  static constexpr int kRowScalars = 1;  // 1/σ of gh
   static constexpr int kSharedGrad = 0;
   static constexpr int kStates = 1;
   static constexpr int kParams = 9;
@@ -391,9 +392,9 @@ struct LayerNormGRU {
         saved[4 * H + j] = nr;
         saved[5 * H + j] = nz;
         saved[6 * H + j] = nn;
-        saved[7 * H + j] = rstd;
       }
     }
+    if constexpr (kTrain) saved[7 * H] = rstd;
   }
 
   static inline void backward(int64_t H, const T* g, const T* gc, const T* h, const T* c, const T* h_new,
@@ -432,13 +433,15 @@ struct LayerNormGRU {
 // p = [γ_hh | β_hh (4H each) | γ_c | β_c (H each)]:
 //   a = gx + γ_hh ⊙ LN(gh) + β_hh with LN over the 4H units of the raw gh = W_hh h,
 //   c' = σ(a_f) ⊙ c + σ(a_i) ⊙ tanh(a_g),  h' = σ(a_o) ⊙ tanh(y),  y = γ_c ⊙ LN(c') + β_c (LN over H).
-// Saved per step: the four activated gates, LN(gh) (4H), LN(c'), tanh(y), then 1/σ of gh and of c'
-// (blocks 10 and 11). Backward also writes dL/dy per step (kRowGrads blocks), from which the engine
-// sums the c-norm's parameter gradients; dgh is dL/d(raw gh), through the layer norm.
+// Saved per step: the four activated gates, LN(gh) (4H) and LN(c'), then 1/σ of gh and of c' (two values
+// after the blocks); backward recomputes tanh(y), so the engine keeps no more than the reference loop.
+// Backward also writes dL/dy per step (kRowGrads blocks), from which the engine sums the c-norm's
+// parameter gradients; dgh is dL/d(raw gh), through the layer norm.
 template <typename T>
 struct LayerNormLSTM {
   static constexpr int kGates = 4;
-  static constexpr int kSaved = 12;
+  static constexpr int kSaved = 9;
+  static constexpr int kRowScalars = 2;  // 1/σ of gh, 1/σ of c'
   static constexpr int kSharedGrad = 0;
   static constexpr int kStates = 2;
   static constexpr int kParams = 10;
@@ -479,12 +482,11 @@ struct LayerNormLSTM {
       const T nc = (c_new[j] - mean_c) * rstd_c;
       const T tanh_y = Math<T>::tanh(gamma_c[j] * nc + beta_c[j]);
       h_new[j] *= tanh_y;
-      if constexpr (kTrain) {
-        saved[8 * H + j] = nc;
-        saved[9 * H + j] = tanh_y;
-        saved[10 * H + j] = rstd;
-        saved[11 * H + j] = rstd_c;
-      }
+      if constexpr (kTrain) saved[8 * H + j] = nc;
+    }
+    if constexpr (kTrain) {
+      saved[9 * H] = rstd;
+      saved[9 * H + 1] = rstd_c;
     }
   }
 
@@ -492,12 +494,13 @@ struct LayerNormLSTM {
                               const T* c_new, const T* saved, T* dgx, T* dgh, T* dh_direct, T* dc, const T* p,
                               T* d_y) {
     const int64_t G = 4 * H;
-    const T *gamma = p, *gamma_c = p + 2 * G;
-    const T *normed_c = saved + 8 * H, *tanh_y = saved + 9 * H;
-    const T rstd_c = saved[11 * H];
+    const T *gamma = p, *gamma_c = p + 2 * G, *beta_c = p + 2 * G + H;
+    const T* normed_c = saved + 8 * H;
+    const T rstd_c = saved[9 * H + 1];
     T mean_s = T(0), mean_sn = T(0);  // over γ_c ⊙ dL/dy, for the backward of LN(c')
     for (int64_t j = 0; j < H; ++j) {
-      d_y[j] = g[j] * saved[3 * H + j] * (T(1) - tanh_y[j] * tanh_y[j]);
+      const T tanh_y = Math<T>::tanh(gamma_c[j] * normed_c[j] + beta_c[j]);
+      d_y[j] = g[j] * saved[3 * H + j] * (T(1) - tanh_y * tanh_y);
       mean_s += gamma_c[j] * d_y[j];
       mean_sn += gamma_c[j] * d_y[j] * normed_c[j];
     }
@@ -507,10 +510,11 @@ struct LayerNormLSTM {
     for (int64_t j = 0; j < H; ++j) {
       const T i = saved[j], f = saved[H + j], gate = saved[2 * H + j], o = saved[3 * H + j];
       const T d_cell = gc[j] + rstd_c * (gamma_c[j] * d_y[j] - mean_s - normed_c[j] * mean_sn);
+      const T tanh_y = Math<T>::tanh(gamma_c[j] * normed_c[j] + beta_c[j]);  // as in the first pass
       const T di = d_cell * gate * i * (T(1) - i);
       const T df = d_cell * c[j] * f * (T(1) - f);
       const T dg = d_cell * i * (T(1) - gate * gate);
-      const T d_o = g[j] * tanh_y[j] * o * (T(1) - o);
+      const T d_o = g[j] * tanh_y * o * (T(1) - o);
       dgx[j] = di;
       dgx[H + j] = df;
       dgx[2 * H + j] = dg;
@@ -522,7 +526,7 @@ struct LayerNormLSTM {
       dh_direct[j] = T(0);
       dc[j] = d_cell * f;  // dc may alias gc: element j was read above
     }
-    layer_norm_backward(G, saved + 4 * H, saved[10 * H], dgh);
+    layer_norm_backward(G, saved + 4 * H, saved[9 * H], dgh);
   }
 
   // dγ_hh = Σ dL/da ⊙ LN(gh), dβ_hh = Σ dL/da (= dgx), dγ_c = Σ dL/dy ⊙ LN(c'), dβ_c = Σ dL/dy
@@ -532,6 +536,23 @@ struct LayerNormLSTM {
                     (d_y * saved.slice(2, 8 * H, 9 * H)).sum({0, 1}), d_y.sum({0, 1})});
   }
 };
+
+// Values per row saved after the kSaved blocks (Cell::kRowScalars, 0 if absent): per-row statistics such
+// as a layer norm's 1/σ, which would waste a block of H each.
+template <typename Cell, typename = void>
+struct RowScalars {
+  static constexpr int value = 0;
+};
+template <typename Cell>
+struct RowScalars<Cell, std::void_t<decltype(Cell::kRowScalars)>> {
+  static constexpr int value = Cell::kRowScalars;
+};
+
+// The width of one row of `saved`.
+template <typename Cell>
+inline int64_t saved_width(int64_t H) {
+  return Cell::kSaved * H + RowScalars<Cell>::value;
+}
 
 // Blocks of H per step that a cell's backward hands to its param_grads (Cell::kRowGrads, 0 if absent).
 template <typename Cell, typename = void>
@@ -622,7 +643,7 @@ void forward_loop(const Tensor& x_proj, const Tensor& h0, const Tensor& c0, cons
   const T* cell_p = cell_params.defined() ? cell_params.data_ptr<T>() : nullptr;
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), R = w_hh.size(1);
   const int64_t H = proj ? w_hr.size(1) : R;
-  const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
+  const int64_t G = Cell::kGates * H, S = saved_width<Cell>(H), E = (Cell::kStates - 1) * H;
   const auto options = x_proj.options();
   Tensor gh = at::empty({batch, G}, options);
   const RecurrentGemm<T> gemm(w_hh, /*transpose=*/true, batch, b_hh);
@@ -719,7 +740,7 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   const T* cell_p = cell_params.defined() ? cell_params.data_ptr<T>() : nullptr;
   const int64_t steps = out.size(0), batch = out.size(1), R = w_hh.size(1);
   const int64_t H = proj ? w_hr.size(1) : R;
-  const int64_t G = Cell::kGates * H, S = Cell::kSaved * H, E = (Cell::kStates - 1) * H;
+  const int64_t G = Cell::kGates * H, S = saved_width<Cell>(H), E = (Cell::kStates - 1) * H;
   const int64_t shared = Cell::kSharedGrad * H, tail = G - shared;
   const auto options = out.options();
   Tensor dgx_all = at::empty({steps, batch, G}, options);
@@ -966,8 +987,8 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor w_hr = optional_or_undefined(w_hr_opt), cell_params = optional_or_undefined(params_opt);
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), R = w_hh.size(1), H = cell_width(cell, w_hh, w_hr);
-  int64_t saved_blocks = 0, extra_blocks = 0;
-  RNNKIT_DISPATCH_CELL(cell, float, (saved_blocks = CellT::kSaved, extra_blocks = CellT::kStates - 1))
+  int64_t saved_per_row = 0, extra_blocks = 0;
+  RNNKIT_DISPATCH_CELL(cell, float, (saved_per_row = saved_width<CellT>(H), extra_blocks = CellT::kStates - 1))
   const Tensor c0 = optional_or_empty(c0_opt, x_proj);
   TORCH_CHECK(extra_blocks == 0 || c0.numel() == batch * extra_blocks * H, "rnnkit engine: cell '", cell,
               "' needs an initial extra state of shape (batch, ", extra_blocks * H, ")");
@@ -975,7 +996,7 @@ std::vector<Tensor> forward(const std::string& cell, const Tensor& x_proj, const
   Tensor out = at::empty({steps, batch, R}, options);
   Tensor h_n = at::empty_like(h0);
   Tensor c_n = extra_blocks > 0 ? at::empty({batch, extra_blocks * H}, options) : at::empty({0}, options);
-  Tensor saved = training && saved_blocks > 0 ? at::empty({steps, batch, saved_blocks * H}, options)
+  Tensor saved = training && saved_per_row > 0 ? at::empty({steps, batch, saved_per_row}, options)
                                               : at::empty({0}, options);
   Tensor cells = training && extra_blocks > 0 ? at::empty({steps, batch, extra_blocks * H}, options)
                                               : at::empty({0}, options);
