@@ -143,3 +143,25 @@ def test_sample_never_writes_special_tokens_unless_unknown_is_allowed(run, monke
     assert len(text) == 50 and "<" not in text  # every step drew a real character
     allowed = "".join(textgen.sample(run, prime="the", length=50, seed=0, allow_unknown=True))
     assert allowed.count("<unk>") > 40
+
+
+def test_preset_hour_fills_in_what_the_command_line_does_not_say(corpus, tmp_path, capsys):
+    from rnnkit.apps.textgen import APP
+
+    out = tmp_path / "preset"
+    # --hidden is an abbreviation of --hidden-size; --lr 3e-3 equals textgen's default and must still win.
+    assert main(["textgen", "train", "--data", str(corpus), "--out", str(out), "--preset", "hour", "--hidden", "16",
+                 "--num-layers", "1", "--lr", "3e-3", "--max-steps", "4", "--batch-size=4", "--chunk-length", "16",
+                 "--eval-every", "2", "--quiet", "--sample-length", "0", "--no-tensorboard"]) == 0
+    model = json.loads((out / "app.json").read_text())["settings"]["model"]
+    train = json.loads((out / "config.json").read_text())["train"]
+    preset = APP.presets["hour"]["values"]
+    assert (model["hidden_size"], model["num_layers"], train["lr"], train["max_steps"], train["batch_size"]) == \
+        (16, 1, 3e-3, 4, 4)
+    for name in ("dropout", "cell", "embedding_dim"):
+        assert model[name] == preset[name]
+    for name in ("optimizer", "weight_decay", "schedule", "min_lr", "max_minutes", "eval_batches", "warmup_steps"):
+        assert train[name] == preset[name]
+    with pytest.raises(SystemExit):
+        main(["textgen", "train", "--data", str(corpus), "--out", str(tmp_path / "x"), "--preset", "day"])
+    assert "--preset: invalid choice: 'day'" in capsys.readouterr().err

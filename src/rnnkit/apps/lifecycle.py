@@ -116,6 +116,9 @@ class App:
     results_file: str = "results.json"
     #: Report a run whose gradients stayed non-finite (the lab shows explosions) instead of failing.
     reports_divergence: bool = False
+    #: Named recipes (``--preset NAME``): ``{"help": what it is for, "values": {option name: value}}``, the
+    #: option names being fields of the settings (the model's included) or of TrainConfig.
+    presets: dict[str, dict] = {}
 
     def configure(self, settings: Any, config: TrainConfig) -> TrainConfig:
         """The training options this app needs given its settings (e.g. the metric to monitor)."""

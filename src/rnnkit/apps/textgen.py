@@ -114,6 +114,15 @@ class Textgen(lifecycle.App):
     settings_class = TextgenSettings
     train_defaults = {"max_steps": 2000, "batch_size": 32, "lr": 3e-3, "eval_every": 250, "checkpoint_every": 250,
                       "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4}
+    presets = {
+        "hour": {"help": "the best 60-minute recipe measured on a 2-core CPU (docs/applications.md): a 2-layer "
+                         "LSTM(512) with dropout, AdamW and a cosine schedule sized to fill the hour",
+                 "values": {"cell": "lstm", "hidden_size": 512, "num_layers": 2, "embedding_dim": 64,
+                            "dropout": 0.25, "chunk_length": 128, "batch_size": 32, "optimizer": "adamw",
+                            "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 100,
+                            "min_lr": 1e-4, "max_steps": 3600, "max_minutes": 60.0, "eval_every": 300,
+                            "eval_batches": None, "checkpoint_every": 300}},
+    }
 
     def normalize(self, settings: TextgenSettings) -> TextgenSettings:
         return dataclasses.replace(settings, data=tuple(str(Path(f).resolve()) for f in settings.data),

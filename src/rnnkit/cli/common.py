@@ -134,6 +134,40 @@ def add_train_options(parser: argparse.ArgumentParser, *, defaults: dict | None 
     add_dataclass_options(parser, TrainConfig, defaults=defaults, aliases={"clip_norm": ["--clip"]})
 
 
+def given_options(parser: argparse.ArgumentParser, command_line: list[str]) -> set[str]:
+    """The ``dest`` of every option of ``parser`` written out in ``command_line`` (abbreviations too).
+
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--hidden-size"); _ = parser.add_argument("--lr"); _ = parser.add_argument("--lr-decay")
+    >>> sorted(given_options(parser, ["--hidden", "64", "--lr=0.1", "x"]))
+    ['hidden_size', 'lr']
+    """
+    actions = parser._option_string_actions  # argparse's map from option string to action
+    given = set()
+    for token in command_line:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        if name in actions:
+            given.add(actions[name].dest)
+            continue
+        matches = {action.dest for option, action in actions.items() if option.startswith(name)}
+        if len(matches) == 1:  # argparse accepts a unique abbreviation
+            given |= matches
+    return given
+
+
+def apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace, values: dict) -> None:
+    """Set the preset's ``values`` on ``args``, except for the options the command line gives."""
+    unknown = sorted(set(values) - {action.dest for action in parser._actions})
+    if unknown:
+        raise TypeError(f"preset names options this command does not have: {', '.join(unknown)}")
+    given = given_options(parser, getattr(args, "command_line", None) or [])
+    for dest, value in values.items():
+        if dest not in given:
+            setattr(args, dest, value)
+
+
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return dataclass_from_args(TrainConfig, args)
 
@@ -150,10 +184,16 @@ def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] 
     parser = verbs.add_parser("train", help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_options(parser, app.settings_class, skip=skip)
     add_train_options(parser, defaults=app.train_defaults)
+    if app.presets:
+        described = "; ".join(f"{name}: {preset['help']}" for name, preset in app.presets.items())
+        parser.add_argument("--preset", choices=sorted(app.presets), default=None,
+                            help=f"start from a named recipe; options you give still win ({described})")
 
     def run(args: argparse.Namespace) -> int:
         from rnnkit.apps import lifecycle
 
+        if getattr(args, "preset", None):
+            apply_preset(parser, args, app.presets[args.preset]["values"])
         settings = dataclass_from_args(app.settings_class, args, **(overrides(args) if overrides else {}))
         result = lifecycle.train(app, settings, train_config(args), args.out, resume=args.resume,
                                  progress=not args.quiet)

@@ -46,7 +46,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = argv  # what was written out: a preset never overrides a given option
     from rnnkit.train.distributed import launched_rank
 
     if launched_rank() != 0:

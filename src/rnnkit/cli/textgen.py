@@ -13,6 +13,7 @@ from rnnkit.cli.common import add_train_verb
 EXAMPLES = """examples:
   rnnkit textgen train --dataset shakespeare --out runs/shakespeare --max-steps 3000
   rnnkit textgen train --data my_novel.txt --level word --out runs/novel
+  rnnkit textgen train --dataset shakespeare_char --preset hour --out runs/hour   # the 60-minute recipe
   rnnkit textgen sample --run runs/shakespeare --prime "ROMEO:" --temperature 0.8 --length 500
   rnnkit textgen evaluate --run runs/shakespeare --data held_out.txt
 """

@@ -1,0 +1,129 @@
+"""Character-level Shakespeare on a wall-clock budget: validation loss against minutes, from run directories.
+
+Issue 19's question: how close does a recurrent network trained with rnnkit on this 2-core CPU get to nanoGPT's
+"baby GPT" (1.4697 nats/char on shakespeare_char, ≈3 minutes on an A100) within 60 minutes? The runs are
+ordinary ``rnnkit textgen train`` commands; this script starts them (``run``) and turns their ``metrics.jsonl``
+into the table and figure of docs/applications.md (``report``).
+
+    # the published figure: the hour recipe on nanoGPT's split (the validation part is reported)
+    python benchmarks/bench_shakespeare_hour.py run --out runs/hour -- --dataset shakespeare_char --preset hour
+    # hyper-parameter search: train on the training part only, the last tenth of it held out for choosing
+    python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-lstm2 -- --preset hour --max-minutes 25
+    python benchmarks/bench_shakespeare_hour.py report runs/hour runs/tune-* --figure docs/figures/shakespeare-hour.png
+
+Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
+over them (the trainer's time limit counts both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ANCHORS = {"nanoGPT baby GPT (A100, 3 min)": 1.4697, "minGRU / minLSTM (paper, GPU)": 1.548,
+           "nanoGPT CPU config (3 min)": 1.88}
+
+
+def tuning_file() -> Path:
+    """nanoGPT's training part alone in a file: ``--val-fraction 0.1`` then holds out its last tenth."""
+    from rnnkit.datasets.text import shakespeare_char
+
+    path = Path(tempfile.gettempdir()) / "rnnkit-shakespeare-char-train.txt"
+    text = shakespeare_char().train
+    if not path.exists() or path.stat().st_size != len(text.encode()):
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(out: str, tuning: bool, flags: list[str]) -> None:
+    command = [sys.executable, "-m", "rnnkit", "textgen", "train", "--out", out, *flags]
+    if tuning:
+        command += ["--data", str(tuning_file()), "--val-fraction", "0.1"]
+    print(" ".join(command), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    print(f"wall-clock {(time.perf_counter() - started) / 60:.1f} min (start-up and the final report included)")
+
+
+def curve(run_dir: Path) -> dict:
+    """Validation loss against wall-clock training minutes, and the run's facts."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    app = json.loads((run_dir / "app.json").read_text())
+    results_path = run_dir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    step_seconds, elapsed, evaluations = {}, 0.0, []
+    for record in records:
+        if "seconds" in record:
+            elapsed += record["seconds"]
+            step_seconds[record["step"]] = elapsed
+        elif "val_loss" in record:
+            evaluations.append((record["step"], record["val_loss"]))
+    total = results.get("train_seconds", elapsed)
+    per_eval = max(total - elapsed, 0.0) / max(len(evaluations), 1)
+    points = [((step_seconds.get(step, elapsed) + per_eval * (i + 1)) / 60, loss)
+              for i, (step, loss) in enumerate(evaluations)]
+    model, settings, train = app["settings"]["model"], app["settings"], app.get("train", {})
+    return {"name": run_dir.name, "points": points, "minutes": total / 60,
+            "steps": max(step_seconds, default=0), "final": results.get("val_nats_per_char"),
+            "best": min((loss for _, loss in points), default=float("nan")),
+            "model": f"{model['cell'].upper()} {model['num_layers']}×{model['hidden_size']}, dropout "
+                     f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else ""),
+            "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
+            "data": "tuning part" if settings["data"] else settings["dataset"]}
+
+
+def report(run_dirs: list[str], figure: str | None) -> None:
+    rows = [curve(Path(d)) for d in run_dirs]
+    print("| run | model | data | steps | chars seen | minutes | best val nats/char | final |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        final = f"{r['final']:.4f}" if r["final"] is not None else "-"
+        print(f"| {r['name']} | {r['model']} | {r['data']} | {r['steps']:,} | {r['chars'] / 1e6:.1f} M | "
+              f"{r['minutes']:.1f} | {r['best']:.4f} | {final} |")
+    for name, value in ANCHORS.items():
+        print(f"| {name} | | | | | | {value} | |")
+    if figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for r in rows:
+            ax.plot(*zip(*r["points"]), marker=".", label=f"{r['name']}: {r['model']}")
+        for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
+            ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name}: {value}")
+        ax.set(xlabel="wall-clock training minutes (2-core CPU)", ylabel="validation loss (nats/char)",
+               title="Character-level Shakespeare (nanoGPT split)", ylim=(1.3, 2.4))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(figure, dpi=120)
+        print(f"figure: {figure}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    start = verbs.add_parser("run", help="train one configuration (flags after -- go to rnnkit textgen train)")
+    start.add_argument("--out", required=True)
+    start.add_argument("--tuning", action="store_true", help="train on the training part, hold out its last tenth")
+    start.add_argument("flags", nargs=argparse.REMAINDER)
+    show = verbs.add_parser("report", help="table (and figure) of finished or running runs")
+    show.add_argument("runs", nargs="+")
+    show.add_argument("--figure", default=None)
+    args = parser.parse_args()
+    if args.verb == "run":
+        run(args.out, args.tuning, [f for f in args.flags if f != "--"])
+    else:
+        report(args.runs, args.figure)
+
+
+if __name__ == "__main__":
+    main()
