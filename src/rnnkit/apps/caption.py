@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
+from rnnkit.apps.common import exact_match_fn
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
 from rnnkit.models.captioner import Captioner, CaptionerConfig
@@ -320,27 +321,6 @@ def nearest_neighbour(train: Images, test: Images, batch: int = 256) -> list[str
     return out
 
 
-def exact_match_fn(process, device):
-    """``metrics_fn`` for the trainer: greedy exact match of the validation captions (summed over processes)."""
-
-    def metrics(model, batches) -> dict:
-        was_training = model.training
-        model.eval()
-        correct = total = 0
-        for batch in batches:
-            decoded = decode(model, batch["inputs"])
-            for row in range(len(decoded.tokens)):
-                length = int(batch["target_lengths"][row])
-                correct += decoded.tokens[row, :int(decoded.lengths[row])].tolist() == \
-                    batch["targets"][row, :length].tolist()
-            total += len(decoded.tokens)
-        model.train(was_training)
-        correct, total = distributed.all_sum([correct, total], process, device)
-        return {"exact_match": correct / max(total, 1)}
-
-    return metrics
-
-
 # ------------------------------------------------------------------------------------ the app
 def write_split(folder: Path, data: Images) -> None:
     """The images as PNG files and a ``labels.csv`` (file,caption; one row per caption) in ``folder``."""
@@ -384,7 +364,9 @@ class Caption(lifecycle.App):
                  "images": {"train": len(train), "val": len(val), "test": len(test)}}
         return lifecycle.Prepared(CaptionDataset(train, vocab), CaptionDataset(val, vocab), test=(train, test),
                                   vocab=vocab, facts=facts, collate_fn=collate,
-                                  metrics_fn=exact_match_fn(process, device))
+                                  metrics_fn=exact_match_fn(
+                                      lambda model, batch: decode(model, batch["inputs"]),
+                                      process, device))
 
     def build_model(self, settings: CaptionSettings, data: lifecycle.Prepared) -> Captioner:
         return Captioner(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],

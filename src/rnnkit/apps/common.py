@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 
 def format_metrics(values: dict[str, Any]) -> str:
@@ -12,3 +12,28 @@ def format_metrics(values: dict[str, Any]) -> str:
         return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v)
 
     return "  ".join(f"{k} {show(v)}" for k, v in values.items())
+
+
+def exact_match_fn(decode_batch: Callable, process, device) -> Callable:
+    """``metrics_fn`` for the trainer: the share of validation targets that greedy decoding gets exactly right.
+
+    ``decode_batch(model, batch)`` returns what :func:`rnnkit.models.decoding.greedy_decode` does; the batch
+    holds ``targets`` and ``target_lengths``. Counts are summed over processes under torchrun.
+    """
+    from rnnkit.train import distributed
+
+    def metrics(model, batches) -> dict:
+        was_training = model.training
+        model.eval()
+        correct = total = 0
+        for batch in batches:
+            decoded = decode_batch(model, batch)
+            for row in range(len(decoded.tokens)):
+                produced = decoded.tokens[row, :int(decoded.lengths[row])].tolist()
+                correct += produced == batch["targets"][row, :int(batch["target_lengths"][row])].tolist()
+            total += len(decoded.tokens)
+        model.train(was_training)
+        correct, total = distributed.all_sum([correct, total], process, device)
+        return {"exact_match": correct / max(total, 1)}
+
+    return metrics

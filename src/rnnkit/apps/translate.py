@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
+from rnnkit.apps.common import exact_match_fn
 from rnnkit.data.tables import read_text
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
@@ -263,27 +264,6 @@ def score(hypotheses: list[str], references: list[str], *, bleu: bool = True, le
     return result
 
 
-def exact_match_fn(process, device):
-    """``metrics_fn`` for the trainer: greedy exact match on the validation batches (summed over processes)."""
-
-    def metrics(model, batches) -> dict:
-        was_training = model.training
-        model.eval()
-        correct = total = 0
-        for batch in batches:
-            decoded = decode(model, batch["inputs"], batch["lengths"])
-            for row in range(len(decoded.tokens)):
-                length = int(batch["target_lengths"][row])
-                hyp = decoded.tokens[row, :int(decoded.lengths[row])].tolist()
-                correct += hyp == batch["targets"][row, :length].tolist()
-            total += len(decoded.tokens)
-        model.train(was_training)
-        correct, total = distributed.all_sum([correct, total], process, device)
-        return {"exact_match": correct / max(total, 1)}
-
-    return metrics
-
-
 # ------------------------------------------------------------------------------------ training
 def build_vocabs(config: TranslateSettings, train_pairs: list) -> dict[str, Vocabulary]:
     return {"source": Vocabulary.build([s for s, _ in train_pairs], level=config.source_level,
@@ -333,7 +313,9 @@ class Translate(lifecycle.App):
         return lifecycle.Prepared(PairDataset(train_pairs, source, target, reverse),
                                   PairDataset(val_pairs, source, target, reverse), test=test_pairs,
                                   vocab=vocabs, facts=facts, collate_fn=collate,
-                                  metrics_fn=exact_match_fn(process, device))
+                                  metrics_fn=exact_match_fn(
+                                      lambda model, batch: decode(model, batch["inputs"], batch["lengths"]),
+                                      process, device))
 
     def build_model(self, settings: TranslateSettings, data: lifecycle.Prepared) -> Seq2Seq:
         return build_model(settings, data.vocab, data.facts["max_length"])
