@@ -44,6 +44,19 @@ def _assert_all_close(got, expected, tolerance):
         torch.testing.assert_close(a, b, atol=tolerance, rtol=tolerance, msg=lambda m, i=index: f"#{i}: {m}")
 
 
+def _assert_engine_equals_reference(layer, x, tolerance, backend="auto", modes=(True, False)):
+    """The layer on the engine (through ``backend``) against the reference loop: outputs, final states and
+    every gradient, in training and evaluation (``modes``), without and with lengths."""
+    for training in modes:
+        layer.train(training)
+        for lengths in (None, torch.tensor([x.shape[0], 2, x.shape[0] - 1])):
+            layer.backend = "reference"
+            expected = _results(layer, x, lengths)
+            layer.backend = backend
+            assert backends.select(layer).name == "engine"
+            _assert_all_close(_results(layer, x, lengths), expected, tolerance)
+
+
 def _assert_loops_agree(kind, x_proj, h0, c0, w_hh, b_hh, lengths, rmask, zone, w_hr=None, params=None,
                         forward_tolerance=2e-6, backward_tolerance=3e-5):
     """The C++ loops and their PyTorch twin, buffer by buffer: forward's (out, h_n, c_n, saved, cells),
@@ -80,14 +93,7 @@ def test_regularised_engine_equals_reference(layer_cls, regularisers, training, 
     _use(monkeypatch, "cpp")
     torch.manual_seed(0)
     layer = layer_cls(3, 4, num_layers=2, bidirectional=True, backend="reference", **regularisers).double()
-    layer.train(training)
-    x = torch.randn(6, 3, 3, dtype=torch.float64)
-    for lengths in (None, torch.tensor([6, 2, 5])):
-        layer.backend = "reference"
-        expected = _results(layer, x, lengths)
-        layer.backend = "engine"
-        assert backends.select(layer).name == "engine"
-        _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
+    _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-12, "engine", (training,))
 
 
 @pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU])
@@ -234,14 +240,7 @@ def test_projected_lstm_on_the_engine_equals_torch_nn(layers, bidirectional, dty
 def test_projected_lstm_on_the_engine_equals_reference_with_lengths_and_masks(regularisers):
     torch.manual_seed(0)
     layer = rk.LSTM(3, 6, num_layers=2, bidirectional=True, proj_size=4, backend="reference", **regularisers).double()
-    x = torch.randn(6, 3, 3, dtype=torch.float64)
-    for training in (True, False):
-        layer.train(training)
-        for lengths in (None, torch.tensor([6, 2, 5])):
-            layer.backend = "reference"
-            expected = _results(layer, x, lengths)
-            layer.backend = "engine"
-            _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
+    _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-12, "engine")
 
 
 @pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
@@ -293,15 +292,7 @@ def _peephole_layer(**kwargs):
 def test_peephole_lstm_on_the_engine_equals_reference(regularisers):
     """Outputs, states and every gradient (peepholes included) over 2 layers x both directions x lengths."""
     layer = _peephole_layer(num_layers=2, bidirectional=True, **regularisers)
-    x = torch.randn(6, 3, 3, dtype=torch.float64)
-    for training in (True, False):
-        layer.train(training)
-        for lengths in (None, torch.tensor([6, 2, 5])):
-            layer.backend = "reference"
-            expected = _results(layer, x, lengths)
-            layer.backend = "auto"
-            assert backends.select(layer).name == "engine"
-            _assert_all_close(_results(layer, x, lengths), expected, 1e-12)
+    _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-12)
 
 
 def test_peephole_lstm_on_the_engine_equals_reference_in_float32():
@@ -421,15 +412,7 @@ def _ln_gru_layer(**kwargs):
 def test_layernorm_gru_on_the_engine_equals_reference(regularisers, bias):
     """Outputs, states and every gradient (gains, shifts, biases) over 2 layers x both directions x lengths."""
     layer = _ln_gru_layer(num_layers=2, bidirectional=True, bias=bias, **regularisers)
-    x = torch.randn(6, 3, 3, dtype=torch.float64)
-    for training in (True, False):
-        layer.train(training)
-        for lengths in (None, torch.tensor([6, 2, 5])):
-            layer.backend = "reference"
-            expected = _results(layer, x, lengths)
-            layer.backend = "auto"
-            assert backends.select(layer).name == "engine"
-            _assert_all_close(_results(layer, x, lengths), expected, 1e-11)
+    _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-11)
 
 
 def test_layernorm_gru_on_the_engine_equals_reference_in_float32():
@@ -492,15 +475,7 @@ def _ln_lstm_layer(**kwargs):
 def test_layernorm_lstm_on_the_engine_equals_reference(regularisers, bias):
     """Outputs, states and every gradient (both norms' gains and shifts) over 2 layers x both directions x lengths."""
     layer = _ln_lstm_layer(num_layers=2, bidirectional=True, bias=bias, **regularisers)
-    x = torch.randn(6, 3, 3, dtype=torch.float64)
-    for training in (True, False):
-        layer.train(training)
-        for lengths in (None, torch.tensor([6, 2, 5])):
-            layer.backend = "reference"
-            expected = _results(layer, x, lengths)
-            layer.backend = "auto"
-            assert backends.select(layer).name == "engine"
-            _assert_all_close(_results(layer, x, lengths), expected, 1e-11)
+    _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-11)
 
 
 def test_layernorm_lstm_on_the_engine_equals_reference_in_float32():
