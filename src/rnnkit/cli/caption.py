@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit caption train --out runs/emoji                      # 3,963 emoji -> their names ("thumbs up")
@@ -24,42 +24,33 @@ EXAMPLES = """examples:
 """
 
 
-def _parser(verbs, name: str, help: str):
-    return verbs.add_parser(name, help=help, description=help, epilog=EXAMPLES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
 def _decoding_options(parser) -> None:
-    parser.add_argument("--run", required=True, metavar="DIR", help="run directory of `rnnkit caption train`")
     parser.add_argument("--beam", type=int, default=3, metavar="N", help="beam size; 1 is greedy (default: 3)")
     parser.add_argument("--alpha", type=float, default=0.6,
                         help="GNMT length-normalisation strength for beam search; 0 = none (default: 0.6)")
     parser.add_argument("--resize", action="store_true",
                         help="resize images of another size to the size the model was trained on (default: refuse)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
 def add_parser(subparsers) -> None:
     from rnnkit.apps.caption import APP
 
-    command = subparsers.add_parser("caption", help="image captioning: CNN encoder, attentive recurrent decoder",
-                                    description=__doc__, epilog=EXAMPLES,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "caption", help="image captioning: CNN encoder, attentive recurrent decoder",
+                        description=__doc__, epilog=EXAMPLES)
     add_train_verb(verbs, APP, help="train a captioner on images with captions", epilog=EXAMPLES,
                    show=_show_training)
 
-    evaluate = _parser(verbs, "evaluate", "BLEU-4 and exact match of a trained run")
+    evaluate = add_run_verb(verbs, "evaluate", app="caption", help="BLEU-4 and exact match of a trained run",
+                            epilog=EXAMPLES, func=run_evaluate)
     _decoding_options(evaluate)
     evaluate.add_argument("--data", metavar="FOLDER", help="images with a label file (default: the run's test split)")
     evaluate.add_argument("--labels", metavar="FILE",
                           help="label file of --data (default: labels.csv, labels.tsv or labels.jsonl in it)")
-    evaluate.set_defaults(func=run_evaluate)
 
-    caption = _parser(verbs, "caption", "print the caption of image files")
+    caption = add_run_verb(verbs, "caption", app="caption", help="print the caption of image files", epilog=EXAMPLES,
+                           func=run_caption)
     _decoding_options(caption)
     caption.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
-    caption.set_defaults(func=run_caption)
 
 
 def _show_training(results: dict, args: argparse.Namespace) -> str:

@@ -172,6 +172,29 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return dataclass_from_args(TrainConfig, args)
 
 
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+def add_command(subparsers, name: str, *, help: str, description: str, epilog: str):
+    """An application's command (``rnnkit NAME``); returns the subparsers its verbs go into."""
+    command = subparsers.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=RAW)
+    return command.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+
+def add_run_verb(verbs, name: str, *, app: str, help: str, epilog: str, func: Callable, run_help: str | None = None,
+                 device: bool = True, json_help: str | None = None) -> argparse.ArgumentParser:
+    """A verb that uses a trained run: ``--run DIR``, ``--device`` (unless ``device=False``) and, given its
+    help, ``--json``; the caller adds the verb's own options."""
+    parser = verbs.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=RAW)
+    parser.add_argument("--run", required=True, metavar="DIR", help=run_help or f"the --out of a `{app} train` run")
+    if device:
+        parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    if json_help:
+        parser.add_argument("--json", action="store_true", help=json_help)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] = (),
                    overrides: Callable[[argparse.Namespace], dict] | None = None,
                    show: Callable[[dict, argparse.Namespace], str] | None = None) -> argparse.ArgumentParser:
@@ -181,7 +204,7 @@ def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] 
     help in every app; ``skip`` leaves out the ones the caller adds by hand (their values then come
     from ``overrides(args)``). ``show(result, args)`` turns the app's report into what is printed.
     """
-    parser = verbs.add_parser("train", help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = verbs.add_parser("train", help=help, epilog=epilog, formatter_class=RAW)
     add_dataclass_options(parser, app.settings_class, skip=skip)
     add_train_options(parser, defaults=app.train_defaults)
     if app.presets:

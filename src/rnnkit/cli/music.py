@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import json
 
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit music train --out runs/bach                       # polyphonic: the 371 Bach chorales, 88 keys
@@ -25,10 +25,8 @@ EXAMPLES = """examples:
 def add_parser(subparsers) -> None:
     from rnnkit.apps.music import APP, MusicSettings
 
-    raw = argparse.RawDescriptionHelpFormatter
-    command = subparsers.add_parser("music", help="polyphonic music and melodies: train, evaluate, sample MIDI",
-                                    description=__doc__, epilog=EXAMPLES, formatter_class=raw)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "music", help="polyphonic music and melodies: train, evaluate, sample MIDI",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train on music files or a built-in corpus; writes a run directory",
                            epilog=EXAMPLES, skip=("data", "dataset"), show=_show,
@@ -41,18 +39,13 @@ def add_parser(subparsers) -> None:
     help_text = next(f for f in dataclasses.fields(MusicSettings) if f.name == "dataset").metadata["help"]
     source.add_argument("--dataset", default=None, choices=("bach_chorales", "essen"), help=help_text)
 
-    evaluate = verbs.add_parser("evaluate", help="NLL per step / nats per token and the baselines", epilog=EXAMPLES,
-                                formatter_class=raw)
-    evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a `music train` run")
+    evaluate = add_run_verb(verbs, "evaluate", app="music", help="NLL per step / nats per token and the baselines",
+                            epilog=EXAMPLES, func=run_evaluate, json_help="print the metrics as JSON")
     evaluate.add_argument("--data", nargs="+", metavar="PATH", help="music files or folders (default: the run's "
                                                                     "test split)")
-    evaluate.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.set_defaults(func=run_evaluate)
 
-    sample = verbs.add_parser("sample", help="generate a MIDI file (and a piano-roll PNG beside it)", epilog=EXAMPLES,
-                              formatter_class=raw)
-    sample.add_argument("--run", required=True, metavar="DIR", help="the --out of a `music train` run")
+    sample = add_run_verb(verbs, "sample", app="music", help="generate a MIDI file (and a piano-roll PNG beside it)",
+                          epilog=EXAMPLES, func=run_sample, device=False)
     sample.add_argument("--out", required=True, metavar="FILE.mid", help="the MIDI file to write (the PNG takes "
                                                                          "the same name)")
     sample.add_argument("--prime", metavar="PIECE", help="start from the opening of this piece: a file (FILE#N: its "
@@ -67,7 +60,6 @@ def add_parser(subparsers) -> None:
                                                                   "holding probability p")
     sample.add_argument("--seed", type=int, default=None, help="the same seed gives the same music")
     sample.add_argument("--tempo", type=float, default=100.0, help="beats (quarter notes) per minute (default: 100)")
-    sample.set_defaults(func=run_sample)
 
 
 def describe(result: dict) -> str:

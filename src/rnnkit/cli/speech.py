@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit speech train --out runs/digits                  # spoken digits, synthetic voices (espeak-ng + flite)
@@ -29,10 +29,8 @@ one with the text: `file,text` / `clips/001.wav,three one four`. Any sample rate
 def add_parser(subparsers) -> None:
     from rnnkit.apps.speech import APP, describe, describe_anchors
 
-    formatter = argparse.RawDescriptionHelpFormatter
-    command = subparsers.add_parser("speech", help="speech recognition: train, evaluate, transcribe",
-                                    description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "speech", help="speech recognition: train, evaluate, transcribe",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train a word recogniser or a CTC transcriber; writes a run directory",
                            epilog=EXAMPLES, show=lambda result, args: f"test: {describe(result)}\n"
@@ -41,27 +39,21 @@ def add_parser(subparsers) -> None:
                          "accuracy and confusion_matrix.png (--task words) or greedy/beam CER and WER and "
                          "ctc_alignment.png (--task ctc), with published anchors beside them.")
 
-    evaluate = verbs.add_parser("evaluate", help="metrics of a trained run on its test split, a file or TIDIGITS",
-                                epilog=EXAMPLES, formatter_class=formatter)
-    evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a `speech train` run")
+    evaluate = add_run_verb(verbs, "evaluate", app="speech",
+                            help="metrics of a trained run on its test split, a file or TIDIGITS", epilog=EXAMPLES,
+                            func=run_evaluate, json_help="print the metrics as JSON")
     evaluate.add_argument("--data", metavar="FILE", help="transcript file to evaluate on (default: the run's test split)")
     evaluate.add_argument("--tidigits", action="store_true",
                           help="the 31 real TIDIGITS utterances of pocketsphinx-testdata (ctc runs on 13 MFCCs)")
     evaluate.add_argument("--beam-size", type=int, help="prefix beam width (default: the run's)")
-    evaluate.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.set_defaults(func=run_evaluate)
 
-    transcribe = verbs.add_parser("transcribe", help="the text of WAV files (or their word with probabilities)",
-                                  epilog=EXAMPLES, formatter_class=formatter)
+    transcribe = add_run_verb(verbs, "transcribe", app="speech",
+                              help="the text of WAV files (or their word with probabilities)", epilog=EXAMPLES,
+                              func=run_transcribe, json_help="one JSON object per file")
     transcribe.add_argument("files", nargs="*", metavar="WAV", help="audio files")
-    transcribe.add_argument("--run", required=True, metavar="DIR", help="the --out of a `speech train` run")
     transcribe.add_argument("--beam-size", type=int, default=1, help="ctc: prefix beam width (default 1: greedy)")
     transcribe.add_argument("--top", type=int, default=3, help="words task: show this many words (default 3)")
     transcribe.add_argument("--plot", metavar="PNG", help="ctc: spectrogram and CTC alignment of the first file")
-    transcribe.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    transcribe.add_argument("--json", action="store_true", help="one JSON object per file")
-    transcribe.set_defaults(func=run_transcribe)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

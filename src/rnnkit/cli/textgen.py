@@ -8,7 +8,7 @@ import json
 import sys
 
 from rnnkit.errors import InputError
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit textgen train --dataset shakespeare --out runs/shakespeare --max-steps 3000
@@ -22,11 +22,8 @@ EXAMPLES = """examples:
 def add_parser(subparsers) -> None:
     from rnnkit.apps.textgen import APP, TextgenSettings
 
-    command = subparsers.add_parser("textgen", help="language models: learn a text, then generate more of it",
-                                    description=__doc__, epilog=EXAMPLES,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
-    raw = argparse.RawDescriptionHelpFormatter
+    verbs = add_command(subparsers, "textgen", help="language models: learn a text, then generate more of it",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train on text files or a built-in corpus", epilog=EXAMPLES,
                            skip=("data", "dataset"), overrides=lambda args: {"data": tuple(args.data or ()),
@@ -36,8 +33,8 @@ def add_parser(subparsers) -> None:
     source.add_argument("--data", nargs="+", metavar="FILE", help="one or more text files (each is a document)")
     source.add_argument("--dataset", default=None, help=dataclasses.fields(TextgenSettings)[1].metadata["help"])
 
-    sample = verbs.add_parser("sample", help="generate text from a trained run", epilog=EXAMPLES, formatter_class=raw)
-    sample.add_argument("--run", required=True, metavar="DIR", help="the --out of a textgen train run")
+    sample = add_run_verb(verbs, "sample", app="textgen", help="generate text from a trained run", epilog=EXAMPLES,
+                          func=run_sample, device=False)
     sample.add_argument("--prime", default=None, help="text to start from (default: a new line)")
     sample.add_argument("--length", type=int, default=500, help="tokens to generate (default: 500)")
     sample.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder; 0: greedy")
@@ -46,13 +43,10 @@ def add_parser(subparsers) -> None:
     sample.add_argument("--seed", type=int, default=None, help="the same seed gives the same text")
     sample.add_argument("--allow-unknown", action="store_true",
                         help="let the model write <unk> (a token cut from the vocabulary); by default it never does")
-    sample.set_defaults(func=run_sample)
 
-    evaluate = verbs.add_parser("evaluate", help="loss, bits per token and perplexity on text", epilog=EXAMPLES,
-                                formatter_class=raw)
-    evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a textgen train run")
+    evaluate = add_run_verb(verbs, "evaluate", app="textgen", help="loss, bits per token and perplexity on text",
+                            epilog=EXAMPLES, func=run_evaluate, device=False)
     evaluate.add_argument("--data", nargs="+", metavar="FILE", help="text files (default: the run's validation text)")
-    evaluate.set_defaults(func=run_evaluate)
 
 
 def _show_training(metrics: dict, args: argparse.Namespace) -> str:

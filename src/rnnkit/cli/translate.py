@@ -12,7 +12,7 @@ import json
 import sys
 
 from rnnkit.errors import InputError
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit translate train --out runs/add                      # Keras' 3-digit addition, "535+61" -> "596"
@@ -25,31 +25,22 @@ EXAMPLES = """examples:
 """
 
 
-def _parser(verbs, name: str, help: str):
-    return verbs.add_parser(name, help=help, description=help, epilog=EXAMPLES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
 def _decoding_options(parser, beam: int) -> None:
-    parser.add_argument("--run", required=True, metavar="DIR", help="run directory of `rnnkit translate train`")
     parser.add_argument("--beam", type=int, default=beam, metavar="N", help=f"beam size; 1 is greedy (default: {beam})")
     parser.add_argument("--alpha", type=float, default=0.6,
                         help="GNMT length-normalisation strength for beam search; 0 = none (default: 0.6)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
 def add_parser(subparsers) -> None:
     from rnnkit.apps.translate import APP
 
-    command = subparsers.add_parser("translate", help="sequence to sequence: train on pairs, BLEU, beam search",
-                                    description=__doc__, epilog=EXAMPLES,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
-
+    verbs = add_command(subparsers, "translate", help="sequence to sequence: train on pairs, BLEU, beam search",
+                        description=__doc__, epilog=EXAMPLES)
     add_train_verb(verbs, APP, help="train a seq2seq model with attention on source/target pairs", epilog=EXAMPLES,
                    show=_show_training)
 
-    evaluate = _parser(verbs, "evaluate", "BLEU, chrF and exact match of a trained run")
+    evaluate = add_run_verb(verbs, "evaluate", app="translate", help="BLEU, chrF and exact match of a trained run",
+                            epilog=EXAMPLES, func=run_evaluate)
     _decoding_options(evaluate, beam=1)
     evaluate.add_argument("--data", metavar="FILE", help="TSV pairs to score (default: the run's test split)")
     evaluate.add_argument("--encoding", default="utf-8", help="encoding of --data (default: utf-8)")
@@ -58,14 +49,13 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--bleu", action=argparse.BooleanOptionalAction, default=True,
                           help="compute BLEU and chrF with sacrebleu (default: on)")
     evaluate.add_argument("--predictions", metavar="FILE", help="also write source<TAB>output per pair here")
-    evaluate.set_defaults(func=run_evaluate)
 
-    translate = _parser(verbs, "translate", "translate texts with a trained run")
+    translate = add_run_verb(verbs, "translate", app="translate", help="translate texts with a trained run",
+                             epilog=EXAMPLES, func=run_translate)
     _decoding_options(translate, beam=5)
     translate.add_argument("texts", nargs="*", metavar="TEXT", help="texts to translate (default: --file or stdin)")
     translate.add_argument("--file", metavar="FILE", help="translate every non-blank line of this file")
     translate.add_argument("--encoding", default="utf-8", help="encoding of --file and stdin (default: utf-8)")
-    translate.set_defaults(func=run_translate)
 
 
 def _show_training(results: dict, args: argparse.Namespace) -> str:
