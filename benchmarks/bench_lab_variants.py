@@ -46,7 +46,8 @@ def flow_ratios(cells, lengths, hidden_size: int = 128, seed: int = 0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[50], help="training lengths (default 50)")
-    parser.add_argument("--flow-lengths", type=int, nargs="+", default=[50, 100, 200])
+    parser.add_argument("--flow-lengths", type=int, nargs="*", default=[50, 100, 200],
+                        help="lengths of the gradient-flow table (none: skip it)")
     parser.add_argument("--cells", nargs="+", default=["lstm", *VARIANT_CELLS])
     parser.add_argument("--max-steps", type=int, default=600)
     parser.add_argument("--out", default="runs/lab-variants")
@@ -54,13 +55,25 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ratios = flow_ratios(SWEEP_CELLS, args.flow_lengths)
-    (out / "flow_init.json").write_text(json.dumps(ratios, indent=1) + "\n")
+    if ratios:
+        (out / "flow_init.json").write_text(json.dumps(ratios, indent=1) + "\n")
     grid = [(LabConfig(task="adding", cell=cell, T=T), 1.0) for T in args.lengths for cell in args.cells]
     train = TrainConfig(max_steps=args.max_steps, batch_size=50, lr=1e-3, eval_every=50,
                         checkpoint_every=args.max_steps, log_every=50, seed=0)
-    run_sweep(grid, train, out)
-    for file in ("results.md",):
-        print((out / file).read_text())
+    results = run_sweep(grid, train, out)
+    print((out / "results.md").read_text())
+    print("| cell | T | final MSE | first step with MSE < 10 % of the baseline | "
+          "||dL/dh_0|| / ||dL/dh_T-1|| at init | after training |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        solved = next((step for step, value in r["curve"] if value < 0.1 * r["baseline"]), None)
+        flow = [next(iter(r["gradient_flow"][when]["steps"].values())) if r["gradient_flow"][when] else None
+                for when in ("init", "trained")]
+        ratio = [f"{f[0] / f[-1]:.2g}" if f else "-" for f in flow]
+        print(f"| {r['cell']} | {r['T']} | {r['value']:.4g} | {solved or 'not within ' + str(r['steps'])} | "
+              f"{ratio[0]} | {ratio[1]} |")
+    if not ratios:
+        return
     print("| cell | " + " | ".join(f"T = {T}" for T in args.flow_lengths) + " |")
     print("|---|" + "---|" * len(args.flow_lengths))
     for cell, row in ratios.items():

@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   rnnkit lab adding --cell rnn --T 100 --clip none --recurrent-scale 4 --out runs/lab/explode
   rnnkit lab copy --cell gru --T 100 --max-steps 3000 --out runs/lab/copy
   rnnkit lab sweep --out runs/sweep --max-steps 3000                    # the whole grid, resumable
+  rnnkit lab sweep --cells lstm ln_lstm min_gru lstm_zoneout --lengths 50 --out runs/variants
 """
 
 
