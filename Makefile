@@ -30,7 +30,7 @@ RUN ?= runs/shakespeare
 textgen: $(STAMP) data
 	@if [ -d $(RUN)/model ]; then echo "$(RUN) is already trained; sampling from it (make clean-runs to retrain)"; \
 	else $(VENV)/bin/rnnkit textgen train --dataset shakespeare --out $(RUN) --max-minutes 3 --max-steps 100000 \
-	  --schedule constant --eval-every 500 --checkpoint-every 500 --sample-length 0 \
+	  --schedule constant --warmup-steps 30 --eval-every 500 --checkpoint-every 500 --sample-length 0 \
 	  $$([ -f $(RUN)/app.json ] && echo --resume); fi
 	$(VENV)/bin/rnnkit textgen sample --run $(RUN) --prime "ROMEO:" --length 600 --temperature 0.8
 

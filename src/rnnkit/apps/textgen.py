@@ -39,7 +39,7 @@ class TextgenSettings:
     min_freq: int = option(1, "keep tokens seen at least this often in the training text (others become <unk>)")
     max_vocab: int = option(0, "keep at most this many tokens, most frequent first (0: no limit)")
     val_fraction: float = option(0.1, "hold out this last fraction of the text for validation")
-    chunk_length: int = option(128, "tokens per truncated-BPTT chunk")
+    chunk_length: int = option(64, "tokens per truncated-BPTT chunk")
     encoding: str = option("utf-8", "encoding of the input files")
     sample_length: int = option(300, "tokens to sample when training ends (0: none)")
     model: SequenceTaggerConfig = nested(SequenceTaggerConfig, "the language model", cell="lstm", hidden_size=512,
@@ -118,10 +118,10 @@ class Textgen(lifecycle.App):
         "hour": {"help": "the best 60-minute recipe measured on a 2-core CPU (docs/applications.md): a 2-layer "
                          "LSTM(512) with dropout, AdamW and a cosine schedule sized to fill the hour",
                  "values": {"cell": "lstm", "hidden_size": 512, "num_layers": 2, "embedding_dim": 64,
-                            "dropout": 0.25, "chunk_length": 128, "batch_size": 32, "optimizer": "adamw",
+                            "dropout": 0.25, "chunk_length": 64, "batch_size": 32, "optimizer": "adamw",
                             "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "warmup_steps": 100,
-                            "min_lr": 1e-4, "max_steps": 3600, "max_minutes": 60.0, "eval_every": 300,
-                            "eval_batches": None, "checkpoint_every": 300}},
+                            "min_lr": 1e-4, "max_steps": 5600, "max_minutes": 60.0, "eval_every": 400,
+                            "eval_batches": None, "checkpoint_every": 400}},
     }
 
     def normalize(self, settings: TextgenSettings) -> TextgenSettings:
