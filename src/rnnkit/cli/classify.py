@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.errors import InputError
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit classify train --out runs/drugs                        # built-in tweets sentiment (needs `make data`)
@@ -25,10 +25,8 @@ EXAMPLES = """examples:
 def add_parser(subparsers) -> None:
     from rnnkit.apps.classify import APP, describe
 
-    formatter = argparse.RawDescriptionHelpFormatter
-    command = subparsers.add_parser("classify", help="text classification: train, evaluate, predict",
-                                    description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "classify", help="text classification: train, evaluate, predict",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train a classifier; writes a run directory", epilog=EXAMPLES,
                            show=lambda result, args: f"test: {describe(result)}" if "accuracy" in result else
@@ -37,28 +35,22 @@ def add_parser(subparsers) -> None:
                          "--dataset; report test accuracy, macro-F1 and the confusion matrix (printed and "
                          "confusion_matrix.png).")
 
-    evaluate = verbs.add_parser("evaluate", help="accuracy, macro-F1 and confusion matrix of a trained run",
-                                epilog=EXAMPLES, formatter_class=formatter)
-    evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a `classify train` run")
+    evaluate = add_run_verb(verbs, "evaluate", app="classify",
+                            help="accuracy, macro-F1 and confusion matrix of a trained run", epilog=EXAMPLES,
+                            func=run_evaluate, json_help="print the metrics as JSON")
     evaluate.add_argument("--data", metavar="FILE", help="labelled file to evaluate on (default: the run's test split)")
     evaluate.add_argument("--text-column", help="text column of --data (default: the run's)")
     evaluate.add_argument("--label-column", help="label column of --data (default: the run's)")
     evaluate.add_argument("--encoding", default="utf-8", help="encoding of --data (default: utf-8)")
     evaluate.add_argument("--skip-empty", action="store_true", help="drop rows with an empty text or label")
-    evaluate.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.set_defaults(func=run_evaluate)
 
-    predict = verbs.add_parser("predict", help="label new texts: arguments, --file or stdin", epilog=EXAMPLES,
-                               formatter_class=formatter)
+    predict = add_run_verb(verbs, "predict", app="classify", help="label new texts: arguments, --file or stdin",
+                           epilog=EXAMPLES, func=run_predict,
+                           json_help="one JSON object per text, with every probability")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
-    predict.add_argument("--run", required=True, metavar="DIR", help="the --out of a `classify train` run")
     predict.add_argument("--file", metavar="FILE", help="texts, one per line, or a CSV/TSV/JSONL (see --text-column)")
     predict.add_argument("--text-column", help="text column when --file is a table (default: the run's)")
     predict.add_argument("--encoding", default="utf-8", help="encoding of --file (default: utf-8)")
-    predict.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    predict.add_argument("--json", action="store_true", help="one JSON object per text, with every probability")
-    predict.set_defaults(func=run_predict)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

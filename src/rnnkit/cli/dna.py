@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 from rnnkit.errors import InputError
 
 EXAMPLES = """examples:
@@ -30,10 +30,8 @@ EXAMPLES = """examples:
 def add_parser(subparsers) -> None:
     from rnnkit.apps.dna import APP, DnaSettings
 
-    raw = argparse.RawDescriptionHelpFormatter
-    command = subparsers.add_parser("dna", help="nucleotide sequences: classify, language model, sample",
-                                    description=__doc__, epilog=EXAMPLES, formatter_class=raw)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "dna", help="nucleotide sequences: classify, language model, sample",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train a classifier or a language model; writes a run directory",
                            epilog=EXAMPLES, skip=("data",), overrides=lambda args: {"data": tuple(args.data or ())},
@@ -44,29 +42,22 @@ def add_parser(subparsers) -> None:
                          "order 1-6 (bits_per_base.png) and samples.")
     train.add_argument("--data", nargs="+", metavar="FILE", help=_help(DnaSettings, "data"))
 
-    evaluate = verbs.add_parser("evaluate", help="a trained run on its test split or on other files",
-                                epilog=EXAMPLES, formatter_class=raw)
-    evaluate.add_argument("--run", required=True, metavar="DIR", help="the --out of a `dna train` run")
+    evaluate = add_run_verb(verbs, "evaluate", app="dna", help="a trained run on its test split or on other files",
+                            epilog=EXAMPLES, func=run_evaluate, json_help="print the metrics as JSON")
     evaluate.add_argument("--data", nargs="+", metavar="FILE", help="FASTA/FASTQ files (default: the run's test split)")
     evaluate.add_argument("--labels", metavar="TSV", help="classify: labels of --data (default: the run's way)")
     evaluate.add_argument("--label-pattern", metavar="REGEX", help="classify: labels of --data from the ids")
-    evaluate.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.set_defaults(func=run_evaluate)
 
-    predict = verbs.add_parser("predict", help="label sequences with a classify run", epilog=EXAMPLES,
-                               formatter_class=raw)
+    predict = add_run_verb(verbs, "predict", app="dna", help="label sequences with a classify run", epilog=EXAMPLES,
+                           func=run_predict, run_help="the --out of a `dna train --task classify` run",
+                           json_help="one JSON object per sequence, with every probability")
     predict.add_argument("sequences", nargs="*", metavar="SEQUENCE", help="sequences to classify (A C G T/U, IUPAC)")
-    predict.add_argument("--run", required=True, metavar="DIR", help="the --out of a `dna train --task classify` run")
     predict.add_argument("--data", nargs="+", metavar="FILE", help="FASTA/FASTQ files of sequences to classify")
     predict.add_argument("--skip-empty", action="store_true", help="drop records without a sequence")
-    predict.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    predict.add_argument("--json", action="store_true", help="one JSON object per sequence, with every probability")
-    predict.set_defaults(func=run_predict)
 
-    sample = verbs.add_parser("sample", help="new sequences from a language-model run (FASTA)", epilog=EXAMPLES,
-                              formatter_class=raw)
-    sample.add_argument("--run", required=True, metavar="DIR", help="the --out of a `dna train --task lm` run")
+    sample = add_run_verb(verbs, "sample", app="dna", help="new sequences from a language-model run (FASTA)",
+                          epilog=EXAMPLES, func=run_sample, run_help="the --out of a `dna train --task lm` run",
+                          device=False)
     sample.add_argument("--count", type=int, default=1, help="sequences to sample (default: 1)")
     sample.add_argument("--prime", default="", help="start every sequence with these bases")
     sample.add_argument("--length", type=int, default=500, help="most bases to add; a sequence usually ends "
@@ -76,7 +67,6 @@ def add_parser(subparsers) -> None:
     sample.add_argument("--top-p", type=float, default=None, help="sample among the most likely tokens holding p")
     sample.add_argument("--seed", type=int, default=None, help="the same seed gives the same sequences")
     sample.add_argument("--out", metavar="FILE", help="write the FASTA here instead of printing it")
-    sample.set_defaults(func=run_sample)
 
 
 def _help(cls, name: str) -> str:

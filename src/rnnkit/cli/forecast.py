@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_train_verb
+from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
 
 EXAMPLES = """examples:
   rnnkit forecast train --out runs/airline                        # built-in airline passengers (rnnkit[data])
@@ -23,10 +23,8 @@ EXAMPLES = """examples:
 def add_parser(subparsers) -> None:
     from rnnkit.apps.forecast import APP, FILLS
 
-    formatter = argparse.RawDescriptionHelpFormatter
-    command = subparsers.add_parser("forecast", help="time-series forecasting: train, evaluate, predict",
-                                    description=__doc__, epilog=EXAMPLES, formatter_class=formatter)
-    verbs = command.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = add_command(subparsers, "forecast", help="time-series forecasting: train, evaluate, predict",
+                        description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train a forecaster; writes a run directory", epilog=EXAMPLES,
                            show=_show_training)
@@ -35,15 +33,12 @@ def add_parser(subparsers) -> None:
                          "seasonal-naive forecasts, and plot forecast.png.")
 
     def data_options(parser: argparse.ArgumentParser, what: str) -> None:
-        parser.add_argument("--run", required=True, metavar="DIR", help="the --out of a `forecast train` run")
         parser.add_argument("--data", metavar="FILE", help=f"{what} (default: the run's own data)")
         parser.add_argument("--encoding", help="encoding of --data (default: the run's)")
         parser.add_argument("--fill", choices=FILLS, help="missing values in --data (default: the run's)")
-        parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-        parser.add_argument("--json", action="store_true", help="print JSON")
 
-    evaluate = verbs.add_parser("evaluate", help="errors of a trained run against the naive baselines",
-                                epilog=EXAMPLES, formatter_class=formatter)
+    evaluate = add_run_verb(verbs, "evaluate", app="forecast", help="errors of a trained run against the naive "
+                            "baselines", epilog=EXAMPLES, func=run_evaluate, json_help="print JSON")
     data_options(evaluate, "a file with the run's columns to evaluate on, every window")
     evaluate.add_argument("--part", choices=("train", "val", "test", "all"),
                           help="which rows' windows (default: test for the run's data, all for --data)")
@@ -51,12 +46,10 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--baselines", action="store_true",
                           help="also fit SARIMA(0,1,1)(0,1,1)s and Holt-Winters (statsmodels, rnnkit[data]) on the "
                                "rows before the part and score them the same way")
-    evaluate.set_defaults(func=run_evaluate)
 
-    predict = verbs.add_parser("predict", help="forecast the horizon after the end of the data", epilog=EXAMPLES,
-                               formatter_class=formatter)
+    predict = add_run_verb(verbs, "predict", app="forecast", help="forecast the horizon after the end of the data",
+                           epilog=EXAMPLES, func=run_predict, json_help="print JSON")
     data_options(predict, "a file with the run's columns whose end to forecast from")
-    predict.set_defaults(func=run_predict)
 
 
 def _show_training(result: dict, args: argparse.Namespace) -> str:
