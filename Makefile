@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e '.[dev,all]'
 	touch $(STAMP)
 
-# "Predict the next letter", made real: a character-level GRU learns Shakespeare's complete works for
+# "Predict the next letter", made real: a character-level LSTM learns Shakespeare's complete works for
 # three minutes on the CPU (streamed with truncated BPTT), then writes some. A second run samples again;
 # an interrupted one resumes.
 RUN ?= runs/shakespeare
