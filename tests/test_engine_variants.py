@@ -304,35 +304,42 @@ def test_peephole_lstm_on_the_engine_equals_reference_in_float32():
     _assert_all_close(_results(layer, x, lengths), expected, 2e-5)
 
 
-def _peephole_node_inputs(dtype, steps, batch, hidden, seed=0):
+# Per-unit vectors each LSTM variant's node takes after its weights: peepholes (i, f, o) or the layer norms'
+# gains and biases ([γ_hh | β_hh] over 4 gates, [γ_c | β_c]).
+NODE_EXTRAS = {"peephole_lstm": 3, "ln_lstm": 10}
+
+
+def _lstm_variant_node_inputs(cell, dtype, steps, batch, hidden, seed=0):
     torch.manual_seed(seed)
     x_proj = torch.randn(steps, batch, 4 * hidden, dtype=dtype)
     h0, c0 = torch.randn(batch, hidden, dtype=dtype), torch.randn(batch, hidden, dtype=dtype)
     w_hh = torch.randn(4 * hidden, hidden, dtype=dtype) / hidden ** 0.5
-    peepholes = torch.randn(3 * hidden, dtype=dtype)
+    extra = torch.randn(NODE_EXTRAS[cell] * hidden, dtype=dtype)
     rmask = (torch.rand(batch, hidden) < 0.7).to(dtype) / 0.7
     zone = (torch.rand(steps, batch, 2 * hidden) < 0.3).to(dtype)
-    return x_proj, h0, c0, w_hh, peepholes, rmask, zone
+    return x_proj, h0, c0, w_hh, extra, rmask, zone
 
 
 @pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
 @pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
-def test_peephole_node_passes_gradcheck(with_masks, impl):
-    x_proj, h0, c0, w_hh, peepholes, rmask, zone = _peephole_node_inputs(torch.float64, 4, 3, 3)
+@pytest.mark.parametrize("cell", sorted(NODE_EXTRAS))
+def test_lstm_variant_node_passes_gradcheck(cell, with_masks, impl):
+    x_proj, h0, c0, w_hh, extra, rmask, zone = _lstm_variant_node_inputs(cell, torch.float64, 4, 3, 3)
     implementation = engine.implementation(impl)
     lengths = torch.tensor([4, 2, 3])
     masks = (rmask, zone) if with_masks else (None, None)
 
-    def fn(x_proj, h0, c0, w_hh, peepholes):
-        return engine.FusedRecurrence.apply(engine.BY_NAME["peephole_lstm"], implementation, x_proj, h0, c0, w_hh,
-                                            None, lengths, None, *masks, None, peepholes)
+    def fn(x_proj, h0, c0, w_hh, extra):
+        return engine.FusedRecurrence.apply(engine.BY_NAME[cell], implementation, x_proj, h0, c0, w_hh, None,
+                                            lengths, None, *masks, None, extra)
 
-    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, peepholes)])
+    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, extra)])
 
 
 def test_cpp_and_python_loops_agree_on_buffers_for_the_peephole_lstm():
     steps, batch = 9, 5
-    x_proj, h0, c0, w_hh, peepholes, rmask, zone = _peephole_node_inputs(torch.float32, steps, batch, 33)
+    x_proj, h0, c0, w_hh, peepholes, rmask, zone = _lstm_variant_node_inputs("peephole_lstm", torch.float32, steps,
+                                                                              batch, 33)
     _assert_loops_agree("peephole_lstm", x_proj, h0, c0, w_hh, None, torch.tensor([9, 3, 1, 8, 9]), rmask, zone,
                         None, peepholes, backward_tolerance=5e-5)
 
@@ -489,34 +496,8 @@ def test_layernorm_lstm_on_the_engine_equals_reference_in_float32():
     _assert_all_close(_results(layer, x, lengths), expected, 2e-4)
 
 
-def _ln_lstm_node_inputs(dtype, steps, batch, hidden, seed=0):
-    torch.manual_seed(seed)
-    x_proj = torch.randn(steps, batch, 4 * hidden, dtype=dtype)
-    h0, c0 = torch.randn(batch, hidden, dtype=dtype), torch.randn(batch, hidden, dtype=dtype)
-    w_hh = torch.randn(4 * hidden, hidden, dtype=dtype) / hidden ** 0.5
-    params = torch.randn(10 * hidden, dtype=dtype)
-    rmask = (torch.rand(batch, hidden) < 0.7).to(dtype) / 0.7
-    zone = (torch.rand(steps, batch, 2 * hidden) < 0.3).to(dtype)
-    return x_proj, h0, c0, w_hh, params, rmask, zone
-
-
-@pytest.mark.parametrize("impl", GRADCHECK_IMPLEMENTATIONS)
-@pytest.mark.parametrize("with_masks", [False, True], ids=["plain", "masks"])
-def test_layernorm_lstm_node_passes_gradcheck(with_masks, impl):
-    x_proj, h0, c0, w_hh, params, rmask, zone = _ln_lstm_node_inputs(torch.float64, 4, 3, 3)
-    implementation = engine.implementation(impl)
-    lengths = torch.tensor([4, 2, 3])
-    masks = (rmask, zone) if with_masks else (None, None)
-
-    def fn(x_proj, h0, c0, w_hh, params):
-        return engine.FusedRecurrence.apply(engine.BY_NAME["ln_lstm"], implementation, x_proj, h0, c0, w_hh, None,
-                                            lengths, None, *masks, None, params)
-
-    assert torch.autograd.gradcheck(fn, [t.clone().requires_grad_() for t in (x_proj, h0, c0, w_hh, params)])
-
-
 def test_cpp_and_python_loops_agree_on_buffers_for_the_layernorm_lstm():
-    x_proj, h0, c0, w_hh, params, rmask, zone = _ln_lstm_node_inputs(torch.float32, 9, 5, 33)
+    x_proj, h0, c0, w_hh, params, rmask, zone = _lstm_variant_node_inputs("ln_lstm", torch.float32, 9, 5, 33)
     _assert_loops_agree("ln_lstm", x_proj, h0, c0, w_hh, None, torch.tensor([9, 3, 1, 8, 9]), rmask, zone, None,
                         params, forward_tolerance=1e-5, backward_tolerance=1e-4)
 
