@@ -162,6 +162,23 @@ def test_preset_hour_fills_in_what_the_command_line_does_not_say(corpus, tmp_pat
         assert model[name] == preset[name]
     for name in ("optimizer", "weight_decay", "schedule", "min_lr", "max_minutes", "eval_batches", "warmup_steps"):
         assert train[name] == preset[name]
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == 4 and 0 < results["train_seconds"] < 600
     with pytest.raises(SystemExit):
         main(["textgen", "train", "--data", str(corpus), "--out", str(tmp_path / "x"), "--preset", "day"])
     assert "--preset: invalid choice: 'day'" in capsys.readouterr().err
+
+
+def test_a_preset_naming_an_option_the_command_lacks_is_refused():
+    import argparse
+
+    from rnnkit.cli.common import apply_preset
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=1.0)
+    args = parser.parse_args(["--lr", "2"])
+    args.command_line = ["--lr", "2"]
+    with pytest.raises(TypeError, match="hidden_size"):
+        apply_preset(parser, args, {"lr": 3.0, "hidden_size": 8})
+    apply_preset(parser, args, {"lr": 3.0})
+    assert args.lr == 2.0  # written on the command line: the preset does not override it

@@ -158,6 +158,7 @@ class Textgen(lifecycle.App):
 
     def report(self, model, settings: TextgenSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
         metrics = language_model_metrics(evaluate_loss(model, data.val), settings.level)
+        metrics.update(steps=fitted["step"], train_seconds=fitted["train_seconds"])
         if settings.sample_length:
             metrics["sample"] = "".join(sample(run, length=settings.sample_length, seed=0))
         return metrics
