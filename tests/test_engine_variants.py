@@ -404,21 +404,17 @@ class _NullObserver:
 # --- LayerNormGRU ----------------------------------------------------------------------------------------
 
 
-def _ln_gru_layer(**kwargs):
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
+@pytest.mark.parametrize("cls", [rk.LayerNormGRU, rk.LayerNormLSTM], ids=["gru", "lstm"])
+def test_layernorm_cells_on_the_engine_equal_reference(cls, regularisers, bias):
+    """Outputs, states and every gradient (gains, shifts, biases) over 2 layers x both directions x lengths."""
     torch.manual_seed(0)
-    layer = rk.LayerNormGRU(3, 5, backend="reference", **kwargs).double()
+    layer = cls(3, 5, num_layers=2, bidirectional=True, bias=bias, backend="reference", **regularisers).double()
     with torch.no_grad():  # gains 1 and shifts 0 by default; make every layer-norm parameter matter
         for name, parameter in layer.named_parameters():
             if name.startswith("ln_"):
                 parameter.normal_()
-    return layer
-
-
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
-def test_layernorm_gru_on_the_engine_equals_reference(regularisers, bias):
-    """Outputs, states and every gradient (gains, shifts, biases) over 2 layers x both directions x lengths."""
-    layer = _ln_gru_layer(num_layers=2, bidirectional=True, bias=bias, **regularisers)
     _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-11)
 
 
@@ -465,24 +461,6 @@ def test_cpp_and_python_loops_agree_on_buffers_for_the_layernorm_gru():
 
 
 # --- LayerNormLSTM ---------------------------------------------------------------------------------------
-
-
-def _ln_lstm_layer(**kwargs):
-    torch.manual_seed(0)
-    layer = rk.LayerNormLSTM(3, 5, backend="reference", **kwargs).double()
-    with torch.no_grad():  # gains 1 and shifts 0 by default; make every layer-norm parameter matter
-        for name, parameter in layer.named_parameters():
-            if name.startswith("ln_"):
-                parameter.normal_()
-    return layer
-
-
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("regularisers", [{}, *REGULARISERS], ids=["plain", *REG_IDS])
-def test_layernorm_lstm_on_the_engine_equals_reference(regularisers, bias):
-    """Outputs, states and every gradient (both norms' gains and shifts) over 2 layers x both directions x lengths."""
-    layer = _ln_lstm_layer(num_layers=2, bidirectional=True, bias=bias, **regularisers)
-    _assert_engine_equals_reference(layer, torch.randn(6, 3, 3, dtype=torch.float64), 1e-11)
 
 
 def test_layernorm_lstm_on_the_engine_equals_reference_in_float32():
