@@ -33,6 +33,8 @@ class SequenceClassifierConfig(SequenceInputConfig):
     summary: str = option("last", "how the sequence is summarised: 'last', 'mean', 'max', 'max_mean' "
                                          "(both concatenated) or 'attention'")
     attention_size: int = option(64, "hidden size of the attention-pooling scorer")
+    bag_of_tokens: bool = option(False, "also give the head the mean of the input embeddings (a bag of tokens, "
+                                        "as fastText; token inputs only) beside the recurrent summary")
     output_size: int = option(2, "classes (classification) or output features (regression)", derived=True)
     task: str = option("classification", "'classification' (cross-entropy) or 'regression' (MSE)", derived=True)
 
@@ -42,6 +44,8 @@ class SequenceClassifierConfig(SequenceInputConfig):
         _checks.positive_int("attention_size", self.attention_size)
         _checks.positive_int("output_size", self.output_size)
         _checks.choice("task", self.task, TASKS)
+        if not isinstance(self.bag_of_tokens, bool):
+            raise ValueError(f"bag_of_tokens must be True or False, got {self.bag_of_tokens!r}")
 
 
 class SequenceClassifier(nn.Module):
@@ -71,6 +75,9 @@ class SequenceClassifier(nn.Module):
         self.encoder = SequenceEncoder(config, "SequenceClassifier")
         features = (2 if config.bidirectional else 1) * config.hidden_size if config.summary == "last" \
             else self.encoder.output_size * (2 if config.summary == "max_mean" else 1)
+        if config.bag_of_tokens and not config.vocab_size:
+            raise ValueError("bag_of_tokens needs token inputs (vocab_size > 0): float features have no bag")
+        features += config.embedding_dim if config.bag_of_tokens else 0
         self.pooling = AttentionPooling(features, config.attention_size) if config.summary == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(features, config.output_size)
@@ -95,6 +102,12 @@ class SequenceClassifier(nn.Module):
                 **extra) -> ModelOutput:
         outputs, final, _, mask = self.encoder(inputs, lengths, state)
         summary, weights = self.summarize(outputs, final, mask)
+        if self.config.bag_of_tokens:
+            # A linear view of the token counts next to the recurrence: with the head this is fastText's model,
+            # so the network starts from what a bag-of-n-grams baseline sees and the recurrence adds order.
+            valid = mask.unsqueeze(-1).to(summary.dtype)
+            bag = (self.encoder.embedding(inputs) * valid).sum(1) / valid.sum(1).clamp_min(1)
+            summary = torch.cat([summary, bag], dim=-1)
         output = self.head(self.dropout(summary))
         loss = None
         if targets is not None:
