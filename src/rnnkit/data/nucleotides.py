@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import random
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -194,6 +195,53 @@ def kmers(sequence: str, k: int) -> list[str]:
     ['ACG', 'CGT', 'GTA']
     """
     return [sequence[i:i + k] for i in range(len(sequence) - k + 1)]
+
+
+def dinucleotide_shuffle(sequence: str, rng: random.Random) -> str:
+    """A random sequence with exactly the dinucleotide counts (hence also the base counts) of ``sequence``
+    and its first and last letters, drawn uniformly among all such sequences (Altschul & Erickson 1985).
+
+    The sequence is an Eulerian walk through the multigraph whose edges are its dinucleotides; every
+    other walk is obtained by fixing, for each letter but the last, a random *last* exit such that these
+    exits form a tree towards the last letter (Kandel et al. 1996), ordering the other exits of each
+    letter at random, and walking from the first letter. Used for controls: a shuffled hairpin keeps
+    its composition and loses its order (the pairing of its stem).
+
+    >>> shuffled = dinucleotide_shuffle("ACGTTGCAACGT", random.Random(0))
+    >>> sorted(kmers(shuffled, 2)) == sorted(kmers("ACGTTGCAACGT", 2)), shuffled[0], shuffled[-1]
+    (True, 'A', 'T')
+    """
+    if len(sequence) < 3:
+        return sequence
+    exits: dict[str, list[str]] = {}
+    for a, b in zip(sequence, sequence[1:]):
+        exits.setdefault(a, []).append(b)
+    end = sequence[-1]
+    while True:  # rejection sampling of the last exits: accepted when every letter reaches ``end``
+        last = {v: rng.choice(e) for v, e in exits.items() if v != end}
+        reaches = {end}
+        for v in last:
+            path = [v]
+            while path[-1] not in reaches and len(path) <= len(last):
+                path.append(last[path[-1]])
+            if path[-1] not in reaches:
+                break
+            reaches.update(path)
+        else:
+            break
+    order = {}
+    for v, e in exits.items():
+        rest = list(e)
+        if v in last:
+            rest.remove(last[v])
+        rng.shuffle(rest)
+        order[v] = rest + ([last[v]] if v in last else [])
+    walk, position = [sequence[0]], {v: 0 for v in order}
+    for _ in range(len(sequence) - 1):
+        v = walk[-1]
+        walk.append(order[v][position[v]])
+        position[v] += 1
+    return "".join(walk)
 
 
 def kmer_features(sequences: Sequence[str], max_k: int) -> np.ndarray:
