@@ -237,6 +237,33 @@ def test_grouped_split_keeps_groups_and_identical_sequences_together():
     assert parts != dna.grouped_split(records, keys, [0.1, 0.2], seed=4)
 
 
+def test_shuffled_controls_pair_each_record_with_its_shuffle_on_the_same_side(tmp_path):
+    rng = random.Random(4)
+    records = [(f"fam{i % 12}_r{i}", "".join(rng.choices("ACGT", k=rng.randint(25, 60)))) for i in range(120)]
+    path = fasta(tmp_path / "x.fa", records + [("fam0_tiny", "AC"), ("fam1_repeat", "AAAAAAAA")])
+    settings = dna.DnaSettings(data=(str(path),), shuffled_controls=True, group_pattern=r"^(fam\d+)_")
+    parts = dna.split(settings, seed=3)
+    assert parts["labels"] == ["real", "shuffled"]
+    original = dict(records)
+    families = []
+    for name in ("train", "val", "test"):
+        real = {r.id: r.sequence for r, label in parts[name] if label == "real"}
+        shuffled = {r.id.removesuffix("/shuffled"): r.sequence for r, label in parts[name] if label == "shuffled"}
+        assert real.keys() == shuffled.keys() and real == {i: original[i] for i in real}
+        for i in real:
+            assert Counter(nucleotides.kmers(shuffled[i], 2)) == Counter(nucleotides.kmers(real[i], 2))
+            assert shuffled[i] != real[i]
+        families.append({i.split("_")[0] for i in real})
+    assert sum(map(len, families)) == 12  # each family on one side only
+    assert len(parts["train"]) + len(parts["val"]) + len(parts["test"]) == 240  # the two constant pairs dropped
+    assert parts["test"] == dna.split(settings, seed=3)["test"]
+    assert {r.sequence for r, _ in dna.split(settings, seed=4)["train"]} != {r.sequence for r, _ in parts["train"]}
+    with pytest.raises(ValueError, match="--shuffled-controls"):
+        dna.DnaSettings(shuffled_controls=True, label_pattern="x")
+    with pytest.raises(ValueError, match="--shuffled-controls"):
+        dna.DnaSettings(shuffled_controls=True, task="lm")
+
+
 # ---------------------------------------------------------------------------------- bad input (CLI)
 def _labelled_fasta(path, n=40):
     rng = random.Random(3)

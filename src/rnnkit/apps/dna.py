@@ -117,6 +117,9 @@ class DnaSettings:
     group_pattern: str | None = option(None, "a regular expression over record ids: records whose ids give the "
                                              "same match stay on one side of the split (built-in default: the "
                                              "miRBase family); identical sequences always stay together")
+    shuffled_controls: bool = option(False, "classify: label every record 'real' and add a copy of it with its "
+                                            "dinucleotides shuffled, labelled 'shuffled', on the same side of the "
+                                            "split: can the model see order that composition cannot explain?")
     skip_empty: bool = option(False, "drop records without a sequence instead of stopping")
     max_length: int = option(500, "train on at most this many bases of a sequence (classify also predicts "
                                   "from them; the language model is evaluated on whole sequences)")
@@ -157,6 +160,9 @@ class DnaSettings:
                              "drop --bidirectional")
         if self.task == "lm" and (self.labels or self.label_pattern):
             raise ValueError("--labels and --label-pattern are for --task classify; a language model needs none")
+        if self.shuffled_controls and (self.task == "lm" or self.labels or self.label_pattern):
+            raise ValueError("--shuffled-controls is a --task classify of its own (labels 'real' and 'shuffled'); "
+                             "drop it, or drop --task lm, --labels and --label-pattern")
         if self.labels and self.label_pattern:
             raise ValueError("give the labels with --labels FILE or with --label-pattern REGEX, not both")
 
@@ -243,6 +249,25 @@ def group_keys(records: Sequence[Record], settings: DnaSettings, builtin: bool) 
     return [f"record:{r.id}#{i}" for i, r in enumerate(records)]
 
 
+def with_shuffled_controls(records: Sequence[Record], keys: Sequence[str],
+                           seed: int) -> tuple[list[tuple[Record, str]], list[str]]:
+    """``(record, 'real')`` and ``(its dinucleotide shuffle, 'shuffled')`` for each record, with the
+    record's split key for both. A shuffle that equals its record (short or repetitive sequences) drops
+    the pair, since the one sequence would carry both labels."""
+    rng = random.Random(seed)
+    pairs, pair_keys = [], []
+    for record, key in zip(records, keys):
+        shuffled = nucleotides.dinucleotide_shuffle(record.sequence, rng)
+        if shuffled != record.sequence:
+            pairs += [(record, "real"), (dataclasses.replace(record, id=record.id + "/shuffled",
+                                                             sequence=shuffled), "shuffled")]
+            pair_keys += [key, key]
+    if not pairs:
+        raise InputError("every sequence equals its own dinucleotide shuffle (too short or repetitive); "
+                         "--shuffled-controls needs longer sequences")
+    return pairs, pair_keys
+
+
 def grouped_split(records: Sequence[Record], keys: Sequence[str], fractions: Sequence[float],
                   seed: int) -> list[list[int]]:
     """Record indices in ``len(fractions) + 1`` parts (the first takes the rest); records sharing a key
@@ -287,13 +312,16 @@ def split(settings: DnaSettings, seed: int) -> dict:
     builtin = not settings.data
     dropped = 0
     labelled: list[tuple[Record, str]] = [(r, "") for r in records]
-    if settings.task == "classify":
+    if settings.task == "classify" and not settings.shuffled_controls:
         labelled, dropped = label_records(records, settings, builtin)
         if dropped:
             print(f"note: {dropped} of {len(records)} records have no label and are left out", file=sys.stderr)
     chosen = [r for r, _ in labelled]
-    parts = grouped_split(chosen, group_keys(chosen, settings, builtin),
-                          [settings.val_fraction, settings.test_fraction], seed)
+    keys = group_keys(chosen, settings, builtin)
+    if settings.shuffled_controls:
+        labelled, keys = with_shuffled_controls(chosen, keys, seed)
+        chosen = [r for r, _ in labelled]
+    parts = grouped_split(chosen, keys, [settings.val_fraction, settings.test_fraction], seed)
     train, val, test = ([labelled[i] for i in part] for part in parts)
     if not train:
         raise InputError(f"{source}: no records left to train on after the split; lower --val-fraction and "
@@ -549,8 +577,12 @@ def evaluate(run: str | Path, files: Sequence[str] | None = None, *, labels: str
             settings = dataclasses.replace(settings, label_pattern=None)
         records, where = load_records(settings)
         builtin_labels = not info.settings.data and not settings.labels and not settings.label_pattern
-        items = label_records(records, settings, builtin_labels)[0] if settings.task == "classify" else \
-            [(r, "") for r in records]
+        if settings.shuffled_controls:
+            items = with_shuffled_controls(records, [r.id for r in records], info.seed)[0]
+        elif settings.task == "classify":
+            items = label_records(records, settings, builtin_labels)[0]
+        else:
+            items = [(r, "") for r in records]
     else:
         parts = split(settings, info.seed)
         items, where = parts["test"], "the run's test split"
