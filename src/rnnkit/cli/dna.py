@@ -15,6 +15,8 @@ EXAMPLES = """examples:
   rnnkit dna train --out runs/hairpin-groups --bidirectional --max-minutes 5
   # the same reading overlapping 3-mers as tokens (an embedding per 3-mer) instead of single bases
   rnnkit dna train --out runs/hairpin-3mers --kmer 3 --embedding-dim 32 --bidirectional --max-minutes 5
+  # real hairpins against their own dinucleotide shuffles: order that composition cannot explain (the stem)
+  rnnkit dna train --shuffled-controls --out runs/hairpin-controls --bidirectional --max-minutes 5
   # a nucleotide language model on the same hairpins, against order-1..6 Markov models
   rnnkit dna train --task lm --out runs/hairpin-lm --max-minutes 5
   # your own sequences: labels from the ids (here the text before the first '|'), or from a TSV
