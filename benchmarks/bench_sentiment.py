@@ -36,7 +36,7 @@ from rnnkit.apps.classify import APP, ClassifySettings, load_run, split_data, te
 from rnnkit.train import TrainConfig
 
 MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layers": int, "dropout": float,
-               "recurrent_dropout": float, "zoneout": float, "summary": str}
+               "recurrent_dropout": float, "zoneout": float, "summary": str, "bag_of_tokens": bool}
 SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int}
 TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,
                "early_stopping_patience": int, "weight_decay": float, "schedule": str}
@@ -81,7 +81,7 @@ def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part) -> dic
 
 
 def command_line(dataset: str, overrides: dict) -> str:
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items())
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in overrides.items())
     return f"rnnkit classify train --dataset {dataset} {flags}".strip()
 
 
@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="train this many seeds at once (one thread each)")
     parser.add_argument("--out", default=None, help="default benchmarks/results/sentiment_<dataset>.json")
     for name, kind in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+        how = {"action": "store_const", "const": True} if kind is bool else {"type": kind}
+        parser.add_argument("--" + name.replace("_", "-"), default=None, **how,
                             help="override the classify default (same flag as `rnnkit classify train`)")
     args = parser.parse_args()
     given = {k: getattr(args, k) for k in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}

@@ -10,7 +10,7 @@ from rnnkit.cli.main import main
 
 POSITIVE, NEGATIVE = ["great", "excellent", "love", "wonderful"], ["awful", "terrible", "hate", "boring"]
 FILLER = "the a movie film this it was is and plot acting story really very quite".split()
-FAST = ["--hidden-size", "16", "--embedding-dim", "16", "--batch-size", "16", "--eval-every", "20", "--quiet"]
+FAST = ["--hidden-size", "16", "--embedding-dim", "16", "--batch-size", "16", "--eval-every", "20", "--dropout", "0.1", "--quiet"]
 
 
 def keyword_csv(path, rows=160, seed=0):
