@@ -49,6 +49,20 @@ def test_the_bag_gradient_is_the_closed_form_softmax_gradient_spread_over_the_to
     assert grad[[0, 3, 4, 5]].abs().sum() == 0
 
 
+@torch.no_grad()
+def test_attention_pooling_reads_the_recurrent_outputs_and_the_head_also_the_bag():
+    torch.manual_seed(2)
+    model = SequenceClassifier(vocab_size=9, embedding_dim=3, hidden_size=4, summary="attention", bag_of_tokens=True,
+                               output_size=2).eval()
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    out = model(tokens, lengths=torch.tensor([4]))
+    outputs, state, _, mask = model.encoder(tokens, torch.tensor([4]))
+    pooled, _ = model.summarize(outputs, state, mask)
+    bag = model.encoder.embedding.weight[[1, 2, 3, 4]].mean(0, keepdim=True)
+    torch.testing.assert_close(out.output, model.head(torch.cat([pooled, bag], -1)))
+    assert out.attention.shape == (1, 4)
+
+
 def test_float_features_have_no_bag():
     with pytest.raises(ValueError, match="token inputs"):
         SequenceClassifier(input_size=3, bag_of_tokens=True)

@@ -77,10 +77,9 @@ class SequenceClassifier(nn.Module):
             else self.encoder.output_size * (2 if config.summary == "max_mean" else 1)
         if config.bag_of_tokens and not config.vocab_size:
             raise ValueError("bag_of_tokens needs token inputs (vocab_size > 0): float features have no bag")
-        features += config.embedding_dim if config.bag_of_tokens else 0
         self.pooling = AttentionPooling(features, config.attention_size) if config.summary == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(features, config.output_size)
+        self.head = nn.Linear(features + (config.embedding_dim if config.bag_of_tokens else 0), config.output_size)
 
     def summarize(self, outputs: Tensor, state, mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """The ``(batch, features)`` summary (and attention weights or ``None``)."""
