@@ -48,6 +48,12 @@ class SequenceClassifierConfig(SequenceInputConfig):
             raise ValueError(f"bag_of_tokens must be True or False, got {self.bag_of_tokens!r}")
 
 
+def valid_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """``(batch, T, F)`` values averaged over the steps where the ``(batch, T)`` mask is true."""
+    valid = mask.unsqueeze(-1).to(values.dtype)
+    return (values * valid).sum(1) / valid.sum(1).clamp_min(1)
+
+
 class SequenceClassifier(nn.Module):
     """Recurrent encoder, a summary over the valid steps, a linear head.
 
@@ -90,11 +96,10 @@ class SequenceClassifier(nn.Module):
             return torch.cat(list(h_n[-directions:]), dim=-1), None  # top layer's directions
         if summary == "attention":
             return self.pooling(outputs, mask)
-        valid = mask.unsqueeze(-1)
-        mean = (outputs * valid).sum(1) / valid.sum(1).to(outputs.dtype) if summary != "max" else None
+        mean = valid_mean(outputs, mask) if summary != "max" else None
         if summary == "mean":
             return mean, None
-        largest = outputs.masked_fill(~valid, float("-inf")).amax(1)
+        largest = outputs.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
         return (largest, None) if summary == "max" else (torch.cat([largest, mean], dim=-1), None)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None, *, lengths=None, state=None,
@@ -104,9 +109,7 @@ class SequenceClassifier(nn.Module):
         if self.config.bag_of_tokens:
             # A linear view of the token counts next to the recurrence: with the head this is fastText's model,
             # so the network starts from what a bag-of-n-grams baseline sees and the recurrence adds order.
-            valid = mask.unsqueeze(-1).to(summary.dtype)
-            bag = (self.encoder.embedding(inputs) * valid).sum(1) / valid.sum(1).clamp_min(1)
-            summary = torch.cat([summary, bag], dim=-1)
+            summary = torch.cat([summary, valid_mean(self.encoder.embedding(inputs), mask)], dim=-1)
         output = self.head(self.dropout(summary))
         loss = None
         if targets is not None:
