@@ -294,6 +294,22 @@ def test_save_load_round_trip(model, make_inputs, tmp_path):
     assert config["kind"] == type(model).__name__ and config["rnnkit_version"]
 
 
+@pytest.mark.slow
+def test_saved_weights_are_byte_identical_across_processes(tmp_path):
+    # Same seed, same bits, down to the file: safetensors orders its metadata map differently in every
+    # process, so the check needs separate interpreters (a few tries, as one ordering can repeat by chance).
+    import subprocess
+    import sys
+
+    script = ("import sys, torch; from rnnkit.models import SequenceTagger, save_model; torch.manual_seed(0); "
+              "save_model(SequenceTagger(vocab_size=9, output_size=0, hidden_size=4), sys.argv[1])")
+    files = set()
+    for attempt in range(5):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / str(attempt))], check=True)
+        files.add((tmp_path / str(attempt) / "model.safetensors").read_bytes())
+    assert len(files) == 1
+
+
 def test_load_rejects_bad_directories(tmp_path):
     model = SequenceTagger(vocab_size=6, hidden_size=4)
     with pytest.raises(FileNotFoundError, match="config.json' does not exist"):

@@ -74,7 +74,9 @@ def save_model(model: nn.Module, directory: str | Path,
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": _FORMAT, "kind": kind})
+    # One metadata key: safetensors keeps the metadata in a hash map whose order changes from process to
+    # process, so two keys made same-seed runs write different bytes (the kind is in config.json anyway).
+    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": _FORMAT})
     for name, value in vocabularies.items():
         value.save(directory / files[name])
     config = {"format": _FORMAT, "kind": kind, "rnnkit_version": rnnkit.__version__,
