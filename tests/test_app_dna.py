@@ -420,7 +420,7 @@ def motif_fasta(path, n=300, seed=0):
 
 
 @pytest.mark.slow
-def test_shuffled_controls_learn_the_motif_that_composition_misses(tmp_path, capsys):
+def test_shuffled_controls_learn_the_motif_that_composition_misses(tmp_path, capsys, cli_error):
     data, run = motif_fasta(tmp_path / "motif.fa"), tmp_path / "run"
     assert main(["dna", "train", "--shuffled-controls", "--data", str(data), "--group-pattern", r"^(f\d+)_",
                  "--out", str(run), "--bidirectional", "--max-steps", "150", "--eval-every", "50", "--lr", "1e-2",
@@ -437,6 +437,10 @@ def test_shuffled_controls_learn_the_motif_that_composition_misses(tmp_path, cap
     assert evaluated["examples"] == 80 and evaluated["accuracy"] >= 0.85
     assert main(["dna", "predict", "--run", str(run), "AAGATTACAGCTTCGGA"]) == 0
     assert capsys.readouterr().out.split("\t")[1] == "real"
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("f0_0\treal\n")
+    assert "labels the files itself" in cli_error(["dna", "evaluate", "--run", str(run), "--data", str(other),
+                                                    "--labels", str(labels)])
 
 
 @pytest.mark.slow

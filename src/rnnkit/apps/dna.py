@@ -570,6 +570,9 @@ def evaluate(run: str | Path, files: Sequence[str] | None = None, *, labels: str
     """
     model, _, info = load_run(run, device)
     settings = info.settings
+    if files and settings.shuffled_controls and (labels or label_pattern):
+        raise InputError(f"{run} was trained with --shuffled-controls and labels the files itself ('real' and a "
+                         "dinucleotide-shuffled copy of each); drop --labels and --label-pattern")
     if files:
         settings = dataclasses.replace(settings, data=tuple(files), labels=labels or settings.labels,
                                        label_pattern=label_pattern or settings.label_pattern)
