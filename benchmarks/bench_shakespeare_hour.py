@@ -68,44 +68,57 @@ def curve(run_dir: Path) -> dict:
     points = [((step_seconds.get(step, elapsed) + per_eval * (i + 1)) / 60, loss)
               for i, (step, loss) in enumerate(evaluations)]
     model, settings, train = app["settings"]["model"], app["settings"], app.get("train", {})
+    config_path = run_dir / "config.json"
+    threads = json.loads(config_path.read_text()).get("versions", {}).get("cpu_threads", "?") \
+        if config_path.exists() else "?"
     return {"name": run_dir.name, "points": points, "minutes": total / 60,
             "steps": max(step_seconds, default=0), "final": results.get("val_nats_per_char"),
             "best": min((loss for _, loss in points), default=float("nan")),
             "model": f"{model['cell'].upper()} {model['num_layers']}×{model['hidden_size']}, dropout "
                      f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
-            "data": "tuning part" if settings["data"] else settings["dataset"]}
+            "data": "tuning part" if settings["data"] else settings["dataset"], "threads": threads}
 
 
 def report(run_dirs: list[str], figure: str | None) -> None:
     rows = [curve(Path(d)) for d in run_dirs]
-    print("| run | model | data | steps | chars seen | minutes | best val nats/char | final |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | model | validated on | threads | steps | chars seen | minutes | best val nats/char | final |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         final = f"{r['final']:.4f}" if r["final"] is not None else "-"
-        print(f"| {r['name']} | {r['model']} | {r['data']} | {r['steps']:,} | {r['chars'] / 1e6:.1f} M | "
-              f"{r['minutes']:.1f} | {r['best']:.4f} | {final} |")
+        print(f"| {r['name']} | {r['model']} | {r['data']} | {r['threads']} | {r['steps']:,} | "
+              f"{r['chars'] / 1e6:.1f} M | {r['minutes']:.1f} | {r['best']:.4f} | {final} |")
     for name, value in ANCHORS.items():
-        print(f"| {name} | | | | | | {value} | |")
+        print(f"| {name} | | | | | | | {value} | |")
     if figure:
-        import matplotlib
+        plot(rows, figure)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for r in rows:
-            ax.plot(*zip(*r["points"]), marker=".", label=f"{r['name']}: {r['model']}")
-        for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
-            ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name}: {value}")
+def plot(rows: list[dict], figure: str) -> None:
+    """One panel per validation text: the reported split with the anchors, the tuning part on its own."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({r["data"] for r in rows}, key=lambda kind: kind == "tuning part")
+    fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 4.5), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        for r in (r for r in rows if r["data"] == kind):
+            ax.plot(*zip(*r["points"]), marker=".", label=f"{r['name']}: {r['model']}, {r['threads']} thread(s)")
+        if kind != "tuning part":
+            for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
+                ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name}: {value}")
+        title = ("hyper-parameter search: last tenth of the training part" if kind == "tuning part"
+                 else "Character-level Shakespeare, nanoGPT's validation split")
         ax.set(xlabel="wall-clock training minutes (2-core CPU)", ylabel="validation loss (nats/char)",
-               title="Character-level Shakespeare (nanoGPT split)", ylim=(1.3, 2.4))
+               title=title, ylim=(1.3, 2.4))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        Path(figure).parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(figure, dpi=120)
-        print(f"figure: {figure}")
+    Path(figure).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    print(f"figure: {figure}")
 
 
 def main() -> None:

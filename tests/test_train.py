@@ -186,6 +186,7 @@ def test_run_directory_holds_config_metrics_curves_and_log_lines(tmp_path, capsy
     assert "step 5/20 loss" in err and "tok/s" in err and "eta" in err and "val_loss" in err
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["seed"] == 7 and saved["model"] == {"name": "tiny"} and "torch" in saved["versions"]
+    assert saved["versions"]["cpu_threads"] == str(torch.get_num_threads())
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == list(range(1, 21)) and all("grad_norm" in r for r in steps)

@@ -47,11 +47,12 @@ class TrainingDiverged(RuntimeError):
 
 
 def versions() -> dict[str, str]:
-    """Library versions recorded in every run directory."""
+    """Library versions (and the CPU threads, on which speed and the last bits depend) of every run directory."""
     import rnnkit
 
     return {"rnnkit": rnnkit.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_threads": str(torch.get_num_threads())}
 
 
 class Trainer:
