@@ -7,9 +7,14 @@ into the table and figure of docs/applications.md (``report``).
 
     # the published figure: the hour recipe on nanoGPT's split (the validation part is reported)
     python benchmarks/bench_shakespeare_hour.py run --out runs/hour -- --dataset shakespeare_char --preset hour
-    # hyper-parameter search: train on the training part only, the last tenth of it held out for choosing
-    python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-lstm2 -- --preset hour --max-minutes 25
-    python benchmarks/bench_shakespeare_hour.py report runs/hour runs/tune-* --figure docs/figures/shakespeare-hour.png
+    # hyper-parameter search: train on the training part only, the last tenth of it held out for choosing;
+    # two runs side by side, one thread each, max_steps sized so the cosine ends near the hour
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-lstm-d0.35 -- \
+        --preset hour --dropout 0.35 --max-steps 3800 --sample-length 0
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-gru-d0.35 -- \
+        --preset hour --cell gru --dropout 0.35 --max-steps 5600 --sample-length 0
+    python benchmarks/bench_shakespeare_hour.py report runs/hour runs/tune-* --figure docs/figures/shakespeare-hour.png \
+        --save benchmarks/results/shakespeare_hour.json
 
 Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
 over them (the trainer's time limit counts both).
@@ -80,8 +85,10 @@ def curve(run_dir: Path) -> dict:
             "data": "tuning part" if settings["data"] else settings["dataset"], "threads": threads}
 
 
-def report(run_dirs: list[str], figure: str | None) -> None:
+def report(run_dirs: list[str], figure: str | None, save: str | None = None) -> None:
     rows = [curve(Path(d)) for d in run_dirs]
+    if save:
+        Path(save).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print("| run | model | validated on | threads | steps | chars seen | minutes | best val nats/char | final |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -131,11 +138,12 @@ def main() -> None:
     show = verbs.add_parser("report", help="table (and figure) of finished or running runs")
     show.add_argument("runs", nargs="+")
     show.add_argument("--figure", default=None)
+    show.add_argument("--save", default=None, help="also write the curves and facts to this JSON file")
     args = parser.parse_args()
     if args.verb == "run":
         run(args.out, args.tuning, [f for f in args.flags if f != "--"])
     else:
-        report(args.runs, args.figure)
+        report(args.runs, args.figure, args.save)
 
 
 if __name__ == "__main__":
