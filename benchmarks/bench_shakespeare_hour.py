@@ -13,7 +13,8 @@ into the table and figure of docs/applications.md (``report``).
         --preset hour --dropout 0.35 --max-steps 3800 --sample-length 0
     OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-gru-d0.35 -- \
         --preset hour --cell gru --dropout 0.35 --max-steps 5600 --sample-length 0
-    python benchmarks/bench_shakespeare_hour.py report runs/hour runs/tune-* --figure docs/figures/shakespeare-hour.png \
+    python benchmarks/bench_shakespeare_hour.py report runs/hour runs/tune-* \
+        --figure docs/figures/shakespeare-hour.png \
         --save benchmarks/results/shakespeare_hour.json
 
 Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
@@ -32,6 +33,10 @@ from pathlib import Path
 
 ANCHORS = {"nanoGPT baby GPT (A100, 3 min)": 1.4697, "minGRU / minLSTM (paper, GPU)": 1.548,
            "nanoGPT CPU config (3 min)": 1.88}
+
+
+CELL_NAMES = {"ln_lstm": "LayerNormLSTM", "ln_gru": "LayerNormGRU", "min_gru": "minGRU", "min_lstm": "minLSTM",
+              "peephole_lstm": "peephole LSTM"}
 
 
 def tuning_file() -> Path:
@@ -79,7 +84,8 @@ def curve(run_dir: Path) -> dict:
     return {"name": run_dir.name, "points": points, "minutes": total / 60,
             "steps": max(step_seconds, default=0), "final": results.get("val_nats_per_char"),
             "best": min((loss for _, loss in points), default=float("nan")),
-            "model": f"{model['cell'].upper()} {model['num_layers']}×{model['hidden_size']}, dropout "
+            "model": f"{CELL_NAMES.get(model['cell'], model['cell'].upper())} {model['num_layers']}×"
+                     f"{model['hidden_size']}, dropout "
                      f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
             "data": "tuning part" if settings["data"] else settings["dataset"], "threads": threads}
