@@ -35,8 +35,7 @@ ANCHORS = {"nanoGPT baby GPT (A100, 3 min)": 1.4697, "minGRU / minLSTM (paper, G
            "nanoGPT CPU config (3 min)": 1.88}
 
 
-CELL_NAMES = {"ln_lstm": "LayerNormLSTM", "ln_gru": "LayerNormGRU", "min_gru": "minGRU", "min_lstm": "minLSTM",
-              "peephole_lstm": "peephole LSTM"}
+TUNING = "tuning part"
 
 
 def tuning_file() -> Path:
@@ -77,6 +76,8 @@ def curve(run_dir: Path) -> dict:
     per_eval = max(total - elapsed, 0.0) / max(len(evaluations), 1)
     points = [((step_seconds.get(step, elapsed) + per_eval * (i + 1)) / 60, loss)
               for i, (step, loss) in enumerate(evaluations)]
+    from rnnkit import registry
+
     model, settings, train = app["settings"]["model"], app["settings"], app.get("train", {})
     config_path = run_dir / "config.json"
     threads = json.loads(config_path.read_text()).get("versions", {}).get("cpu_threads", "?") \
@@ -84,11 +85,11 @@ def curve(run_dir: Path) -> dict:
     return {"name": run_dir.name, "points": points, "minutes": total / 60,
             "steps": max(step_seconds, default=0), "final": results.get("val_nats_per_char"),
             "best": min((loss for _, loss in points), default=float("nan")),
-            "model": f"{CELL_NAMES.get(model['cell'], model['cell'].upper())} {model['num_layers']}×"
+            "model": f"{registry.cell_kind(model['cell']).layer.__name__} {model['num_layers']}×"
                      f"{model['hidden_size']}, dropout "
                      f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
-            "data": "tuning part" if settings["data"] else settings["dataset"], "threads": threads}
+            "data": TUNING if settings["data"] else settings["dataset"], "threads": threads}
 
 
 def report(run_dirs: list[str], figure: str | None, save: str | None = None) -> None:
@@ -114,15 +115,15 @@ def plot(rows: list[dict], figure: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = sorted({r["data"] for r in rows}, key=lambda kind: kind == "tuning part")
+    kinds = sorted({r["data"] for r in rows}, key=lambda kind: kind == TUNING)
     fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 4.5), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         for r in (r for r in rows if r["data"] == kind):
             ax.plot(*zip(*r["points"]), marker=".", label=f"{r['name']}: {r['model']}, {r['threads']} thread(s)")
-        if kind != "tuning part":
+        if kind != TUNING:
             for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
                 ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name}: {value}")
-        title = ("hyper-parameter search: last tenth of the training part" if kind == "tuning part"
+        title = ("hyper-parameter search: last tenth of the training part" if kind == TUNING
                  else "Character-level Shakespeare, nanoGPT's validation split")
         ax.set(xlabel="wall-clock training minutes (2-core CPU)", ylabel="validation loss (nats/char)",
                title=title, ylim=(1.3, 2.4))
