@@ -10,7 +10,8 @@ train, validation and test parts.
   overridden here; the command line each run equals is printed.
 - baseline: scikit-learn ``TfidfVectorizer`` (word 1-2 grams, ``min_df=2``, sublinear tf, lowercase) +
   ``LogisticRegression`` (``max_iter=2000``), C picked from {1, 0.3, 3, 0.1, 10} (ties: the first) on the
-  validation part, then scored on the test part.
+  validation part by macro-F1 (the reported baseline) and, in a second row, by accuracy (the fair partner of an
+  rnnkit run with ``--monitor val_accuracy``), then scored on the test part.
 
 Hyper-parameters (of both) are chosen on the validation part; the test part is only reported. The table
 gives the mean (and min-max) over the seeds of test accuracy and macro-F1, plus the validation figures.
@@ -39,7 +40,7 @@ MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layer
                "recurrent_dropout": float, "zoneout": float, "summary": str, "bag_of_tokens": bool}
 SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int}
 TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,
-               "early_stopping_patience": int, "weight_decay": float, "schedule": str}
+               "early_stopping_patience": int, "weight_decay": float, "schedule": str, "monitor": str}
 
 
 def tfidf_baseline(train_part, val_part, test_part) -> dict:
@@ -60,10 +61,18 @@ def tfidf_baseline(train_part, val_part, test_part) -> dict:
         return scores([labels.index(label) for _, label in part], predicted, len(labels))
 
     fitted = {c: fit(c) for c in (1.0, 0.3, 3.0, 0.1, 10.0)}
-    best_c = max(fitted, key=lambda c: score(fitted[c], val_part)["macro_f1"])
-    val, test = score(fitted[best_c], val_part), score(fitted[best_c], test_part)
-    return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "val_accuracy": val["accuracy"],
-            "val_macro_f1": val["macro_f1"], "C": best_c, "seconds": time.perf_counter() - started}
+    val_scores = {c: score(model, val_part) for c, model in fitted.items()}
+
+    def chosen_by(metric: str) -> dict:
+        best_c = max(fitted, key=lambda c: val_scores[c][metric])
+        val, test = val_scores[best_c], score(fitted[best_c], test_part)
+        return {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "val_accuracy": val["accuracy"],
+                "val_macro_f1": val["macro_f1"], "C": best_c}
+
+    # C chosen by validation macro-F1 is the reported baseline; by validation accuracy is kept beside it so a
+    # classifier that selects its checkpoint on accuracy meets a baseline given the same choice.
+    return {**chosen_by("macro_f1"), "by_val_accuracy": chosen_by("accuracy"),
+            "seconds": time.perf_counter() - started}
 
 
 def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part) -> dict:
@@ -137,6 +146,9 @@ def main() -> None:
             print(f"| TF-IDF 1-2 grams + logistic regression (C on val) | {summary(baseline, 'accuracy')} | "
                   f"{summary(baseline, 'macro_f1')} | {summary(baseline, 'val_macro_f1')} | "
                   f"{statistics.mean(b['seconds'] for b in baseline):.0f} s |")
+            by_accuracy = [b["by_val_accuracy"] for b in baseline]
+            print(f"| the same, C by val accuracy | {summary(by_accuracy, 'accuracy')} | "
+                  f"{summary(by_accuracy, 'macro_f1')} | {summary(by_accuracy, 'val_macro_f1')} | |")
         print(f"| rnnkit `{command_line(dataset, given)}` | {summary(rnn, 'accuracy')} | {summary(rnn, 'macro_f1')} | "
               f"{summary(rnn, 'val_macro_f1')} | {statistics.mean(r['seconds'] for r in rnn):.0f} s |\n", flush=True)
         if args.no_baseline:
