@@ -2,7 +2,8 @@
 
 Data: the built-in offline sentiment sets (``tweets``: 38,158 tweets, negative/neutral/positive, 10 % held
 out as the test part; ``drug_reviews``: 600 + 379 reviews with their own test part). For each seed the
-training part is split once more, stratified with the seed, into train and validation (10 %), exactly as
+training part is split once more, stratified with the seed, into train and validation (10 %, or
+``--val-fraction``), exactly as
 ``rnnkit classify train --seed S`` does (``rnnkit.apps.classify.split_data``); both models see the same
 train, validation and test parts.
 
