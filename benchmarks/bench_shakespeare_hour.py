@@ -39,6 +39,8 @@ ANCHORS = {"nanoGPT baby GPT (A100, 3 min)": 1.4697, "minGRU / minLSTM (paper, G
 
 
 TUNING = "tuning part"
+#: The host of the first runs (2026-12-01/02), recorded before run directories named their CPU's instructions.
+EARLIER_HOST = "AVX2"
 
 
 def tuning_file() -> Path:
@@ -83,30 +85,40 @@ def curve(run_dir: Path) -> dict:
 
     model, settings, train = app["settings"]["model"], app["settings"], app.get("train", {})
     config_path = run_dir / "config.json"
-    threads = json.loads(config_path.read_text()).get("versions", {}).get("cpu_threads", "?") \
-        if config_path.exists() else "?"
+    saved = json.loads(config_path.read_text()) if config_path.exists() else {}
+    versions = saved.get("versions", {})
     return {"name": run_dir.name, "points": points, "minutes": total / 60,
             "steps": max(step_seconds, default=0), "final": results.get("val_nats_per_char"),
             "best": min((loss for _, loss in points), default=float("nan")),
             "model": f"{registry.cell_kind(model['cell']).layer.__name__} {model['num_layers']}×"
                      f"{model['hidden_size']}, dropout "
-                     f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else ""),
+                     f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else "")
+                     + (", bf16" if saved.get("train", {}).get("bf16") else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
-            "data": TUNING if settings["data"] else settings["dataset"], "threads": threads}
+            "data": TUNING if settings["data"] else settings["dataset"], "threads": versions.get("cpu_threads", "?"),
+            "host": host(versions)}
 
 
-def report(run_dirs: list[str], figure: str | None, save: str | None = None) -> None:
-    rows = [curve(Path(d)) for d in run_dirs]
+def host(versions: dict) -> str:
+    """The CPU's vector instructions, which set the speed: runs on different hosts are not comparable by minutes."""
+    capability = versions.get("cpu_capability", "unknown CPU")
+    return capability + (" + native bf16" if versions.get("native_bfloat16") == "True" else "")
+
+
+def report(run_dirs: list[str], figure: str | None, save: str | None = None, include: list[str] = ()) -> None:
+    rows = [dict(row, host=row.get("host", EARLIER_HOST)) for path in include
+            for row in json.loads(Path(path).read_text())]
+    rows += [curve(Path(d)) for d in run_dirs]
     if save:
         Path(save).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    print("| run | model | validated on | threads | steps | chars seen | minutes | best val nats/char | final |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | model | validated on | host | threads | steps | chars seen | minutes | best val nats/char | final |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         final = f"{r['final']:.4f}" if r["final"] is not None else "-"
-        print(f"| {r['name']} | {r['model']} | {r['data']} | {r['threads']} | {r['steps']:,} | "
+        print(f"| {r['name']} | {r['model']} | {r['data']} | {r['host']} | {r['threads']} | {r['steps']:,} | "
               f"{r['chars'] / 1e6:.1f} M | {r['minutes']:.1f} | {r['best']:.4f} | {final} |")
     for name, value in ANCHORS.items():
-        print(f"| {name} | | | | | | | {value} | |")
+        print(f"| {name} | | | | | | | | {value} | |")
     if figure:
         plot(rows, figure)
 
@@ -122,7 +134,8 @@ def plot(rows: list[dict], figure: str) -> None:
     fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 4.5), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         for r in (r for r in rows if r["data"] == kind):
-            ax.plot(*zip(*r["points"]), marker=".", label=f"{r['name']}: {r['model']}, {r['threads']} thread(s)")
+            ax.plot(*zip(*r["points"]), marker=".", linestyle="--" if r["host"] == EARLIER_HOST else "-",
+                    label=f"{r['name']}: {r['model']}; {r['host']}, {r['threads']} thread(s)")
         if kind != TUNING:
             for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
                 ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name}: {value}")
@@ -146,14 +159,16 @@ def main() -> None:
     start.add_argument("--tuning", action="store_true", help="train on the training part, hold out its last tenth")
     start.add_argument("flags", nargs=argparse.REMAINDER)
     show = verbs.add_parser("report", help="table (and figure) of finished or running runs")
-    show.add_argument("runs", nargs="+")
+    show.add_argument("runs", nargs="*")
     show.add_argument("--figure", default=None)
     show.add_argument("--save", default=None, help="also write the curves and facts to this JSON file")
+    show.add_argument("--include", nargs="*", default=[], metavar="JSON",
+                      help="rows saved earlier (--save) to show beside the runs, e.g. those of another host")
     args = parser.parse_args()
     if args.verb == "run":
         run(args.out, args.tuning, [f for f in args.flags if f != "--"])
     else:
-        report(args.runs, args.figure, args.save)
+        report(args.runs, args.figure, args.save, args.include)
 
 
 if __name__ == "__main__":

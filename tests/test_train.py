@@ -4,6 +4,8 @@ import json
 import math
 import os
 import pickle
+import platform
+import re
 import signal
 import subprocess
 import sys
@@ -187,6 +189,8 @@ def test_run_directory_holds_config_metrics_curves_and_log_lines(tmp_path, capsy
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["seed"] == 7 and saved["model"] == {"name": "tiny"} and "torch" in saved["versions"]
     assert saved["versions"]["cpu_threads"] == str(torch.get_num_threads())
+    assert saved["versions"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # e.g. AVX2, AVX512
+    assert saved["versions"]["native_bfloat16"] in ("True", "False")
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == list(range(1, 21)) and all("grad_norm" in r for r in steps)
@@ -206,6 +210,17 @@ def _cpu_runs_bf16_lstm() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists() or platform.machine() not in ("x86_64", "AMD64"),
+                    reason="reads the x86 CPU flags from /proc/cpuinfo")
+def test_native_bfloat16_agrees_with_the_cpu_flags():
+    from rnnkit.train.config import native_bfloat16
+
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    assert native_bfloat16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    if native_bfloat16():  # where the hardware has it, oneDNN's bfloat16 LSTM runs
+        assert _cpu_runs_bf16_lstm()
 
 
 @pytest.mark.skipif(not _cpu_runs_bf16_lstm(), reason="this CPU cannot run torch.nn.LSTM under bfloat16 autocast")
@@ -327,6 +342,28 @@ def test_time_limit_stops_cleanly_with_a_checkpoint(tmp_path):
     result = trainer.fit()
     assert result["stopped"].startswith("time limit") and 3 <= result["step"] < 100
     assert load_checkpoint(find_checkpoint(tmp_path / "checkpoints"))[2]["step"] == result["step"]
+
+
+def test_a_time_limit_that_will_cut_the_cosine_schedule_short_is_announced_early(capsys):
+    def slow_mse(output, batch):
+        time.sleep(0.01)
+        return mse(output, batch)
+
+    def run(max_steps: int, seconds: float) -> tuple[dict, str]:
+        config = TrainConfig(max_steps=max_steps, max_minutes=seconds / 60, batch_size=16, schedule="cosine",
+                             log_every=10_000)
+        result = Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, loss_fn=slow_mse).fit()
+        return result, capsys.readouterr().err
+
+    result, err = run(10_000, 2.0)
+    assert result["stopped"].startswith("time limit")
+    [note] = [line for line in err.splitlines() if line.startswith("note:")]
+    suggested = int(re.search(r"--max-steps (\d+) fits the schedule", note).group(1))
+    assert "will stop this run near step" in note and "of 10,000" in note
+    assert 0.5 * result["step"] <= suggested <= 1.5 * result["step"]  # the pace measured at 1 s, held to the end
+
+    result, err = run(100, 10.0)  # fits in the time: nothing to say
+    assert result["stopped"] == "max_steps" and "note:" not in err
 
 
 def test_resuming_a_finished_run_keeps_a_valid_checkpoint(tmp_path):

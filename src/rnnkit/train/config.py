@@ -24,6 +24,18 @@ def better_direction(metric: str) -> str:
     return "max" if any(word in name for word in LARGER_IS_BETTER) else "min"
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX), so that ``bf16=True`` pays off.
+
+    Without it autocast emulates bfloat16 and runs slower than float32 (docs/training.md). The checks are
+    torch's own CPU-feature probes (private, so a torch without them answers ``False``).
+    """
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
 @dataclass
 class TrainConfig:
     """How to train: optimisation, truncated BPTT, clipping, evaluation, checkpoints and logging.

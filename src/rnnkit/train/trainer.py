@@ -36,7 +36,7 @@ from rnnkit.train.batches import (
 from rnnkit.train import checkpoint, distributed
 from rnnkit.train.board import ScalarBoard
 from rnnkit.train import state as saved_state
-from rnnkit.train.config import TrainConfig
+from rnnkit.train.config import TrainConfig, native_bfloat16
 from rnnkit.train.evaluate import forward_loss, loss_totals
 from rnnkit.train.optim import Schedule, build_optimizer
 from rnnkit.train.progress import MetricsLog, Progress, plot_curves
@@ -47,12 +47,14 @@ class TrainingDiverged(RuntimeError):
 
 
 def versions() -> dict[str, str]:
-    """Library versions (and the CPU threads, on which speed and the last bits depend) of every run directory."""
+    """Library versions and the CPU's threads and vector instructions (on which speed and the last bits depend)
+    of every run directory."""
     import rnnkit
 
     return {"rnnkit": rnnkit.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_threads": str(torch.get_num_threads())}
+            "cpu_threads": str(torch.get_num_threads()), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bfloat16": str(native_bfloat16())}
 
 
 class Trainer:
@@ -117,6 +119,7 @@ class Trainer:
         self.state: Any = None
         self.saved_step: int | None = None
         self.stop_reason = ""
+        self.pace_checked = False
         self.history: list[dict] = []
         self.board = ScalarBoard(None)
 
@@ -291,7 +294,7 @@ class Trainer:
         batches = self._epoch_iterator()
         last: dict = {}
         previous_handler = self._catch_interrupt(progress)
-        clock = time.perf_counter()
+        clock, first_step = time.perf_counter(), self.step
         try:
             while self.step < self.config.max_steps and not self.stop_reason:
                 started = time.perf_counter()
@@ -308,7 +311,7 @@ class Trainer:
                     continue
                 if self.config.grad_flow_every and self.step % self.config.grad_flow_every == 0:
                     self._log_gradient_flow(batch)
-                self._check_time_limit(clock, progress)
+                self._check_time_limit(clock, first_step, progress)
                 evaluated = self._maybe_evaluate(metrics, progress)
                 if self.step % self.config.checkpoint_every == 0 and not evaluated.get("saved"):
                     self.save()
@@ -359,15 +362,36 @@ class Trainer:
                 f"or gradient. The last good checkpoint is intact{where}. Lower the learning rate, enable "
                 f"clip_norm, or check the data for NaN/inf")
 
-    def _check_time_limit(self, clock: float, progress: Progress) -> None:
+    def _check_time_limit(self, clock: float, first_step: int, progress: Progress) -> None:
         minutes = self.config.max_minutes
         if minutes is None or self.stop_reason:
             return
+        elapsed = time.perf_counter() - clock
+        if not self.pace_checked and self.process.is_main:
+            self._check_pace(elapsed, self.step - first_step, progress)
         # Rank 0's clock decides for everyone, so all processes stop at the same step.
-        over = time.perf_counter() - clock > 60 * minutes if self.process.is_main else False
+        over = elapsed > 60 * minutes if self.process.is_main else False
         if distributed.all_sum([float(over)], self.process, self.device)[0]:
             self.stop_reason = f"time limit of {minutes:g} minutes"
             progress.message(f"step {self.step}: {self.stop_reason} reached")
+
+    def _check_pace(self, elapsed: float, steps: int, progress: Progress) -> None:
+        """Say once, early, when the time limit will cut a cosine schedule short.
+
+        The schedule is sized in steps so that a seed gives the same run on every machine; a machine too slow
+        for them stops while the learning rate is still high, which costs more than the missing steps.
+        """
+        budget = 60 * self.config.max_minutes
+        if self.config.schedule != "cosine" or steps < 20 or elapsed < max(0.02 * budget, 1.0):
+            return
+        self.pace_checked = True
+        fitting = self.step + int(steps / elapsed * (budget - elapsed))
+        if fitting < 0.9 * self.config.max_steps:
+            suggested = fitting // 100 * 100 if fitting >= 1000 else fitting
+            progress.message(
+                f"note: at {elapsed / steps:.3g} s per step the {self.config.max_minutes:g}-minute limit will stop "
+                f"this run near step {fitting:,} of {self.config.max_steps:,}, before the cosine schedule has "
+                f"decayed; --max-steps {suggested} fits the schedule to this machine")
 
     def _finish(self, metrics: MetricsLog, progress: Progress, last: dict) -> dict:
         """The last evaluation and checkpoint, the plots, and the result of :meth:`fit`."""
