@@ -160,13 +160,26 @@ def test_preset_hour_fills_in_what_the_command_line_does_not_say(corpus, tmp_pat
         (16, 1, 3e-3, 4, 4)
     for name in ("dropout", "cell", "embedding_dim"):
         assert model[name] == preset[name]
-    for name in ("optimizer", "weight_decay", "schedule", "min_lr", "max_minutes", "eval_batches", "warmup_steps"):
+    for name in ("optimizer", "weight_decay", "schedule", "min_lr", "max_minutes", "eval_batches", "warmup_steps",
+                 "bf16"):
         assert train[name] == preset[name]
     results = json.loads((out / "results.json").read_text())
     assert results["steps"] == 4 and 0 < results["train_seconds"] < 600
     with pytest.raises(SystemExit):
         main(["textgen", "train", "--data", str(corpus), "--out", str(tmp_path / "x"), "--preset", "day"])
     assert "--preset: invalid choice: 'day'" in capsys.readouterr().err
+
+
+def test_the_hour_recipe_uses_bfloat16_only_where_the_cpu_has_it():
+    from rnnkit.apps.textgen import APP, hour_recipe
+    from rnnkit.train import native_bfloat16
+
+    assert APP.presets["hour"]["values"] == hour_recipe(native_bfloat16())
+    fast, slow = hour_recipe(True), hour_recipe(False)
+    assert fast["bf16"] and not slow["bf16"]  # emulated bfloat16 would be slower than float32 (docs/training.md)
+    assert fast["max_steps"] > slow["max_steps"] and fast["max_minutes"] == slow["max_minutes"] == 60.0
+    differ = {"bf16", "dropout", "max_steps", "eval_every", "checkpoint_every"}
+    assert set(fast) == set(slow) and all(fast[k] == slow[k] for k in set(fast) - differ)  # the same model
 
 
 def test_a_preset_naming_an_option_the_command_lacks_is_refused():
