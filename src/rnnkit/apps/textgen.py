@@ -121,7 +121,7 @@ def hour_recipe(native_bf16: bool) -> dict:
               "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine",
               "warmup_steps": 100, "min_lr": 1e-4, "max_minutes": 60.0, "eval_batches": None}
     if native_bf16:
-        return recipe | {"bf16": True, "dropout": 0.35, "max_steps": 22000, "eval_every": 1000,
+        return recipe | {"bf16": True, "dropout": 0.35, "max_steps": 24500, "eval_every": 1000,
                          "checkpoint_every": 1000}
     return recipe | {"bf16": False, "dropout": 0.25, "max_steps": 5600, "eval_every": 400, "checkpoint_every": 400}
 
