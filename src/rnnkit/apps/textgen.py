@@ -112,7 +112,7 @@ def _stream(vocab: Vocabulary, documents: list[str], lanes: int, chunk: int) -> 
 def hour_recipe(native_bf16: bool) -> dict:
     """``--preset hour`` for a CPU with or without bfloat16 in hardware (both measured, docs/applications.md).
 
-    With it the LSTM steps 1.7x faster under autocast, so the cosine schedule is sized for 4.5x the steps of the
+    With it the LSTM steps 1.7x faster under autocast, so the cosine schedule is sized for 4.4x the steps of the
     AVX2 host's and the longer run wants more dropout; without it autocast would be slower than float32. The
     steps stay a fixed number (not minutes) so that a seed gives the same run; a slower CPU is told early
     what fits (the trainer's pace note) and the 60-minute cap stops it anyway.
