@@ -1,5 +1,5 @@
-"""Recurrent regularisers as layer options: variational recurrent dropout (Gal & Ghahramani 2016) and
-zoneout (Krueger et al. 2016). Each check builds a layer whose step is known in closed form, so the
+"""Recurrent regularisers as layer options: variational recurrent dropout (Gal & Ghahramani 2016),
+zoneout (Krueger et al. 2016) and weight drop (DropConnect on W_hh, Wan et al. 2013; AWD-LSTM). Each check builds a layer whose step is known in closed form, so the
 mask's behaviour over time, across sequences and in expectation can be read off the outputs."""
 
 from __future__ import annotations
@@ -126,3 +126,77 @@ def test_gradient_flow_is_measured_through_the_regularisers():
     layer = rk.LSTM(2, 4, recurrent_dropout=0.2, zoneout=0.1)
     flow = gradient_flow(layer, torch.randn(6, 3, 2), loss_fn=lambda out: out[0][-1].sum(), train_mode=True)
     assert len(flow.steps["l0"]) == 6 and flow.steps["l0"][-1] > 0
+
+
+def _masked_reference(layer: rk.LSTM, seed: int) -> torch.nn.LSTM:
+    """torch.nn.LSTM with ``layer``'s weights, each W_hh times the DropConnect mask the layer draws after
+    ``torch.manual_seed(seed)``: Bernoulli(1 - p) entries scaled by 1 / (1 - p), one draw per layer and
+    direction in torch.nn's order."""
+    reference = torch.nn.LSTM(layer.input_size, layer.hidden_size, num_layers=layer.num_layers,
+                              bidirectional=layer.bidirectional)
+    reference.load_state_dict(layer.state_dict())
+    torch.manual_seed(seed)
+    keep = 1 - layer.weight_drop
+    with torch.no_grad():
+        for name in layer._flat_weights_names:
+            if name.startswith("weight_hh"):
+                weight = getattr(reference, name)
+                weight.mul_(torch.empty_like(weight).bernoulli_(keep) / keep)
+    return reference
+
+
+@pytest.mark.parametrize("backend", ["auto", "builtin", "engine", "reference"])
+def test_weight_drop_is_torch_nn_with_a_dropconnect_mask_on_every_recurrent_weight(backend):
+    torch.manual_seed(0)
+    layer = rk.LSTM(3, 8, num_layers=2, bidirectional=True, weight_drop=0.4, backend=backend)
+    x = torch.randn(6, 4, 3)
+    torch.manual_seed(7)
+    output, (h_n, c_n) = layer(x)
+    expected, (h_ref, c_ref) = _masked_reference(layer, seed=7)(x)
+    torch.testing.assert_close(output, expected)
+    torch.testing.assert_close(c_n, c_ref)
+    again, _ = layer(x)
+    assert not torch.allclose(again, output)  # a fresh mask at every call
+
+
+def test_weight_drop_zeroes_the_gradient_of_dropped_weights_and_is_off_in_evaluation():
+    torch.manual_seed(0)
+    layer = rk.GRU(2, 16, weight_drop=0.5)
+    x = torch.randn(5, 3, 2)
+    torch.manual_seed(3)
+    layer(x)[0].pow(2).sum().backward()
+    torch.manual_seed(3)
+    kept = torch.empty_like(layer.weight_hh_l0).bernoulli_(0.5).bool()
+    assert torch.all(layer.weight_hh_l0.grad[~kept] == 0)  # DropConnect: a dropped weight takes no part
+    assert torch.count_nonzero(layer.weight_hh_l0.grad[kept]) > 0.9 * kept.sum()
+    assert layer.weight_ih_l0.grad.count_nonzero() > 0.9 * layer.weight_ih_l0.numel()  # only W_hh is masked
+    layer.eval()
+    plain = torch.nn.GRU(2, 16)
+    plain.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x)[0], plain(x)[0])
+
+
+def test_weight_drop_keeps_torchs_fused_kernel_and_passes_gradcheck():
+    layer = rk.LSTM(2, 3, weight_drop=0.3).double()
+    assert backends.select(layer).name != "reference"  # the recurrence is the plain one
+    names = [name for name, _ in layer.named_parameters()]
+
+    def run(x, *weights):
+        torch.manual_seed(1)
+        return torch.func.functional_call(layer, dict(zip(names, weights)), (x,))[0]
+
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    weights = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(run, (x, *weights), fast_mode=True)
+
+
+def test_weight_drop_needs_recurrent_weights_and_a_probability():
+    with pytest.raises(ValueError, match="weight_drop needs a cell with recurrent weights; MinGRUCell"):
+        rk.MinGRU(2, 3, weight_drop=0.2)
+    with pytest.raises(ValueError, match=r"weight_drop must be a probability in \[0, 1\)"):
+        rk.LSTM(2, 3, weight_drop=1.0)
+    with pytest.raises(ValueError, match="weight_drop=0.2, which torch.nn has no equivalent of"):
+        rk.to_torch(rk.LSTM(2, 3, weight_drop=0.2))
+    assert "weight_drop=0.2" in repr(rk.LSTM(2, 3, weight_drop=0.2))
+    model = rk.models.SequenceTagger(vocab_size=10, output_size=0, cell="ln_lstm", weight_drop=0.25)
+    assert model.encoder.rnn.weight_drop == 0.25

@@ -49,7 +49,7 @@ def to_torch(layer: RecurrentLayer) -> nn.RNNBase:
 
     Refused (``ValueError``, saying why) for what torch.nn has no equivalent of: cells other than
     Elman, LSTM and GRU (``LayerNormLSTM``, ``PeepholeLSTM``, ``MinGRU``, your own), a bidirectional
-    merge other than ``'concat'``, ``recurrent_dropout`` and ``zoneout``. Initialisation options
+    merge other than ``'concat'``, ``recurrent_dropout``, ``zoneout`` and ``weight_drop``. Initialisation options
     (``init``, ``forget_bias``) are already in the weights; ``backend`` has no meaning there, and
     ``lengths=`` becomes a ``PackedSequence`` (``pack_padded_sequence(x, lengths, enforce_sorted=False)``).
     """
@@ -63,7 +63,7 @@ def to_torch(layer: RecurrentLayer) -> nn.RNNBase:
     if layer.bidirectional and layer.merge != "concat":
         raise ValueError(f"{name} merges its directions with merge={layer.merge!r}; torch.nn only concatenates "
                          "them (merge='concat')")
-    for option in ("recurrent_dropout", "zoneout"):
+    for option in ("recurrent_dropout", "zoneout", "weight_drop"):
         if getattr(layer, option):
             raise ValueError(f"{name} has {option}={getattr(layer, option)}, which torch.nn has no equivalent of")
     torch_cls, _, nonlinearity = _KINDS[kind]

@@ -45,6 +45,10 @@ _LAYER_ARGS = """
         zoneout: probability that each state unit keeps its previous value at a step (Krueger et al.
             2016); outside training the state moves to the expectation. Keyword only. While they act,
             LSTM and GRU layers run on the fused engine (CPU), other cells on the reference loop.
+        weight_drop: DropConnect on the recurrent weights (Wan et al. 2013), AWD-LSTM's regulariser
+            (Merity et al. 2018): in training each forward call multiplies ``weight_hh`` by a fresh dropout
+            mask shared by all steps and sequences of the call. The recurrence itself is untouched, so
+            every backend (torch's fused kernels included) keeps its speed. Keyword only.
 
     Shape:
         input: ``(seq, batch, input_size)``, ``(batch, seq, input_size)`` if ``batch_first``,
@@ -84,6 +88,7 @@ class RecurrentLayer(nn.Module):
         backend: str = "auto",
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        weight_drop: float = 0.0,
         forget_bias: float | None = None,
         proj_size: int = 0,
         device: torch.device | str | None = None,
@@ -109,12 +114,14 @@ class RecurrentLayer(nn.Module):
             warnings.warn(f"merge={merge!r} has no effect without bidirectional=True", stacklevel=2)
         _checks.choice("init", init, SCHEMES)
         _checks.choice("backend", backend, backends.names())
-        for name, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
+        for name, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout),
+                            ("weight_drop", weight_drop)):
             _checks.probability(name, value, closed=False)
         if recurrent_dropout and not self.cell_type.accepts_recurrent_mask:
             raise ValueError(f"recurrent_dropout needs a cell whose step reads its state through recurrent weights; "
                              f"{self.cell_type.__name__} has none (use dropout= between layers)")
         self.recurrent_dropout, self.zoneout = float(recurrent_dropout), float(zoneout)
+        self.weight_drop = float(weight_drop)
         if forget_bias is not None:
             if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)) or not math.isfinite(forget_bias):
                 raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
@@ -140,6 +147,9 @@ class RecurrentLayer(nn.Module):
                     group.append((spec, name))
                 self._groups.append(group)
             layer_input = merged_size(self.proj_size or hidden_size, self.bidirectional, merge)
+        if weight_drop and not any(spec.role == "recurrent" for spec, _ in self._groups[0]):
+            raise ValueError(f"weight_drop needs a cell with recurrent weights; {self.cell_type.__name__} has none "
+                             "(use dropout= between layers)")
         self.reset_parameters()
 
     @property
@@ -186,6 +196,14 @@ class RecurrentLayer(nn.Module):
     def parameter_groups(self) -> list[dict[str, Tensor]]:
         """The cell's parameters by name (``weight_ih``, ...), one mapping per layer and direction."""
         return [{spec.name: tensor for spec, tensor in group} for group in self.named_groups()]
+
+    def forward_weights(self) -> list[dict[str, Tensor]]:
+        """What this forward call computes with: :meth:`parameter_groups`, the recurrent weights through a
+        fresh DropConnect mask while ``weight_drop`` acts (training)."""
+        if not (self.training and self.weight_drop):
+            return self.parameter_groups()
+        return [{spec.name: nn.functional.dropout(tensor, self.weight_drop) if spec.role == "recurrent" else tensor
+                 for spec, tensor in group} for group in self.named_groups()]
 
     def flat_weights(self) -> list[Tensor]:
         """Parameters in torch.nn's flat order (per layer and direction: w_ih, w_hh, b_ih, b_hh)."""
@@ -248,7 +266,7 @@ class RecurrentLayer(nn.Module):
             observer.layer(self)
         spec = self.describe()
         backend = REFERENCE if observer is not None else backends.select(self, spec)
-        output, final = backend.run(spec, self.parameter_groups(), input if packed else x, state, lengths)
+        output, final = backend.run(spec, self.forward_weights(), input if packed else x, state, lengths)
 
         if not packed:
             output = output.squeeze(1) if not batched else output.transpose(0, 1) if self.batch_first else output
@@ -315,7 +333,7 @@ class RecurrentLayer(nn.Module):
         text = f"{self.input_size}, {self.hidden_size}"
         defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
                     "bidirectional": False, "proj_size": 0, "merge": "concat", "init": "default", "backend": "auto",
-                    "recurrent_dropout": 0.0, "zoneout": 0.0, "forget_bias": None}
+                    "recurrent_dropout": 0.0, "zoneout": 0.0, "weight_drop": 0.0, "forget_bias": None}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)!r}"

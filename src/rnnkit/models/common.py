@@ -32,6 +32,8 @@ class RecurrentConfig:
                                            "(Gal & Ghahramani 2016); lstm, gru and rnn cells")
     zoneout: float = option(0.0, "probability that a state unit keeps its previous value at a step "
                                  "(Krueger et al. 2016)")
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights, one mask per forward call (AWD-LSTM, "
+                                     "Merity et al. 2018); keeps the fused kernels' speed")
     backend: str = option("auto", "recurrent backend: 'auto' (the fastest for the device), 'engine', 'builtin' or "
                                   "'reference'", choices=("auto", "engine", "builtin", "reference"))
 
@@ -44,7 +46,7 @@ class RecurrentConfig:
         for name in ("hidden_size", "num_layers"):
             _checks.positive_int(name, getattr(self, name))
         check_probability("dropout", self.dropout)
-        for name in ("recurrent_dropout", "zoneout"):
+        for name in ("recurrent_dropout", "zoneout", "weight_drop"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
@@ -88,7 +90,8 @@ def make_rnn(config: RecurrentConfig, input_size: int, *, bidirectional: bool = 
     return registry.make_layer(config.cell, input_size, config.hidden_size, num_layers=config.num_layers,
                                batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0,
                                bidirectional=bidirectional, backend=config.backend,
-                               recurrent_dropout=config.recurrent_dropout, zoneout=config.zoneout)
+                               recurrent_dropout=config.recurrent_dropout, zoneout=config.zoneout,
+                               weight_drop=config.weight_drop)
 
 
 def embed_or_check(embedding: nn.Module | None, inputs: Tensor, input_size: int, owner: str) -> Tensor:
