@@ -125,3 +125,74 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert json.loads((run / "results.json").read_text())["steps"] == 12
     assert main(["classify", "train", "--out", str(tmp_path / "fresh"), "--resume", "--data", str(data)]) == 2
     assert "no classify run" in capsys.readouterr().err
+
+
+def _subset_csv(path, positive, negative, rows, seed):
+    rng = random.Random(seed)
+    lines = ["text,label"]
+    for _ in range(rows):
+        label = rng.choice(["pos", "neg"])
+        words = rng.choices(FILLER, k=6) + [rng.choice(positive if label == "pos" else negative)]
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)},{label}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_init_from_extends_the_vocabulary_and_carries_every_weight(trained, tmp_path):
+    import torch
+
+    from rnnkit.apps import classify
+
+    _, source_run = trained
+    source, source_vocab, _ = classify.load_run(source_run)
+    data = _subset_csv(tmp_path / "new.csv", ["great", "superb"], ["awful", "dreadful"], rows=40, seed=1)
+    config = classify.APP.default_config()
+    for labels, head_carried in (("pos", True), ("good", False)):
+        if labels == "good":
+            data.write_text(data.read_text().replace(",pos\n", ",good\n"))
+        settings = classify.APP.normalize(classify.ClassifySettings(
+            data=str(data), init_from=str(source_run), model=source.config))
+        classify.APP.check(settings, config)
+        prepared = classify.APP.prepare(settings, config, tmp_path)
+        vocab = prepared.vocab
+        assert vocab.tokens[: len(source_vocab)] == source_vocab.tokens  # the earlier ids are kept
+        assert {"superb", "dreadful"} <= set(vocab.tokens[len(source_vocab):])  # new frequent words appended
+        model = classify.APP.build_model(settings, prepared)
+        theirs, mine = source.state_dict(), model.state_dict()
+        assert torch.equal(mine["encoder.embedding.weight"][: len(source_vocab)], theirs["encoder.embedding.weight"])
+        assert torch.equal(mine["encoder.rnn.weight_hh_l0_reverse"], theirs["encoder.rnn.weight_hh_l0_reverse"])
+        assert torch.equal(mine["head.weight"], theirs["head.weight"]) is head_carried
+        assert prepared.facts["transfer"] == {"tokens_carried": len(source_vocab) - 4,
+                                              "tokens_new": len(vocab) - len(source_vocab),
+                                              "head_carried": head_carried}
+
+
+def test_init_from_refuses_another_architecture_or_app(trained, cli_error, tmp_path):
+    data, run = trained
+    base = ["classify", "train", "--data", str(data), "--out", str(tmp_path / "x"), "--max-steps", "2", *FAST,
+            "--init-from", str(run)]
+    err = cli_error([*base[:-2], "--hidden-size", "32", "--init-from", str(run)])
+    assert "was trained with --hidden-size 16 (not 32)" in err and "give the same" in err
+    assert "--level word (not char)" in cli_error([*base, "--level", "char"])
+    write_run_marker(tmp_path / "fc", "forecast")
+    assert "rnnkit forecast" in cli_error([*base[:-1], str(tmp_path / "fc")])
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_init_from_transfers_what_the_earlier_run_learned(trained, tmp_path):
+    """The new data's training part names only two of the keywords; its test rows only the other six, which
+    the earlier run learned. From scratch they are unknown words (chance); carried over they are known."""
+    from rnnkit.apps import classify
+
+    _, source_run = trained
+    train_rows = _subset_csv(tmp_path / "train.csv", ["great"], ["awful"], rows=80, seed=2)
+    test_rows = _subset_csv(tmp_path / "test.csv", POSITIVE[1:], NEGATIVE[1:], rows=200, seed=3)
+    accuracy = {}
+    for name, extra in (("scratch", []), ("transfer", ["--init-from", str(source_run)])):
+        run = tmp_path / name
+        assert main(["classify", "train", "--data", str(train_rows), "--out", str(run), "--max-steps", "40",
+                     "--lr", "5e-3", "--test-fraction", "0.1", *FAST, *extra]) == 0
+        accuracy[name] = classify.evaluate(run, data=str(test_rows))["accuracy"]
+    assert accuracy["transfer"] >= 0.8 and accuracy["scratch"] <= 0.65, accuracy

@@ -56,6 +56,9 @@ class ClassifySettings:
     max_vocab: int = option(20000, "keep at most this many tokens")
     max_length: int = option(200, "truncate texts to this many tokens")
     val_fraction: float = option(0.1, "share of the data for validation (stratified)")
+    init_from: str | None = option(None, "start from the model of an earlier classify run (transfer, e.g. from a run "
+                                         "on the tweets): its architecture, its vocabulary extended by this data's "
+                                         "new tokens, its weights, and its output layer when the labels are the same")
     test_fraction: float = option(0.2, "share of the data for the test (stratified; a built-in set keeps its own)")
     # The defaults are the configuration that beat TF-IDF + logistic regression on the built-in tweets over
     # three seeds (docs/applications.md, benchmarks/bench_sentiment.py).
@@ -182,6 +185,49 @@ def collate(items) -> dict:
     return {"inputs": inputs, "targets": torch.tensor([label for _, label in items]), "lengths": lengths}
 
 
+# -------------------------------------------------------------------------------------- transfer
+#: Model options a run started --init-from another may change: regularisation and how it runs, not shapes.
+TRANSFER_FREE = ("vocab_size", "output_size", "task", "dropout", "recurrent_dropout", "zoneout", "weight_drop",
+                 "backend")
+
+
+def check_transfer(settings: ClassifySettings) -> None:
+    """``--init-from``: the earlier run must tokenise the same way and have this run's architecture."""
+    source = lifecycle.read_run(settings.init_from, APP)
+    flags = []
+    for name in ("level", "lowercase"):
+        if getattr(source.settings, name) != getattr(settings, name):
+            flags.append((name, getattr(source.settings, name), getattr(settings, name)))
+    for field in dataclasses.fields(settings.model):
+        mine, theirs = getattr(settings.model, field.name), getattr(source.settings.model, field.name)
+        if field.name not in TRANSFER_FREE and mine != theirs:
+            flags.append((field.name, theirs, mine))
+    if flags:
+        differences = ", ".join(f"--{name.replace('_', '-')} {theirs} (not {mine})" for name, theirs, mine in flags)
+        raise InputError(f"--init-from {settings.init_from} was trained with {differences}; give the same, or train "
+                         "from scratch without --init-from")
+
+
+def transfer_vocabulary(source: Vocabulary, texts: list[str], settings: ClassifySettings) -> Vocabulary:
+    """The earlier run's tokens (their ids unchanged), then this data's frequent tokens it lacks."""
+    own = Vocabulary.build(texts, level=settings.level, min_freq=settings.min_freq, max_size=settings.max_vocab)
+    return Vocabulary(source.tokens[4:] + [t for t in own.tokens[4:] if t not in source], level=settings.level)
+
+
+def transfer_weights(model: SequenceClassifier, source: SequenceClassifier, same_labels: bool) -> None:
+    """Copy ``source``'s weights into ``model``: every recurrent weight, the embedding rows of the tokens
+    both know (ids are shared: the vocabulary extends the source's), the head when the labels match."""
+    theirs = source.state_dict()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.startswith("head.") and not same_labels:
+                continue
+            if name == "encoder.embedding.weight":
+                tensor[: theirs[name].shape[0]] = theirs[name]
+            else:
+                tensor.copy_(theirs[name])
+
+
 # --------------------------------------------------------------------------------------- metrics
 @torch.no_grad()
 def predict_ids(model: torch.nn.Module, ids: list[list[int]], batch_size: int = 256) -> torch.Tensor:
@@ -279,9 +325,15 @@ class Classify(lifecycle.App):
     val_metrics = ("val_accuracy", "val_macro_f1")
 
     def normalize(self, settings: ClassifySettings) -> ClassifySettings:
+        if settings.init_from is not None:
+            settings = dataclasses.replace(settings, init_from=str(Path(settings.init_from).resolve()))
         if settings.data is None:
             return dataclasses.replace(settings, dataset=settings.dataset or DEFAULT_DATASET)
         return dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
+
+    def check(self, settings: ClassifySettings, config: TrainConfig) -> None:
+        if settings.init_from is not None:
+            check_transfer(settings)
 
     def prepare(self, settings: ClassifySettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
         train_part, val_part, test_part, source = split_data(settings, config.seed)
@@ -290,20 +342,39 @@ class Classify(lifecycle.App):
         labels = sorted({label for _, label in train_part + val_part + test_part})
         if len(labels) < 2:
             raise InputError(f"{source} has a single label ({labels[0]!r}); classification needs at least two")
-        vocab = Vocabulary.build((normalize(t, settings.level, settings.lowercase) for t, _ in train_part),
-                                 level=settings.level, min_freq=settings.min_freq, max_size=settings.max_vocab)
+        texts = [normalize(t, settings.level, settings.lowercase) for t, _ in train_part]
         counts = {label: sum(1 for _, l in train_part if l == label) for label in labels}
         facts = {"labels": labels, "source": source, "majority_label": max(labels, key=counts.__getitem__),
-                 "vocab_size": len(vocab), "sizes": {"train": len(train_part), "val": len(val_part),
-                                                     "test": len(test_part)}}
+                 "sizes": {"train": len(train_part), "val": len(val_part), "test": len(test_part)}}
+        if settings.init_from is None:
+            vocab = Vocabulary.build(texts, level=settings.level, min_freq=settings.min_freq,
+                                     max_size=settings.max_vocab)
+        else:
+            _, earlier_vocab, run = load_run(settings.init_from)
+            vocab = transfer_vocabulary(earlier_vocab, texts, settings)
+            facts["transfer"] = {"tokens_carried": len(earlier_vocab) - 4, "tokens_new": len(vocab) - len(earlier_vocab),
+                                 "head_carried": run.facts["labels"] == labels}
+        facts["vocab_size"] = len(vocab)
         return lifecycle.Prepared(
             TextDataset(train_part, vocab, labels, settings),
             TextDataset(val_part, vocab, labels, settings) if val_part else None,
             test=test_part, vocab=vocab, facts=facts, collate_fn=collate, metrics_fn=val_metrics)
 
     def build_model(self, settings: ClassifySettings, data: lifecycle.Prepared) -> SequenceClassifier:
-        return SequenceClassifier(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
-                                                      output_size=len(data.facts["labels"])))
+        model = SequenceClassifier(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
+                                                       output_size=len(data.facts["labels"])))
+        if settings.init_from is not None:
+            transfer_weights(model, load_run(settings.init_from)[0], data.facts["transfer"]["head_carried"])
+        return model
+
+    def describe(self, settings: ClassifySettings, data: lifecycle.Prepared, model: torch.nn.Module) -> str:
+        line = super().describe(settings, data, model)
+        transfer = data.facts.get("transfer")
+        if transfer:
+            line += (f"; from {settings.init_from}: {transfer['tokens_carried']:,} tokens and the recurrent weights"
+                     f"{' and the output layer' if transfer['head_carried'] else ''} carried over, "
+                     f"{transfer['tokens_new']:,} new tokens")
+        return line
 
     def report(self, model, settings: ClassifySettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
         labels = data.facts["labels"]
