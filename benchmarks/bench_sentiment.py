@@ -39,16 +39,19 @@ from rnnkit.train import TrainConfig
 
 MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layers": int, "dropout": float,
                "recurrent_dropout": float, "zoneout": float, "summary": str, "bag_of_tokens": bool}
-SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int, "val_fraction": float}
+SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int, "val_fraction": float,
+                 "init_from": str}
 TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,
                "early_stopping_patience": int, "weight_decay": float, "schedule": str, "monitor": str}
 
 
-def tfidf_baseline(train_part, val_part, test_part) -> dict:
+def tfidf_baseline(train_part, val_part, test_part, extra=()) -> dict:
+    """``extra``: more labelled examples for the baseline's training (what ``--init-from`` gave rnnkit)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     started = time.perf_counter()
+    train_part = list(train_part) + list(extra)
     labels = sorted({label for _, label in train_part + val_part + test_part})
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True)
     x_train = vectorizer.fit_transform([t for t, _ in train_part])
@@ -107,6 +110,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-baseline", action="store_true", help="skip TF-IDF + LR (for quick sweeps)")
     parser.add_argument("--jobs", type=int, default=1, help="train this many seeds at once (one thread each)")
+    parser.add_argument("--baseline-with", default=None, metavar="DATASET",
+                        help="also give TF-IDF + LR this data set's training part (for a run --init-from a model "
+                             "trained on it, the baseline's share of the same data); reported as a third row")
     parser.add_argument("--out", default=None, help="default benchmarks/results/sentiment_<dataset>.json")
     for name, kind in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}.items():
         how = {"action": "store_const", "const": True} if kind is bool else {"type": kind}
@@ -131,6 +137,9 @@ def main() -> None:
             pending.append(pool.submit(rnnkit_run, settings, TrainConfig(**train_options, seed=seed), val_part))
             if not args.no_baseline:
                 baseline.append(tfidf_baseline(train_part, val_part, test_part))
+                if args.baseline_with:
+                    extra = split_data(ClassifySettings(dataset=args.baseline_with), seed)[0]
+                    baseline[-1]["with_extra"] = tfidf_baseline(train_part, val_part, test_part, extra)
                 print(f"  TF-IDF + LR (C={baseline[-1]['C']}): test accuracy {baseline[-1]['accuracy']:.4f}, "
                       f"macro-F1 {baseline[-1]['macro_f1']:.4f}; val macro-F1 {baseline[-1]['val_macro_f1']:.4f}",
                       flush=True)
@@ -150,6 +159,10 @@ def main() -> None:
             by_accuracy = [b["by_val_accuracy"] for b in baseline]
             print(f"| the same, C by val accuracy | {summary(by_accuracy, 'accuracy')} | "
                   f"{summary(by_accuracy, 'macro_f1')} | {summary(by_accuracy, 'val_macro_f1')} | |")
+            if args.baseline_with:
+                extra = [b["with_extra"] for b in baseline]
+                print(f"| the same trained on {args.baseline_with}'s training part too (C by val macro-F1) | "
+                      f"{summary(extra, 'accuracy')} | {summary(extra, 'macro_f1')} | {summary(extra, 'val_macro_f1')} | |")
         print(f"| rnnkit `{command_line(dataset, given)}` | {summary(rnn, 'accuracy')} | {summary(rnn, 'macro_f1')} | "
               f"{summary(rnn, 'val_macro_f1')} | {statistics.mean(r['seconds'] for r in rnn):.0f} s |\n", flush=True)
         if args.no_baseline:
