@@ -27,6 +27,14 @@ into the table and figure of docs/applications.md (``report``).
         --sample-length 0
     python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-bf16-lstm2x512-d0.5 -- --preset hour \
         --dropout 0.5 --max-steps 12400 --max-minutes 48 --bf16 --eval-every 400 --sample-length 0
+    # the recurrent regularisers on the BF16 host (2026-12-02, later; side by side, one thread each, 48 minutes):
+    # variational recurrent dropout (engine, 1.6x the step) and weight drop (DropConnect on W_hh, nn.LSTM)
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-bf16-lstm2x512-d0.35-rd0.2 \
+        -- --preset hour --dropout 0.35 --recurrent-dropout 0.2 --max-steps 9000 --max-minutes 48 --bf16 \
+        --eval-every 400 --sample-length 0
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-bf16-lstm2x512-d0.35-wd0.3 \
+        -- --preset hour --dropout 0.35 --weight-drop 0.3 --max-steps 12000 --max-minutes 48 --bf16 \
+        --eval-every 400 --sample-length 0
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
@@ -51,6 +59,8 @@ ANCHORS = {"nanoGPT baby GPT (A100, 3 min)": 1.4697, "minGRU / minLSTM (paper, G
 
 
 TUNING = "tuning part"
+#: The recurrent regularisers a run's label names when they are on.
+REGULARISERS = {"recurrent_dropout": "recurrent dropout", "zoneout": "zoneout", "weight_drop": "weight drop"}
 #: The host of the first runs (2026-12-01/02), recorded before run directories named their CPU's instructions.
 EARLIER_HOST = "AVX2"
 
@@ -104,7 +114,8 @@ def curve(run_dir: Path) -> dict:
             "best": min((loss for _, loss in points), default=float("nan")),
             "model": f"{registry.cell_kind(model['cell']).layer.__name__} {model['num_layers']}×"
                      f"{model['hidden_size']}, dropout "
-                     f"{model['dropout']:g}" + (f", zoneout {model['zoneout']:g}" if model.get("zoneout") else "")
+                     f"{model['dropout']:g}" + "".join(f", {label} {model[key]:g}" for key, label in REGULARISERS.items()
+                                                       if model.get(key))
                      + (", bf16" if saved.get("train", {}).get("bf16") else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
             "data": TUNING if settings["data"] else settings["dataset"], "threads": versions.get("cpu_threads", "?"),
