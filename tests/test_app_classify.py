@@ -13,12 +13,12 @@ FILLER = "the a movie film this it was is and plot acting story really very quit
 FAST = ["--hidden-size", "16", "--embedding-dim", "16", "--batch-size", "16", "--eval-every", "20", "--dropout", "0.1", "--quiet"]
 
 
-def keyword_csv(path, rows=160, seed=0):
+def keyword_csv(path, rows=160, seed=0, positive=POSITIVE, negative=NEGATIVE):
     rng = random.Random(seed)
     lines = ["text,label"]
     for _ in range(rows):
         label = rng.choice(["pos", "neg"])
-        words = rng.choices(FILLER, k=6) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
+        words = rng.choices(FILLER, k=6) + [rng.choice(positive if label == "pos" else negative)]
         rng.shuffle(words)
         lines.append(f"{' '.join(words)},{label}")
     path.write_text("\n".join(lines) + "\n")
@@ -127,18 +127,6 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert "no classify run" in capsys.readouterr().err
 
 
-def _subset_csv(path, positive, negative, rows, seed):
-    rng = random.Random(seed)
-    lines = ["text,label"]
-    for _ in range(rows):
-        label = rng.choice(["pos", "neg"])
-        words = rng.choices(FILLER, k=6) + [rng.choice(positive if label == "pos" else negative)]
-        rng.shuffle(words)
-        lines.append(f"{' '.join(words)},{label}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_init_from_extends_the_vocabulary_and_carries_every_weight(trained, tmp_path):
     import torch
 
@@ -146,7 +134,7 @@ def test_init_from_extends_the_vocabulary_and_carries_every_weight(trained, tmp_
 
     _, source_run = trained
     source, source_vocab, _ = classify.load_run(source_run)
-    data = _subset_csv(tmp_path / "new.csv", ["great", "superb"], ["awful", "dreadful"], rows=40, seed=1)
+    data = keyword_csv(tmp_path / "new.csv", 40, 1, ["great", "superb"], ["awful", "dreadful"])
     config = classify.APP.default_config()
     for labels, head_carried in (("pos", True), ("good", False)):
         if labels == "good":
@@ -187,8 +175,8 @@ def test_init_from_transfers_what_the_earlier_run_learned(trained, tmp_path):
     from rnnkit.apps import classify
 
     _, source_run = trained
-    train_rows = _subset_csv(tmp_path / "train.csv", ["great"], ["awful"], rows=80, seed=2)
-    test_rows = _subset_csv(tmp_path / "test.csv", POSITIVE[1:], NEGATIVE[1:], rows=200, seed=3)
+    train_rows = keyword_csv(tmp_path / "train.csv", 80, 2, ["great"], ["awful"])
+    test_rows = keyword_csv(tmp_path / "test.csv", 200, 3, POSITIVE[1:], NEGATIVE[1:])
     accuracy = {}
     for name, extra in (("scratch", []), ("transfer", ["--init-from", str(source_run)])):
         run = tmp_path / name
