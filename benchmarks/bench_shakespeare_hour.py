@@ -165,9 +165,9 @@ def plot(rows: list[dict], figure: str) -> None:
         title = ("hyper-parameter search: last tenth of the training part" if kind == TUNING
                  else "Character-level Shakespeare, nanoGPT's validation split")
         ax.set(xlabel="wall-clock training minutes (2-core CPU)", ylabel="validation loss (nats/char)",
-               title=title, ylim=(1.3, 2.4))
+               title=title, ylim=(1.4, 2.4))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, loc="upper right")
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
