@@ -85,6 +85,23 @@ def test_resume_continues_and_existing_runs_are_protected(corpus, tmp_path, caps
     assert steps == list(range(1, 51))
 
 
+def test_weight_drop_masks_are_part_of_same_seed_same_bits_and_of_resume(corpus, tmp_path):
+    flags = ["--num-layers", "2", "--hidden-size", "16", "--dropout", "0.2", "--weight-drop", "0.3", "--eval-every", "5",
+             "--checkpoint-every", "5", "--sample-length", "0", "--no-tensorboard"]
+    assert _train(corpus, tmp_path / "full", *flags, "--max-steps", "12") == 0
+    assert _train(corpus, tmp_path / "again", *flags, "--max-steps", "12") == 0
+    assert _train(corpus, tmp_path / "part", *flags, "--max-steps", "6") == 0
+    assert _train(corpus, tmp_path / "part", *flags, "--max-steps", "12", "--resume") == 0
+
+    def history(name):  # the training steps (a run stopped at step 6 also evaluates there)
+        records = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in records if "loss" in r]
+
+    weights = {name: (tmp_path / name / "model" / "model.safetensors").read_bytes() for name in ("full", "again", "part")}
+    assert history("full") == history("again") == history("part") and len(history("full")) == 12
+    assert weights["full"] == weights["again"] == weights["part"]
+
+
 @pytest.mark.slow
 def test_word_level(corpus, tmp_path, capsys):
     assert _train(corpus, tmp_path / "words", "--level", "word") == 0
