@@ -85,8 +85,9 @@ def test_resume_continues_and_existing_runs_are_protected(corpus, tmp_path, caps
     assert steps == list(range(1, 51))
 
 
-def test_weight_drop_masks_are_part_of_same_seed_same_bits_and_of_resume(corpus, tmp_path):
-    flags = ["--num-layers", "2", "--hidden-size", "16", "--dropout", "0.2", "--weight-drop", "0.3", "--eval-every", "5",
+@pytest.mark.parametrize("option", [["--weight-drop", "0.3"], ["--ema-decay", "0.9"]], ids=["weight-drop", "ema"])
+def test_weight_drop_and_weight_average_keep_same_seed_same_bits_and_resume(corpus, tmp_path, option):
+    flags = ["--num-layers", "2", "--hidden-size", "16", "--dropout", "0.2", *option, "--eval-every", "5",
              "--checkpoint-every", "5", "--sample-length", "0", "--no-tensorboard"]
     assert _train(corpus, tmp_path / "full", *flags, "--max-steps", "12") == 0
     assert _train(corpus, tmp_path / "again", *flags, "--max-steps", "12") == 0

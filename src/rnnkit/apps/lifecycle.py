@@ -259,7 +259,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
             raise
         fitted = {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
     fitted.update(train_seconds=round(time.perf_counter() - started, 1), history=trainer.history)
-    _load_best(model, run)
+    _load_best(model, run, trainer)
     if not trainer.process.is_main:
         return fitted
     from rnnkit.models import save_model
@@ -288,12 +288,15 @@ def _comparable(facts: dict) -> Any:
     return json.loads(json.dumps(facts))
 
 
-def _load_best(model: torch.nn.Module, run: Path) -> None:
-    """The best checkpoint's weights (when validation chose one) into ``model``."""
+def _load_best(model: torch.nn.Module, run: Path, trainer: Trainer) -> None:
+    """The best checkpoint's weights (when validation chose one) into ``model``; else, with ``--ema-decay``,
+    the final moving average."""
     best = checkpoint.find_checkpoint(run / "checkpoints", "best")
     if best is not None:
         weights, _, _ = checkpoint.load_checkpoint(best)
         checkpoint.load_model_state(model, weights, best)
+    elif trainer.averaged is not None:
+        model.load_state_dict(trainer.evaluation_model.state_dict())
 
 
 def load_run(run: str | Path, app: App, device: str = "cpu") -> tuple[torch.nn.Module, Any, Run]:

@@ -71,6 +71,9 @@ class TrainConfig:
     checkpoint_every: int = option(200, "write the 'latest' checkpoint every this many steps (and at the end)")
     max_nonfinite_steps: int = option(10, "stop after this many consecutive steps with a non-finite loss or "
                                         "gradient (each is skipped)")
+    ema_decay: float | None = option(None, "keep an exponential moving average of the weights with this decay "
+                                           "(e.g. 0.999) and evaluate, keep as best and save the average "
+                                           "(None: off)")
     bf16: bool = option(False, "run the forward pass under bfloat16 autocast (see docs/training.md)")
     seed: int = option(0, "seed for weights, data order and dropout")
     log_every: int = option(50, "print a progress line every this many steps when not on a terminal")
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999) or None (off), got {self.ema_decay}")
         for name in ("clip_norm", "clip_value"):
             value = getattr(self, name)
             if value is not None and value <= 0:

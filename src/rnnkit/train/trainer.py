@@ -7,7 +7,8 @@
 Truncated BPTT: batches from :class:`rnnkit.data.StreamBatches` carry a ``reset`` flag per row. The
 trainer then passes the previous batch's final state (detached, so gradients stop at the chunk
 boundary; zeroed where a new document starts) into the model: k1 = k2 = the chunk length, what
-Keras calls a stateful RNN. Everything needed to continue exactly — weights, optimizer, schedule,
+Keras calls a stateful RNN. With ``ema_decay`` an exponential moving average of the weights
+(``rnnkit.train.averaging``) is what is evaluated, kept as best and saved. Everything needed to continue exactly — weights, optimizer, schedule,
 random generators, data position, the carried state — is checkpointed, so a killed run resumes and
 ends with the same weights as one that was never interrupted.
 """
@@ -34,12 +35,17 @@ from rnnkit.train.batches import (
     as_batch, count_targets, count_tokens, detach_state, model_kwargs, to_device,
 )
 from rnnkit.train import checkpoint, distributed
+from rnnkit.train.averaging import exponential_average
 from rnnkit.train.board import ScalarBoard
 from rnnkit.train import state as saved_state
 from rnnkit.train.config import TrainConfig, native_bfloat16
 from rnnkit.train.evaluate import forward_loss, loss_totals
 from rnnkit.train.optim import Schedule, build_optimizer
 from rnnkit.train.progress import MetricsLog, Progress, plot_curves
+
+
+#: Prefix of the live weights in a checkpoint's state.safetensors when model.safetensors holds their average.
+TRAINING_WEIGHTS = "training_weights."
 
 
 class TrainingDiverged(RuntimeError):
@@ -112,6 +118,8 @@ class Trainer:
         self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], self.config)
         self.schedule = Schedule(self.optimizer, self.config)
         self.wrapped = distributed.wrap(self.model, self.process, self.device)
+        self.averaged = (exponential_average(self.model, self.config.ema_decay)
+                         if self.config.ema_decay is not None else None)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
         self.best_step: int | None = None
@@ -186,6 +194,8 @@ class Trainer:
         else:
             self.nonfinite_in_a_row = 0
             self.optimizer.step()
+            if self.averaged is not None:
+                self.averaged.update_parameters(self.model)
             self.state = detach_state(state)
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -193,6 +203,11 @@ class Trainer:
         return record
 
     # ------------------------------------------------------------------------------- evaluate
+    @property
+    def evaluation_model(self) -> torch.nn.Module:
+        """The weights that are evaluated and saved: the moving average with ``ema_decay``, else the model."""
+        return self.model if self.averaged is None else self.averaged.module
+
     @torch.no_grad()
     def evaluate(self, data: Dataset | Iterable | None = None, max_batches: int | None = None) -> dict:
         """Count-weighted mean loss over ``data`` (default: the validation data) as ``val_loss``."""
@@ -200,7 +215,8 @@ class Trainer:
         if data is None:
             return {}
         self.wrapped.eval()
-        total, count = loss_totals(self.model, islice(self._batches(data, 0, shuffle=False), max_batches),
+        model = self.evaluation_model.eval()
+        total, count = loss_totals(model, islice(self._batches(data, 0, shuffle=False), max_batches),
                                    self.device, loss_fn=self.loss_fn, bf16=self.config.bf16)
         total, count = distributed.all_sum([total, count], self.process, self.device)
         if count == 0:
@@ -208,7 +224,7 @@ class Trainer:
         metrics = {"val_loss": total / count}
         if self.metrics_fn is not None:
             # --eval-batches limits these metrics exactly as it limits val_loss
-            extra = self.metrics_fn(self.model, islice(self._batches(data, 0, shuffle=False), max_batches))
+            extra = self.metrics_fn(model, islice(self._batches(data, 0, shuffle=False), max_batches))
             metrics.update({k if k.startswith("val_") else f"val_{k}": float(v) for k, v in extra.items()})
         return metrics
 
@@ -231,6 +247,9 @@ class Trainer:
         snapshots = distributed.gather_objects(saved_state.snapshot(self.state, self.device), self.process)
         if self.process.is_main:
             tensors, optimizer_rest = checkpoint.split_optimizer_state(self.optimizer.state_dict())
+            if self.averaged is not None:  # model.safetensors holds the average; training goes on from these
+                tensors.update({f"{TRAINING_WEIGHTS}{k}": v.detach().contiguous().cpu()
+                                for k, v in self.model.state_dict().items()})
             per_rank = []
             for rank, (rank_tensors, plain) in enumerate(snapshots):
                 tensors.update({f"rank{rank}.{k}": v for k, v in rank_tensors.items()})
@@ -242,9 +261,10 @@ class Trainer:
                 "schedule": self.schedule.state_dict(), "best": self.best, "best_step": self.best_step,
                 "evals_without_improvement": self.evals_without_improvement,
                 "nonfinite_in_a_row": self.nonfinite_in_a_row, "random": per_rank, "versions": versions(),
+                "ema_updates": None if self.averaged is None else int(self.averaged.n_averaged),
             }
-            checkpoint.save_checkpoint(self.checkpoint_dir, self.step, self.model.state_dict(), tensors, info,
-                                       best=best)
+            checkpoint.save_checkpoint(self.checkpoint_dir, self.step, self.evaluation_model.state_dict(), tensors,
+                                       info, best=best)
         self.saved_step = self.step
         distributed.barrier(self.process)
 
@@ -263,7 +283,18 @@ class Trainer:
         if self.model_config is not None and info.get("model_config") not in (None, self.model_config):
             raise checkpoint.CheckpointError(f"{path} belongs to a different model configuration: "
                                              f"{info.get('model_config')} vs {self.model_config}")
-        checkpoint.load_model_state(self.model, {k: v.to(self.device) for k, v in model_state.items()}, path)
+        saved_decay = info.get("train_config", {}).get("ema_decay")
+        if (saved_decay is None) != (self.averaged is None):
+            raise checkpoint.CheckpointError(
+                f"{path} was trained with ema_decay {saved_decay}; resume with the same setting (this run has "
+                f"{self.config.ema_decay}): the saved weights are {'an average' if saved_decay else 'the live ones'}")
+        model_state = {k: v.to(self.device) for k, v in model_state.items()}
+        if self.averaged is not None:
+            checkpoint.load_model_state(self.averaged.module, model_state, path)
+            self.averaged.n_averaged.fill_(info["ema_updates"])
+            model_state = {k[len(TRAINING_WEIGHTS):]: v.to(self.device) for k, v in tensors.items()
+                           if k.startswith(TRAINING_WEIGHTS)}
+        checkpoint.load_model_state(self.model, model_state, path)
         optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
         self.optimizer.load_state_dict(checkpoint.join_optimizer_state(optimizer_tensors, info["optimizer"]))
         self.schedule.load_state_dict(info["schedule"])
