@@ -38,11 +38,13 @@ from rnnkit.apps.classify import APP, ClassifySettings, load_run, split_data, te
 from rnnkit.train import TrainConfig
 
 MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layers": int, "dropout": float,
-               "recurrent_dropout": float, "zoneout": float, "summary": str, "bag_of_tokens": bool}
+               "recurrent_dropout": float, "zoneout": float, "weight_drop": float, "summary": str,
+               "bag_of_tokens": bool}
 SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int, "val_fraction": float,
                  "init_from": str}
 TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,
-               "early_stopping_patience": int, "weight_decay": float, "schedule": str, "monitor": str}
+               "early_stopping_patience": int, "weight_decay": float, "schedule": str, "monitor": str,
+               "ema_decay": float}
 
 
 def tfidf_baseline(train_part, val_part, test_part, extra=()) -> dict:

@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from rnnkit.data import StreamBatches
 from rnnkit.train import CheckpointError, TrainConfig, Trainer, find_checkpoint
-from rnnkit.train.averaging import ema_decay_at
+from rnnkit.train.averaging import ema_weight
 
 from train_support import TinyLM, token_stream
 
@@ -22,10 +22,10 @@ def regression(n, seed):
     return TensorDataset(x, y)
 
 
-def test_the_ramp_reaches_the_decay():
-    assert ema_decay_at(0.999, 1) == pytest.approx(2 / 11)
-    assert ema_decay_at(0.999, 100) == pytest.approx(101 / 110)
-    assert ema_decay_at(0.9, 10_000) == 0.9
+def test_the_first_update_copies_and_later_ones_approach_the_decay():
+    assert ema_weight(0.999, 1) == 1.0
+    assert ema_weight(0.5, 2) == pytest.approx(0.5 / 0.75)
+    assert ema_weight(0.9, 10_000) == pytest.approx(0.1)
 
 
 def test_the_average_follows_its_formula_and_training_is_untouched():
@@ -45,10 +45,9 @@ def test_the_average_follows_its_formula_and_training_is_untouched():
     trainer.fit()
     weights = live[1:] + [model.weight.detach().clone()]  # W_1 ... W_steps, one per update of the average
     assert len(weights) == steps
-    average = weights[0].clone()  # the first update copies
-    for n, w in enumerate(weights[1:], start=1):
-        d = min(decay, (1 + n) / (10 + n))
-        average = d * average + (1 - d) * w
+    # the definition, not the recursion the trainer runs: step k weighs decay^(steps - k), normalised
+    ages = [decay ** (steps - k) for k in range(1, steps + 1)]
+    average = sum(a * w for a, w in zip(ages, weights)) / sum(ages)
     torch.testing.assert_close(trainer.averaged.module.weight, average, rtol=1e-12, atol=1e-12)
     assert not torch.equal(trainer.averaged.module.weight, model.weight)
 

@@ -1,14 +1,15 @@
 """An exponential moving average of the weights, evaluated and saved in place of the last weights.
 
-The average after update ``n`` (``n = 1`` copies the weights) is
+After ``n`` optimizer steps with weights ``W_1 ... W_n`` the average is
 
-    decay_n = min(decay, (1 + n) / (10 + n))
-    W_avg  <- decay_n * W_avg + (1 - decay_n) * W
+    W_avg = sum_k decay^(n-k) W_k / sum_k decay^(n-k)
 
-The ramp (TensorFlow's ``ExponentialMovingAverage(num_updates=...)``) lets the average forget the random
-initial weights within a few hundred steps even at ``decay = 0.999``; without it a short run would report
-a blend dominated by its first steps. Training itself is untouched: the optimizer only ever sees the live
-weights, so a run with an average follows exactly the trajectory of one without.
+the bias-corrected average Adam uses for its moments: each step weighs ``decay`` times the one after it, so
+the average covers about the last ``1 / (1 - decay)`` steps, and it never leans on the random initial
+weights the way an average started from them would in a short run. As a recursion it is a lerp towards
+the new weights by ``(1 - decay) / (1 - decay^n)`` (1 at the first step: a copy). Training itself is
+untouched: the optimizer only ever sees the live weights, so a run with an average follows exactly the
+trajectory of one without.
 """
 
 from __future__ import annotations
@@ -17,21 +18,21 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 
-def ema_decay_at(decay: float, updates_before: int) -> float:
-    """The decay applied at the update that follows ``updates_before`` earlier ones (the ramp above).
+def ema_weight(decay: float, update: int) -> float:
+    """How far update number ``update`` (1, 2, ...) moves the average towards the new weights.
 
-    >>> ema_decay_at(0.999, 1), ema_decay_at(0.999, 10_000)
-    (0.18181818181818182, 0.999)
+    >>> ema_weight(0.9, 1), round(ema_weight(0.9, 2), 4), round(ema_weight(0.9, 10_000), 4)
+    (1.0, 0.5263, 0.1)
     """
-    return min(decay, (1 + updates_before) / (10 + updates_before))
+    return (1 - decay) / (1 - decay**update)
 
 
 def exponential_average(model: torch.nn.Module, decay: float) -> AveragedModel:
-    """torch's ``AveragedModel`` of ``model`` updated by :func:`ema_decay_at` (buffers follow the model)."""
+    """torch's ``AveragedModel`` of ``model`` with the bias-corrected average above (buffers follow the model)."""
 
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates_before: torch.Tensor) -> None:
-        weight = 1 - ema_decay_at(decay, int(updates_before))
+        weight = ema_weight(decay, int(updates_before) + 1)
         if torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0]):
             torch._foreach_lerp_(averaged, current, weight)
         else:  # integer parameters cannot be averaged; they follow the model
