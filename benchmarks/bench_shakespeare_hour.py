@@ -124,7 +124,9 @@ def curve(run_dir: Path) -> dict:
                      f"{model['hidden_size']}, dropout "
                      f"{model['dropout']:g}" + "".join(f", {label} {model[key]:g}" for key, label in REGULARISERS.items()
                                                        if model.get(key))
-                     + (", bf16" if saved.get("train", {}).get("bf16") else ""),
+                     + (", bf16" if saved.get("train", {}).get("bf16") else "")
+                     + (f", weights averaged ({saved['train']['ema_decay']:g})"
+                        if saved.get("train", {}).get("ema_decay") else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
             "data": TUNING if settings["data"] else settings["dataset"], "threads": versions.get("cpu_threads", "?"),
             "host": host(versions)}

@@ -165,6 +165,7 @@ def test_init_from_refuses_another_architecture_or_app(trained, cli_error, tmp_p
     assert "--level word (not char)" in cli_error([*base, "--level", "char"])
     write_run_marker(tmp_path / "fc", "forecast")
     assert "rnnkit forecast" in cli_error([*base[:-1], str(tmp_path / "fc")])
+    assert "is a file, not a run directory" in cli_error([*base[:-1], str(data)])
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 

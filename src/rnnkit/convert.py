@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnkit.nn import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.nn import GRU, LSTM, RECURRENT_REGULARIZERS, RNN, RecurrentLayer
 
 #: torch's kernel name (``RecurrentCell.torch_kernel``, ``nn.RNNBase.mode``) -> (torch.nn class, rnnkit class, nonlinearity)
 _KINDS = {
@@ -63,7 +63,7 @@ def to_torch(layer: RecurrentLayer) -> nn.RNNBase:
     if layer.bidirectional and layer.merge != "concat":
         raise ValueError(f"{name} merges its directions with merge={layer.merge!r}; torch.nn only concatenates "
                          "them (merge='concat')")
-    for option in ("recurrent_dropout", "zoneout", "weight_drop"):
+    for option in RECURRENT_REGULARIZERS:
         if getattr(layer, option):
             raise ValueError(f"{name} has {option}={getattr(layer, option)}, which torch.nn has no equivalent of")
     torch_cls, _, nonlinearity = _KINDS[kind]

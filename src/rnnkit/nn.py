@@ -25,6 +25,9 @@ from rnnkit.errors import ArgumentTypeError, ShapeError
 from rnnkit.init import SCHEMES, initialize_
 from rnnkit.stacking import MERGE_MODES, merged_size
 
+#: Options that regularise the recurrence itself (torch.nn has none of them); each is a probability in [0, 1).
+RECURRENT_REGULARIZERS = ("recurrent_dropout", "zoneout", "weight_drop")
+
 _LAYER_ARGS = """
     Args:
         input_size: features of each input step.
@@ -114,8 +117,7 @@ class RecurrentLayer(nn.Module):
             warnings.warn(f"merge={merge!r} has no effect without bidirectional=True", stacklevel=2)
         _checks.choice("init", init, SCHEMES)
         _checks.choice("backend", backend, backends.names())
-        for name, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout),
-                            ("weight_drop", weight_drop)):
+        for name, value in zip(RECURRENT_REGULARIZERS, (recurrent_dropout, zoneout, weight_drop), strict=True):
             _checks.probability(name, value, closed=False)
         if recurrent_dropout and not self.cell_type.accepts_recurrent_mask:
             raise ValueError(f"recurrent_dropout needs a cell whose step reads its state through recurrent weights; "

@@ -32,6 +32,7 @@ from rnnkit.data.tables import read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
 
@@ -187,8 +188,7 @@ def collate(items) -> dict:
 
 # -------------------------------------------------------------------------------------- transfer
 #: Model options a run started --init-from another may change: regularisation and how it runs, not shapes.
-TRANSFER_FREE = ("vocab_size", "output_size", "task", "dropout", "recurrent_dropout", "zoneout", "weight_drop",
-                 "backend")
+TRANSFER_FREE = ("vocab_size", "output_size", "task", "dropout", *RECURRENT_REGULARIZERS, "backend")
 
 
 def check_transfer(settings: ClassifySettings) -> None:

@@ -155,6 +155,8 @@ class App:
 # ------------------------------------------------------------------------------- run directory
 def _read_info(run: Path, app: str) -> dict:
     path = run / APP_FILE
+    if run.is_file():
+        raise InputError(f"{run} is a file, not a run directory; pass the --out folder of a `rnnkit {app} train` run")
     if not run.is_dir():
         raise InputError(f"run directory {run} does not exist; train first with `rnnkit {app} train --out {run}`")
     if not path.exists():

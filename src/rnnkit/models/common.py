@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit import _checks, registry
+from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import option
 from rnnkit.types import IGNORE_INDEX
 
@@ -46,7 +47,7 @@ class RecurrentConfig:
         for name in ("hidden_size", "num_layers"):
             _checks.positive_int(name, getattr(self, name))
         check_probability("dropout", self.dropout)
-        for name in ("recurrent_dropout", "zoneout", "weight_drop"):
+        for name in RECURRENT_REGULARIZERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
