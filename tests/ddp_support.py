@@ -15,13 +15,17 @@ if __name__ == "__main__":
     out, kind = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     model = TinyLM(cell="gru", hidden=16)
-    if kind == "dataset":
+    if kind.startswith("dataset"):
         tokens = token_stream(64 * 11).view(64, 11)
         data = TensorDataset(tokens[:, :-1], tokens[:, 1:])
     else:
         data = StreamBatches(token_stream(2000), batch_size=8, chunk_length=10)
-    config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, checkpoint_every=3, eval_every=100)
+    config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, checkpoint_every=3, eval_every=100,
+                         ema_decay=0.8 if kind.endswith("-ema") else None)
     trainer = Trainer(model, data, config=config, run_dir=f"{out}/run", progress=False)
     trainer.fit()
     if trainer.process.is_main:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/weights.safetensors")
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+        if trainer.averaged is not None:
+            weights |= {f"average.{k}": v.contiguous() for k, v in trainer.evaluation_model.state_dict().items()}
+        save_file(weights, f"{out}/weights.safetensors")

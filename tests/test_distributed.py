@@ -23,14 +23,15 @@ def _run(out: Path, kind: str, processes: int) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["dataset", "streams"])
+@pytest.mark.parametrize("kind", ["dataset", "streams", "streams-ema"])
 def test_two_processes_match_one_on_the_combined_batch(tmp_path, kind):
     single = _run(tmp_path / "single", kind, 1)
     double = _run(tmp_path / "double", kind, 2)
-    for name in single:
+    assert any(name.startswith("average.") for name in single) == kind.endswith("-ema")
+    for name in single:  # the weights and, with --ema-decay, their average
         torch.testing.assert_close(double[name], single[name], rtol=1e-4, atol=1e-5, msg=name)
     moved = load_file(tmp_path / "single" / "run" / "checkpoints" / "step-00000003" / "model.safetensors")
-    assert any(not torch.equal(moved[n], single[n]) for n in single)  # training did change the weights
+    assert any(not torch.equal(moved[n], single[n]) for n in moved)  # training did change the weights
     info = json.loads((tmp_path / "double" / "run" / "checkpoints" / "step-00000006" / "trainer.json").read_text())
     assert info["world_size"] == 2 and len(info["random"]) == 2
     lines = (tmp_path / "double" / "run" / "metrics.jsonl").read_text().splitlines()
