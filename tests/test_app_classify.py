@@ -4,6 +4,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from app_support import write_run_marker
 from rnnkit.cli.main import main
@@ -185,3 +186,17 @@ def test_init_from_transfers_what_the_earlier_run_learned(trained, tmp_path):
                      "--lr", "5e-3", "--test-fraction", "0.1", *FAST, *extra]) == 0
         accuracy[name] = classify.evaluate(run, data=str(test_rows))["accuracy"]
     assert accuracy["transfer"] >= 0.8 and accuracy["scratch"] <= 0.65, accuracy
+
+
+def test_without_validation_the_saved_model_is_the_weight_average(tmp_path):
+    from safetensors.torch import load_file
+
+    data, run = keyword_csv(tmp_path / "kw.csv"), tmp_path / "run"
+    assert main(["classify", "train", "--data", str(data), "--out", str(run), "--max-steps", "12", "--val-fraction", "0",
+                 "--ema-decay", "0.5", "--checkpoint-every", "12", *FAST]) == 0
+    saved = load_file(run / "model" / "model.safetensors")
+    final = run / "checkpoints" / "step-00000012"
+    average, live = load_file(final / "model.safetensors"), load_file(final / "state.safetensors")
+    assert not (run / "checkpoints" / "best.json").exists()
+    assert all(torch.equal(saved[k], average[k]) for k in average)
+    assert any(not torch.equal(saved[k], live[f"training_weights.{k}"]) for k in average)
