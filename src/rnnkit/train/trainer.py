@@ -8,9 +8,10 @@ Truncated BPTT: batches from :class:`rnnkit.data.StreamBatches` carry a ``reset`
 trainer then passes the previous batch's final state (detached, so gradients stop at the chunk
 boundary; zeroed where a new document starts) into the model: k1 = k2 = the chunk length, what
 Keras calls a stateful RNN. With ``ema_decay`` an exponential moving average of the weights
-(``rnnkit.train.averaging``) is what is evaluated, kept as best and saved. Everything needed to continue exactly — weights, optimizer, schedule,
-random generators, data position, the carried state — is checkpointed, so a killed run resumes and
-ends with the same weights as one that was never interrupted.
+(``rnnkit.train.averaging``) is what is evaluated, kept as best and saved. Everything needed to
+continue exactly — weights (and their average), optimizer, schedule, random generators, data position,
+the carried state — is checkpointed, so a killed run resumes and ends with the same weights as one
+that was never interrupted.
 """
 
 from __future__ import annotations
