@@ -9,7 +9,7 @@ The text is ``rnnkit.datasets.text.shakespeare_char()``: nanoGPT's exact split s
 111,540 characters) built from the Project Gutenberg plays tiny-shakespeare is drawn from, because the
 tiny-shakespeare file itself is not available offline (see that function's docstring).
 
-    python benchmarks/bench_shakespeare_char.py [--minutes 3] [--models gru:512 lstm:512]
+    python benchmarks/bench_shakespeare_char.py [--minutes 3] [--models gru:512 lstm:512] [--ema-decay 0.99]
 """
 
 from __future__ import annotations
@@ -27,20 +27,21 @@ from rnnkit.train import TrainConfig, Trainer
 
 
 def run(cell: str, hidden: int, layers: int, minutes: float, batch: int, chunk: int, lr: float,
-        train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int) -> dict:
+        train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int, ema_decay: float | None = None) -> dict:
     torch.manual_seed(0)
     model = SequenceTagger(vocab_size=vocab_size, output_size=0, cell=cell, hidden_size=hidden, num_layers=layers,
                            embedding_dim=64)
     train = StreamBatches(train_ids, batch, chunk)
     val = StreamBatches(val_ids, 16, chunk)
     config = TrainConfig(max_steps=100_000, max_minutes=minutes, lr=lr, schedule="constant", clip_norm=1.0,
-                         eval_every=10**9, checkpoint_every=10**9, log_every=200)
+                         eval_every=10**9, checkpoint_every=10**9, log_every=200, ema_decay=ema_decay)
     trainer = Trainer(model, train, config=config, progress=True)
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
-    val_loss = Trainer(model, [], config=TrainConfig(), progress=False).evaluate(val)["val_loss"]
-    return {"model": f"{cell.upper()}({hidden}) x {layers}", "params": sum(p.numel() for p in model.parameters()),
+    val_loss = Trainer(trainer.evaluation_model, [], config=TrainConfig(), progress=False).evaluate(val)["val_loss"]
+    averaged = f", weights averaged ({ema_decay:g})" if ema_decay else ""
+    return {"model": f"{cell.upper()}({hidden}) x {layers}{averaged}", "params": sum(p.numel() for p in model.parameters()),
             "steps": trainer.step, "seconds": seconds, "val": val_loss,
             "chars": trainer.step * batch * chunk}
 
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="evaluate a moving average of the weights (TrainConfig.ema_decay)")
     args = parser.parse_args()
     split = shakespeare_char()
     vocab = Vocabulary.build([split.train], level="char")
@@ -64,7 +67,7 @@ def main() -> None:
     for entry in args.models:
         cell, hidden, *rest = entry.split(":")
         rows.append(run(cell, int(hidden), int(rest[0]) if rest else 1, args.minutes, args.batch, args.chunk, args.lr,
-                        train_ids, val_ids, len(vocab)))
+                        train_ids, val_ids, len(vocab), args.ema_decay))
     print("\n| model | parameters | steps | chars seen | minutes | val nats/char | vs nanoGPT CPU 1.88 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

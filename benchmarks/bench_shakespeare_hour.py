@@ -43,6 +43,15 @@ into the table and figure of docs/applications.md (``report``).
     OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-bf16-lnlstm2x512-d0.35 \
         -- --preset hour --cell ln_lstm --dropout 0.35 --max-steps 8500 --max-minutes 48 --bf16 --eval-every 400 \
         --sample-length 0
+    # 2026-12-02, later: the LayerNormLSTM's weights averaged (observes the run above: the same steps, to the bit)
+    # and 128-character chunks (half the steps for the same characters); side by side, one thread each
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning \
+        --out runs/tune-bf16-lnlstm2x512-d0.35-ema0.999 -- --preset hour --cell ln_lstm --dropout 0.35 --max-steps 8500 \
+        --max-minutes 48 --bf16 --eval-every 400 --sample-length 0 --ema-decay 0.999
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning \
+        --out runs/tune-bf16-lnlstm2x512-d0.35-chunk128 -- --preset hour --cell ln_lstm --dropout 0.35 \
+        --chunk-length 128 --max-steps 4250 --max-minutes 48 --bf16 --eval-every 200 --checkpoint-every 200 \
+        --sample-length 0
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-1thread runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
@@ -126,7 +135,8 @@ def curve(run_dir: Path) -> dict:
                                                        if model.get(key))
                      + (", bf16" if saved.get("train", {}).get("bf16") else "")
                      + (f", weights averaged ({saved['train']['ema_decay']:g})"
-                        if saved.get("train", {}).get("ema_decay") else ""),
+                        if saved.get("train", {}).get("ema_decay") else "")
+                     + (f", chunks of {settings['chunk_length']}" if settings["chunk_length"] != 64 else ""),
             "chars": max(step_seconds, default=0) * train.get("batch_size", 0) * settings["chunk_length"],
             "data": TUNING if settings["data"] else settings["dataset"], "threads": versions.get("cpu_threads", "?"),
             "host": host(versions)}

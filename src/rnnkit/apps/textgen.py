@@ -121,7 +121,7 @@ def hour_recipe(native_bf16: bool) -> dict:
     """
     recipe = {"cell": "lstm", "hidden_size": 512, "num_layers": 2, "embedding_dim": 64, "chunk_length": 64,
               "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine",
-              "warmup_steps": 100, "min_lr": 1e-4, "max_minutes": 60.0, "eval_batches": None}
+              "warmup_steps": 100, "min_lr": 1e-4, "max_minutes": 60.0, "eval_batches": None, "ema_decay": None}
     if native_bf16:
         return recipe | {"bf16": True, "cell": "ln_lstm", "dropout": 0.35, "max_steps": 8500, "eval_every": 400,
                          "checkpoint_every": 400}
@@ -132,7 +132,7 @@ class Textgen(lifecycle.App):
     name = "textgen"
     settings_class = TextgenSettings
     train_defaults = {"max_steps": 2000, "batch_size": 32, "lr": 3e-3, "eval_every": 250, "checkpoint_every": 250,
-                      "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4}
+                      "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4, "ema_decay": 0.99}
     presets = {
         "hour": {"help": "the best 60-minute recipe measured on a 2-core CPU (docs/applications.md): 2 x 512 with "
                          "dropout, AdamW and a cosine schedule; where the CPU has bfloat16 in hardware a "
