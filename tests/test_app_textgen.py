@@ -214,3 +214,30 @@ def test_a_preset_naming_an_option_the_command_lacks_is_refused():
         apply_preset(parser, args, {"lr": 3.0, "hidden_size": 8})
     apply_preset(parser, args, {"lr": 3.0})
     assert args.lr == 2.0  # written on the command line: the preset does not override it
+
+
+def test_a_character_model_reads_a_newline_before_the_prime():
+    import torch
+
+    from rnnkit.apps.textgen import generate
+    from rnnkit.data.vocab import Vocabulary
+    from rnnkit.models import SequenceTagger
+    from rnnkit.sampling import stream
+
+    vocab = Vocabulary.build(["the cat\nsat on the mat\n"], level="char")
+    torch.manual_seed(0)
+    model = SequenceTagger(vocab_size=len(vocab), output_size=0, hidden_size=8).eval()
+    with torch.no_grad():  # large weights, so that one more token of context shows in what is drawn
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 2.0)
+    special = [0, 1, 2, 3]
+
+    def expected(text):
+        return vocab.decode(list(stream(model, vocab.encode(text), max_new_tokens=30, temperature=1.0, seed=3,
+                                        suppress=special)))
+
+    def written(prime):
+        return "".join(generate(model, vocab, words=False, prime=prime, length=30, temperature=1.0, seed=3))
+
+    assert written("the") == expected("\nthe") != expected("the")
+    assert written("") == written(None) == expected("\n")
