@@ -9,6 +9,8 @@ into the table and figure of docs/applications.md (``report``).
     # follows the CPU (rnnkit.apps.textgen.hour_recipe): on the AVX-512 BF16 host (2026-12-02) the LayerNormLSTM,
     # run with one thread while the held-out LayerNormLSTM run had the other, and the LSTM it replaced (both
     # threads); hour-d0.25 on the AVX2 host (2026-12-01)
+    python benchmarks/bench_shakespeare_hour.py run --out runs/hour-bf16-lnlstm-2threads -- --dataset shakespeare_char \
+        --preset hour                                       # the preset as it is, both threads, nothing else running
     OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --out runs/hour-bf16-lnlstm-1thread -- \
         --dataset shakespeare_char --preset hour --cell ln_lstm --dropout 0.35 --max-steps 8500 --eval-every 400 \
         --checkpoint-every 400
@@ -53,7 +55,7 @@ into the table and figure of docs/applications.md (``report``).
         --chunk-length 128 --max-steps 4250 --max-minutes 48 --bf16 --eval-every 200 --checkpoint-every 200 \
         --sample-length 0
     # the table and figure: this host's runs beside the AVX2 host's saved rows
-    python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-1thread runs/tune-bf16-* \
+    python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-* runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
         --save benchmarks/results/shakespeare_hour.json
 
