@@ -48,17 +48,14 @@ class RecurrentConfig:
             _checks.positive_int(name, getattr(self, name))
         check_probability("dropout", self.dropout)
         for name in RECURRENT_REGULARIZERS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+            _checks.probability(name, getattr(self, name), closed=False)
         from rnnkit import backends
 
         _checks.choice("backend", self.backend, backends.names())
 
 
 def check_probability(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    _checks.probability(name, value)
 
 
 def check_non_negative_int(name: str, value) -> None:
