@@ -39,7 +39,7 @@ from rnnkit.train import TrainConfig
 
 MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layers": int, "dropout": float,
                "recurrent_dropout": float, "zoneout": float, "weight_drop": float, "summary": str,
-               "bag_of_tokens": bool}
+               "bag_of_tokens": bool, "subword_buckets": int, "word_dropout": float}
 SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int, "val_fraction": float,
                  "init_from": str}
 TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,

@@ -145,6 +145,23 @@ def test_classifier_with_attention_pooling_and_forecaster(tmp_path):
     assert to_onnx(forecaster, tmp_path / "f.onnx").max_difference["model"] < TOL
 
 
+def test_classifier_that_reads_subwords_takes_them_as_a_third_input(tmp_path):
+    torch.manual_seed(2)
+    classifier = SequenceClassifier(vocab_size=20, output_size=3, hidden_size=8, subword_buckets=30,
+                                    bidirectional=True, summary="max_mean").eval()
+    done = to_onnx(classifier, tmp_path / "s.onnx")
+    assert done.max_difference["model"] < TOL
+    session = _session(done.files["model"])
+    assert [i.name for i in session.get_inputs()] == ["inputs", "lengths", "subwords"]
+    # More n-grams per word than the example had, some words with none: the mean must skip the padding.
+    inputs, lengths = torch.tensor([[4, 5, 6], [7, 1, 0]]), torch.tensor([3, 2])
+    subwords = torch.tensor([[[1, 2, 3, 4, 5, 6, 7, 8], [9, 0, 0, 0, 0, 0, 0, 0], [0] * 8],
+                             [[30, 29, 0, 0, 0, 0, 0, 0], [11, 12, 13, 0, 0, 0, 0, 0], [0] * 8]])
+    got = session.run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy(), "subwords": subwords.numpy()})[0]
+    want = classifier(inputs, lengths=lengths, subwords=subwords).output.detach().numpy()
+    np.testing.assert_allclose(got, want, atol=TOL)
+
+
 def test_translator_encoder_and_decoder_step_decode_greedily_like_pytorch(tmp_path):
     torch.manual_seed(1)
     model = Seq2Seq(vocab_size=10, target_vocab_size=12, hidden_size=16, attention="bahdanau", cell="lstm",

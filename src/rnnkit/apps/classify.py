@@ -17,6 +17,7 @@ directory's ``app.json``, the model and its vocabulary in ``model/``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import re
 import sys
@@ -28,6 +29,7 @@ from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
 from rnnkit.apps.common import format_metrics
+from rnnkit.data.subwords import SubwordEncoder, pad_subwords
 from rnnkit.data.tables import read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
@@ -77,6 +79,9 @@ class ClassifySettings:
         for name in ("min_freq", "max_vocab", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model.subword_buckets and self.level != "word":
+            raise ValueError("--subword-buckets reads the characters of each word; it needs --level word "
+                             "(a character-level model already reads every character)")
 
 
 Examples = list[tuple[str, str]]
@@ -163,11 +168,11 @@ def split_data(settings: ClassifySettings, seed: int) -> tuple[Examples, Example
 
 
 class TextDataset(Dataset):
-    """Token ids (truncated, never empty) and class ids."""
+    """Token ids (truncated, never empty), class ids and, with subwords, each token's n-gram ids."""
 
     def __init__(self, examples: Examples, vocab: Vocabulary, labels: list[str], settings: ClassifySettings) -> None:
         index = {label: i for i, label in enumerate(labels)}
-        self.items = [(encode(text, vocab, settings), index[label]) for text, label in examples]
+        self.items = [(encode(text, vocab, settings), index[label], spell(text, settings)) for text, label in examples]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -181,14 +186,38 @@ def encode(text: str, vocab: Vocabulary, settings: ClassifySettings) -> list[int
     return ids or [UNK_ID]
 
 
+def spell(text: str, settings: ClassifySettings) -> list[list[int]] | None:
+    """The character n-gram bucket ids of each token ``encode`` keeps (``None`` for a words-only model)."""
+    buckets = settings.model.subword_buckets
+    if not buckets:
+        return None
+    words = normalize(text, settings.level, settings.lowercase).split()[: settings.max_length]
+    return _subword_encoder(buckets)(words) or [[]]  # the lone <unk> of an empty text has no spelling
+
+
+@functools.lru_cache(maxsize=4)
+def _subword_encoder(buckets: int) -> SubwordEncoder:
+    return SubwordEncoder(buckets)
+
+
+def model_inputs(ids: list[list[int]], subwords: list | None = None) -> dict:
+    """``inputs``, ``lengths`` and, for a model that reads subwords, ``subwords``: what the classifier takes."""
+    inputs, lengths = pad_batch(ids)
+    batch = {"inputs": inputs, "lengths": lengths}
+    if subwords is not None:
+        batch["subwords"] = pad_subwords(subwords, inputs.shape[1])
+    return batch
+
+
 def collate(items) -> dict:
-    inputs, lengths = pad_batch([ids for ids, _ in items])
-    return {"inputs": inputs, "targets": torch.tensor([label for _, label in items]), "lengths": lengths}
+    spelled = items[0][2] is not None
+    batch = model_inputs([ids for ids, _, _ in items], [grams for _, _, grams in items] if spelled else None)
+    return {**batch, "targets": torch.tensor([label for _, label, _ in items])}
 
 
 # -------------------------------------------------------------------------------------- transfer
 #: Model options a run started --init-from another may change: regularisation and how it runs, not shapes.
-TRANSFER_FREE = ("vocab_size", "output_size", "task", "dropout", *RECURRENT_REGULARIZERS, "backend")
+TRANSFER_FREE = ("vocab_size", "output_size", "task", "dropout", "word_dropout", *RECURRENT_REGULARIZERS, "backend")
 
 
 def check_transfer(settings: ClassifySettings) -> None:
@@ -230,15 +259,28 @@ def transfer_weights(model: SequenceClassifier, source: SequenceClassifier, same
 
 # --------------------------------------------------------------------------------------- metrics
 @torch.no_grad()
-def predict_ids(model: torch.nn.Module, ids: list[list[int]], batch_size: int = 256) -> torch.Tensor:
-    """Class probabilities ``(n, classes)`` for lists of token ids."""
+def predict_ids(model: torch.nn.Module, ids: list[list[int]], batch_size: int = 256,
+                subwords: list | None = None) -> torch.Tensor:
+    """Class probabilities ``(n, classes)`` for lists of token ids (and their n-gram ids, see ``spell``)."""
     model.eval()
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(ids), batch_size):
-        inputs, lengths = pad_batch(ids[start:start + batch_size])
-        out.append(torch.softmax(model(inputs.to(device), lengths=lengths).output.float(), -1).cpu())
+        batch = model_inputs(ids[start:start + batch_size],
+                             None if subwords is None else subwords[start:start + batch_size])
+        out.append(torch.softmax(model(**_to(batch, device)).output.float(), -1).cpu())
     return torch.cat(out)
+
+
+def _to(batch: dict, device) -> dict:
+    """The batch on ``device``, lengths left on the CPU (the recurrent layers read them there)."""
+    return {k: v if k == "lengths" else v.to(device) for k, v in batch.items()}
+
+
+def predict_texts(model: torch.nn.Module, texts: list[str], vocab: Vocabulary, settings: ClassifySettings):
+    """Class probabilities ``(n, classes)`` of raw texts, tokenised as the run was trained."""
+    spelled = [spell(text, settings) for text in texts] if settings.model.subword_buckets else None
+    return predict_ids(model, [encode(text, vocab, settings) for text in texts], subwords=spelled)
 
 
 def scores(truth: list[int], predicted: list[int], classes: int) -> dict:
@@ -262,7 +304,7 @@ def val_metrics(model: torch.nn.Module, batches) -> dict:
     model.eval()
     with torch.no_grad():
         for batch in batches:
-            logits = model(batch["inputs"].to(device), lengths=batch["lengths"]).output
+            logits = model(**_to({k: v for k, v in batch.items() if k != "targets"}, device)).output
             truth += batch["targets"].tolist()
             predicted += logits.argmax(-1).tolist()
     result = scores(truth, predicted, model.config.output_size)
@@ -276,7 +318,7 @@ def test_metrics(model, vocab: Vocabulary, settings: ClassifySettings, facts: di
     if unknown:
         raise InputError(f"labels {unknown} were not seen in training; the model knows: {', '.join(labels)}")
     truth = [labels.index(label) for _, label in examples]
-    probs = predict_ids(model, [encode(text, vocab, settings) for text, _ in examples])
+    probs = predict_texts(model, [text for text, _ in examples], vocab, settings)
     result = scores(truth, probs.argmax(-1).tolist(), len(labels))
     majority = facts["majority_label"]
     result["majority_baseline_accuracy"] = sum(label == majority for _, label in examples) / len(examples)
@@ -429,7 +471,7 @@ def predict(run: str | Path, texts: Sequence[str], *, device: str = "cpu") -> li
     if not texts:
         raise InputError("no texts to classify; pass them as arguments, with --file, or on stdin")
     model, vocab, info = load_run(run, device)
-    probs = predict_ids(model, [encode(text, vocab, info.settings) for text in texts])
+    probs = predict_texts(model, list(texts), vocab, info.settings)
     labels = info.facts["labels"]
     results = []
     for text, row in zip(texts, probs.tolist()):

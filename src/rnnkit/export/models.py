@@ -109,22 +109,30 @@ class _Classifier(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, inputs, lengths):
-        result = self.model(inputs, lengths=lengths)
+    def forward(self, inputs, lengths, subwords=None):
+        result = self.model(inputs, lengths=lengths, subwords=subwords)
         return result.output if result.attention is None else (result.output, result.attention)
 
 
 @register("SequenceClassifier")
 def _classifier_parts(model) -> list[Part]:
-    """Classifiers and forecasters: ``(inputs, lengths) -> output`` (plus ``attention`` with attention pooling)."""
+    """Classifiers and forecasters: ``(inputs, lengths) -> output`` (plus ``attention`` with attention pooling);
+    a classifier that reads subwords takes ``subwords`` (batch, time, grams) n-gram ids as a third input."""
     config = model.config
     draw = _tokens_or_features(config.vocab_size, config.input_size)
+    inputs = ["inputs", "lengths"] + (["subwords"] if config.subword_buckets else [])
     outputs = ["output"] + (["attention"] if config.summary == "attention" else [])
     dynamic = {"inputs": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "output": {0: "batch"},
-               "attention": {0: "batch", 1: "time"}}
-    return [Part("model", _Classifier(model), ["inputs", "lengths"], outputs,
-                 {k: v for k, v in dynamic.items() if k in ["inputs", "lengths", *outputs]},
-                 lambda batch, steps, g: (draw(batch, steps, g), _lengths(batch, steps, g)))]
+               "attention": {0: "batch", 1: "time"}, "subwords": {0: "batch", 1: "time", 2: "grams"}}
+
+    def example(batch, steps, generator):
+        drawn = (draw(batch, steps, generator), _lengths(batch, steps, generator))
+        if not config.subword_buckets:
+            return drawn
+        return (*drawn, torch.randint(0, config.subword_buckets + 1, (batch, steps, 5), generator=generator))
+
+    return [Part("model", _Classifier(model), inputs, outputs,
+                 {k: v for k, v in dynamic.items() if k in [*inputs, *outputs]}, example)]
 
 
 class _Encoder(nn.Module):

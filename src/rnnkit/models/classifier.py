@@ -7,6 +7,13 @@ The recurrent outputs are summarised into one vector, always over the valid step
 - ``mean``: ``(1/n) sum_{t<n} o_t``; ``max``: the element-wise ``max_{t<n} o_t``;
 - ``max_mean``: ``[max_{t<n} o_t ; (1/n) sum_{t<n} o_t]`` (the two concatenated, twice the features);
 - ``attention``: ``sum_t a_t o_t`` with ``a = softmax(v^T tanh(W o_t + b))`` over valid steps.
+
+With ``subword_buckets > 0`` the model reads words and their characters together: each step's input is
+``e_w + (1/|G_w|) sum_{g in G_w} z_g``, the word's embedding plus the mean vector of its hashed character
+n-grams ``G_w`` (fastText's subword vectors, :mod:`rnnkit.data.subwords`), so an unknown word (``e_<unk>``)
+still carries its spelling. The n-gram ids come in as ``subwords``, ``(batch, T, grams)``.
+``word_dropout`` replaces tokens by ``<unk>`` while training (Iyyer et al. 2015), so that the model learns
+to read a word it does not know: from its spelling, or from the words around it.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit import _checks
+from rnnkit.data.vocab import SPECIALS, UNK_ID
 from rnnkit.models.attention import AttentionPooling
 from rnnkit.types import ModelOutput
 from rnnkit.models.common import (
-    TASKS, SequenceEncoder, SequenceInputConfig, build_config, classification_loss, option, regression_loss,
+    TASKS, SequenceEncoder, SequenceInputConfig, SubwordEmbedding, build_config, check_non_negative_int,
+    classification_loss, option, regression_loss,
 )
 
 SUMMARIES = ("last", "mean", "max", "max_mean", "attention")
+FIRST_WORD = len(SPECIALS)  # ids below are <pad>, <unk>, <bos>, <eos>: word dropout leaves them alone
 
 
 @dataclasses.dataclass
@@ -35,6 +45,12 @@ class SequenceClassifierConfig(SequenceInputConfig):
     attention_size: int = option(64, "hidden size of the attention-pooling scorer")
     bag_of_tokens: bool = option(False, "also give the head the mean of the input embeddings (a bag of tokens, "
                                         "as fastText; token inputs only) beside the recurrent summary")
+    subword_buckets: int = option(0, "also read each word's characters: hash its character 3- to 6-grams into "
+                                     "this many buckets and add their mean vector to the word's embedding "
+                                     "(fastText's subwords; unknown words keep their spelling); 0 = words only")
+    word_dropout: float = option(0.0, "while training, replace each token by <unk> (id 1) with this probability, "
+                                      "so the model learns to read unknown words (from their spelling with "
+                                      "subword_buckets, else from context)")
     output_size: int = option(2, "classes (classification) or output features (regression)", derived=True)
     task: str = option("classification", "'classification' (cross-entropy) or 'regression' (MSE)", derived=True)
 
@@ -46,6 +62,8 @@ class SequenceClassifierConfig(SequenceInputConfig):
         _checks.choice("task", self.task, TASKS)
         if not isinstance(self.bag_of_tokens, bool):
             raise ValueError(f"bag_of_tokens must be True or False, got {self.bag_of_tokens!r}")
+        check_non_negative_int("subword_buckets", self.subword_buckets)
+        _checks.probability("word_dropout", self.word_dropout, closed=False)
 
 
 def valid_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -64,6 +82,8 @@ class SequenceClassifier(nn.Module):
         inputs: ``(batch, T)`` token ids or ``(batch, T, input_size)`` features, padded past ``lengths``.
         targets: ``(batch,)`` class ids (``IGNORE_INDEX`` skipped) or ``(batch, output_size)`` values.
         state: optional initial state in torch.nn layout.
+        subwords: ``(batch, T, grams)`` character n-gram bucket ids of each token (0 = padding); required
+        exactly when ``subword_buckets > 0``.
         output: ``(batch, output_size)``; ``ModelOutput.attention`` holds the ``(batch, T)`` pooling
         weights when ``summary='attention'``. The model is stateless (``state`` in the result is ``None``).
 
@@ -83,6 +103,12 @@ class SequenceClassifier(nn.Module):
             else self.encoder.output_size * (2 if config.summary == "max_mean" else 1)
         if config.bag_of_tokens and not config.vocab_size:
             raise ValueError("bag_of_tokens needs token inputs (vocab_size > 0): float features have no bag")
+        if config.word_dropout and not config.vocab_size:
+            raise ValueError("word_dropout needs token inputs (vocab_size > 0): float features have no <unk>")
+        if config.subword_buckets and not config.vocab_size:
+            raise ValueError("subword_buckets needs word inputs (vocab_size > 0): float features have no spelling")
+        self.subwords = SubwordEmbedding(config.subword_buckets, config.embedding_dim) \
+            if config.subword_buckets else None
         self.pooling = AttentionPooling(features, config.attention_size) if config.summary == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(features + (config.embedding_dim if config.bag_of_tokens else 0), config.output_size)
@@ -102,14 +128,32 @@ class SequenceClassifier(nn.Module):
         largest = outputs.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
         return (largest, None) if summary == "max" else (torch.cat([largest, mean], dim=-1), None)
 
+    def spelling(self, inputs: Tensor, subwords: Tensor | None) -> Tensor | None:
+        """The subword vectors added to the token embeddings (``None`` for a words-only model)."""
+        if self.subwords is None:
+            if subwords is not None:
+                raise ValueError("SequenceClassifier got subwords but has subword_buckets=0; build it with "
+                                 "subword_buckets > 0 to read them, or drop the subwords")
+            return None
+        if subwords is None:
+            raise ValueError(f"SequenceClassifier has subword_buckets={self.subwords.buckets} and needs subwords, "
+                             "the (batch, T, grams) n-gram ids of each token (rnnkit.data.subwords.pad_subwords)")
+        if not isinstance(inputs, Tensor) or inputs.dim() != 2:
+            return None  # the encoder names what is wrong with the inputs
+        return self.subwords(subwords, tuple(inputs.shape), "SequenceClassifier")
+
     def forward(self, inputs: Tensor, targets: Tensor | None = None, *, lengths=None, state=None,
-                **extra) -> ModelOutput:
-        outputs, final, _, mask = self.encoder(inputs, lengths, state)
+                subwords: Tensor | None = None, **extra) -> ModelOutput:
+        added = self.spelling(inputs, subwords)
+        if self.training and self.config.word_dropout and isinstance(inputs, Tensor) and inputs.dim() == 2:
+            dropped = (torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout) & (inputs >= FIRST_WORD)
+            inputs = inputs.masked_fill(dropped, UNK_ID)
+        outputs, final, _, mask = self.encoder(inputs, lengths, state, added=added)
         summary, weights = self.summarize(outputs, final, mask)
         if self.config.bag_of_tokens:
             # A linear view of the token counts next to the recurrence: with the head this is fastText's model,
             # so the network starts from what a bag-of-n-grams baseline sees and the recurrence adds order.
-            summary = torch.cat([summary, valid_mean(self.encoder.embedding(inputs), mask)], dim=-1)
+            summary = torch.cat([summary, valid_mean(self.encoder.embed(inputs, added), mask)], dim=-1)
         output = self.head(self.dropout(summary))
         loss = None
         if targets is not None:

@@ -185,6 +185,35 @@ class SequenceInputConfig(RecurrentConfig):
             raise ValueError(f"bidirectional must be True or False, got {self.bidirectional!r}")
 
 
+class SubwordEmbedding(nn.Module):
+    """The mean vector of each word's hashed character n-grams (:mod:`rnnkit.data.subwords`), fastText's
+    subword information: ``(batch, T, grams)`` bucket ids, 0 for padding, to ``(batch, T, dim)``; a word
+    with no n-gram (a padded step) gets zeros."""
+
+    def __init__(self, buckets: int, dim: int) -> None:
+        super().__init__()
+        self.buckets = buckets
+        self.bag = nn.EmbeddingBag(buckets + 1, dim, mode="mean", padding_idx=0)
+
+    def forward(self, subwords: Tensor, steps: tuple[int, int], owner: str) -> Tensor:
+        if not isinstance(subwords, Tensor) or subwords.dim() != 3 or tuple(subwords.shape[:2]) != tuple(steps) \
+                or subwords.is_floating_point():
+            shape = tuple(subwords.shape) if isinstance(subwords, Tensor) else type(subwords).__name__
+            raise ValueError(f"{owner} expects subwords of shape ({steps[0]}, {steps[1]}, grams), integer bucket "
+                             f"ids for each input token, got {shape} (rnnkit.data.subwords.pad_subwords makes them)")
+        if subwords.numel() and (int(subwords.min()) < 0 or int(subwords.max()) > self.buckets):
+            raise ValueError(f"{owner} got subword ids in [{int(subwords.min())}, {int(subwords.max())}] but "
+                             f"subword_buckets={self.buckets}; ids must be in [0, {self.buckets}] (0 = padding)")
+        subwords = subwords.long()
+        if torch.onnx.is_in_onnx_export():
+            # ONNX has no bag with padding; the same mean, written out (more memory, fine at inference).
+            present = (subwords > 0).unsqueeze(-1)
+            vectors = F.embedding(subwords, self.bag.weight) * present
+            return vectors.sum(2) / present.sum(2).clamp_min(1)
+        flat = self.bag(subwords.reshape(-1, subwords.shape[-1]))
+        return flat.reshape(*subwords.shape[:2], -1)
+
+
 class SequenceEncoder(nn.Module):
     """Embedding (for tokens) + dropout + a batch-first recurrent layer, correct under padding.
 
@@ -205,12 +234,18 @@ class SequenceEncoder(nn.Module):
     def output_size(self) -> int:
         return self.rnn.output_size
 
-    def forward(self, inputs: Tensor, lengths=None, state=None):
+    def embed(self, inputs: Tensor, added: Tensor | None = None) -> Tensor:
+        """The ``(batch, T, features)`` the recurrence reads, before dropout; ``added`` (for example the
+        words' subword vectors) is summed onto the token embeddings."""
         expected = "(batch, T) token ids" if self.embedding is not None else f"(batch, T, {self.input_size})"
         if not isinstance(inputs, Tensor) or inputs.dim() != (2 if self.embedding is not None else 3):
             shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
             raise ValueError(f"{self.owner} expects inputs of shape {expected}, got {shape}")
-        x = self.dropout(embed_or_check(self.embedding, inputs, self.input_size, self.owner))
+        x = embed_or_check(self.embedding, inputs, self.input_size, self.owner)
+        return x if added is None else x + added
+
+    def forward(self, inputs: Tensor, lengths=None, state=None, *, added: Tensor | None = None):
+        x = self.dropout(self.embed(inputs, added))
         lengths = sequence_lengths(lengths, x.shape[0], x.shape[1])
         outputs, state = self.rnn(x, state, lengths=lengths)
         return outputs, state, lengths, length_mask(lengths, x.shape[1], x.device)

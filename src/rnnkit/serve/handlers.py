@@ -223,10 +223,7 @@ class ClassifyHandler(Handler):
 
     def predict(self, request: dict) -> dict:
         text = _text(request, "text", self.limits)
-        ids = self.classify.encode(text, self.vocab, self.info_.settings)
-        if not ids:
-            raise InputError("the text has no token the model knows")
-        row = self.classify.predict_ids(self.model, [ids])[0].tolist()
+        row = self.classify.predict_texts(self.model, [text], self.vocab, self.info_.settings)[0].tolist()
         labels = self.info_.facts["labels"]
         best = max(range(len(labels)), key=row.__getitem__)
         return {"label": labels[best], "probability": row[best], "probabilities": dict(zip(labels, row))}
