@@ -176,6 +176,10 @@ def test_classify_reads_words_it_never_saw_through_their_spelling(tmp_path):
     # predict and the served page go through the same spelling.
     answer = classify.predict(tmp_path / "spelled", ["a delightful film", "the horribly acting"])
     assert [a["label"] for a in answer] == ["pos", "neg"]
+    from rnnkit.serve import load_handler
+
+    served = load_handler(tmp_path / "spelled").predict({"text": "a delightful film"})
+    assert served["probabilities"] == pytest.approx(answer[0]["probabilities"], abs=1e-6)
 
 
 def test_char_level_with_subwords_is_refused_in_one_line(cli_error, tmp_path):
