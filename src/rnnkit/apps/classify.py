@@ -37,6 +37,7 @@ from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfi
 from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
+from rnnkit.train.batches import to_device
 
 DEFAULT_DATASET = "tweets"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -268,13 +269,8 @@ def predict_ids(model: torch.nn.Module, ids: list[list[int]], batch_size: int = 
     for start in range(0, len(ids), batch_size):
         batch = model_inputs(ids[start:start + batch_size],
                              None if subwords is None else subwords[start:start + batch_size])
-        out.append(torch.softmax(model(**_to(batch, device)).output.float(), -1).cpu())
+        out.append(torch.softmax(model(**to_device(batch, device)).output.float(), -1).cpu())
     return torch.cat(out)
-
-
-def _to(batch: dict, device) -> dict:
-    """The batch on ``device``, lengths left on the CPU (the recurrent layers read them there)."""
-    return {k: v if k == "lengths" else v.to(device) for k, v in batch.items()}
 
 
 def predict_texts(model: torch.nn.Module, texts: list[str], vocab: Vocabulary, settings: ClassifySettings):
@@ -304,7 +300,7 @@ def val_metrics(model: torch.nn.Module, batches) -> dict:
     model.eval()
     with torch.no_grad():
         for batch in batches:
-            logits = model(**_to({k: v for k, v in batch.items() if k != "targets"}, device)).output
+            logits = model(**to_device({k: v for k, v in batch.items() if k != "targets"}, device)).output
             truth += batch["targets"].tolist()
             predicted += logits.argmax(-1).tolist()
     result = scores(truth, predicted, model.config.output_size)
