@@ -27,7 +27,8 @@ def test_char_ngrams_follow_fasttext_with_boundary_marks():
 
 def test_bucket_ids_are_crc32_and_frozen():
     # Frozen: a saved model's n-gram vectors are only meaningful if every machine hashes alike.
-    assert subword_ids("where", 1000)[:5] == [1 + zlib.crc32(g.encode()) % 1000 for g in ["<wh", "whe", "her", "ere", "re>"]]
+    grams = ["<wh", "whe", "her", "ere", "re>"]
+    assert subword_ids("where", 1000)[:5] == [1 + zlib.crc32(g.encode()) % 1000 for g in grams]
     assert subword_ids("where", 2_000_000)[:3] == [1915070, 438208, 408185]
     assert subword_ids("café", 50)[-1] == 1 + zlib.crc32("<café>".encode("utf-8")) % 50
     assert all(1 <= i <= 7 for i in subword_ids("ineffective", 7))
@@ -166,7 +167,8 @@ def test_classify_reads_words_it_never_saw_through_their_spelling(tmp_path):
     accuracy = {}
     for name, extra in (("words", []), ("spelled", ["--subword-buckets", "500"])):
         run = tmp_path / name
-        assert main(["classify", "train", "--data", str(train), "--out", str(run), "--max-steps", "150", "--word-dropout", "0.5",
+        assert main(["classify", "train", "--data", str(train), "--out", str(run), "--max-steps", "150",
+                     "--word-dropout", "0.5",
                      "--lr", "5e-3", "--hidden-size", "16", "--embedding-dim", "16", "--batch-size", "16",
                      "--eval-every", "50", "--dropout", "0.1", "--test-fraction", "0.1", "--quiet", *extra]) == 0
         accuracy[name] = classify.evaluate(run, data=str(test))["accuracy"]

@@ -146,8 +146,8 @@ class SequenceClassifier(nn.Module):
                 subwords: Tensor | None = None, **extra) -> ModelOutput:
         added = self.spelling(inputs, subwords)
         if self.training and self.config.word_dropout and isinstance(inputs, Tensor) and inputs.dim() == 2:
-            dropped = (torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout) & (inputs >= FIRST_WORD)
-            inputs = inputs.masked_fill(dropped, UNK_ID)
+            drawn = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
+            inputs = inputs.masked_fill(drawn & (inputs >= FIRST_WORD), UNK_ID)
         outputs, final, _, mask = self.encoder(inputs, lengths, state, added=added)
         summary, weights = self.summarize(outputs, final, mask)
         if self.config.bag_of_tokens:
