@@ -196,6 +196,45 @@ def plot(rows: list[dict], figure: str) -> None:
     print(f"figure: {figure}")
 
 
+def dynamic(run_dir: str, settings: list[str], save: str | None = None, jobs: int = 1) -> list[dict]:
+    """Dynamic evaluation of a finished run: the static loss over one lane, then each ``lr,decay,chunk``.
+
+    One lane, so every character is predicted from the text before it alone (rnnkit.train.dynamic_evaluation_loss);
+    ``jobs`` settings are evaluated side by side, one thread each.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    specs = [("static", 0.0, 64)] + [(float(lr), float(decay), int(chunk))
+                                     for lr, decay, chunk in (s.split(",") for s in settings)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(_dynamic_one, [run_dir] * len(specs), specs))
+    print(f"{run_dir}: validation nats/char over one lane ({rows[0]['tokens']:,} characters)")
+    print("| evaluation | lr | decay | chunk | nats/char | minutes |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        kind = "static" if r["lr"] == "static" else "dynamic"
+        print(f"| {kind} | {r['lr']} | {r['decay']:g} | {r['chunk']} | {r['nats']:.4f} | {r['seconds'] / 60:.1f} |")
+    if save:
+        Path(save).write_text(json.dumps({"run": run_dir, "rows": rows}, indent=1) + "\n", encoding="utf-8")
+    return rows
+
+
+def _dynamic_one(run_dir: str, spec: tuple) -> dict:
+    import torch
+
+    from rnnkit.apps.textgen import evaluate
+
+    torch.set_num_threads(1)
+    lr, decay, chunk = spec
+    started = time.perf_counter()
+    if lr == "static":
+        metrics = evaluate(run_dir, batch_size=1, chunk_length=chunk)
+    else:
+        metrics = evaluate(run_dir, chunk_length=chunk, dynamic_lr=lr, dynamic_decay=decay)
+    return {"lr": lr, "decay": decay, "chunk": chunk, "nats": metrics["val_nats_per_char"],
+            "tokens": metrics["tokens"], "seconds": time.perf_counter() - started}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -209,9 +248,16 @@ def main() -> None:
     show.add_argument("--save", default=None, help="also write the curves and facts to this JSON file")
     show.add_argument("--include", nargs="*", default=[], metavar="JSON",
                       help="rows saved earlier (--save) to show beside the runs, e.g. those of another host")
+    adapt = verbs.add_parser("dynamic", help="dynamic evaluation of a finished run, beside its static loss")
+    adapt.add_argument("run")
+    adapt.add_argument("settings", nargs="+", metavar="LR,DECAY,CHUNK", help="e.g. 1e-2,0,64")
+    adapt.add_argument("--save", default=None, help="write the rows to this JSON file")
+    adapt.add_argument("--jobs", type=int, default=1, help="settings evaluated side by side, one thread each")
     args = parser.parse_args()
     if args.verb == "run":
         run(args.out, args.tuning, [f for f in args.flags if f != "--"])
+    elif args.verb == "dynamic":
+        dynamic(args.run, args.settings, args.save, args.jobs)
     else:
         report(args.runs, args.figure, args.save, args.include)
 

@@ -24,7 +24,7 @@ from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 from rnnkit.errors import InputError
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import nested, option
-from rnnkit.train import TrainConfig, evaluate_loss, native_bfloat16
+from rnnkit.train import TrainConfig, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
 
 
 @dataclasses.dataclass
@@ -253,11 +253,29 @@ def _pieces(tokens: Iterator[int], vocab: Vocabulary, words: bool, space: str) -
         space = " " if words else ""
 
 
-def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None) -> dict:
+def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
+             chunk_length: int | None = None, dynamic_lr: float | None = None, dynamic_decay: float = 0.0) -> dict:
     """Loss on ``files`` (default: the run's own validation text) in nats/bits per token and perplexity.
 
-    ``batch_size`` lanes (default: as in training's validation) cut the text into contiguous streams.
+    ``batch_size`` lanes (default: as in training's validation) cut the text into contiguous streams of
+    ``chunk_length`` tokens (default: the training chunks). With ``dynamic_lr`` the model keeps learning
+    from the text as it is scored (:func:`rnnkit.train.dynamic_evaluation_loss`: one SGD step of that size
+    per chunk, pulled back towards the trained weights by ``dynamic_decay``), over one lane; the saved
+    model is not changed.
     """
+    dynamic = dynamic_lr is not None
+    if dynamic and not (math.isfinite(dynamic_lr) and dynamic_lr > 0):
+        raise InputError(f"--dynamic-lr must be a number > 0, got {dynamic_lr}")
+    if not (math.isfinite(dynamic_decay) and 0 <= dynamic_decay < 1):
+        raise InputError(f"--dynamic-decay must be in [0, 1), got {dynamic_decay}")
+    if dynamic_decay and not dynamic:
+        raise InputError("--dynamic-decay only applies with --dynamic-lr; add --dynamic-lr (for example 3e-4)")
+    if dynamic and batch_size not in (None, 1):
+        raise InputError(f"dynamic evaluation reads the text as one stream, so --batch-size must be 1 "
+                         f"(got {batch_size}); leave it out")
+    for name, value in (("batch_size", batch_size), ("chunk_length", chunk_length)):
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     model, vocab, info = load_run(run)
     settings = info.settings
     if files:
@@ -265,7 +283,14 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     else:
         documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
         documents = split_documents(documents, settings.val_fraction)[1]
-    data, _, tokens = _stream(vocab, documents, batch_size or info.facts["val_batch_size"], settings.chunk_length)
-    metrics = language_model_metrics(evaluate_loss(model, data), settings.level)
+    lanes = 1 if dynamic else batch_size or info.facts["val_batch_size"]
+    data, _, tokens = _stream(vocab, documents, lanes, chunk_length or settings.chunk_length)
+    if dynamic:
+        nats = dynamic_evaluation_loss(model, data, lr=dynamic_lr, decay=dynamic_decay)
+    else:
+        nats = evaluate_loss(model, data)
+    metrics = language_model_metrics(nats, settings.level)
     metrics["tokens"] = tokens
+    if dynamic:
+        metrics.update(dynamic_lr=dynamic_lr, dynamic_decay=dynamic_decay)
     return metrics

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   rnnkit textgen train --dataset shakespeare_char --preset hour --out runs/hour   # the 60-minute recipe
   rnnkit textgen sample --run runs/shakespeare --prime "ROMEO:" --temperature 0.8 --length 500
   rnnkit textgen evaluate --run runs/shakespeare --data held_out.txt
+  rnnkit textgen evaluate --run runs/hour --dynamic-lr 3e-4      # the model keeps learning as it reads
 """
 
 
@@ -47,6 +48,15 @@ def add_parser(subparsers) -> None:
     evaluate = add_run_verb(verbs, "evaluate", app="textgen", help="loss, bits per token and perplexity on text",
                             epilog=EXAMPLES, func=run_evaluate, device=False)
     evaluate.add_argument("--data", nargs="+", metavar="FILE", help="text files (default: the run's validation text)")
+    evaluate.add_argument("--batch-size", type=int, default=None,
+                          help="contiguous lanes the text is cut into (default: as in training's validation)")
+    evaluate.add_argument("--chunk-length", type=int, default=None, help="tokens per chunk (default: as in training)")
+    evaluate.add_argument("--dynamic-lr", type=float, default=None,
+                          help="dynamic evaluation: after scoring each chunk, one SGD step of this size on it, so "
+                               "the model adapts to the text read so far (one lane; the saved model is unchanged)")
+    evaluate.add_argument("--dynamic-decay", type=float, default=0.0,
+                          help="with --dynamic-lr: pull the weights back towards the trained ones by this fraction "
+                               "per chunk (default: 0)")
 
 
 def _show_training(metrics: dict, args: argparse.Namespace) -> str:
@@ -79,5 +89,6 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.textgen import evaluate
 
-    print(json.dumps(evaluate(args.run, args.data), indent=1))
+    print(json.dumps(evaluate(args.run, args.data, batch_size=args.batch_size, chunk_length=args.chunk_length,
+                              dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay), indent=1))
     return 0

@@ -2,6 +2,8 @@
 
 :func:`evaluate_loss` is what an application calls to measure a trained model on data (no optimizer,
 no trainer); the :class:`~rnnkit.train.Trainer` validates with the same :func:`loss_totals`.
+:func:`dynamic_evaluation_loss` measures a streamed language model that keeps learning from the text it
+has already been scored on (Krause et al., 2018).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnkit.train.batches import as_batch, count_targets, model_kwargs, reset_state, to_device
+from rnnkit.train.batches import as_batch, count_targets, detach_state, model_kwargs, reset_state, to_device
 from rnnkit.types import ModelOutput
 
 
@@ -67,6 +69,59 @@ def evaluate_loss(model: torch.nn.Module, batches: Iterable, *, loss_fn: Callabl
     try:
         total, count = loss_totals(model, batches, device, loss_fn=loss_fn)
     finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the evaluation data yields no batches (or no targets)")
+    return total / count
+
+
+def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: float, decay: float = 0.0,
+                            bf16: bool = False) -> float:
+    """The count-weighted mean loss of a streamed model that adapts to the text as it reads it.
+
+    Dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence Models"): each chunk is
+    scored with the current weights first, then one gradient step on that chunk's mean loss moves them,
+
+        theta <- theta - lr * grad + decay * (theta_0 - theta),
+
+    where ``theta_0`` are the trained weights the ``decay`` pulls back towards (0: plain SGD). Every token is
+    still predicted from the text before it alone, as a reader who remembers the play so far would predict
+    it: a recurrent model's state holds the last few hundred characters, the adapted weights hold the
+    names and turns of phrase of everything read. Only one lane may be streamed (``batches`` of batch size
+    1): with several, one lane would learn from text that comes after the next lane's start. Evaluation
+    mode (no dropout); the model's weights are restored afterwards.
+    """
+    if lr < 0 or not 0 <= decay < 1:
+        raise ValueError(f"dynamic evaluation needs lr >= 0 and 0 <= decay < 1, got lr={lr}, decay={decay}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    trained = [p.detach().clone() for p in params]
+    device = params[0].device
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    try:
+        for raw in batches:
+            batch = to_device(as_batch(raw), device)
+            if batch["inputs"].shape[0] != 1:
+                raise ValueError("dynamic evaluation streams one lane (batch size 1): with several, a lane would "
+                                 "learn from text that comes after the start of the next")
+            with torch.enable_grad():
+                loss, state = forward_loss(model, batch, state, bf16=bf16)
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+            counted = count_targets(batch)
+            total += float(loss.detach()) * counted
+            count += counted
+            state = detach_state(state)
+            with torch.no_grad():
+                for param, grad, start in zip(params, grads, trained):
+                    if decay:
+                        param.add_(start - param, alpha=decay)
+                    if grad is not None:
+                        param.sub_(grad, alpha=lr)
+    finally:
+        with torch.no_grad():
+            for param, start in zip(params, trained):
+                param.copy_(start)
         model.train(was_training)
     if count == 0:
         raise ValueError("the evaluation data yields no batches (or no targets)")
