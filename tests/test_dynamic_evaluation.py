@@ -13,9 +13,9 @@ from rnnkit.models import SequenceTagger
 from rnnkit.train import dynamic_evaluation_loss, evaluate_loss
 
 
-def _model(seed=0):
-    torch.manual_seed(seed)
-    return SequenceTagger(vocab_size=7, output_size=0, cell="lstm", hidden_size=5, embedding_dim=4,
+def _model(cell="lstm"):
+    torch.manual_seed(0)
+    return SequenceTagger(vocab_size=7, output_size=0, cell=cell, hidden_size=5, embedding_dim=4,
                           num_layers=2).double()
 
 
@@ -36,15 +36,16 @@ def _written_out(model, tokens, chunk, lr, decay):
         grads = torch.autograd.grad(loss, list(params.values()))
         total += loss.item() * targets.numel()
         count += targets.numel()
-        state = (out.state[0].detach(), out.state[1].detach())
+        state = out.state.detach() if torch.is_tensor(out.state) else tuple(x.detach() for x in out.state)
         params = {name: (p + decay * (start[name] - p) - lr * g).detach().requires_grad_()
                   for (name, p), g in zip(params.items(), grads)}
     return total / count
 
 
-@pytest.mark.parametrize("lr,decay", [(0.5, 0.0), (0.5, 0.2), (2.0, 0.05)])
-def test_scores_each_chunk_before_one_sgd_step_on_it(lr, decay):
-    model, tokens = _model(), _tokens()
+@pytest.mark.parametrize("cell,lr,decay", [("lstm", 0.5, 0.0), ("lstm", 0.5, 0.2), ("lstm", 2.0, 0.05),
+                                           ("gru", 0.5, 0.1), ("ln_lstm", 0.5, 0.1)])
+def test_scores_each_chunk_before_one_sgd_step_on_it(cell, lr, decay):
+    model, tokens = _model(cell), _tokens()
     expected = _written_out(model, tokens, chunk=8, lr=lr, decay=decay)
     got = dynamic_evaluation_loss(model, StreamBatches(tokens, 1, 8), lr=lr, decay=decay)
     assert got == pytest.approx(expected, rel=1e-6)  # the loss is reported in float32
