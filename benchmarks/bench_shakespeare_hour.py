@@ -54,6 +54,14 @@ into the table and figure of docs/applications.md (``report``).
         --out runs/tune-bf16-lnlstm2x512-d0.35-chunk128 -- --preset hour --cell ln_lstm --dropout 0.35 \
         --chunk-length 128 --max-steps 4250 --max-minutes 48 --bf16 --eval-every 200 --checkpoint-every 200 \
         --sample-length 0
+    # dynamic evaluation (2026-12-03): rate and chunk chosen on the held-out part with the 2 x 768 tuning run
+    # (--preset hour --cell ln_lstm --hidden-size 768 --dropout 0.4 --max-steps 6400 --max-minutes 48 --bf16, one
+    # thread), then applied once to the reported run; each LR,DECAY,CHUNK after the run is one evaluation
+    python benchmarks/bench_shakespeare_hour.py dynamic runs/tune-bf16-lnlstm2x768-d0.4 1e-2,0,64 2e-2,0,64 3e-2,0,64 \
+        5e-2,0,64 1e-2,0,32 2e-2,0,32 0.1,0,64 0.2,0,64 5e-2,0,32 0.1,0,32 5e-2,1e-3,64 0.1,1e-2,64 0.3,0,64 \
+        0.5,0,64 0.2,0,32 0.1,0,16 --jobs 2 --save benchmarks/results/shakespeare_hour_dynamic_tuning.json
+    python benchmarks/bench_shakespeare_hour.py dynamic runs/hour-bf16-lnlstm-2threads 0.1,0,16 0.3,0,64 --jobs 2 \
+        --save benchmarks/results/shakespeare_hour_dynamic.json
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-* runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \

@@ -16,7 +16,7 @@ EXAMPLES = """examples:
   rnnkit textgen train --dataset shakespeare_char --preset hour --out runs/hour   # the 60-minute recipe
   rnnkit textgen sample --run runs/shakespeare --prime "ROMEO:" --temperature 0.8 --length 500
   rnnkit textgen evaluate --run runs/shakespeare --data held_out.txt
-  rnnkit textgen evaluate --run runs/hour --dynamic-lr 3e-4      # the model keeps learning as it reads
+  rnnkit textgen evaluate --run runs/hour --dynamic-lr 0.1 --chunk-length 16   # keeps learning as it reads
 """
 
 
