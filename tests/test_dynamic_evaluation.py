@@ -115,3 +115,12 @@ def test_bad_dynamic_options_are_one_line_and_exit_2(run, capsys, flags, message
     assert main(["textgen", "evaluate", "--run", str(run), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("dynamic", [[], ["--dynamic-lr", "0.1"]], ids=["static", "dynamic"])
+def test_a_text_too_short_to_predict_is_one_line(run, tmp_path, capsys, dynamic):
+    short = tmp_path / "short.txt"
+    short.write_text("a")
+    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(short), *dynamic]) == 2
+    err = capsys.readouterr().err
+    assert "short.txt has no document of 2 or more tokens" in err and len(err.strip().splitlines()) == 1

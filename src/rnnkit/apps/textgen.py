@@ -101,10 +101,14 @@ def _encode(vocab: Vocabulary, documents: list[str]) -> list[torch.Tensor]:
     return [torch.tensor(vocab.encode(d), dtype=torch.int64) for d in documents if d]
 
 
-def _stream(vocab: Vocabulary, documents: list[str], lanes: int, chunk: int) -> tuple[StreamBatches, int, int]:
+def _stream(vocab: Vocabulary, documents: list[str], lanes: int, chunk: int,
+            what: str = "the validation text") -> tuple[StreamBatches, int, int]:
     """``(batches, lanes, tokens)``: at most ``lanes`` contiguous lanes (fewer for a short text)."""
     ids = _encode(vocab, documents)
     tokens = sum(len(t) for t in ids)
+    if max((len(t) for t in ids), default=0) < 2:
+        raise InputError(f"{what} has no document of 2 or more tokens, so there is no next token to predict; "
+                         "give it more text")
     lanes = max(1, min(lanes, tokens // (chunk + 1)))
     return StreamBatches(ids, lanes, chunk), lanes, tokens
 
@@ -284,7 +288,8 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
         documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
         documents = split_documents(documents, settings.val_fraction)[1]
     lanes = 1 if dynamic else batch_size or info.facts["val_batch_size"]
-    data, _, tokens = _stream(vocab, documents, lanes, chunk_length or settings.chunk_length)
+    data, _, tokens = _stream(vocab, documents, lanes, chunk_length or settings.chunk_length,
+                              what=", ".join(files) if files else "the run's validation text")
     if dynamic:
         nats = dynamic_evaluation_loss(model, data, lr=dynamic_lr, decay=dynamic_decay)
     else:
