@@ -54,21 +54,30 @@ into the table and figure of docs/applications.md (``report``).
         --out runs/tune-bf16-lnlstm2x512-d0.35-chunk128 -- --preset hour --cell ln_lstm --dropout 0.35 \
         --chunk-length 128 --max-steps 4250 --max-minutes 48 --bf16 --eval-every 200 --checkpoint-every 200 \
         --sample-length 0
-    # dynamic evaluation (2026-12-03): rate and chunk chosen on the held-out part with the 2 x 768 tuning run
-    # (--preset hour --cell ln_lstm --hidden-size 768 --dropout 0.4 --max-steps 6400 --max-minutes 48 --bf16, one
-    # thread), then applied once to the reported run; each LR,DECAY,CHUNK after the run is one evaluation
+    # a wider LayerNormLSTM (2026-12-02, late; one thread, alone): 2 x 768, dropout 0.4
+    OMP_NUM_THREADS=1 python benchmarks/bench_shakespeare_hour.py run --tuning --out runs/tune-bf16-lnlstm2x768-d0.4 \
+        -- --preset hour --cell ln_lstm --hidden-size 768 --dropout 0.4 --max-steps 6400 --max-minutes 48 --bf16 \
+        --eval-every 400 --sample-length 0
+    # dynamic evaluation (2026-12-03): rate and chunk chosen on the held-out part with that run, then applied once
+    # to the reported run; each LR,DECAY,CHUNK after the run is one evaluation
     python benchmarks/bench_shakespeare_hour.py dynamic runs/tune-bf16-lnlstm2x768-d0.4 1e-2,0,64 2e-2,0,64 3e-2,0,64 \
         5e-2,0,64 1e-2,0,32 2e-2,0,32 0.1,0,64 0.2,0,64 5e-2,0,32 0.1,0,32 5e-2,1e-3,64 0.1,1e-2,64 0.3,0,64 \
         0.5,0,64 0.2,0,32 0.1,0,16 --jobs 2 --save benchmarks/results/shakespeare_hour_dynamic_tuning.json
+    # (measured in three batches of 6, 6 and 4 settings, their rows joined in that file)
     python benchmarks/bench_shakespeare_hour.py dynamic runs/hour-bf16-lnlstm-2threads 0.1,0,16 0.3,0,64 --jobs 2 \
         --save benchmarks/results/shakespeare_hour_dynamic.json
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-* runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
         --save benchmarks/results/shakespeare_hour.json
+    # 2026-12-03: the 2 x 768 run's row added to the saved rows (once; the run directories are not kept), then the
+    # figure redrawn from them with the dynamic evaluation marked
+    python benchmarks/bench_shakespeare_hour.py report runs/tune-bf16-lnlstm2x768-d0.4 \
+        --include benchmarks/results/shakespeare_hour.json --save /tmp/rows.json
+    mv /tmp/rows.json benchmarks/results/shakespeare_hour.json
+    python benchmarks/bench_shakespeare_hour.py report --include benchmarks/results/shakespeare_hour.json \
+        --dynamic benchmarks/results/shakespeare_hour_dynamic.json --figure docs/figures/shakespeare-hour.png
 
-Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
-over them (the trainer's time limit counts both).
 """
 
 from __future__ import annotations
@@ -158,10 +167,12 @@ def host(versions: dict) -> str:
     return capability + (" + native bf16" if versions.get("native_bfloat16") == "True" else "")
 
 
-def report(run_dirs: list[str], figure: str | None, save: str | None = None, include: list[str] = ()) -> None:
+def report(run_dirs: list[str], figure: str | None, save: str | None = None, include: list[str] = (),
+           dynamic_results: list[str] = ()) -> None:
     rows = [dict(row, host=row.get("host", EARLIER_HOST)) for path in include
             for row in json.loads(Path(path).read_text())]
     rows += [curve(Path(d)) for d in run_dirs]
+    marks = [adapted(json.loads(Path(path).read_text()), rows) for path in dynamic_results]
     if save:
         Path(save).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print("| run | model | validated on | host | threads | steps | chars seen | minutes | best val nats/char | final |")
@@ -172,11 +183,26 @@ def report(run_dirs: list[str], figure: str | None, save: str | None = None, inc
               f"{r['chars'] / 1e6:.1f} M | {r['minutes']:.1f} | {r['best']:.4f} | {final} |")
     for name, value in ANCHORS.items():
         print(f"| {name} | | | | | | | | {value} | |")
+    for mark in marks:
+        print(f"| {mark['label']} | | | | | | | {mark['minutes']:.1f} | {mark['nats']:.4f} | |")
     if figure:
-        plot(rows, figure)
+        plot(rows, figure, marks)
 
 
-def plot(rows: list[dict], figure: str) -> None:
+def adapted(saved: dict, rows: list[dict]) -> dict:
+    """Where a run's dynamic evaluation (the ``dynamic`` verb's first setting, the chosen one) sits in the figure:
+    at the run's training minutes plus the evaluation's own."""
+    name = Path(saved["run"]).name
+    run = next((r for r in rows if r["name"] == name), None)
+    if run is None:
+        raise SystemExit(f"the dynamic evaluation of {name} needs its run among the rows (a run directory or --include)")
+    chosen = next(r for r in saved["rows"] if r["lr"] != "static")
+    return {"label": f"{name}, dynamic evaluation (lr {chosen['lr']:g}, chunks of {chosen['chunk']}; not nanoGPT's "
+                     "fixed-weight protocol)", "minutes": run["minutes"] + chosen["seconds"] / 60,
+            "nats": chosen["nats"], "data": run["data"]}
+
+
+def plot(rows: list[dict], figure: str, marks: list[dict] = ()) -> None:
     """One panel per validation text: the reported split with the anchors, the tuning part on its own."""
     import matplotlib
 
@@ -184,20 +210,23 @@ def plot(rows: list[dict], figure: str) -> None:
     import matplotlib.pyplot as plt
 
     kinds = sorted({r["data"] for r in rows}, key=lambda kind: kind == TUNING)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 7.5), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         for r in (r for r in rows if r["data"] == kind):
             ax.plot(*zip(*r["points"]), marker=".", linestyle="--" if r["host"] == EARLIER_HOST else "-",
                     label=f"{r['name']}: {r['model']}; {r['host']}, {r['threads']} thread(s)")
+        for mark in (m for m in marks if m["data"] == kind):
+            ax.plot(mark["minutes"], mark["nats"], marker="*", markersize=12, linestyle="none", color="black",
+                    label=f"{mark['label']}: {mark['nats']:.3f}")
         if kind != TUNING:
             for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
                 ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name}: {value}")
         title = ("hyper-parameter search: last tenth of the training part" if kind == TUNING
                  else "Character-level Shakespeare, nanoGPT's validation split")
         ax.set(xlabel="wall-clock training minutes (2-core CPU)", ylabel="validation loss (nats/char)",
-               title=title, ylim=(1.4, 2.4))
+               title=title, ylim=(1.25 if marks else 1.4, 2.0))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="upper right")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12))  # below: the curves stay clear
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
@@ -256,6 +285,8 @@ def main() -> None:
     show.add_argument("--save", default=None, help="also write the curves and facts to this JSON file")
     show.add_argument("--include", nargs="*", default=[], metavar="JSON",
                       help="rows saved earlier (--save) to show beside the runs, e.g. those of another host")
+    show.add_argument("--dynamic", nargs="*", default=[], metavar="JSON",
+                      help="dynamic evaluations saved by the dynamic verb, marked beside their runs")
     adapt = verbs.add_parser("dynamic", help="dynamic evaluation of a finished run, beside its static loss")
     adapt.add_argument("run")
     adapt.add_argument("settings", nargs="+", metavar="LR,DECAY,CHUNK", help="e.g. 1e-2,0,64")
@@ -267,7 +298,7 @@ def main() -> None:
     elif args.verb == "dynamic":
         dynamic(args.run, args.settings, args.save, args.jobs)
     else:
-        report(args.runs, args.figure, args.save, args.include)
+        report(args.runs, args.figure, args.save, args.include, args.dynamic)
 
 
 if __name__ == "__main__":
