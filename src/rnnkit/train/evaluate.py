@@ -75,8 +75,7 @@ def evaluate_loss(model: torch.nn.Module, batches: Iterable, *, loss_fn: Callabl
     return total / count
 
 
-def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: float, decay: float = 0.0,
-                            bf16: bool = False) -> float:
+def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: float, decay: float = 0.0) -> float:
     """The count-weighted mean loss of a streamed model that adapts to the text as it reads it.
 
     Dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence Models"): each chunk is
@@ -88,8 +87,8 @@ def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: fl
     still predicted from the text before it alone, as a reader who remembers the play so far would predict
     it: a recurrent model's state holds the last few hundred characters, the adapted weights hold the
     names and turns of phrase of everything read. Only one lane may be streamed (``batches`` of batch size
-    1): with several, one lane would learn from text that comes after the next lane's start. Evaluation
-    mode (no dropout); the model's weights are restored afterwards.
+    1): with several, the model would learn from a later part of the text (the next lane) before scoring an
+    earlier one. Evaluation mode (no dropout); the model's weights are restored afterwards.
     """
     if lr < 0 or not 0 <= decay < 1:
         raise ValueError(f"dynamic evaluation needs lr >= 0 and 0 <= decay < 1, got lr={lr}, decay={decay}")
@@ -103,10 +102,10 @@ def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: fl
         for raw in batches:
             batch = to_device(as_batch(raw), device)
             if batch["inputs"].shape[0] != 1:
-                raise ValueError("dynamic evaluation streams one lane (batch size 1): with several, a lane would "
-                                 "learn from text that comes after the start of the next")
+                raise ValueError("dynamic evaluation streams one lane (batch size 1): with several, the model would "
+                                 "learn from later text before scoring earlier text")
             with torch.enable_grad():
-                loss, state = forward_loss(model, batch, state, bf16=bf16)
+                loss, state = forward_loss(model, batch, state)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
             counted = count_targets(batch)
             total += float(loss.detach()) * counted
