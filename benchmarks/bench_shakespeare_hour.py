@@ -78,6 +78,8 @@ into the table and figure of docs/applications.md (``report``).
     python benchmarks/bench_shakespeare_hour.py report --include benchmarks/results/shakespeare_hour.json \
         --dynamic benchmarks/results/shakespeare_hour_dynamic.json --figure docs/figures/shakespeare-hour.png
 
+Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
+over them (the trainer's time limit counts both).
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ def dynamic(run_dir: str, settings: list[str], save: str | None = None, jobs: in
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    specs = [("static", 0.0, 64)] + [(float(lr), float(decay), int(chunk))
+    specs = [("static", 0.0, None)] + [(float(lr), float(decay), int(chunk))
                                      for lr, decay, chunk in (s.split(",") for s in settings)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(_dynamic_one, [run_dir] * len(specs), specs))
@@ -250,7 +252,8 @@ def dynamic(run_dir: str, settings: list[str], save: str | None = None, jobs: in
     print("|---|---|---|---|---|---|")
     for r in rows:
         kind = "static" if r["lr"] == "static" else "dynamic"
-        print(f"| {kind} | {r['lr']} | {r['decay']:g} | {r['chunk']} | {r['nats']:.4f} | {r['seconds'] / 60:.1f} |")
+        chunk = r["chunk"] or "as trained"
+        print(f"| {kind} | {r['lr']} | {r['decay']:g} | {chunk} | {r['nats']:.4f} | {r['seconds'] / 60:.1f} |")
     if save:
         Path(save).write_text(json.dumps({"run": run_dir, "rows": rows}, indent=1) + "\n", encoding="utf-8")
     return rows
