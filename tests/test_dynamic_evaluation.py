@@ -124,3 +124,12 @@ def test_a_text_too_short_to_predict_is_one_line(run, tmp_path, capsys, dynamic)
     assert main(["textgen", "evaluate", "--run", str(run), "--data", str(short), *dynamic]) == 2
     err = capsys.readouterr().err
     assert "short.txt has no document of 2 or more tokens" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_file_in_another_encoding_is_named_and_then_read_with_encoding(run, tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("the caf\u00e9 sat on the mat. ".encode("latin-1") * 20)
+    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(latin)]) == 2
+    assert "--encoding latin-1" in capsys.readouterr().err
+    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(latin), "--encoding", "latin-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == len("the caf\u00e9 sat on the mat. ") * 20

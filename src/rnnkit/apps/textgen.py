@@ -258,8 +258,11 @@ def _pieces(tokens: Iterator[int], vocab: Vocabulary, words: bool, space: str) -
 
 
 def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
-             chunk_length: int | None = None, dynamic_lr: float | None = None, dynamic_decay: float = 0.0) -> dict:
+             chunk_length: int | None = None, dynamic_lr: float | None = None, dynamic_decay: float = 0.0,
+             encoding: str | None = None) -> dict:
     """Loss on ``files`` (default: the run's own validation text) in nats/bits per token and perplexity.
+
+    ``files`` are read in ``encoding`` (default: the training files' encoding).
 
     ``batch_size`` lanes (default: as in training's validation) cut the text into contiguous streams of
     ``chunk_length`` tokens (default: the training chunks). With ``dynamic_lr`` the model keeps learning
@@ -273,7 +276,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     if not (math.isfinite(dynamic_decay) and 0 <= dynamic_decay < 1):
         raise InputError(f"--dynamic-decay must be in [0, 1), got {dynamic_decay}")
     if dynamic_decay and not dynamic:
-        raise InputError("--dynamic-decay only applies with --dynamic-lr; add --dynamic-lr (for example 3e-4)")
+        raise InputError("--dynamic-decay only applies with --dynamic-lr; add --dynamic-lr (for example 0.1)")
     if dynamic and batch_size not in (None, 1):
         raise InputError(f"dynamic evaluation reads the text as one stream, so --batch-size must be 1 "
                          f"(got {batch_size}); leave it out")
@@ -283,7 +286,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     model, vocab, info = load_run(run)
     settings = info.settings
     if files:
-        documents = [read_text(f, settings.encoding) for f in files]
+        documents = [read_text(f, encoding or settings.encoding) for f in files]
     else:
         documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
         documents = split_documents(documents, settings.val_fraction)[1]

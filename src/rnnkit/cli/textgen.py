@@ -48,6 +48,7 @@ def add_parser(subparsers) -> None:
     evaluate = add_run_verb(verbs, "evaluate", app="textgen", help="loss, bits per token and perplexity on text",
                             epilog=EXAMPLES, func=run_evaluate, device=False)
     evaluate.add_argument("--data", nargs="+", metavar="FILE", help="text files (default: the run's validation text)")
+    evaluate.add_argument("--encoding", default=None, help="encoding of --data (default: the training files')")
     evaluate.add_argument("--batch-size", type=int, default=None,
                           help="contiguous lanes the text is cut into (default: as in training's validation)")
     evaluate.add_argument("--chunk-length", type=int, default=None, help="tokens per chunk (default: as in training)")
@@ -90,5 +91,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.textgen import evaluate
 
     print(json.dumps(evaluate(args.run, args.data, batch_size=args.batch_size, chunk_length=args.chunk_length,
-                              dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay), indent=1))
+                              dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay,
+                              encoding=args.encoding), indent=1))
     return 0
