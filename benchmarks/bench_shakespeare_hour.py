@@ -192,16 +192,23 @@ def report(run_dirs: list[str], figure: str | None, save: str | None = None, inc
 
 
 def adapted(saved: dict, rows: list[dict]) -> dict:
-    """Where a run's dynamic evaluation (the ``dynamic`` verb's first setting, the chosen one) sits in the figure:
-    at the run's training minutes plus the evaluation's own."""
+    """Where a run's evaluation with help sits in the figure, at the run's training minutes plus the evaluation's
+    own: the ``dynamic`` verb's first setting (the chosen one), or the ``cache`` verb's single setting."""
     name = Path(saved["run"]).name
     run = next((r for r in rows if r["name"] == name), None)
     if run is None:
-        raise SystemExit(f"the dynamic evaluation of {name} needs its run among the rows (a run directory or --include)")
+        raise SystemExit(f"the evaluation of {name} needs its run among the rows (a run directory or --include)")
+    if "static" in saved:  # the cache verb
+        if len(saved["rows"]) != 1:
+            raise SystemExit(f"{name}: mark a cache evaluation of one setting (the chosen one), not a grid")
+        chosen = saved["rows"][0]
+        return {"label": f"{name}, fixed weights + continuous cache of {chosen['size']:,} characters (theta "
+                         f"{chosen['theta']:g}, mix {chosen['mix']:g})", "minutes": run["minutes"] + saved["seconds"] / 60,
+                "nats": chosen["nats"], "data": run["data"], "marker": "P"}
     chosen = next(r for r in saved["rows"] if r["lr"] != "static")
     return {"label": f"{name}, dynamic evaluation (lr {chosen['lr']:g}, chunks of {chosen['chunk']}; not nanoGPT's "
                      "fixed-weight protocol)", "minutes": run["minutes"] + chosen["seconds"] / 60,
-            "nats": chosen["nats"], "data": run["data"]}
+            "nats": chosen["nats"], "data": run["data"], "marker": "*"}
 
 
 def plot(rows: list[dict], figure: str, marks: list[dict] = ()) -> None:
@@ -218,7 +225,7 @@ def plot(rows: list[dict], figure: str, marks: list[dict] = ()) -> None:
             ax.plot(*zip(*r["points"]), marker=".", linestyle="--" if r["host"] == EARLIER_HOST else "-",
                     label=f"{r['name']}: {r['model']}; {r['host']}, {r['threads']} thread(s)")
         for mark in (m for m in marks if m["data"] == kind):
-            ax.plot(mark["minutes"], mark["nats"], marker="*", markersize=12, linestyle="none", color="black",
+            ax.plot(mark["minutes"], mark["nats"], marker=mark["marker"], markersize=11, linestyle="none",
                     label=f"{mark['label']}: {mark['nats']:.3f}")
         if kind != TUNING:
             for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.")):
@@ -275,6 +282,54 @@ def _dynamic_one(run_dir: str, spec: tuple) -> dict:
             "tokens": metrics["tokens"], "seconds": time.perf_counter() - started}
 
 
+def cache(run_dir: str, sizes: list[int], thetas: list[float], mixes: list[float], save: str | None = None) -> dict:
+    """The continuous cache (rnnkit.train.cache_evaluation_loss) over a grid, from one pass of the model.
+
+    The run's validation text is read once over one lane (every character predicted from the text before it
+    alone); the model's outputs and its probability of each next character are kept, and each cache ``size`` and
+    ``theta`` then reads them (rnnkit.models.ContinuousCache), each ``mix`` costing only the final interpolation.
+    """
+    import torch
+
+    from rnnkit.apps.textgen import evaluation_data
+    from rnnkit.models import ContinuousCache
+    from rnnkit.train.evaluate import streamed_predictions
+
+    started = time.perf_counter()
+    model, data, tokens, _ = evaluation_data(run_dir, batch_size=1)
+    chunks = [tuple(t.clone() if t is not None else None for t in item) for item in streamed_predictions(model, data)]
+    valid = torch.cat([(targets >= 0).flatten() for _, _, targets, _ in chunks])
+    model_log_p = torch.cat([log_p.flatten() for _, log_p, _, _ in chunks]).double()[valid]
+    static = -float(model_log_p.mean())
+    print(f"{run_dir}: {tokens:,} characters over one lane, fixed weights {static:.4f} nats/char "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    rows = []
+    print("| cache size | theta | " + " | ".join(f"mix {m:g}" for m in mixes) + " | seconds |")
+    print("|---|---|" + "---|" * (len(mixes) + 1))
+    for size in sizes:
+        for theta in thetas:
+            begun = time.perf_counter()
+            memory, cached, seen = ContinuousCache(size, theta), [], []
+            for features, _, targets, reset in chunks:
+                probability, has = memory(features, targets, reset)
+                cached.append(probability.flatten())
+                seen.append(has.flatten())
+            cached, seen = torch.cat(cached).double()[valid], torch.cat(seen)[valid]
+            nats = [-float(torch.where(seen, torch.log((1 - mix) * model_log_p.exp() + mix * cached),
+                                       model_log_p).mean()) for mix in mixes]
+            rows += [{"size": size, "theta": theta, "mix": mix, "nats": n} for mix, n in zip(mixes, nats)]
+            print(f"| {size} | {theta:g} | " + " | ".join(f"{n:.4f}" for n in nats)
+                  + f" | {time.perf_counter() - begun:.0f} |", flush=True)
+    best = min(rows, key=lambda r: r["nats"])
+    print(f"best: size {best['size']}, theta {best['theta']:g}, mix {best['mix']:g}: {best['nats']:.4f} nats/char "
+          f"(fixed weights alone {static:.4f})")
+    result = {"run": run_dir, "tokens": tokens, "static": static, "rows": rows,
+              "seconds": time.perf_counter() - started}
+    if save:
+        Path(save).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -289,14 +344,23 @@ def main() -> None:
     show.add_argument("--include", nargs="*", default=[], metavar="JSON",
                       help="rows saved earlier (--save) to show beside the runs, e.g. those of another host")
     show.add_argument("--dynamic", nargs="*", default=[], metavar="JSON",
-                      help="dynamic evaluations saved by the dynamic verb, marked beside their runs")
+                      help="dynamic evaluations saved by the dynamic verb (or cache evaluations of one setting "
+                           "saved by the cache verb), marked beside their runs")
     adapt = verbs.add_parser("dynamic", help="dynamic evaluation of a finished run, beside its static loss")
     adapt.add_argument("run")
     adapt.add_argument("settings", nargs="+", metavar="LR,DECAY,CHUNK", help="e.g. 1e-2,0,64")
     adapt.add_argument("--save", default=None, help="write the rows to this JSON file")
     adapt.add_argument("--jobs", type=int, default=1, help="settings evaluated side by side, one thread each")
+    memory = verbs.add_parser("cache", help="a continuous cache over a grid of settings, beside the fixed weights")
+    memory.add_argument("run")
+    memory.add_argument("--sizes", type=int, nargs="+", required=True, help="characters remembered")
+    memory.add_argument("--thetas", type=float, nargs="+", required=True, help="sharpness of the similarity")
+    memory.add_argument("--mixes", type=float, nargs="+", required=True, help="the cache's share of the prediction")
+    memory.add_argument("--save", default=None, help="write the rows to this JSON file")
     args = parser.parse_args()
-    if args.verb == "run":
+    if args.verb == "cache":
+        cache(args.run, args.sizes, args.thetas, args.mixes, args.save)
+    elif args.verb == "run":
         run(args.out, args.tuning, [f for f in args.flags if f != "--"])
     elif args.verb == "dynamic":
         dynamic(args.run, args.settings, args.save, args.jobs)

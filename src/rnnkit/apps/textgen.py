@@ -24,7 +24,7 @@ from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 from rnnkit.errors import InputError
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import nested, option
-from rnnkit.train import TrainConfig, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
+from rnnkit.train import TrainConfig, cache_evaluation_loss, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
 
 
 @dataclasses.dataclass
@@ -130,6 +130,11 @@ def hour_recipe(native_bf16: bool) -> dict:
         return recipe | {"bf16": True, "cell": "ln_lstm", "dropout": 0.35, "max_steps": 8500, "eval_every": 400,
                          "checkpoint_every": 400}
     return recipe | {"bf16": False, "dropout": 0.25, "max_steps": 5600, "eval_every": 400, "checkpoint_every": 400}
+
+
+#: ``textgen evaluate --cache-size``'s suggestion and its ``--cache-theta`` / ``--cache-mix`` defaults: chosen on
+#: the held-out part of Shakespeare's training text with the 2 x 768 tuning run (docs/applications.md).
+CACHE_SIZE, CACHE_THETA, CACHE_MIX = 2048, 0.2, 0.3
 
 
 class Textgen(lifecycle.App):
@@ -259,6 +264,7 @@ def _pieces(tokens: Iterator[int], vocab: Vocabulary, words: bool, space: str) -
 
 def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
              chunk_length: int | None = None, dynamic_lr: float | None = None, dynamic_decay: float = 0.0,
+             cache_size: int | None = None, cache_theta: float = CACHE_THETA, cache_mix: float = CACHE_MIX,
              encoding: str | None = None) -> dict:
     """Loss on ``files`` (default: the run's own validation text) in nats/bits per token and perplexity.
 
@@ -268,9 +274,24 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     ``chunk_length`` tokens (default: the training chunks). With ``dynamic_lr`` the model keeps learning
     from the text as it is scored (:func:`rnnkit.train.dynamic_evaluation_loss`: one SGD step of that size
     per chunk, pulled back towards the trained weights by ``dynamic_decay``), over one lane; the saved
-    model is not changed.
+    model is not changed. With ``cache_size`` the fixed model also copies from the last ``cache_size`` tokens
+    it has read (:func:`rnnkit.train.cache_evaluation_loss`, a continuous cache with ``cache_theta`` and
+    ``cache_mix``; the defaults were chosen on held-out Shakespeare, docs/applications.md), by default over
+    one lane, so that only the start of the text is read without a memory.
     """
     dynamic = dynamic_lr is not None
+    if cache_size is not None:
+        if dynamic:
+            raise InputError("--cache-size and --dynamic-lr are two different evaluations; choose one")
+        if cache_size < 1:
+            raise InputError(f"--cache-size must be >= 1 tokens, got {cache_size}")
+        if not (math.isfinite(cache_theta) and cache_theta >= 0):
+            raise InputError(f"--cache-theta must be a number >= 0, got {cache_theta}")
+        if not (math.isfinite(cache_mix) and 0 <= cache_mix <= 1):
+            raise InputError(f"--cache-mix must be in [0, 1], got {cache_mix}")
+    elif (cache_theta, cache_mix) != (CACHE_THETA, CACHE_MIX):
+        raise InputError("--cache-theta and --cache-mix only apply with --cache-size; add --cache-size "
+                         f"(for example {CACHE_SIZE})")
     if dynamic and not (math.isfinite(dynamic_lr) and dynamic_lr > 0):
         raise InputError(f"--dynamic-lr must be a number > 0, got {dynamic_lr}")
     if not (math.isfinite(dynamic_decay) and 0 <= dynamic_decay < 1):
@@ -283,6 +304,29 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     for name, value in (("batch_size", batch_size), ("chunk_length", chunk_length)):
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    one_stream = dynamic or cache_size is not None
+    model, data, tokens, settings = evaluation_data(run, files, batch_size=(batch_size or 1) if one_stream else batch_size,
+                                                    chunk_length=chunk_length, encoding=encoding)
+    if dynamic:
+        nats = dynamic_evaluation_loss(model, data, lr=dynamic_lr, decay=dynamic_decay)
+    elif cache_size is not None:
+        nats = cache_evaluation_loss(model, data, size=cache_size, theta=cache_theta, mix=cache_mix)
+    else:
+        nats = evaluate_loss(model, data)
+    metrics = language_model_metrics(nats, settings.level)
+    metrics["tokens"] = tokens
+    if dynamic:
+        metrics.update(dynamic_lr=dynamic_lr, dynamic_decay=dynamic_decay)
+    if cache_size is not None:
+        metrics.update(cache_size=cache_size, cache_theta=cache_theta, cache_mix=cache_mix)
+    return metrics
+
+
+def evaluation_data(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
+                    chunk_length: int | None = None, encoding: str | None = None):
+    """``(model, batches, tokens, settings)``: a run's model in evaluation mode and ``files`` (default: the run's
+    validation text) cut into ``batch_size`` contiguous lanes (default: as in training's validation) of
+    ``chunk_length`` tokens (default: the training chunks), as :func:`evaluate` reads them."""
     model, vocab, info = load_run(run)
     settings = info.settings
     if files:
@@ -290,15 +334,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     else:
         documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
         documents = split_documents(documents, settings.val_fraction)[1]
-    lanes = 1 if dynamic else batch_size or info.facts["val_batch_size"]
-    data, _, tokens = _stream(vocab, documents, lanes, chunk_length or settings.chunk_length,
+    data, _, tokens = _stream(vocab, documents, batch_size or info.facts["val_batch_size"],
+                              chunk_length or settings.chunk_length,
                               what=", ".join(files) if files else "the run's validation text")
-    if dynamic:
-        nats = dynamic_evaluation_loss(model, data, lr=dynamic_lr, decay=dynamic_decay)
-    else:
-        nats = evaluate_loss(model, data)
-    metrics = language_model_metrics(nats, settings.level)
-    metrics["tokens"] = tokens
-    if dynamic:
-        metrics.update(dynamic_lr=dynamic_lr, dynamic_decay=dynamic_decay)
-    return metrics
+    return model, data, tokens, settings

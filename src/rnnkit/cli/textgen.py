@@ -17,11 +17,12 @@ EXAMPLES = """examples:
   rnnkit textgen sample --run runs/shakespeare --prime "ROMEO:" --temperature 0.8 --length 500
   rnnkit textgen evaluate --run runs/shakespeare --data held_out.txt
   rnnkit textgen evaluate --run runs/hour --dynamic-lr 0.1 --chunk-length 16   # keeps learning as it reads
+  rnnkit textgen evaluate --run runs/hour --cache-size 2048   # fixed weights, copying from what it just read
 """
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.textgen import APP, TextgenSettings
+    from rnnkit.apps.textgen import APP, CACHE_MIX, CACHE_SIZE, CACHE_THETA, TextgenSettings
 
     verbs = add_command(subparsers, "textgen", help="language models: learn a text, then generate more of it",
                         description=__doc__, epilog=EXAMPLES)
@@ -58,6 +59,14 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--dynamic-decay", type=float, default=0.0,
                           help="with --dynamic-lr: pull the weights back towards the trained ones by this fraction "
                                "per chunk (default: 0)")
+    evaluate.add_argument("--cache-size", type=int, default=None,
+                          help=f"a continuous cache: the fixed model also copies what followed its most similar "
+                               f"states among the last N tokens read (e.g. {CACHE_SIZE})")
+    evaluate.add_argument("--cache-theta", type=float, default=CACHE_THETA,
+                          help=f"with --cache-size: how sharply the cache prefers the most similar states "
+                               f"(default: {CACHE_THETA})")
+    evaluate.add_argument("--cache-mix", type=float, default=CACHE_MIX,
+                          help=f"with --cache-size: the cache's share of each prediction (default: {CACHE_MIX})")
 
 
 def _show_training(metrics: dict, args: argparse.Namespace) -> str:
@@ -92,5 +101,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     print(json.dumps(evaluate(args.run, args.data, batch_size=args.batch_size, chunk_length=args.chunk_length,
                               dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay,
+                              cache_size=args.cache_size, cache_theta=args.cache_theta, cache_mix=args.cache_mix,
                               encoding=args.encoding), indent=1))
     return 0

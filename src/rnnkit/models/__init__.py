@@ -8,10 +8,12 @@
 - many-to-many, encoder-decoder: :class:`Seq2Seq`
 - one-to-many with attention over image regions: :class:`Captioner` (image captioning)
 - many-to-many, unaligned (CTC): :class:`CTCRecognizer`
+- a language model's memory of the text it has just read: :class:`ContinuousCache`
 """
 
 from rnnkit.models.attention import AdditiveAttention, Attention, AttentionPooling, DotAttention, GeneralAttention
 from rnnkit.types import IGNORE_INDEX, ModelOutput
+from rnnkit.models.cache import ContinuousCache
 from rnnkit.models.captioner import Captioner, CaptionerConfig
 from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
 from rnnkit.models.ctc import CTCRecognizer, CTCRecognizerConfig
@@ -33,7 +35,7 @@ __all__ = [
     "PianoRollModel", "PianoRollModelConfig",
     "Captioner", "CaptionerConfig",
     "CTCRecognizer", "CTCRecognizerConfig",
-    "Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "AttentionPooling",
+    "Attention", "AdditiveAttention", "DotAttention", "GeneralAttention", "AttentionPooling", "ContinuousCache",
     "Decoded", "greedy_decode", "beam_search", "length_penalty",
     "save_model", "load_model", "load_vocab", "MODEL_CLASSES",
 ]

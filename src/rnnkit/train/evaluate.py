@@ -3,20 +3,22 @@
 :func:`evaluate_loss` is what an application calls to measure a trained model on data (no optimizer,
 no trainer); the :class:`~rnnkit.train.Trainer` validates with the same :func:`loss_totals`.
 :func:`dynamic_evaluation_loss` measures a streamed language model that keeps learning from the text it
-has already been scored on (Krause et al., 2018).
+has already been scored on (Krause et al., 2018); :func:`cache_evaluation_loss` one that also copies from
+the text it has just read, with fixed weights (a continuous cache, Grave et al., 2017).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from rnnkit.models.cache import ContinuousCache
 from rnnkit.train.batches import as_batch, count_targets, detach_state, model_kwargs, reset_state, to_device
-from rnnkit.types import ModelOutput
+from rnnkit.types import IGNORE_INDEX, ModelOutput
 
 
 def forward_loss(model: torch.nn.Module, batch: dict, state: Any, *, loss_fn: Callable | None = None,
@@ -121,6 +123,78 @@ def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: fl
         with torch.no_grad():
             for param, start in zip(params, trained):
                 param.copy_(start)
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the evaluation data yields no batches (or no targets)")
+    return total / count
+
+
+@torch.no_grad()
+def streamed_predictions(model: torch.nn.Module, batches: Iterable) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor | None]]:
+    """Per batch of a streamed language model: ``(features, log p(target), targets, reset)``.
+
+    ``features`` ``(lanes, T, F)`` are what the model's ``head`` layer (its softmax's input) read,
+    ``log p(target)`` ``(lanes, T)`` the model's log-probability of each target (0 where the target is
+    padding), ``reset`` the batch's document starts (``None`` when it has none). The state is carried from
+    batch to batch as in :func:`loss_totals`. The model is put in evaluation mode; the caller restores it.
+    """
+    head = getattr(model, "head", None)
+    if not isinstance(head, torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} has no `head` layer whose input could be read; "
+                        "a SequenceTagger language model has one")
+    device = next(model.parameters()).device
+    seen: list[Tensor] = []
+    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    try:
+        model.eval()
+        state = None
+        for raw in batches:
+            batch = to_device(as_batch(raw), device)
+            extra = model_kwargs(batch)
+            if "reset" in batch:
+                extra["state"] = reset_state(state, batch["reset"])
+            seen.clear()
+            output = model(batch["inputs"], **extra)
+            if not isinstance(output, ModelOutput) or len(seen) != 1:
+                raise TypeError(f"{type(model).__name__} must return a ModelOutput and call its head once per batch")
+            state = output.state
+            targets = batch["targets"]
+            features, logits = seen[0], output.output
+            if logits.dtype != torch.float64:
+                features, logits = features.float(), logits.float()
+            log_probs = torch.log_softmax(logits, dim=-1)
+            padded = targets == IGNORE_INDEX
+            picked = log_probs.gather(-1, targets.masked_fill(padded, 0).unsqueeze(-1)).squeeze(-1)
+            yield features, picked.masked_fill(padded, 0.0), targets, batch.get("reset")
+    finally:
+        hook.remove()
+
+
+def cache_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, size: int, theta: float,
+                          mix: float) -> float:
+    """The count-weighted mean loss of a streamed language model helped by a continuous cache.
+
+    Each target is predicted by ``(1 - mix) p_model + mix p_cache``, where ``p_cache`` copies what followed
+    the model's most similar outputs among the last ``size`` positions of the same lane
+    (:class:`~rnnkit.models.cache.ContinuousCache`, Grave et al. 2017); the first position of a document, with
+    nothing remembered yet, is the model's alone. The weights never change, and every token is predicted from
+    the text before it alone, so any number of lanes may be streamed (each remembers only its own text).
+    Evaluation mode, no gradients; the model's mode is restored afterwards.
+    """
+    if not 0 <= mix <= 1:
+        raise ValueError(f"the cache's mix must be in [0, 1], got {mix}")
+    cache = ContinuousCache(size, theta)
+    was_training = model.training
+    total, count = 0.0, 0
+    try:
+        for features, log_p, targets, reset in streamed_predictions(model, batches):
+            cached, seen = cache(features, targets, reset)
+            mixed = torch.log((1 - mix) * log_p.double().exp() + mix * cached.double())
+            log_p = torch.where(seen, mixed, log_p.double())
+            valid = targets != IGNORE_INDEX
+            total -= float(log_p[valid].sum())
+            count += int(valid.sum())
+    finally:
         model.train(was_training)
     if count == 0:
         raise ValueError("the evaluation data yields no batches (or no targets)")
