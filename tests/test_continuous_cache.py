@@ -142,3 +142,35 @@ def test_bad_cache_options_are_one_line_and_exit_2(run, capsys, flags, message):
     assert main(["textgen", "evaluate", "--run", str(run), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_reading_one_position_at_a_time_gives_what_a_chunk_gives():
+    features, targets = torch.randn(2, 12, 3, dtype=torch.float64), torch.randint(0, 4, (2, 12))
+    whole, _ = ContinuousCache(size=5, theta=0.8)(features, targets)
+    cache, stepped = ContinuousCache(size=5, theta=0.8), []
+    for t in range(12):
+        distribution, _ = cache.distribution(features[:, t], 4)
+        assert torch.allclose(distribution.sum(-1), torch.tensor([0.0 if t == 0 else 1.0] * 2, dtype=torch.float64))
+        stepped.append(distribution.gather(1, targets[:, t:t + 1]))
+        cache.remember(features[:, t:t + 1], targets[:, t:t + 1])
+    assert torch.allclose(torch.cat(stepped, 1), whole, atol=1e-12)
+
+
+def test_sampling_with_a_cache_of_one_position_repeats_the_last_token():
+    from rnnkit.sampling import WithCache, stream
+
+    model = _model().float()
+    copying = WithCache(model, size=1, theta=1.0, mix=1.0)  # p = 1 on what followed the previous position
+    assert list(stream(copying, [1, 4, 2], max_new_tokens=6, seed=0)) == [2] * 6
+    plain = list(stream(model, [1, 4, 2], max_new_tokens=20, seed=3))
+    assert list(stream(WithCache(model, size=50, theta=1.0, mix=0.0), [1, 4, 2], max_new_tokens=20, seed=3)) == plain
+
+
+def test_cli_sample_with_a_cache(run, capsys):
+    assert main(["textgen", "sample", "--run", str(run), "--prime", "zebra quokka", "--length", "40", "--seed", "1",
+                 "--cache-size", "500", "--cache-theta", "0.5", "--cache-mix", "0.9", "--temperature", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("zebra quokka") and len(out.strip()) == len("zebra quokka") + 40
+    assert main(["textgen", "sample", "--run", str(run), "--prime", "ab", "--cache-mix", "0.5"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "only apply with --cache-size" in captured.err  # nothing printed before the error

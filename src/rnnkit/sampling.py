@@ -218,6 +218,53 @@ class FastStep:
         return F.linear(x, self.head.weight, self.head.bias), (new if self.num_states == 2 else new[0])
 
 
+class WithCache:
+    """A language model sampled with a continuous cache: ``prime`` and ``step`` give the log-probabilities of
+    ``(1 - mix) p_model + mix p_cache`` (:class:`~rnnkit.models.ContinuousCache`), so temperature and the
+    filters act on the mixture. The cache remembers the prefix and every token fed since, one memory per row.
+
+    ``model``: a language model with a ``head`` layer (:class:`~rnnkit.models.SequenceTagger`), in evaluation mode.
+    """
+
+    def __init__(self, model, *, size: int, theta: float, mix: float) -> None:
+        from rnnkit.models import ContinuousCache
+
+        if not 0 <= mix <= 1:
+            raise ValueError(f"the cache's mix must be in [0, 1], got {mix}")
+        self.model, self.cache, self.mix = model, ContinuousCache(size, theta), mix
+        self._pending: Tensor | None = None  # the last output, whose next token is the next one fed
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def _run(self, method, tokens: Tensor, state):
+        seen: list[Tensor] = []
+        hook = self.model.head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+        try:
+            logits, state = method(tokens, state)
+        finally:
+            hook.remove()
+        return logits, state, seen[-1]
+
+    def _mixed(self, logits: Tensor, features: Tensor) -> Tensor:
+        probability = logits.double().softmax(dim=-1)
+        cached, held = self.cache.distribution(features, logits.shape[-1])
+        mixed = torch.where(held.unsqueeze(-1), (1 - self.mix) * probability + self.mix * cached.double(), probability)
+        return mixed.log()
+
+    def prime(self, tokens: Tensor, state=None):
+        logits, state, features = self._run(self.model.prime, tokens, state)
+        self.cache.remember(features[:, :-1], tokens[:, 1:])
+        self._pending = features[:, -1]
+        return self._mixed(logits, self._pending), state
+
+    def step(self, tokens: Tensor, state=None):
+        self.cache.remember(self._pending.unsqueeze(1), tokens.unsqueeze(1))
+        logits, state, features = self._run(self.model.step, tokens, state)
+        self._pending = features[:, -1]
+        return self._mixed(logits, self._pending), state
+
+
 def stream(model, prefix, *, state=None, max_new_tokens: int = 100, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
            eos_id: int | None = None, pad_id: int = 0, suppress: Sequence[int] = (), fast: bool = True) -> TokenStream:

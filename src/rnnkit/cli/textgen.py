@@ -17,7 +17,7 @@ EXAMPLES = """examples:
   rnnkit textgen sample --run runs/shakespeare --prime "ROMEO:" --temperature 0.8 --length 500
   rnnkit textgen evaluate --run runs/shakespeare --data held_out.txt
   rnnkit textgen evaluate --run runs/hour --dynamic-lr 0.1 --chunk-length 16   # keeps learning as it reads
-  rnnkit textgen evaluate --run runs/hour --cache-size 2048   # fixed weights, copying from what it just read
+  rnnkit textgen evaluate --run runs/hour --cache-size 16384   # fixed weights, copying from what it just read
 """
 
 
@@ -59,13 +59,14 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--dynamic-decay", type=float, default=0.0,
                           help="with --dynamic-lr: pull the weights back towards the trained ones by this fraction "
                                "per chunk (default: 0)")
-    evaluate.add_argument("--cache-size", type=int, default=None,
+    for verb in (sample, evaluate):
+        verb.add_argument("--cache-size", type=int, default=None,
                           help=f"a continuous cache: the fixed model also copies what followed its most similar "
                                f"states among the last N tokens read (e.g. {CACHE_SIZE})")
-    evaluate.add_argument("--cache-theta", type=float, default=CACHE_THETA,
+        verb.add_argument("--cache-theta", type=float, default=CACHE_THETA,
                           help=f"with --cache-size: how sharply the cache prefers the most similar states "
                                f"(default: {CACHE_THETA})")
-    evaluate.add_argument("--cache-mix", type=float, default=CACHE_MIX,
+        verb.add_argument("--cache-mix", type=float, default=CACHE_MIX,
                           help=f"with --cache-size: the cache's share of each prediction (default: {CACHE_MIX})")
 
 
@@ -86,10 +87,12 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.length < 1:
         raise InputError(f"--length must be >= 1, got {args.length}")
+    pieces = sample(args.run, prime=args.prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                    top_p=args.top_p, seed=args.seed, allow_unknown=args.allow_unknown, cache_size=args.cache_size,
+                    cache_theta=args.cache_theta, cache_mix=args.cache_mix)  # checks every option first
     if args.prime:
         sys.stdout.write(args.prime)
-    for piece in sample(args.run, prime=args.prime, length=args.length, temperature=args.temperature,
-                        top_k=args.top_k, top_p=args.top_p, seed=args.seed, allow_unknown=args.allow_unknown):
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")

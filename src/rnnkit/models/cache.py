@@ -70,3 +70,21 @@ class ContinuousCache:
         probability = (weights * matches).sum(dim=-1)
         self.keys, self.values = keys[:, -self.size:].clone(), values[:, -self.size:].clone()
         return probability, seen & (targets != self.ignore_index)
+
+    def distribution(self, features: Tensor, vocab_size: int) -> tuple[Tensor, Tensor]:
+        """``(p_cache over the vocabulary (lanes, vocab_size), whether the memory held anything (lanes,))`` for
+        one position's ``features`` ``(lanes, F)``, before its next token is known (what sampling needs)."""
+        if self.keys is None:
+            features = features if features.dtype == torch.float64 else features.float()
+            return features.new_zeros(features.shape[0], vocab_size), features.new_zeros(features.shape[0]).bool()
+        features = features.to(self.keys.dtype)
+        visible = self.values != self.ignore_index
+        scores = (self.theta * (self.keys @ features.unsqueeze(-1)).squeeze(-1)).masked_fill(~visible, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        probability = features.new_zeros(features.shape[0], vocab_size)
+        probability.scatter_add_(1, self.values.clamp(min=0), weights)
+        return probability, visible.any(dim=-1)
+
+    def remember(self, features: Tensor, next_tokens: Tensor) -> None:
+        """Add positions whose next tokens are now known: ``features`` ``(lanes, T, F)``, ``next_tokens`` ``(lanes, T)``."""
+        self(features, next_tokens)
