@@ -217,8 +217,8 @@ def load_run(run: str | Path):
 
 def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temperature: float = 0.8,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-           allow_unknown: bool = False, cache_size: int | None = None, cache_theta: float = CACHE_THETA,
-           cache_mix: float = CACHE_MIX) -> Iterator[str]:
+           allow_unknown: bool = False, cache_size: int | None = None, cache_theta: float | None = None,
+           cache_mix: float | None = None) -> Iterator[str]:
     """Stream generated text piece by piece (the prime itself is not repeated): :func:`generate` on the
     run's model."""
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
@@ -231,8 +231,8 @@ def sample(run: str | Path, *, prime: str | None = None, length: int = 500, temp
 
 def generate(model: torch.nn.Module, vocab: Vocabulary, *, words: bool, prime: str | None = None, length: int = 500,
              temperature: float = 0.8, top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             allow_unknown: bool = False, cache_size: int | None = None, cache_theta: float = CACHE_THETA,
-             cache_mix: float = CACHE_MIX) -> Iterator[str]:
+             allow_unknown: bool = False, cache_size: int | None = None, cache_theta: float | None = None,
+             cache_mix: float | None = None) -> Iterator[str]:
     """Stream text from a loaded language model (what :func:`sample` and ``rnnkit serve`` use).
 
     A character-level model reads a newline before the prime, and an empty prime is that newline alone (else
@@ -248,7 +248,7 @@ def generate(model: torch.nn.Module, vocab: Vocabulary, *, words: bool, prime: s
     """
     from rnnkit.sampling import WithCache, stream
 
-    check_cache(cache_size, cache_theta, cache_mix)
+    cache_theta, cache_mix = check_cache(cache_size, cache_theta, cache_mix)
 
     ids = vocab.encode(prime) if prime else []
     if prime and not ids:
@@ -274,7 +274,7 @@ def _pieces(tokens: Iterator[int], vocab: Vocabulary, words: bool, space: str) -
 
 def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
              chunk_length: int | None = None, dynamic_lr: float | None = None, dynamic_decay: float = 0.0,
-             cache_size: int | None = None, cache_theta: float = CACHE_THETA, cache_mix: float = CACHE_MIX,
+             cache_size: int | None = None, cache_theta: float | None = None, cache_mix: float | None = None,
              encoding: str | None = None) -> dict:
     """Loss on ``files`` (default: the run's own validation text) in nats/bits per token and perplexity.
 
@@ -292,7 +292,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     dynamic = dynamic_lr is not None
     if cache_size is not None and dynamic:
         raise InputError("--cache-size and --dynamic-lr are two different evaluations; choose one")
-    check_cache(cache_size, cache_theta, cache_mix)
+    cache_theta, cache_mix = check_cache(cache_size, cache_theta, cache_mix)
     if dynamic and not (math.isfinite(dynamic_lr) and dynamic_lr > 0):
         raise InputError(f"--dynamic-lr must be a number > 0, got {dynamic_lr}")
     if not (math.isfinite(dynamic_decay) and 0 <= dynamic_decay < 1):
@@ -323,19 +323,22 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     return metrics
 
 
-def check_cache(size: int | None, theta: float, mix: float) -> None:
-    """One line naming the problem for continuous-cache settings that cannot work (``size`` None: no cache)."""
+def check_cache(size: int | None, theta: float | None, mix: float | None) -> tuple[float, float]:
+    """``(theta, mix)`` with the defaults filled in, or one line naming the problem with continuous-cache settings
+    that cannot work (``size`` None: no cache)."""
     if size is None:
-        if (theta, mix) != (CACHE_THETA, CACHE_MIX):
+        if theta is not None or mix is not None:
             raise InputError("--cache-theta and --cache-mix only apply with --cache-size; add --cache-size "
                              f"(for example {CACHE_SIZE})")
-        return
+        return CACHE_THETA, CACHE_MIX
+    theta, mix = CACHE_THETA if theta is None else theta, CACHE_MIX if mix is None else mix
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InputError(f"--cache-size must be >= 1 tokens, got {size}")
     if not (math.isfinite(theta) and theta >= 0):
         raise InputError(f"--cache-theta must be a number >= 0, got {theta}")
     if not (math.isfinite(mix) and 0 <= mix <= 1):
         raise InputError(f"--cache-mix must be in [0, 1], got {mix}")
+    return theta, mix
 
 
 def evaluation_data(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,

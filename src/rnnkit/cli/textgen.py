@@ -63,10 +63,10 @@ def add_parser(subparsers) -> None:
         verb.add_argument("--cache-size", type=int, default=None,
                           help=f"a continuous cache: the fixed model also copies what followed its most similar "
                                f"states among the last N tokens read (e.g. {CACHE_SIZE})")
-        verb.add_argument("--cache-theta", type=float, default=CACHE_THETA,
+        verb.add_argument("--cache-theta", type=float, default=None,
                           help=f"with --cache-size: how sharply the cache prefers the most similar states "
                                f"(default: {CACHE_THETA})")
-        verb.add_argument("--cache-mix", type=float, default=CACHE_MIX,
+        verb.add_argument("--cache-mix", type=float, default=None,
                           help=f"with --cache-size: the cache's share of each prediction (default: {CACHE_MIX})")
 
 
