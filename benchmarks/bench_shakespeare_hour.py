@@ -66,6 +66,15 @@ into the table and figure of docs/applications.md (``report``).
     # (measured in three batches of 6, 6 and 4 settings, their rows joined in that file)
     python benchmarks/bench_shakespeare_hour.py dynamic runs/hour-bf16-lnlstm-2threads 0.1,0,16 0.3,0,64 --jobs 2 \
         --save benchmarks/results/shakespeare_hour_dynamic.json
+    # a continuous cache (2026-12-03): size, theta and mix chosen on the held-out part with the same tuning run, then
+    # the choice for 256 characters (the baby GPT's context) and the grid's best each applied once to the reported run
+    python benchmarks/bench_shakespeare_hour.py cache runs/tune-bf16-lnlstm2x768-d0.4 --sizes 256 512 1024 2048 4096 \
+        8192 16384 --thetas 0.1 0.15 0.2 0.25 0.3 0.4 --mixes 0.1 0.2 0.3 0.4 0.5 0.6 \
+        --save benchmarks/results/shakespeare_hour_cache_tuning.json
+    python benchmarks/bench_shakespeare_hour.py cache runs/hour-bf16-lnlstm-2threads --sizes 256 --thetas 0.2 \
+        --mixes 0.2 --save benchmarks/results/shakespeare_hour_cache256.json
+    python benchmarks/bench_shakespeare_hour.py cache runs/hour-bf16-lnlstm-2threads --sizes 16384 --thetas 0.25 \
+        --mixes 0.5 --save benchmarks/results/shakespeare_hour_cache.json
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-* runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
@@ -76,7 +85,8 @@ into the table and figure of docs/applications.md (``report``).
         --include benchmarks/results/shakespeare_hour.json --save /tmp/rows.json
     mv /tmp/rows.json benchmarks/results/shakespeare_hour.json
     python benchmarks/bench_shakespeare_hour.py report --include benchmarks/results/shakespeare_hour.json \
-        --dynamic benchmarks/results/shakespeare_hour_dynamic.json --figure docs/figures/shakespeare-hour.png
+        --dynamic benchmarks/results/shakespeare_hour_dynamic.json benchmarks/results/shakespeare_hour_cache256.json \
+        benchmarks/results/shakespeare_hour_cache.json --figure docs/figures/shakespeare-hour.png
 
 Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
 over them (the trainer's time limit counts both).

@@ -136,6 +136,9 @@ def hour_recipe(native_bf16: bool) -> dict:
 #: held-out part of Shakespeare's training text with the 2 x 768 tuning run (docs/applications.md; a cache of
 #: 256 characters wanted theta 0.2, mix 0.2 there).
 CACHE_SIZE, CACHE_THETA, CACHE_MIX = 16384, 0.25, 0.5
+#: Sampling's ``--cache-mix`` default: a free-running sample is its own memory, and at the evaluation's 0.5 the
+#: hour model's samples looped on their own characters within a line (":::: : : :"); at 0.1 they read as without.
+SAMPLE_CACHE_MIX = 0.1
 
 
 class Textgen(lifecycle.App):
@@ -243,12 +246,13 @@ def generate(model: torch.nn.Module, vocab: Vocabulary, *, words: bool, prime: s
     drawn: the training text is one stream without padding, ``<bos>`` or ``<eos>``, and ``<unk>`` (a
     rare character or word cut from the vocabulary) only with ``allow_unknown``. ``words``: the model is
     word-level, so pieces are separated by spaces. With ``cache_size`` each token is drawn from the model mixed
-    with a continuous cache over the prime and the text written so far (:class:`rnnkit.sampling.WithCache`).
+    with a continuous cache over the prime and the text written so far (:class:`rnnkit.sampling.WithCache`;
+    ``cache_mix`` defaults to ``SAMPLE_CACHE_MIX``, less than evaluation's, as a sample is its own memory).
     The prime is checked before the first piece is asked for.
     """
     from rnnkit.sampling import WithCache, stream
 
-    cache_theta, cache_mix = check_cache(cache_size, cache_theta, cache_mix)
+    cache_theta, cache_mix = check_cache(cache_size, cache_theta, cache_mix, default_mix=SAMPLE_CACHE_MIX)
 
     ids = vocab.encode(prime) if prime else []
     if prime and not ids:
@@ -323,15 +327,16 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     return metrics
 
 
-def check_cache(size: int | None, theta: float | None, mix: float | None) -> tuple[float, float]:
+def check_cache(size: int | None, theta: float | None, mix: float | None,
+                default_mix: float = CACHE_MIX) -> tuple[float, float]:
     """``(theta, mix)`` with the defaults filled in, or one line naming the problem with continuous-cache settings
     that cannot work (``size`` None: no cache)."""
     if size is None:
         if theta is not None or mix is not None:
             raise InputError("--cache-theta and --cache-mix only apply with --cache-size; add --cache-size "
                              f"(for example {CACHE_SIZE})")
-        return CACHE_THETA, CACHE_MIX
-    theta, mix = CACHE_THETA if theta is None else theta, CACHE_MIX if mix is None else mix
+        return CACHE_THETA, default_mix
+    theta, mix = CACHE_THETA if theta is None else theta, default_mix if mix is None else mix
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InputError(f"--cache-size must be >= 1 tokens, got {size}")
     if not (math.isfinite(theta) and theta >= 0):

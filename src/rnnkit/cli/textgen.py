@@ -22,7 +22,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.textgen import APP, CACHE_MIX, CACHE_SIZE, CACHE_THETA, TextgenSettings
+    from rnnkit.apps.textgen import APP, CACHE_MIX, CACHE_SIZE, CACHE_THETA, SAMPLE_CACHE_MIX, TextgenSettings
 
     verbs = add_command(subparsers, "textgen", help="language models: learn a text, then generate more of it",
                         description=__doc__, epilog=EXAMPLES)
@@ -59,7 +59,7 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--dynamic-decay", type=float, default=0.0,
                           help="with --dynamic-lr: pull the weights back towards the trained ones by this fraction "
                                "per chunk (default: 0)")
-    for verb in (sample, evaluate):
+    for verb, mix in ((sample, SAMPLE_CACHE_MIX), (evaluate, CACHE_MIX)):
         verb.add_argument("--cache-size", type=int, default=None,
                           help=f"a continuous cache: the fixed model also copies what followed its most similar "
                                f"states among the last N tokens read (e.g. {CACHE_SIZE})")
@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
                           help=f"with --cache-size: how sharply the cache prefers the most similar states "
                                f"(default: {CACHE_THETA})")
         verb.add_argument("--cache-mix", type=float, default=None,
-                          help=f"with --cache-size: the cache's share of each prediction (default: {CACHE_MIX})")
+                          help=f"with --cache-size: the cache's share of each prediction (default: {mix})")
 
 
 def _show_training(metrics: dict, args: argparse.Namespace) -> str:
