@@ -13,6 +13,20 @@ from safetensors.torch import load_file
 from rnnkit.apps.lifecycle import APP_FILE, RUN_FORMAT
 
 
+def train_text_with_an_unseen_phrase(directory: Path) -> Path:
+    """A small character-level textgen run whose validation text is a phrase its training part never had (the
+    evaluations that read the text as they go, dynamic and cached, must beat fixed weights on it)."""
+    from rnnkit.cli.main import main
+
+    text = directory / "text.txt"
+    text.write_text("the cat sat on the mat. " * 150 + "zebra quokka xylophone. " * 40)
+    out = directory / "run"
+    assert main(["textgen", "train", "--data", str(text), "--out", str(out), "--max-steps", "40", "--hidden-size",
+                 "32", "--batch-size", "4", "--chunk-length", "16", "--eval-every", "40", "--quiet",
+                 "--sample-length", "0"]) == 0
+    return out
+
+
 def write_run_marker(run: Path, app: str, *, format: int = RUN_FORMAT) -> None:
     """An ``app.json`` claiming ``run`` for ``app`` (for the tests of foreign and newer runs)."""
     run.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from app_support import train_text_with_an_unseen_phrase
 from rnnkit.cli.main import main
 from rnnkit.data import StreamBatches
 from rnnkit.models import ContinuousCache, SequenceTagger
@@ -111,14 +112,7 @@ def test_bad_settings_and_models_without_a_head_are_refused():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cache")
-    text = directory / "text.txt"
-    text.write_text("the cat sat on the mat. " * 150 + "zebra quokka xylophone. " * 40)
-    out = directory / "run"
-    assert main(["textgen", "train", "--data", str(text), "--out", str(out), "--max-steps", "40", "--hidden-size",
-                 "32", "--batch-size", "4", "--chunk-length", "16", "--eval-every", "40", "--quiet",
-                 "--sample-length", "0"]) == 0
-    return out
+    return train_text_with_an_unseen_phrase(tmp_path_factory.mktemp("cache"))
 
 
 def test_cli_cache_copies_the_unseen_phrase_it_has_read(run, capsys):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from app_support import train_text_with_an_unseen_phrase
 from rnnkit.cli.main import main
 from rnnkit.data import StreamBatches
 from rnnkit.models import SequenceTagger
@@ -83,14 +84,7 @@ def test_several_lanes_and_bad_rates_are_refused():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("dyn")
-    text = directory / "text.txt"
-    text.write_text("the cat sat on the mat. " * 150 + "zebra quokka xylophone. " * 40)
-    out = directory / "run"
-    assert main(["textgen", "train", "--data", str(text), "--out", str(out), "--max-steps", "40", "--hidden-size",
-                 "32", "--batch-size", "4", "--chunk-length", "16", "--eval-every", "40", "--quiet",
-                 "--sample-length", "0"]) == 0
-    return out
+    return train_text_with_an_unseen_phrase(tmp_path_factory.mktemp("dyn"))
 
 
 def test_cli_dynamic_evaluation_beats_static_on_text_unlike_the_training_part(run, capsys):
