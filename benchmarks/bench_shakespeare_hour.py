@@ -324,9 +324,9 @@ def cache(run_dir: str, sizes: list[int], thetas: list[float], mixes: list[float
                 probability, has = memory(features, targets, reset)
                 cached.append(probability.flatten())
                 seen.append(has.flatten())
-            cached, seen = torch.cat(cached).double()[valid], torch.cat(seen)[valid]
-            nats = [-float(torch.where(seen, torch.log((1 - mix) * model_log_p.exp() + mix * cached),
-                                       model_log_p).mean()) for mix in mixes]
+            cached, seen = torch.cat(cached)[valid], torch.cat(seen)[valid]
+            nats = [-float(ContinuousCache(size, theta, mix).mixed_log_probability(model_log_p, cached, seen).mean())
+                    for mix in mixes]
             rows += [{"size": size, "theta": theta, "mix": mix, "nats": n} for mix, n in zip(mixes, nats)]
             print(f"| {size} | {theta:g} | " + " | ".join(f"{n:.4f}" for n in nats)
                   + f" | {time.perf_counter() - begun:.0f} |", flush=True)

@@ -66,6 +66,23 @@ def test_each_lane_remembers_only_its_own_text():
     assert got == pytest.approx(total / count, rel=1e-10)
 
 
+def test_lanes_that_start_documents_at_different_batches_each_empty_only_their_own_memory():
+    model = _model()
+    a, b, d, c = _tokens(1, 9), _tokens(2, 13), _tokens(3, 13), _tokens(4, 9)
+    # 40 next-token pairs in 2 lanes of 20: lane 0 holds a (8 pairs, 2 chunks of 5) then b (12, 3 chunks), lane 1
+    # holds d (12) then c (8), so the lanes start their second document at batches 2 and 3, each with a padded chunk.
+    total, count = _written_out(model, [(x[:-1], x[1:]) for x in (a, b, d, c)], 6, 0.5, 0.4)
+    got = cache_evaluation_loss(model, StreamBatches([a, b, d, c], 2, 5), size=6, theta=0.5, mix=0.4)
+    assert got == pytest.approx(total / count, rel=1e-10)
+
+
+def test_a_float32_model_is_scored_as_written_out():
+    model, tokens = _model().float(), _tokens()
+    total, count = _written_out(model, [(tokens[:-1], tokens[1:])], 9, 0.7, 0.3)
+    got = cache_evaluation_loss(model, StreamBatches(tokens, 1, 6), size=9, theta=0.7, mix=0.3)
+    assert got == pytest.approx(total / count, rel=1e-5)
+
+
 def test_a_new_document_starts_with_an_empty_memory():
     model, first, second = _model(), _tokens(1, 23), _tokens(2, 30)
     total, count = _written_out(model, [(first[:-1], first[1:]), (second[:-1], second[1:])], 50, 0.5, 0.4)
@@ -98,14 +115,19 @@ def test_padding_is_neither_scored_nor_remembered():
     assert seen.tolist() == [[False, False, False, True]] and probability[0, 3] == 1.0
 
 
-def test_bad_settings_and_models_without_a_head_are_refused():
-    with pytest.raises(ValueError, match="size >= 1"):
-        ContinuousCache(size=0, theta=1.0)
-    with pytest.raises(ValueError, match="theta >= 0"):
-        ContinuousCache(size=4, theta=float("nan"))
+@pytest.mark.parametrize("size,theta,mix,message", [
+    (0, 1.0, 0.5, "integer size >= 1"), (2.5, 1.0, 0.5, "integer size >= 1"), (4, float("nan"), 0.5, "finite theta"),
+    (4, float("inf"), 0.5, "finite theta"), (4, -1.0, 0.5, "finite theta"), (4, 1.0, 1.5, r"mix must be in \[0, 1\]"),
+])
+def test_bad_settings_are_refused(size, theta, mix, message):
+    with pytest.raises(ValueError, match=message):
+        ContinuousCache(size=size, theta=theta, mix=mix)
+
+
+def test_scoring_with_the_cache_alone_and_models_without_a_head_are_refused():
     model, tokens = _model(), _tokens()
-    with pytest.raises(ValueError, match=r"mix must be in \[0, 1\]"):
-        cache_evaluation_loss(model, StreamBatches(tokens, 1, 8), size=4, theta=1.0, mix=1.5)
+    with pytest.raises(ValueError, match="below 1 for scoring"):
+        cache_evaluation_loss(model, StreamBatches(tokens, 1, 8), size=4, theta=1.0, mix=1.0)
     with pytest.raises(TypeError, match="no `head` layer"):
         cache_evaluation_loss(model.encoder, StreamBatches(tokens, 1, 8), size=4, theta=1.0, mix=0.2)
 
@@ -129,6 +151,8 @@ def test_cli_cache_copies_the_unseen_phrase_it_has_read(run, capsys):
     (["--cache-size", "0"], "--cache-size must be >= 1"),
     (["--cache-size", "8", "--cache-theta", "-1"], "--cache-theta must be a number >= 0"),
     (["--cache-size", "8", "--cache-mix", "1.5"], "--cache-mix must be in [0, 1]"),
+    (["--cache-size", "8", "--cache-mix", "1"], "--cache-mix must be below 1 when scoring"),
+    (["--cache-size", "8", "--cache-theta", "inf"], "--cache-theta must be a number >= 0"),
     (["--cache-mix", "0.5"], "only apply with --cache-size"),
     (["--cache-size", "8", "--dynamic-lr", "0.1"], "choose one"),
 ])
@@ -148,6 +172,35 @@ def test_reading_one_position_at_a_time_gives_what_a_chunk_gives():
         stepped.append(distribution.gather(1, targets[:, t:t + 1]))
         cache.remember(features[:, t:t + 1], targets[:, t:t + 1])
     assert torch.allclose(torch.cat(stepped, 1), whole, atol=1e-12)
+
+
+def _written_out_distribution(model, tokens, t, size, theta, mix):
+    """p(. | x_0..x_t) over the vocabulary: the mixture above, for every candidate next token at once."""
+    with torch.no_grad():
+        features = model.encoder(torch.tensor([tokens]), None, None)[0][0]
+        p = torch.softmax(model.head(features[t]), dim=-1)
+    memory = range(max(0, t - size), t)
+    if not memory:
+        return p
+    weights = torch.softmax(torch.stack([theta * features[t] @ features[i] for i in memory]), dim=0)
+    cached = torch.zeros_like(p)
+    for w, i in zip(weights, memory):
+        cached[tokens[i + 1]] += w
+    return (1 - mix) * p + mix * cached
+
+
+def test_sampling_reads_the_mixture_of_what_it_has_fed_so_far():
+    from rnnkit.sampling import WithCache
+
+    model, text = _model(), [1, 4, 2, 3, 0, 4, 1, 2, 2, 3]
+    sampler = WithCache(model, size=4, theta=0.8, mix=0.6)
+    for repeat in range(2):  # a second prime starts a new text: nothing of the first is remembered
+        log_p, state = sampler.prime(torch.tensor([text[:3]]))
+        for t in range(2, len(text)):
+            expected = _written_out_distribution(model, text, t, 4, 0.8, 0.6)
+            assert torch.allclose(log_p[0].exp(), expected, atol=1e-12), (repeat, t)
+            if t + 1 < len(text):
+                log_p, state = sampler.step(torch.tensor([text[t + 1]]), state)
 
 
 def test_sampling_with_a_cache_of_one_position_repeats_the_last_token():

@@ -121,3 +121,18 @@ def test_eval_batches_limits_the_extra_validation_metrics_as_it_limits_val_loss(
     trainer = Trainer(torch.nn.Linear(3, 1), data, config=TrainConfig(max_steps=1, eval_batches=2), val_data=data,
                       loss_fn=mse, metrics_fn=metrics, progress=False)
     assert trainer.evaluate(max_batches=2)["val_batches"] == 2.0 and seen == [2]
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`rnnkit ... | head`: the closed pipe is no error worth a traceback; the shell's SIGPIPE status comes back."""
+    import subprocess
+    import sys
+
+    script = ("import rnnkit.cli.datasets as d; from rnnkit.cli.main import main\n"
+              "d.run_list = lambda args: print('x' * 100 + '\\n') or [print('y' * 100) for _ in range(20000)]\n"
+              "raise SystemExit(main(['datasets']))\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"x")
+    process.stdout.close()
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""

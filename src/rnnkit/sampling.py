@@ -229,9 +229,7 @@ class WithCache:
     def __init__(self, model, *, size: int, theta: float, mix: float) -> None:
         from rnnkit.models import ContinuousCache
 
-        if not 0 <= mix <= 1:
-            raise ValueError(f"the cache's mix must be in [0, 1], got {mix}")
-        self.model, self.cache, self.mix = model, ContinuousCache(size, theta), mix
+        self.model, self.cache = model, ContinuousCache(size, theta, mix)
         self._pending: Tensor | None = None  # the last output, whose next token is the next one fed
 
     def parameters(self):
@@ -247,12 +245,14 @@ class WithCache:
         return logits, state, seen[-1]
 
     def _mixed(self, logits: Tensor, features: Tensor) -> Tensor:
-        probability = logits.double().softmax(dim=-1)
         cached, held = self.cache.distribution(features, logits.shape[-1])
-        mixed = torch.where(held.unsqueeze(-1), (1 - self.mix) * probability + self.mix * cached.double(), probability)
-        return mixed.log()
+        return self.cache.mixed_log_probability(logits.double().log_softmax(dim=-1), cached, held.unsqueeze(-1))
 
     def prime(self, tokens: Tensor, state=None):
+        """Start a new text: the memory is emptied, then holds the prime."""
+        from rnnkit.models import ContinuousCache
+
+        self.cache = ContinuousCache(self.cache.size, self.cache.theta, self.cache.mix)
         logits, state, features = self._run(self.model.prime, tokens, state)
         self.cache.remember(features[:, :-1], tokens[:, 1:])
         self._pending = features[:, -1]

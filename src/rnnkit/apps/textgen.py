@@ -296,7 +296,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     dynamic = dynamic_lr is not None
     if cache_size is not None and dynamic:
         raise InputError("--cache-size and --dynamic-lr are two different evaluations; choose one")
-    cache_theta, cache_mix = check_cache(cache_size, cache_theta, cache_mix)
+    cache_theta, cache_mix = check_cache(cache_size, cache_theta, cache_mix, scoring=True)
     if dynamic and not (math.isfinite(dynamic_lr) and dynamic_lr > 0):
         raise InputError(f"--dynamic-lr must be a number > 0, got {dynamic_lr}")
     if not (math.isfinite(dynamic_decay) and 0 <= dynamic_decay < 1):
@@ -327,10 +327,11 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     return metrics
 
 
-def check_cache(size: int | None, theta: float | None, mix: float | None,
-                default_mix: float = CACHE_MIX) -> tuple[float, float]:
+def check_cache(size: int | None, theta: float | None, mix: float | None, *, default_mix: float = CACHE_MIX,
+                scoring: bool = False) -> tuple[float, float]:
     """``(theta, mix)`` with the defaults filled in, or one line naming the problem with continuous-cache settings
-    that cannot work (``size`` None: no cache)."""
+    that cannot work (``size`` None: no cache; ``scoring``: text is scored, so a mix of 1 would give a token the
+    memory lacks probability 0)."""
     if size is None:
         if theta is not None or mix is not None:
             raise InputError("--cache-theta and --cache-mix only apply with --cache-size; add --cache-size "
@@ -343,6 +344,9 @@ def check_cache(size: int | None, theta: float | None, mix: float | None,
         raise InputError(f"--cache-theta must be a number >= 0, got {theta}")
     if not (math.isfinite(mix) and 0 <= mix <= 1):
         raise InputError(f"--cache-mix must be in [0, 1], got {mix}")
+    if scoring and mix == 1:
+        raise InputError("--cache-mix must be below 1 when scoring text: at 1 a token the cache has not seen "
+                         "would get probability 0 (try 0.5)")
     return theta, mix
 
 

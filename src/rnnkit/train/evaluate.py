@@ -181,18 +181,16 @@ def cache_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, size: in
     the text before it alone, so any number of lanes may be streamed (each remembers only its own text).
     Evaluation mode, no gradients; the model's mode is restored afterwards.
     """
-    if not 0 <= mix <= 1:
-        raise ValueError(f"the cache's mix must be in [0, 1], got {mix}")
-    cache = ContinuousCache(size, theta)
+    if mix == 1:
+        raise ValueError("the cache's mix must be below 1 for scoring: at 1 a token the memory lacks has probability 0")
+    cache = ContinuousCache(size, theta, mix)
     was_training = model.training
     total, count = 0.0, 0
     try:
         for features, log_p, targets, reset in streamed_predictions(model, batches):
             cached, seen = cache(features, targets, reset)
-            mixed = torch.log((1 - mix) * log_p.double().exp() + mix * cached.double())
-            log_p = torch.where(seen, mixed, log_p.double())
             valid = targets != IGNORE_INDEX
-            total -= float(log_p[valid].sum())
+            total -= float(cache.mixed_log_probability(log_p, cached, seen)[valid].sum())
             count += int(valid.sum())
     finally:
         model.train(was_training)
