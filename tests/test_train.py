@@ -386,6 +386,27 @@ def test_progress_eta_respects_the_time_limit():
     assert format_duration(3725) == "1h02m" and format_duration(65) == "1m05s"
 
 
+def test_reading_shows_how_far_it_has_got_and_changes_nothing():
+    import io
+
+    from rnnkit.train.progress import reading
+
+    log = io.StringIO()
+    assert list(reading(list("abcd"), "evaluating", stream=log, every=0.0)) == list("abcd")
+    lines = log.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"evaluating: {k}/4 batches" for k in range(1, 5)]
+    assert lines[-1].endswith("0s left")
+    quiet = io.StringIO()
+    assert list(reading(iter("ab"), "evaluating", stream=quiet)) == ["a", "b"] and quiet.getvalue() == ""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar = Terminal()
+    assert list(reading(list("abc"), "evaluating", stream=bar)) == list("abc") and "evaluating" in bar.getvalue()
+
+
 def test_resuming_with_another_batch_size_is_refused(tmp_path):
     data = StreamBatches(token_stream(400), batch_size=4, chunk_length=5)
     Trainer(TinyLM(), data, config=TrainConfig(max_steps=2, batch_size=4), run_dir=tmp_path, progress=False).fit()

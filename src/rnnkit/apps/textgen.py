@@ -25,6 +25,7 @@ from rnnkit.errors import InputError
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, cache_evaluation_loss, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
+from rnnkit.train.progress import reading
 
 
 @dataclasses.dataclass
@@ -279,7 +280,7 @@ def _pieces(tokens: Iterator[int], vocab: Vocabulary, words: bool, space: str) -
 def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
              chunk_length: int | None = None, dynamic_lr: float | None = None, dynamic_decay: float = 0.0,
              cache_size: int | None = None, cache_theta: float | None = None, cache_mix: float | None = None,
-             encoding: str | None = None) -> dict:
+             encoding: str | None = None, progress: bool = False) -> dict:
     """Loss on ``files`` (default: the run's own validation text) in nats/bits per token and perplexity.
 
     ``files`` are read in ``encoding`` (default: the training files' encoding).
@@ -291,7 +292,8 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     model is not changed. With ``cache_size`` the fixed model also copies from the last ``cache_size`` tokens
     it has read (:func:`rnnkit.train.cache_evaluation_loss`, a continuous cache with ``cache_theta`` and
     ``cache_mix``; the defaults were chosen on held-out Shakespeare, docs/applications.md), by default over
-    one lane, so that only the start of the text is read without a memory.
+    one lane, so that only the start of the text is read without a memory. ``progress`` shows how far the
+    reading has got on stderr (a long text, a long cache or dynamic evaluation take minutes).
     """
     dynamic = dynamic_lr is not None
     if cache_size is not None and dynamic:
@@ -312,6 +314,8 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     one_stream = dynamic or cache_size is not None
     model, data, tokens, settings = evaluation_data(run, files, batch_size=(batch_size or 1) if one_stream else batch_size,
                                                     chunk_length=chunk_length, encoding=encoding)
+    if progress:
+        data = reading(data, "evaluating")
     if dynamic:
         nats = dynamic_evaluation_loss(model, data, lr=dynamic_lr, decay=dynamic_decay)
     elif cache_size is not None:

@@ -105,5 +105,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(evaluate(args.run, args.data, batch_size=args.batch_size, chunk_length=args.chunk_length,
                               dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay,
                               cache_size=args.cache_size, cache_theta=args.cache_theta, cache_mix=args.cache_mix,
-                              encoding=args.encoding), indent=1))
+                              encoding=args.encoding, progress=True), indent=1))
     return 0

@@ -11,6 +11,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -78,6 +79,32 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def reading(batches, what: str, *, stream=None, every: float = 30.0) -> Iterator:
+    """``batches``, unchanged, while stderr shows how far the reading has got: a tqdm bar on a terminal, otherwise
+    a line every ``every`` seconds (so a read shorter than that prints nothing).
+
+    >>> import io
+    >>> list(reading([1, 2], "evaluating", stream=io.StringIO()))
+    [1, 2]
+    """
+    stream = stream or sys.stderr
+    total = len(batches) if hasattr(batches, "__len__") else None
+    if stream.isatty():
+        from tqdm import tqdm
+
+        yield from tqdm(batches, total=total, desc=what, file=stream, unit="batch", leave=False, dynamic_ncols=True)
+        return
+    start = last = time.perf_counter()
+    for done, batch in enumerate(batches, 1):
+        yield batch  # the caller's work on it happens before the next line runs
+        now = time.perf_counter()
+        if now - last >= every:
+            last = now
+            left = f", {format_duration((now - start) / done * (total - done))} left" if total else ""
+            print(f"{what}: {done:,}/{total:,} batches{left}" if total else f"{what}: {done:,} batches",
+                  file=stream, flush=True)
 
 
 class MetricsLog:
