@@ -75,6 +75,16 @@ into the table and figure of docs/applications.md (``report``).
         --mixes 0.2 --save benchmarks/results/shakespeare_hour_cache256.json
     python benchmarks/bench_shakespeare_hour.py cache runs/hour-bf16-lnlstm-2threads --sizes 16384 --thetas 0.25 \
         --mixes 0.5 --save benchmarks/results/shakespeare_hour_cache.json
+    # a second seed of the preset (2026-12-03), its row added to the saved rows, and the same two cache evaluations
+    python benchmarks/bench_shakespeare_hour.py run --out runs/hour-bf16-lnlstm-2threads-seed1 -- \
+        --dataset shakespeare_char --preset hour --seed 1
+    python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16-lnlstm-2threads-seed1 \
+        --include benchmarks/results/shakespeare_hour.json --save /tmp/rows.json
+    mv /tmp/rows.json benchmarks/results/shakespeare_hour.json
+    python benchmarks/bench_shakespeare_hour.py cache runs/hour-bf16-lnlstm-2threads-seed1 --sizes 256 --thetas 0.2 \
+        --mixes 0.2 --save benchmarks/results/shakespeare_hour_seed1_cache256.json
+    python benchmarks/bench_shakespeare_hour.py cache runs/hour-bf16-lnlstm-2threads-seed1 --sizes 16384 \
+        --thetas 0.25 --mixes 0.5 --save benchmarks/results/shakespeare_hour_seed1_cache.json
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-* runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
@@ -86,7 +96,8 @@ into the table and figure of docs/applications.md (``report``).
     mv /tmp/rows.json benchmarks/results/shakespeare_hour.json
     python benchmarks/bench_shakespeare_hour.py report --include benchmarks/results/shakespeare_hour.json \
         --dynamic benchmarks/results/shakespeare_hour_dynamic.json benchmarks/results/shakespeare_hour_cache256.json \
-        benchmarks/results/shakespeare_hour_cache.json --figure docs/figures/shakespeare-hour.png
+        benchmarks/results/shakespeare_hour_cache.json benchmarks/results/shakespeare_hour_seed1_cache256.json \
+        benchmarks/results/shakespeare_hour_seed1_cache.json --figure docs/figures/shakespeare-hour.png
 
 Minutes on the x-axis are wall-clock training minutes: the steps' own time plus the evaluations, spread evenly
 over them (the trainer's time limit counts both).
