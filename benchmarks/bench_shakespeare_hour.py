@@ -223,9 +223,10 @@ def adapted(saved: dict, rows: list[dict]) -> dict:
         if len(saved["rows"]) != 1:
             raise SystemExit(f"{name}: mark a cache evaluation of one setting (the chosen one), not a grid")
         chosen = saved["rows"][0]
-        return {"label": f"{name}, fixed weights + continuous cache of {chosen['size']:,} characters (theta "
-                         f"{chosen['theta']:g}, mix {chosen['mix']:g})", "minutes": run["minutes"] + saved["seconds"] / 60,
-                "nats": chosen["nats"], "data": run["data"], "marker": "P"}
+        label = (f"{name}, fixed weights + continuous cache of {chosen['size']:,} characters (theta "
+                 f"{chosen['theta']:g}, mix {chosen['mix']:g})")
+        return {"label": label, "minutes": run["minutes"] + saved["seconds"] / 60, "nats": chosen["nats"],
+                "data": run["data"], "marker": "P"}
     chosen = next(r for r in saved["rows"] if r["lr"] != "static")
     return {"label": f"{name}, dynamic evaluation (lr {chosen['lr']:g}, chunks of {chosen['chunk']}; not nanoGPT's "
                      "fixed-weight protocol)", "minutes": run["minutes"] + chosen["seconds"] / 60,

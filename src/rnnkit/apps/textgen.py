@@ -312,8 +312,9 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     one_stream = dynamic or cache_size is not None
-    model, data, tokens, settings = evaluation_data(run, files, batch_size=(batch_size or 1) if one_stream else batch_size,
-                                                    chunk_length=chunk_length, encoding=encoding)
+    lanes = (batch_size or 1) if one_stream else batch_size
+    model, data, tokens, settings = evaluation_data(run, files, batch_size=lanes, chunk_length=chunk_length,
+                                                    encoding=encoding)
     if progress:
         data = reading(data, "evaluating")
     if dynamic:

@@ -89,7 +89,8 @@ class ContinuousCache:
         return probability, visible.any(dim=-1) & (targets != self.ignore_index)
 
     def remember(self, features: Tensor, next_tokens: Tensor) -> None:
-        """Add positions whose next tokens are now known: ``features`` ``(lanes, T, F)``, ``next_tokens`` ``(lanes, T)``."""
+        """Add positions whose next tokens are now known: ``features`` ``(lanes, T, F)``, ``next_tokens``
+        ``(lanes, T)``."""
         features = self._ensure(features)
         steps = features.shape[1]
         kept = min(steps, self.size)

@@ -130,7 +130,8 @@ def dynamic_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, lr: fl
 
 
 @torch.no_grad()
-def streamed_predictions(model: torch.nn.Module, batches: Iterable) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor | None]]:
+def streamed_predictions(model: torch.nn.Module,
+                         batches: Iterable) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor | None]]:
     """Per batch of a streamed language model: ``(features, log p(target), targets, reset)``.
 
     ``features`` ``(lanes, T, F)`` are what the model's ``head`` layer (its softmax's input) read,
