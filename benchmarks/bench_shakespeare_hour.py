@@ -85,6 +85,10 @@ into the table and figure of docs/applications.md (``report``).
         --mixes 0.2 --save benchmarks/results/shakespeare_hour_seed1_cache256.json
     python benchmarks/bench_shakespeare_hour.py cache runs/hour-bf16-lnlstm-2threads-seed1 --sizes 16384 \
         --thetas 0.25 --mixes 0.5 --save benchmarks/results/shakespeare_hour_seed1_cache.json
+    # the cache defaults on another text: textgen's 3-minute model of the Python stdlib (any textgen run will do)
+    rnnkit textgen train --out runs/stdlib-3min --max-minutes 3 --seed 0
+    python benchmarks/bench_shakespeare_hour.py cache runs/stdlib-3min --sizes 256 16384 --thetas 0.2 0.25 \
+        --mixes 0.2 0.5 --save benchmarks/results/textgen_stdlib_cache.json
     # the table and figure: this host's runs beside the AVX2 host's saved rows
     python benchmarks/bench_shakespeare_hour.py report runs/hour-bf16 runs/hour-bf16-lnlstm-* runs/tune-bf16-* \
         --include benchmarks/results/shakespeare_hour_avx2.json --figure docs/figures/shakespeare-hour.png \
