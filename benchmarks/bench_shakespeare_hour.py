@@ -319,11 +319,12 @@ def cache(run_dir: str, sizes: list[int], thetas: list[float], mixes: list[float
 
     from rnnkit.apps.textgen import evaluation_data
     from rnnkit.models import ContinuousCache
+    from rnnkit.models.cache import mixed_log_probability
     from rnnkit.train.evaluate import streamed_predictions
 
     started = time.perf_counter()
     model, data, tokens, _ = evaluation_data(run_dir, batch_size=1)
-    chunks = [tuple(t.clone() if t is not None else None for t in item) for item in streamed_predictions(model, data)]
+    chunks = list(streamed_predictions(model, data))  # each batch's tensors are its own
     valid = torch.cat([(targets >= 0).flatten() for _, _, targets, _ in chunks])
     model_log_p = torch.cat([log_p.flatten() for _, log_p, _, _ in chunks]).double()[valid]
     static = -float(model_log_p.mean())
@@ -341,8 +342,7 @@ def cache(run_dir: str, sizes: list[int], thetas: list[float], mixes: list[float
                 cached.append(probability.flatten())
                 seen.append(has.flatten())
             cached, seen = torch.cat(cached)[valid], torch.cat(seen)[valid]
-            nats = [-float(ContinuousCache(size, theta, mix).mixed_log_probability(model_log_p, cached, seen).mean())
-                    for mix in mixes]
+            nats = [-float(mixed_log_probability(model_log_p, cached, seen, mix).mean()) for mix in mixes]
             rows += [{"size": size, "theta": theta, "mix": mix, "nats": n} for mix, n in zip(mixes, nats)]
             print(f"| {size} | {theta:g} | " + " | ".join(f"{n:.4f}" for n in nats)
                   + f" | {time.perf_counter() - begun:.0f} |", flush=True)

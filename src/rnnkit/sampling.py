@@ -236,23 +236,21 @@ class WithCache:
         return self.model.parameters()
 
     def _run(self, method, tokens: Tensor, state):
-        seen: list[Tensor] = []
-        hook = self.model.head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
-        try:
+        from rnnkit.models.cache import head_inputs
+
+        with head_inputs(self.model) as seen:
             logits, state = method(tokens, state)
-        finally:
-            hook.remove()
         return logits, state, seen[-1]
 
     def _mixed(self, logits: Tensor, features: Tensor) -> Tensor:
+        from rnnkit.models.cache import mixed_log_probability
+
         cached, held = self.cache.distribution(features, logits.shape[-1])
-        return self.cache.mixed_log_probability(logits.double().log_softmax(dim=-1), cached, held.unsqueeze(-1))
+        return mixed_log_probability(logits.double().log_softmax(dim=-1), cached, held.unsqueeze(-1), self.cache.mix)
 
     def prime(self, tokens: Tensor, state=None):
         """Start a new text: the memory is emptied, then holds the prime."""
-        from rnnkit.models import ContinuousCache
-
-        self.cache = ContinuousCache(self.cache.size, self.cache.theta, self.cache.mix)
+        self.cache.clear()
         logits, state, features = self._run(self.model.prime, tokens, state)
         self.cache.remember(features[:, :-1], tokens[:, 1:])
         self._pending = features[:, -1]

@@ -18,6 +18,8 @@ model already computes. ``size``, ``theta`` and ``mix`` are chosen on held-out t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -48,6 +50,10 @@ class ContinuousCache:
         if not (isinstance(mix, (int, float)) and 0 <= mix <= 1):
             raise ValueError(f"the cache's mix must be in [0, 1], got {mix!r}")
         self.size, self.theta, self.mix, self.ignore_index = size, float(theta), float(mix), ignore_index
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything: the next call starts a new text in every lane."""
         self.keys: Tensor | None = None  # (lanes, size, features), a ring
         self.values: Tensor | None = None  # (lanes, size) next-token ids, ignore_index where empty
         self.positions: Tensor | None = None  # (size,) the stream position each slot holds; -size - 1 if none
@@ -111,9 +117,27 @@ class ContinuousCache:
         probability.scatter_add_(1, self.values.clamp(min=0), weights)
         return probability, visible.any(dim=-1)
 
-    def mixed_log_probability(self, model_log_p: Tensor, cached: Tensor, seen: Tensor) -> Tensor:
-        """``log((1 - mix) p_model + mix p_cache)`` in float64, and the model's own where ``seen`` is false (nothing
-        remembered yet: a cache that held nothing does not dilute the model)."""
-        model_log_p = model_log_p.double()
-        mixed = torch.log((1 - self.mix) * model_log_p.exp() + self.mix * cached.double())
-        return torch.where(seen, mixed, model_log_p)
+
+
+def mixed_log_probability(model_log_p: Tensor, cached: Tensor, seen: Tensor, mix: float) -> Tensor:
+    """``log((1 - mix) p_model + mix p_cache)`` in float64, and the model's own where ``seen`` is false (nothing
+    remembered yet: a cache that held nothing does not dilute the model)."""
+    model_log_p = model_log_p.double()
+    mixed = torch.log((1 - mix) * model_log_p.exp() + mix * cached.double())
+    return torch.where(seen, mixed, model_log_p)
+
+
+@contextmanager
+def head_inputs(model) -> Iterator[list[Tensor]]:
+    """Within the block, every input of ``model.head`` (the outputs its softmax reads, which the cache
+    remembers) is appended to the list yielded."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} has no `head` layer whose input could be read; "
+                        "a SequenceTagger language model has one")
+    seen: list[Tensor] = []
+    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    try:
+        yield seen
+    finally:
+        hook.remove()

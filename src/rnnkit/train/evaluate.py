@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnkit.models.cache import ContinuousCache
+from rnnkit.models.cache import ContinuousCache, head_inputs, mixed_log_probability
 from rnnkit.train.batches import as_batch, count_targets, detach_state, model_kwargs, reset_state, to_device
 from rnnkit.types import IGNORE_INDEX, ModelOutput
 
@@ -28,9 +28,7 @@ def forward_loss(model: torch.nn.Module, batch: dict, state: Any, *, loss_fn: Ca
     A streamed batch (with ``reset`` flags) continues from ``state``, zeroed where a document starts.
     Task models return a :class:`~rnnkit.types.ModelOutput`; any other module needs ``loss_fn``.
     """
-    extra = model_kwargs(batch)
-    if "reset" in batch:
-        extra["state"] = reset_state(state, batch["reset"])
+    extra = _streamed_kwargs(batch, state)
     device_type = batch["inputs"].device.type if isinstance(batch["inputs"], Tensor) else "cpu"
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16) if bf16 else nullcontext():
         if loss_fn is not None:
@@ -40,6 +38,15 @@ def forward_loss(model: torch.nn.Module, batch: dict, state: Any, *, loss_fn: Ca
         raise TypeError(f"{type(model).__name__} did not return a ModelOutput with a loss; give the batch "
                         "targets, or pass loss_fn=(output, batch) -> loss to the Trainer")
     return output.loss.float(), output.state
+
+
+def _streamed_kwargs(batch: dict, state: Any) -> dict:
+    """The model's keyword arguments for a batch: its extras, and a streamed batch's state (zeroed where a
+    document starts)."""
+    extra = model_kwargs(batch)
+    if "reset" in batch:
+        extra["state"] = reset_state(state, batch["reset"])
+    return extra
 
 
 @torch.no_grad()
@@ -139,23 +146,14 @@ def streamed_predictions(model: torch.nn.Module,
     padding), ``reset`` the batch's document starts (``None`` when it has none). The state is carried from
     batch to batch as in :func:`loss_totals`. The model is put in evaluation mode; the caller restores it.
     """
-    head = getattr(model, "head", None)
-    if not isinstance(head, torch.nn.Module):
-        raise TypeError(f"{type(model).__name__} has no `head` layer whose input could be read; "
-                        "a SequenceTagger language model has one")
     device = next(model.parameters()).device
-    seen: list[Tensor] = []
-    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
-    try:
+    with head_inputs(model) as seen:
         model.eval()
         state = None
         for raw in batches:
             batch = to_device(as_batch(raw), device)
-            extra = model_kwargs(batch)
-            if "reset" in batch:
-                extra["state"] = reset_state(state, batch["reset"])
             seen.clear()
-            output = model(batch["inputs"], **extra)
+            output = model(batch["inputs"], **_streamed_kwargs(batch, state))
             if not isinstance(output, ModelOutput) or len(seen) != 1:
                 raise TypeError(f"{type(model).__name__} must return a ModelOutput and call its head once per batch")
             state = output.state
@@ -167,8 +165,6 @@ def streamed_predictions(model: torch.nn.Module,
             padded = targets == IGNORE_INDEX
             picked = log_probs.gather(-1, targets.masked_fill(padded, 0).unsqueeze(-1)).squeeze(-1)
             yield features, picked.masked_fill(padded, 0.0), targets, batch.get("reset")
-    finally:
-        hook.remove()
 
 
 def cache_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, size: int, theta: float,
@@ -191,7 +187,7 @@ def cache_evaluation_loss(model: torch.nn.Module, batches: Iterable, *, size: in
         for features, log_p, targets, reset in streamed_predictions(model, batches):
             cached, seen = cache(features, targets, reset)
             valid = targets != IGNORE_INDEX
-            total -= float(cache.mixed_log_probability(log_p, cached, seen)[valid].sum())
+            total -= float(mixed_log_probability(log_p, cached, seen, mix)[valid].sum())
             count += int(valid.sum())
     finally:
         model.train(was_training)
