@@ -41,7 +41,7 @@ MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layer
                "recurrent_dropout": float, "zoneout": float, "weight_drop": float, "summary": str,
                "bag_of_tokens": bool, "subword_buckets": int, "word_dropout": float}
 SETTING_FLAGS = {"level": str, "min_freq": int, "max_vocab": int, "max_length": int, "val_fraction": float,
-                 "init_from": str}
+                 "init_from": str, "ensemble": int}
 TRAIN_FLAGS = {"max_steps": int, "batch_size": int, "lr": float, "eval_every": int,
                "early_stopping_patience": int, "weight_decay": float, "schedule": str, "monitor": str,
                "ema_decay": float}
@@ -81,7 +81,8 @@ def tfidf_baseline(train_part, val_part, test_part, extra=()) -> dict:
             "seconds": time.perf_counter() - started}
 
 
-def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part) -> dict:
+def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part, test_part) -> dict:
+    """One seed's run; an ensemble's also lists each member's own test and validation figures."""
     import torch
 
     torch.set_num_threads(1)
@@ -90,9 +91,14 @@ def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part) -> dic
         result = train(settings, config, Path(tmp) / "run", progress=False)
         model, vocab, info = load_run(Path(tmp) / "run")
         val = test_metrics(model, vocab, info.settings, info.facts, val_part)
+        members = []
+        for member in APP.members(model):
+            on_val, on_test = (test_metrics(member, vocab, info.settings, info.facts, part) for part in (val_part, test_part))
+            members.append({"accuracy": on_test["accuracy"], "macro_f1": on_test["macro_f1"],
+                            "val_accuracy": on_val["accuracy"], "val_macro_f1": on_val["macro_f1"]})
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "val_accuracy": val["accuracy"],
             "val_macro_f1": val["macro_f1"], "steps": result["steps"], "seconds": time.perf_counter() - started,
-            "majority": result["majority_baseline_accuracy"]}
+            "majority": result["majority_baseline_accuracy"], **({"members": members} if members else {})}
 
 
 def command_line(dataset: str, overrides: dict) -> str:
@@ -136,7 +142,8 @@ def main() -> None:
             train_part, val_part, test_part, source = split_data(settings, seed)
             print(f"seed {seed}: train {len(train_part)}, validation {len(val_part)}, test {len(test_part)}",
                   flush=True)
-            pending.append(pool.submit(rnnkit_run, settings, TrainConfig(**train_options, seed=seed), val_part))
+            pending.append(pool.submit(rnnkit_run, settings, TrainConfig(**train_options, seed=seed), val_part,
+                                       test_part))
             if not args.no_baseline:
                 baseline.append(tfidf_baseline(train_part, val_part, test_part))
                 if args.baseline_with:

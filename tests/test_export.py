@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import rnnkit as rk
 from rnnkit import registry
 from rnnkit.cli.main import main
-from rnnkit.models import Seq2Seq, SequenceClassifier, SequenceTagger, save_model
+from rnnkit.models import ClassifierEnsemble, Seq2Seq, SequenceClassifier, SequenceTagger, save_model
 
 ort = pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'rnnkit[export]')")
 pytest.importorskip("onnx", reason="needs onnx (pip install 'rnnkit[export]')")
@@ -160,6 +160,18 @@ def test_classifier_that_reads_subwords_takes_them_as_a_third_input(tmp_path):
     got = session.run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy(), "subwords": subwords.numpy()})[0]
     want = classifier(inputs, lengths=lengths, subwords=subwords).output.detach().numpy()
     np.testing.assert_allclose(got, want, atol=TOL)
+
+
+def test_an_ensemble_exports_as_one_graph_of_its_mean_probabilities(tmp_path):
+    torch.manual_seed(3)
+    ensemble = ClassifierEnsemble(members=3, vocab_size=20, output_size=3, hidden_size=8, bidirectional=True,
+                                  summary="max_mean").eval()
+    done = to_onnx(ensemble, tmp_path / "e.onnx")
+    assert done.max_difference["model"] < TOL
+    inputs, lengths = torch.tensor([[4, 5, 6], [7, 1, 0]]), torch.tensor([3, 2])
+    got = _session(done.files["model"]).run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy()})[0]
+    mean = sum(torch.softmax(m(inputs, lengths=lengths).output, -1) for m in ensemble.members) / 3
+    np.testing.assert_allclose(np.exp(got), mean.detach().numpy(), atol=TOL)
 
 
 def test_translator_encoder_and_decoder_step_decode_greedily_like_pytorch(tmp_path):

@@ -33,7 +33,9 @@ from rnnkit.data.subwords import SubwordEncoder, pad_subwords
 from rnnkit.data.tables import read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
-from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.models.classifier import (
+    ClassifierEnsemble, ClassifierEnsembleConfig, SequenceClassifier, SequenceClassifierConfig,
+)
 from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
@@ -64,6 +66,9 @@ class ClassifySettings:
                                          "on the tweets): its architecture, its vocabulary extended by this data's "
                                          "new tokens, its weights, and its output layer when the labels are the same")
     test_fraction: float = option(0.2, "share of the data for the test (stratified; a built-in set keeps its own)")
+    ensemble: int = option(1, "train this many classifiers one after the other, each with its own seed (initial "
+                              "weights, data order, dropout) and early stopping, and predict with the mean of their "
+                              "class probabilities; 1 = one model")
     # The defaults are the configuration that beat TF-IDF + logistic regression on the built-in tweets over
     # three seeds (docs/applications.md, benchmarks/bench_sentiment.py).
     model: SequenceClassifierConfig = nested(SequenceClassifierConfig, "the classifier", cell="gru", hidden_size=128,
@@ -77,7 +82,7 @@ class ClassifySettings:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be below 1")
-        for name in ("min_freq", "max_vocab", "max_length"):
+        for name in ("min_freq", "max_vocab", "max_length", "ensemble"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.model.subword_buckets and self.level != "word":
@@ -224,6 +229,9 @@ TRANSFER_FREE = ("vocab_size", "output_size", "task", "dropout", "word_dropout",
 def check_transfer(settings: ClassifySettings) -> None:
     """``--init-from``: the earlier run must tokenise the same way and have this run's architecture."""
     source = lifecycle.read_run(settings.init_from, APP)
+    if source.settings.ensemble > 1:
+        raise InputError(f"--init-from {settings.init_from} is an ensemble of {source.settings.ensemble} classifiers; "
+                         "start from a one-model run (trained without --ensemble)")
     flags = []
     for name in ("level", "lowercase"):
         if getattr(source.settings, name) != getattr(settings, name):
@@ -398,12 +406,19 @@ class Classify(lifecycle.App):
             TextDataset(val_part, vocab, labels, settings) if val_part else None,
             test=test_part, vocab=vocab, facts=facts, collate_fn=collate, metrics_fn=val_metrics)
 
-    def build_model(self, settings: ClassifySettings, data: lifecycle.Prepared) -> SequenceClassifier:
-        model = SequenceClassifier(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
-                                                       output_size=len(data.facts["labels"])))
+    def build_model(self, settings: ClassifySettings, data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
+        config = dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
+                                     output_size=len(data.facts["labels"]))
+        model = SequenceClassifier(config) if settings.ensemble == 1 else \
+            ClassifierEnsemble(ClassifierEnsembleConfig(**dataclasses.asdict(config), members=settings.ensemble))
         if settings.init_from is not None:
-            transfer_weights(model, load_run(settings.init_from)[0], data.facts["transfer"]["head_carried"])
+            source = load_run(settings.init_from)[0]
+            for member in self.members(model) or [model]:
+                transfer_weights(member, source, data.facts["transfer"]["head_carried"])
         return model
+
+    def members(self, model: torch.nn.Module) -> list[torch.nn.Module]:
+        return list(model.members) if isinstance(model, ClassifierEnsemble) else []
 
     def describe(self, settings: ClassifySettings, data: lifecycle.Prepared, model: torch.nn.Module) -> str:
         line = super().describe(settings, data, model)
@@ -416,7 +431,9 @@ class Classify(lifecycle.App):
 
     def report(self, model, settings: ClassifySettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
         labels = data.facts["labels"]
-        result = {"labels": labels, **data.facts["sizes"], "steps": fitted["step"]}
+        result = {"labels": labels, **data.facts["sizes"], "steps": fitted["step"]}  # an ensemble: one per member
+        if self.members(model) and "val_accuracy" in fitted:
+            result["ensemble_val"] = {"accuracy": fitted["val_accuracy"], "macro_f1": fitted["val_macro_f1"]}
         if data.test:
             result.update(test_metrics(model, data.vocab, settings, data.facts, data.test))
             plot_confusion(result["confusion"], labels, run / "confusion_matrix.png",

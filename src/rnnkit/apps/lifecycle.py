@@ -12,7 +12,8 @@ the same way for every app:
    so two runs with the same seed are identical and a run resumed before its first checkpoint
    equals an uninterrupted one;
 4. write ``app.json`` (settings, seed and facts about the data: the one place the model's
-   configuration is persisted in a run), then train with :class:`~rnnkit.train.Trainer`;
+   configuration is persisted in a run), then train with :class:`~rnnkit.train.Trainer` (an ensemble,
+   see :meth:`App.members`: each member in turn, as a run of its own in ``members/<i>``);
 5. finish: the best checkpoint's weights into ``model/``, the app's report into ``results.json``
    (written atomically).
 
@@ -137,6 +138,10 @@ class App:
     def build_model(self, settings: Any, data: Prepared) -> torch.nn.Module:
         raise NotImplementedError
 
+    def members(self, model: torch.nn.Module) -> list[torch.nn.Module]:
+        """The members of an ensemble model, each trained on its own (``[]``: train ``model`` itself)."""
+        return []
+
     def report(self, model: torch.nn.Module, settings: Any, data: Prepared, run: Path, fitted: dict) -> dict:
         """Metrics of the trained model (and plots into ``run``); rank 0 only. ``fitted`` is what
         :meth:`Trainer.fit` returned (or, for a diverged run of an app that reports divergence,
@@ -251,18 +256,23 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     if progress and launched_rank() == 0:
         print(app.describe(settings, data, model), file=sys.stderr)
 
-    trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
-                      collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
     started = time.perf_counter()
-    try:
-        fitted = trainer.fit(resume=resume)
-    except TrainingDiverged as error:
-        if not app.reports_divergence:
-            raise
-        fitted = {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
-    fitted.update(train_seconds=round(time.perf_counter() - started, 1), history=trainer.history)
-    _load_best(model, run, trainer)
-    if not trainer.process.is_main:
+    members = app.members(model)
+    if members:
+        fitted = _train_members(app, model, members, data, config, run, resume=resume, progress=progress)
+    else:
+        trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
+                          collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
+        try:
+            fitted = trainer.fit(resume=resume)
+        except TrainingDiverged as error:
+            if not app.reports_divergence:
+                raise
+            fitted = {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
+        fitted["history"] = trainer.history
+        _load_best(model, run, trainer)
+    fitted["train_seconds"] = round(time.perf_counter() - started, 1)
+    if launched_rank() != 0:
         return fitted
     from rnnkit.models import save_model
 
@@ -270,6 +280,48 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     report = app.report(model, settings, data, run, fitted)
     checkpoint.write_json_atomic(run / app.results_file, report)
     return report
+
+
+#: Member ``i`` of an ensemble trains with seed ``seed + MEMBER_SEED_STRIDE * i`` (member 0 is the one-model run).
+MEMBER_SEED_STRIDE = 1000
+MEMBERS_DIR = "members"
+
+
+def _train_members(app: App, model: torch.nn.Module, members: list[torch.nn.Module], data: Prepared,
+                   config: TrainConfig, run: Path, *, resume: bool, progress: bool) -> dict:
+    """Train an ensemble's members one after the other, each a run of its own in ``members/<i>`` (own seed,
+    checkpoints, early stopping and metrics), then measure the ensemble on the validation data.
+
+    A finished member leaves its best weights in ``members/<i>/model``; a resumed run loads those and
+    continues the member that was interrupted from its last checkpoint, so it equals an uninterrupted one."""
+    import sys
+
+    from rnnkit.models import load_model, save_model
+
+    fitted: dict = {"step": [], "stopped": [], "history": []}
+    for i, member in enumerate(members):
+        where = run / MEMBERS_DIR / str(i)
+        if resume and (where / MODEL_DIR / "config.json").exists():
+            member.load_state_dict(load_model(where / MODEL_DIR).state_dict())
+            done = json.loads((where / "fitted.json").read_text(encoding="utf-8"))
+        else:
+            if progress and launched_rank() == 0:
+                print(f"{app.name}: member {i + 1} of {len(members)}", file=sys.stderr)
+            trainer = Trainer(member, data.train, config=dataclasses.replace(config, seed=config.seed + MEMBER_SEED_STRIDE * i),
+                              val_data=data.val, run_dir=where, progress=progress, collate_fn=data.collate_fn,
+                              metrics_fn=data.metrics_fn)
+            done = trainer.fit(resume=resume)
+            _load_best(member, where, trainer)
+            if launched_rank() == 0:
+                checkpoint.write_json_atomic(where / "fitted.json", done)
+                save_model(member, where / MODEL_DIR)  # config.json last: its presence marks the member finished
+        fitted["step"].append(done["step"])
+        fitted["stopped"].append(done["stopped"])
+    if data.val is not None:
+        judge = Trainer(model, data.train, config=config, val_data=data.val, collate_fn=data.collate_fn,
+                        metrics_fn=data.metrics_fn, progress=False)
+        fitted.update(judge.evaluate())
+    return fitted
 
 
 def _check_same_data(app: App, given: Any, saved: Run) -> None:

@@ -115,9 +115,11 @@ class _Classifier(nn.Module):
 
 
 @register("SequenceClassifier")
+@register("ClassifierEnsemble")
 def _classifier_parts(model) -> list[Part]:
     """Classifiers and forecasters: ``(inputs, lengths) -> output`` (plus ``attention`` with attention pooling);
-    a classifier that reads subwords takes ``subwords`` (batch, time, grams) n-gram ids as a third input."""
+    a classifier that reads subwords takes ``subwords`` (batch, time, grams) n-gram ids as a third input. An
+    ensemble is one graph whose ``output`` is the log of its members' mean probabilities."""
     config = model.config
     draw = _tokens_or_features(config.vocab_size, config.input_size)
     inputs = ["inputs", "lengths"] + (["subwords"] if config.subword_buckets else [])

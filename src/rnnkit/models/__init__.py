@@ -2,7 +2,8 @@
 
 - one-to-one: :class:`OneToOne` (the feed-forward baseline)
 - one-to-many: :class:`SequenceGenerator`
-- many-to-one: :class:`SequenceClassifier` (classification or regression)
+- many-to-one: :class:`SequenceClassifier` (classification or regression); :class:`ClassifierEnsemble`
+  averages several of them
 - many-to-many, aligned: :class:`SequenceTagger` (taggers, language models, per-step forecasts);
   :class:`PianoRollModel` (independent Bernoulli outputs per step: polyphonic music)
 - many-to-many, encoder-decoder: :class:`Seq2Seq`
@@ -15,7 +16,9 @@ from rnnkit.models.attention import AdditiveAttention, Attention, AttentionPooli
 from rnnkit.types import IGNORE_INDEX, ModelOutput
 from rnnkit.models.cache import ContinuousCache
 from rnnkit.models.captioner import Captioner, CaptionerConfig
-from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.models.classifier import (
+    ClassifierEnsemble, ClassifierEnsembleConfig, SequenceClassifier, SequenceClassifierConfig,
+)
 from rnnkit.models.ctc import CTCRecognizer, CTCRecognizerConfig
 from rnnkit.models.decoding import Decoded, beam_search, greedy_decode, length_penalty
 from rnnkit.models.feedforward import OneToOne, OneToOneConfig
@@ -29,7 +32,7 @@ __all__ = [
     "ModelOutput", "IGNORE_INDEX",
     "OneToOne", "OneToOneConfig",
     "SequenceGenerator", "SequenceGeneratorConfig",
-    "SequenceClassifier", "SequenceClassifierConfig",
+    "SequenceClassifier", "SequenceClassifierConfig", "ClassifierEnsemble", "ClassifierEnsembleConfig",
     "SequenceTagger", "SequenceTaggerConfig",
     "Seq2Seq", "Seq2SeqConfig", "Seq2SeqState",
     "PianoRollModel", "PianoRollModelConfig",

@@ -19,6 +19,7 @@ to read a word it does not know: from its spelling, or from the words around it.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import Tensor, nn
@@ -70,6 +71,15 @@ def valid_mean(values: Tensor, mask: Tensor) -> Tensor:
     """``(batch, T, F)`` values averaged over the steps where the ``(batch, T)`` mask is true."""
     valid = mask.unsqueeze(-1).to(values.dtype)
     return (values * valid).sum(1) / valid.sum(1).clamp_min(1)
+
+
+def prediction_loss(task: str, output: Tensor, targets: Tensor | None) -> Tensor | None:
+    """Cross-entropy (classification) or squared error (regression) of one prediction per sequence."""
+    if targets is None:
+        return None
+    if task == "classification":
+        return classification_loss(output, targets)
+    return regression_loss(output, targets.reshape(output.shape) if targets.numel() == output.numel() else targets)
 
 
 class SequenceClassifier(nn.Module):
@@ -155,11 +165,57 @@ class SequenceClassifier(nn.Module):
             # so the network starts from what a bag-of-n-grams baseline sees and the recurrence adds order.
             summary = torch.cat([summary, valid_mean(self.encoder.embed(inputs, added), mask)], dim=-1)
         output = self.head(self.dropout(summary))
-        loss = None
-        if targets is not None:
-            if self.config.task == "classification":
-                loss = classification_loss(output, targets)
-            else:
-                loss = regression_loss(output, targets.reshape(output.shape) if targets.numel() == output.numel()
-                                       else targets)
-        return ModelOutput(output, loss, None, weights)
+        return ModelOutput(output, prediction_loss(self.config.task, output, targets), None, weights)
+
+
+@dataclasses.dataclass
+class ClassifierEnsembleConfig(SequenceClassifierConfig):
+    """Configuration of :class:`ClassifierEnsemble`: every member's configuration, and how many there are."""
+
+    members: int = option(5, "classifiers of this configuration whose predictions are averaged", derived=True)
+
+    def validate(self) -> None:
+        super().validate()
+        _checks.positive_int("members", self.members)
+
+    def member(self) -> SequenceClassifierConfig:
+        """One member's configuration."""
+        return SequenceClassifierConfig(**{f.name: getattr(self, f.name)
+                                           for f in dataclasses.fields(SequenceClassifierConfig)})
+
+
+class ClassifierEnsemble(nn.Module):
+    """``members`` :class:`SequenceClassifier` of one configuration that predict together (a deep ensemble,
+    Lakshminarayanan et al. 2017): the ensemble's class probabilities are the mean of theirs,
+    ``p(y | x) = (1/K) sum_k p_k(y | x)`` (``output`` holds ``log p``), a regression's output the mean of
+    theirs, and attention weights (``summary='attention'``) their mean.
+
+    Members differ by their initial weights and, as rnnkit trains them, by their data order and dropout:
+    each is trained on its own with its own early stopping (:func:`rnnkit.apps.lifecycle.train`), which
+    averages out the choices a single small-data run makes by chance. Called with ``targets`` the loss is
+    that of the mixture (``-log p``, or the mean's squared error), the measure a validation reports.
+
+    >>> ensemble = ClassifierEnsemble(members=3, vocab_size=10, hidden_size=4, output_size=2)
+    >>> probabilities = ensemble(torch.tensor([[4, 5, 6]])).output.exp()
+    >>> bool(torch.allclose(probabilities.sum(-1), torch.ones(1)))
+    True
+    """
+
+    config_class = ClassifierEnsembleConfig
+
+    def __init__(self, config: ClassifierEnsembleConfig | None = None, **overrides) -> None:
+        super().__init__()
+        self.config = config = build_config(ClassifierEnsembleConfig, config, overrides)
+        self.members = nn.ModuleList(SequenceClassifier(config.member()) for _ in range(config.members))
+
+    def forward(self, inputs: Tensor, targets: Tensor | None = None, *, lengths=None, state=None,
+                subwords: Tensor | None = None, **extra) -> ModelOutput:
+        results = [member(inputs, lengths=lengths, state=state, subwords=subwords) for member in self.members]
+        # bf16 outputs are averaged in float32; float64 stays float64
+        outputs = torch.stack([r.output.to(torch.promote_types(r.output.dtype, torch.float32)) for r in results])
+        if self.config.task == "classification":
+            output = torch.logsumexp(outputs.log_softmax(-1), 0) - math.log(len(results))
+        else:
+            output = outputs.mean(0)
+        weights = None if results[0].attention is None else torch.stack([r.attention for r in results]).mean(0)
+        return ModelOutput(output, prediction_loss(self.config.task, output, targets), None, weights)

@@ -19,7 +19,7 @@ from torch import nn
 
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.captioner import Captioner
-from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.models.classifier import ClassifierEnsemble, SequenceClassifier
 from rnnkit.models.ctc import CTCRecognizer
 from rnnkit.models.feedforward import OneToOne
 from rnnkit.models.generator import SequenceGenerator
@@ -29,8 +29,8 @@ from rnnkit.models.tagger import SequenceTagger
 
 #: Every model ``load_model`` can rebuild, by class name (the ``kind`` in config.json).
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (OneToOne, SequenceGenerator, SequenceClassifier, SequenceTagger, Seq2Seq,
-                                  Captioner, CTCRecognizer, PianoRollModel)
+    cls.__name__: cls for cls in (OneToOne, SequenceGenerator, SequenceClassifier, ClassifierEnsemble, SequenceTagger,
+                                  Seq2Seq, Captioner, CTCRecognizer, PianoRollModel)
 }
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 _FORMAT = "rnnkit-model"
