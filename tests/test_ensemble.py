@@ -84,6 +84,26 @@ def test_member_zero_is_the_one_model_run_and_predictions_average(tmp_path):
     assert training_steps(tmp_path / "three" / "members" / "2") == list(range(1, 13))
 
 
+def test_a_forecast_ensemble_forecasts_its_members_mean(tmp_path):
+    from rnnkit.apps import forecast
+    from test_app_forecast import series_csv
+
+    data = series_csv(tmp_path / "load.csv", rows=120)
+    base = ["forecast", "train", "--data", str(data), "--targets", "load", "--horizon", "2", "--lookback", "12",
+            "--hidden-size", "8", "--max-steps", "8", "--eval-every", "4", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "one")]) == 0
+    assert main([*base, "--ensemble", "2", "--out", str(tmp_path / "two")]) == 0
+    ensemble, _ = forecast.load_run(tmp_path / "two")
+    one = load_model(tmp_path / "one" / "model")
+    for name, tensor in one.state_dict().items():
+        assert torch.equal(ensemble.members[0].state_dict()[name], tensor), name
+    window = torch.randn(3, 12, 2)
+    mean = (ensemble.members[0](window).output + ensemble.members[1](window).output) / 2
+    torch.testing.assert_close(ensemble(window).output, mean)
+    values = forecast.predict(tmp_path / "two")["values"]
+    assert len(values) == 2 and json.loads((tmp_path / "two" / "results.json").read_text())["steps"] == [8, 8]
+
+
 def training_steps(run):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [r["step"] for r in records if "loss" in r]

@@ -33,9 +33,7 @@ from rnnkit.data.subwords import SubwordEncoder, pad_subwords
 from rnnkit.data.tables import read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
-from rnnkit.models.classifier import (
-    ClassifierEnsemble, ClassifierEnsembleConfig, SequenceClassifier, SequenceClassifierConfig,
-)
+from rnnkit.models.classifier import ClassifierEnsemble, SequenceClassifier, SequenceClassifierConfig, classifier_or_ensemble
 from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
@@ -409,16 +407,12 @@ class Classify(lifecycle.App):
     def build_model(self, settings: ClassifySettings, data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
         config = dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
                                      output_size=len(data.facts["labels"]))
-        model = SequenceClassifier(config) if settings.ensemble == 1 else \
-            ClassifierEnsemble(ClassifierEnsembleConfig(**dataclasses.asdict(config), members=settings.ensemble))
+        model = classifier_or_ensemble(config, settings.ensemble)
         if settings.init_from is not None:
             source = load_run(settings.init_from)[0]
             for member in self.members(model) or [model]:
                 transfer_weights(member, source, data.facts["transfer"]["head_carried"])
         return model
-
-    def members(self, model: torch.nn.Module) -> list[torch.nn.Module]:
-        return list(model.members) if isinstance(model, ClassifierEnsemble) else []
 
     def describe(self, settings: ClassifySettings, data: lifecycle.Prepared, model: torch.nn.Module) -> str:
         line = super().describe(settings, data, model)

@@ -34,7 +34,9 @@ from rnnkit.data.timeseries import (
     next_times, read_series, split_bounds, time_step, window_ends,
 )
 from rnnkit.errors import InputError
-from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
+from rnnkit.models.classifier import (
+    ClassifierEnsemble, SequenceClassifier, SequenceClassifierConfig, classifier_or_ensemble,
+)
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
 DEFAULT_DATASET = "airline"
@@ -66,6 +68,8 @@ class ForecastSettings:
     target_mode: str = option("delta", "'delta': predict the change from the last value; 'level': the value")
     input_mode: str = option("relative", "what the model reads per step: 'level' (standardised values), 'relative' "
                                      "(minus the window's last row) or 'both'")
+    ensemble: int = option(1, "train this many forecasters one after the other, each with its own seed (initial "
+                              "weights, data order, dropout) and early stopping, and forecast their mean; 1 = one model")
     model: SequenceClassifierConfig = nested(SequenceClassifierConfig, "the many-to-one regressor", cell="lstm",
                                              hidden_size=64, summary="last")
 
@@ -79,7 +83,7 @@ class ForecastSettings:
                              "0); use a longer --lookback or --input-mode level or both")
         if self.target_mode not in TARGET_MODES:
             raise ValueError(f"target_mode must be 'delta' or 'level', got {self.target_mode!r}")
-        for name in ("lookback", "horizon"):
+        for name in ("lookback", "horizon", "ensemble"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.season is not None and self.season < 1:
@@ -362,10 +366,10 @@ class Forecast(lifecycle.App):
         val = TensorDataset(*prep.windows(prep.ends["val"])[:2]) if len(prep.ends["val"]) else None
         return lifecycle.Prepared(TensorDataset(x, y), val, test=prep, facts=facts)
 
-    def build_model(self, settings: ForecastSettings, data: lifecycle.Prepared) -> SequenceClassifier:
-        return SequenceClassifier(dataclasses.replace(
+    def build_model(self, settings: ForecastSettings, data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
+        return classifier_or_ensemble(dataclasses.replace(
             settings.model, input_size=data.facts["input_features"], task="regression",
-            output_size=settings.horizon * len(data.facts["target_columns"])))
+            output_size=settings.horizon * len(data.facts["target_columns"])), settings.ensemble)
 
     def report(self, model, settings: ForecastSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
         prep = data.test

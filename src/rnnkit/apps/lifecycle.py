@@ -139,8 +139,10 @@ class App:
         raise NotImplementedError
 
     def members(self, model: torch.nn.Module) -> list[torch.nn.Module]:
-        """The members of an ensemble model, each trained on its own (``[]``: train ``model`` itself)."""
-        return []
+        """The members of an ensemble model, each trained on its own (``[]``: train ``model`` itself). An
+        ensemble is a model whose ``members`` is a ``ModuleList`` (:class:`rnnkit.models.ClassifierEnsemble`)."""
+        members = getattr(model, "members", None)
+        return list(members) if isinstance(members, torch.nn.ModuleList) else []
 
     def report(self, model: torch.nn.Module, settings: Any, data: Prepared, run: Path, fitted: dict) -> dict:
         """Metrics of the trained model (and plots into ``run``); rank 0 only. ``fitted`` is what

@@ -219,3 +219,10 @@ class ClassifierEnsemble(nn.Module):
             output = outputs.mean(0)
         weights = None if results[0].attention is None else torch.stack([r.attention for r in results]).mean(0)
         return ModelOutput(output, prediction_loss(self.config.task, output, targets), None, weights)
+
+
+def classifier_or_ensemble(config: SequenceClassifierConfig, members: int = 1) -> SequenceClassifier | ClassifierEnsemble:
+    """A :class:`SequenceClassifier` of ``config``, or with ``members > 1`` an ensemble of that many."""
+    if members == 1:
+        return SequenceClassifier(config)
+    return ClassifierEnsemble(ClassifierEnsembleConfig(**dataclasses.asdict(config), members=members))
