@@ -16,6 +16,9 @@ train, validation and test parts.
 
 Hyper-parameters (of both) are chosen on the validation part; the test part is only reported. The table
 gives the mean (and min-max) over the seeds of test accuracy and macro-F1, plus the validation figures.
+``--cross-validate K`` chooses between configurations without the test part: each seed's training part is cut
+into K stratified folds, each held out once while both models train (and validate) on the rest; the table then
+reports the held-out folds. With ``--ensemble`` the table adds the members alone (their mean per run).
 scikit-learn is needed here only; it is not an rnnkit dependency. Writes
 ``benchmarks/results/sentiment_<dataset>.json``.
 
@@ -34,7 +37,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from rnnkit.apps.classify import APP, ClassifySettings, load_run, split_data, test_metrics, scores, train
+from rnnkit.apps import lifecycle
+from rnnkit.apps.classify import (
+    APP, Classify, ClassifySettings, load_run, scores, split_data, stratified_split, test_metrics,
+)
 from rnnkit.train import TrainConfig
 
 MODEL_FLAGS = {"cell": str, "hidden_size": int, "embedding_dim": int, "num_layers": int, "dropout": float,
@@ -81,14 +87,27 @@ def tfidf_baseline(train_part, val_part, test_part, extra=()) -> dict:
             "seconds": time.perf_counter() - started}
 
 
-def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part, test_part) -> dict:
-    """One seed's run; an ensemble's also lists each member's own test and validation figures."""
+class GivenParts(Classify):
+    """The classify app on parts the benchmark chose (a cross-validation fold) instead of its seeded split."""
+
+    def __init__(self, parts: tuple) -> None:
+        self.parts = parts
+
+    def prepare(self, settings, config, run):
+        return self.prepare_parts(settings, *self.parts)
+
+
+def rnnkit_run(settings: ClassifySettings, config: TrainConfig, train_part, val_part, test_part,
+               given: bool = False) -> dict:
+    """One run (on the seed's split, or with ``given`` on these parts); an ensemble's also lists each member's
+    own test and validation figures."""
     import torch
 
     torch.set_num_threads(1)
     started = time.perf_counter()
+    app = GivenParts((train_part, val_part, test_part, "the fold")) if given else APP
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(settings, config, Path(tmp) / "run", progress=False)
+        result = lifecycle.train(app, settings, config, Path(tmp) / "run", progress=False)
         model, vocab, info = load_run(Path(tmp) / "run")
         val = test_metrics(model, vocab, info.settings, info.facts, val_part)
         members = []
@@ -99,6 +118,21 @@ def rnnkit_run(settings: ClassifySettings, config: TrainConfig, val_part, test_p
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "val_accuracy": val["accuracy"],
             "val_macro_f1": val["macro_f1"], "steps": result["steps"], "seconds": time.perf_counter() - started,
             "majority": result["majority_baseline_accuracy"], **({"members": members} if members else {})}
+
+
+def splits(settings: ClassifySettings, seeds: list[int], folds: int | None):
+    """``(seed, name, (train, validation, test))`` per run: each seed's split, or with ``folds`` each fold of
+    each seed's training part held out in turn (the data set's test part is never read)."""
+    for seed in seeds:
+        train_part, val_part, test_part, _ = split_data(settings, seed)
+        if not folds:
+            yield seed, f"seed {seed}", (train_part, val_part, test_part)
+            continue
+        parts = stratified_split(train_part + val_part, [1 / folds] * (folds - 1), seed)
+        for k, held_out in enumerate(parts):
+            rest = [example for j, part in enumerate(parts) if j != k for example in part]
+            train_part, val_part = stratified_split(rest, [settings.val_fraction], seed)
+            yield seed, f"seed {seed} fold {k}", (train_part, val_part, held_out)
 
 
 def command_line(dataset: str, overrides: dict) -> str:
@@ -121,7 +155,12 @@ def main() -> None:
     parser.add_argument("--baseline-with", default=None, metavar="DATASET",
                         help="also give TF-IDF + LR this data set's training part (for a run --init-from a model "
                              "trained on it, the baseline's share of the same data); reported as a third row")
-    parser.add_argument("--out", default=None, help="default benchmarks/results/sentiment_<dataset>.json")
+    parser.add_argument("--cross-validate", type=int, default=None, metavar="K",
+                        help="choose without the test part: split the data set's training part into K stratified "
+                             "folds (per seed); each fold is held out once and both models train on the rest (its "
+                             "validation part taken from it as usual); the table reports the held-out folds")
+    parser.add_argument("--out", default=None, help="default benchmarks/results/sentiment_<dataset>.json "
+                                                    "(sentiment_<dataset>_cv<K>.json with --cross-validate)")
     for name, kind in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}.items():
         how = {"action": "store_const", "const": True} if kind is bool else {"type": kind}
         parser.add_argument("--" + name.replace("_", "-"), default=None, **how,
@@ -138,27 +177,30 @@ def main() -> None:
         print(f"== {dataset}: {command_line(dataset, given)} --seed S", flush=True)
         rnn, baseline, pending = [], [], []
         pool = concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
-        for seed in args.seeds:
-            train_part, val_part, test_part, source = split_data(settings, seed)
-            print(f"seed {seed}: train {len(train_part)}, validation {len(val_part)}, test {len(test_part)}",
+        names = []
+        for seed, name, (train_part, val_part, test_part) in splits(settings, args.seeds, args.cross_validate):
+            held_out = "held-out fold" if args.cross_validate else "test"
+            print(f"{name}: train {len(train_part)}, validation {len(val_part)}, {held_out} {len(test_part)}",
                   flush=True)
-            pending.append(pool.submit(rnnkit_run, settings, TrainConfig(**train_options, seed=seed), val_part,
-                                       test_part))
+            names.append(name)
+            pending.append(pool.submit(rnnkit_run, settings, TrainConfig(**train_options, seed=seed), train_part,
+                                       val_part, test_part, bool(args.cross_validate)))
             if not args.no_baseline:
                 baseline.append(tfidf_baseline(train_part, val_part, test_part))
                 if args.baseline_with:
                     extra = split_data(ClassifySettings(dataset=args.baseline_with), seed)[0]
                     baseline[-1]["with_extra"] = tfidf_baseline(train_part, val_part, test_part, extra)
-                print(f"  TF-IDF + LR (C={baseline[-1]['C']}): test accuracy {baseline[-1]['accuracy']:.4f}, "
+                print(f"  TF-IDF + LR (C={baseline[-1]['C']}): {held_out} accuracy {baseline[-1]['accuracy']:.4f}, "
                       f"macro-F1 {baseline[-1]['macro_f1']:.4f}; val macro-F1 {baseline[-1]['val_macro_f1']:.4f}",
                       flush=True)
-        for seed, future in zip(args.seeds, pending):
+        for name, future in zip(names, pending):
             rnn.append(future.result())
-            print(f"  seed {seed}: rnnkit ({rnn[-1]['steps']} steps, {rnn[-1]['seconds']:.0f} s): test accuracy "
+            print(f"  {name}: rnnkit ({rnn[-1]['steps']} steps, {rnn[-1]['seconds']:.0f} s): {held_out} accuracy "
                   f"{rnn[-1]['accuracy']:.4f}, macro-F1 {rnn[-1]['macro_f1']:.4f}; val accuracy "
                   f"{rnn[-1]['val_accuracy']:.4f}, macro-F1 {rnn[-1]['val_macro_f1']:.4f}", flush=True)
         pool.shutdown()
-        print(f"\n| {dataset}, test ({len(test_part)}), mean (min-max) over seeds {args.seeds} | accuracy | "
+        where = f"held-out folds ({args.cross_validate} per seed)" if args.cross_validate else f"test ({len(test_part)})"
+        print(f"\n| {dataset}, {where}, mean (min-max) over seeds {args.seeds} | accuracy | "
               f"macro-F1 | val macro-F1 | time per run |\n|---|---|---|---|---|")
         print(f"| majority class | {rnn[0]['majority']:.4f} | | | |")
         if baseline:
@@ -173,12 +215,19 @@ def main() -> None:
                 print(f"| the same trained on {args.baseline_with}'s training part too (C by val macro-F1) | "
                       f"{summary(extra, 'accuracy')} | {summary(extra, 'macro_f1')} | {summary(extra, 'val_macro_f1')} | |")
         print(f"| rnnkit `{command_line(dataset, given)}` | {summary(rnn, 'accuracy')} | {summary(rnn, 'macro_f1')} | "
-              f"{summary(rnn, 'val_macro_f1')} | {statistics.mean(r['seconds'] for r in rnn):.0f} s |\n", flush=True)
+              f"{summary(rnn, 'val_macro_f1')} | {statistics.mean(r['seconds'] for r in rnn):.0f} s |", flush=True)
+        if "members" in rnn[0]:
+            alone = [{k: statistics.mean(m[k] for m in r["members"]) for k in r["members"][0]} for r in rnn]
+            print(f"| ... its members alone (the mean of {len(rnn[0]['members'])} per run) | {summary(alone, 'accuracy')} | "
+                  f"{summary(alone, 'macro_f1')} | {summary(alone, 'val_macro_f1')} | |", flush=True)
+        print(flush=True)
         if args.no_baseline:
             continue
-        out = Path(args.out or f"benchmarks/results/sentiment_{dataset}.json")
+        suffix = f"_cv{args.cross_validate}" if args.cross_validate else ""
+        out = Path(args.out or f"benchmarks/results/sentiment_{dataset}{suffix}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"dataset": dataset, "seeds": args.seeds, "command": command_line(dataset, given),
+        out.write_text(json.dumps({"dataset": dataset, "seeds": args.seeds, "folds": args.cross_validate,
+                                   "runs": names, "command": command_line(dataset, given),
                                    "train_config": train_options, "settings": dataclasses.asdict(settings),
                                    "tfidf_logreg": baseline, "rnnkit": rnn}, indent=1) + "\n")
 

@@ -380,7 +380,11 @@ class Classify(lifecycle.App):
             check_transfer(settings)
 
     def prepare(self, settings: ClassifySettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
-        train_part, val_part, test_part, source = split_data(settings, config.seed)
+        return self.prepare_parts(settings, *split_data(settings, config.seed))
+
+    def prepare_parts(self, settings: ClassifySettings, train_part: Examples, val_part: Examples, test_part: Examples,
+                      source: str) -> lifecycle.Prepared:
+        """The data step on given train, validation and test parts (``prepare`` gives those of the seeded split)."""
         if not train_part:
             raise InputError(f"{source}: nothing left to train on after the split")
         labels = sorted({label for _, label in train_part + val_part + test_part})
