@@ -166,6 +166,8 @@ def main() -> None:
         parser.add_argument("--" + name.replace("_", "-"), default=None, **how,
                             help="override the classify default (same flag as `rnnkit classify train`)")
     args = parser.parse_args()
+    if args.cross_validate is not None and args.cross_validate < 2:
+        parser.error(f"--cross-validate {args.cross_validate}: give at least 2 folds (each held out once)")
     given = {k: getattr(args, k) for k in {**MODEL_FLAGS, **SETTING_FLAGS, **TRAIN_FLAGS}
              if getattr(args, k) is not None}
     for dataset in args.dataset:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from app_support import Killed, assert_same_run
+from app_support import Killed, training_losses
 from rnnkit.cli.main import main
 from rnnkit.models import ClassifierEnsemble, SequenceClassifier, load_model, save_model
 from test_app_classify import FAST, keyword_csv
@@ -126,13 +126,35 @@ def test_a_run_killed_inside_a_member_resumes_to_the_same_bits(tmp_path, monkeyp
         patch.setattr(Trainer, "_train_step", train_step)
         with pytest.raises(Killed):
             _train(data, tmp_path / "killed", "--ensemble", "2")
-    assert (tmp_path / "killed" / "members" / "0" / "model" / "config.json").exists()
+    assert (tmp_path / "killed" / "members" / "0" / "fitted.json").exists()
+    assert not (tmp_path / "killed" / "members" / "1" / "fitted.json").exists()
     assert not (tmp_path / "killed" / "model").exists()
     assert _train(data, tmp_path / "killed", "--ensemble", "2", "--resume") == 0
     whole, killed = (tmp_path / name / "model" / "model.safetensors" for name in ("whole", "killed"))
     assert whole.read_bytes() == killed.read_bytes()
-    for member in ("0", "1"):
-        assert_same_run(tmp_path / "whole" / "members" / member, tmp_path / "killed" / "members" / member)
+    for member in ("0", "1"):  # every step logged once, with the same loss
+        assert training_losses(tmp_path / "whole" / "members" / member) == \
+            training_losses(tmp_path / "killed" / "members" / member)
+
+
+def test_init_from_gives_every_member_the_earlier_weights(tmp_path):
+    from rnnkit.apps import classify
+
+    data = keyword_csv(tmp_path / "kw.csv", rows=60)
+    assert _train(data, tmp_path / "source", "--max-steps", "4") == 0
+    source = load_model(tmp_path / "source" / "model").state_dict()
+    settings = classify.APP.normalize(classify.ClassifySettings(
+        data=str(data), init_from=str(tmp_path / "source"), ensemble=3,
+        model=classify.load_run(tmp_path / "source")[2].settings.model))
+    config = classify.APP.default_config()
+    prepared = classify.APP.prepare(settings, config, tmp_path)
+    ensemble = classify.APP.build_model(settings, prepared)
+    rows = source["encoder.embedding.weight"].shape[0]
+    for member in ensemble.members:
+        mine = member.state_dict()
+        assert torch.equal(mine["encoder.rnn.weight_ih_l0"], source["encoder.rnn.weight_ih_l0"])
+        assert torch.equal(mine["head.weight"], source["head.weight"])
+        assert torch.equal(mine["encoder.embedding.weight"][:rows], source["encoder.embedding.weight"])
 
 
 def test_bad_ensembles_get_one_line(cli_error, tmp_path):

@@ -172,6 +172,9 @@ def test_an_ensemble_exports_as_one_graph_of_its_mean_probabilities(tmp_path):
     got = _session(done.files["model"]).run(None, {"inputs": inputs.numpy(), "lengths": lengths.numpy()})[0]
     mean = sum(torch.softmax(m(inputs, lengths=lengths).output, -1) for m in ensemble.members) / 3
     np.testing.assert_allclose(np.exp(got), mean.detach().numpy(), atol=TOL)
+    forecasters = ClassifierEnsemble(members=2, input_size=2, output_size=4, task="regression", hidden_size=8,
+                                     cell="lstm", summary="attention").eval()
+    assert to_onnx(forecasters, tmp_path / "f.onnx").max_difference["model"] < TOL
 
 
 def test_translator_encoder_and_decoder_step_decode_greedily_like_pytorch(tmp_path):

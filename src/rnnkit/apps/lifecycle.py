@@ -265,12 +265,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     else:
         trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
                           collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
-        try:
-            fitted = trainer.fit(resume=resume)
-        except TrainingDiverged as error:
-            if not app.reports_divergence:
-                raise
-            fitted = {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
+        fitted = _fit(app, trainer, resume)
         fitted["history"] = trainer.history
         _load_best(model, run, trainer)
     fitted["train_seconds"] = round(time.perf_counter() - started, 1)
@@ -284,44 +279,55 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     return report
 
 
-#: Member ``i`` of an ensemble trains with seed ``seed + MEMBER_SEED_STRIDE * i`` (member 0 is the one-model run).
+#: Member ``i`` of an ensemble draws its data order and dropout from seed ``seed + MEMBER_SEED_STRIDE * i``.
 MEMBER_SEED_STRIDE = 1000
 MEMBERS_DIR = "members"
+FITTED_FILE = "fitted.json"
+
+
+def _fit(app: App, trainer: Trainer, resume: bool) -> dict:
+    """``trainer.fit``; a diverged run is reported instead of raised when the app shows divergence."""
+    try:
+        return trainer.fit(resume=resume)
+    except TrainingDiverged as error:
+        if not app.reports_divergence:
+            raise
+        return {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
 
 
 def _train_members(app: App, model: torch.nn.Module, members: list[torch.nn.Module], data: Prepared,
                    config: TrainConfig, run: Path, *, resume: bool, progress: bool) -> dict:
-    """Train an ensemble's members one after the other, each a run of its own in ``members/<i>`` (own seed,
-    checkpoints, early stopping and metrics), then measure the ensemble on the validation data.
+    """Train an ensemble's members one after the other, each a run of its own in ``members/<i>`` (own data
+    order and dropout, checkpoints, early stopping and metrics), then measure the ensemble on validation.
 
-    A finished member leaves its best weights in ``members/<i>/model``; a resumed run loads those and
-    continues the member that was interrupted from its last checkpoint, so it equals an uninterrupted one."""
+    The members' initial weights were drawn when the model was built (member 0's first, from the run's seed,
+    so member 0 is the one-model run). A finished member's ``fitted.json`` (written atomically) says it is
+    done: a resumed run takes its weights from its checkpoints (the best, else the last) and continues the
+    member that was interrupted from its last checkpoint, so it equals an uninterrupted run."""
     import sys
-
-    from rnnkit.models import load_model, save_model
 
     fitted: dict = {"step": [], "stopped": [], "history": []}
     for i, member in enumerate(members):
         where = run / MEMBERS_DIR / str(i)
-        if resume and (where / MODEL_DIR / "config.json").exists():
-            member.load_state_dict(load_model(where / MODEL_DIR).state_dict())
-            done = json.loads((where / "fitted.json").read_text(encoding="utf-8"))
+        if resume and (where / FITTED_FILE).exists():
+            done = json.loads((where / FITTED_FILE).read_text(encoding="utf-8"))
         else:
             if progress and launched_rank() == 0:
                 print(f"{app.name}: member {i + 1} of {len(members)}", file=sys.stderr)
             trainer = Trainer(member, data.train, config=dataclasses.replace(config, seed=config.seed + MEMBER_SEED_STRIDE * i),
                               val_data=data.val, run_dir=where, progress=progress, collate_fn=data.collate_fn,
                               metrics_fn=data.metrics_fn)
-            done = trainer.fit(resume=resume)
-            _load_best(member, where, trainer)
+            done = _fit(app, trainer, resume)
             if launched_rank() == 0:
-                checkpoint.write_json_atomic(where / "fitted.json", done)
-                save_model(member, where / MODEL_DIR)  # config.json last: its presence marks the member finished
+                checkpoint.write_json_atomic(where / FITTED_FILE, done)
+        finished = checkpoint.find_checkpoint(where / "checkpoints", "best") or \
+            checkpoint.find_checkpoint(where / "checkpoints")
+        checkpoint.load_model_state(member, checkpoint.load_checkpoint(finished)[0], finished)
         fitted["step"].append(done["step"])
         fitted["stopped"].append(done["stopped"])
     if data.val is not None:
-        judge = Trainer(model, data.train, config=config, val_data=data.val, collate_fn=data.collate_fn,
-                        metrics_fn=data.metrics_fn, progress=False)
+        judge = Trainer(model, data.train, config=dataclasses.replace(config, ema_decay=None), val_data=data.val,
+                        collate_fn=data.collate_fn, metrics_fn=data.metrics_fn, progress=False)
         fitted.update(judge.evaluate())
     return fitted
 

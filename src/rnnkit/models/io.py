@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from torch import nn
@@ -76,13 +77,22 @@ def save_model(model: nn.Module, directory: str | Path,
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     # One metadata key: safetensors keeps the metadata in a hash map whose order changes from process to
     # process, so two keys made same-seed runs write different bytes (the kind is in config.json anyway).
-    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": _FORMAT})
+    # Each file is written beside its place and renamed into it, so a kill leaves the old file or the new one.
+    _replace(directory / WEIGHTS_FILE, lambda path: save_file(tensors, str(path), metadata={"format": _FORMAT}))
     for name, value in vocabularies.items():
-        value.save(directory / files[name])
+        _replace(directory / files[name], value.save)
     config = {"format": _FORMAT, "kind": kind, "rnnkit_version": rnnkit.__version__,
               "config": dataclasses.asdict(model.config), "vocab": files}
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    _replace(directory / CONFIG_FILE,
+             lambda path: path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
     return directory
+
+
+def _replace(path: Path, write) -> None:
+    """``write(temporary)`` then rename the temporary file to ``path`` (atomic on one file system)."""
+    temporary = path.with_name(f".{path.name}.partial")
+    write(temporary)
+    os.replace(temporary, path)
 
 
 def _read_config(directory: Path) -> dict:
