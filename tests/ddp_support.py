@@ -22,7 +22,21 @@ if __name__ == "__main__":
         data = StreamBatches(token_stream(2000), batch_size=8, chunk_length=10)
     config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, checkpoint_every=3, eval_every=100,
                          ema_decay=0.8 if kind.endswith("-ema") else None)
-    trainer = Trainer(model, data, config=config, run_dir=f"{out}/run", progress=False)
+    extra = {}
+    if kind == "dataset-rank-metrics":
+        # A metric that rank 0 sees improve at every evaluation and rank 1 never: early stopping must still
+        # stop every process at the same step (or the others wait for the one that left).
+        evaluations = []
+
+        def rank_metric(model, batches):
+            evaluations.append(1)
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            return {"score": float(len(evaluations)) if rank == 0 else 0.0}
+
+        config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, eval_every=1, early_stopping_patience=1,
+                             monitor="val_score", monitor_mode="max")
+        extra = {"val_data": data, "metrics_fn": rank_metric}
+    trainer = Trainer(model, data, config=config, run_dir=f"{out}/run", progress=False, **extra)
     trainer.fit()
     if trainer.process.is_main:
         weights = {k: v.contiguous() for k, v in model.state_dict().items()}

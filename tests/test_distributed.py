@@ -18,7 +18,8 @@ def _run(out: Path, kind: str, processes: int) -> dict:
     launcher = [sys.executable]
     if processes > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    subprocess.run([*launcher, str(HERE / "ddp_support.py"), str(out), kind], check=True, env=env, timeout=240)
+    subprocess.run([*launcher, str(HERE / "ddp_support.py"), str(out), kind], check=True, env=env,
+                   timeout=60 if kind.endswith("rank-metrics") else 240)
     return load_file(out / "weights.safetensors")
 
 
@@ -36,6 +37,15 @@ def test_two_processes_match_one_on_the_combined_batch(tmp_path, kind):
     assert info["world_size"] == 2 and len(info["random"]) == 2
     lines = (tmp_path / "double" / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 6  # rank 0 alone writes the metrics
+
+
+@pytest.mark.slow
+def test_processes_that_measure_different_metrics_stop_together(tmp_path):
+    """Each process's metrics_fn sees its own share of the validation data; every process takes rank 0's
+    values, so the run reaches max_steps everywhere instead of rank 1 stopping alone (a hang)."""
+    _run(tmp_path / "double", "dataset-rank-metrics", 2)
+    records = [json.loads(line) for line in (tmp_path / "double" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["val_score"] for r in records if "val_score" in r] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
 @pytest.mark.slow

@@ -226,6 +226,10 @@ class Trainer:
         if self.metrics_fn is not None:
             # --eval-batches limits these metrics exactly as it limits val_loss
             extra = self.metrics_fn(model, islice(self._batches(data, 0, shuffle=False), max_batches))
+            # Under torchrun a metrics_fn that does not sum its counts over processes sees this process's share
+            # of the validation data; every process takes rank 0's values, so that checkpoint choice and early
+            # stopping agree everywhere (a process that stopped alone would leave the others waiting).
+            extra = distributed.gather_objects(extra, self.process)[0]
             metrics.update({k if k.startswith("val_") else f"val_{k}": float(v) for k, v in extra.items()})
         return metrics
 
