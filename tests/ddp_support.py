@@ -11,8 +11,33 @@ from rnnkit.train import TrainConfig, Trainer
 
 from train_support import TinyLM, token_stream
 
+def classify_val_metrics(out: str) -> None:
+    """Classify's validation metrics with the examples split between the processes (rank r takes every
+    world-th batch from r): the result written by rank 0 must be that of all the examples in one process."""
+    import json
+
+    from rnnkit.apps.classify import val_metrics
+    from rnnkit.models import SequenceClassifier
+    from rnnkit.train import distributed
+
+    process, _ = distributed.setup("cpu")
+    torch.manual_seed(0)
+    model = SequenceClassifier(vocab_size=12, output_size=3, hidden_size=6)
+    generator = torch.Generator().manual_seed(1)
+    batches = [{"inputs": torch.randint(4, 12, (5, 4), generator=generator),
+                "targets": torch.randint(0, 3, (5,), generator=generator)} for _ in range(6)]
+    metrics = val_metrics(model, batches[process.rank::process.world_size])
+    if process.is_main:
+        with open(f"{out}/metrics.json", "w") as file:
+            json.dump(metrics, file)
+    distributed.barrier(process)  # no process leaves while another still exchanges counts
+
+
 if __name__ == "__main__":
     out, kind = sys.argv[1], sys.argv[2]
+    if kind == "classify-val-metrics":
+        classify_val_metrics(out)
+        sys.exit()
     torch.manual_seed(0)
     model = TinyLM(cell="gru", hidden=16)
     if kind.startswith("dataset"):

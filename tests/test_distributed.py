@@ -48,6 +48,22 @@ def test_processes_that_measure_different_metrics_stop_together(tmp_path):
     assert [r["val_score"] for r in records if "val_score" in r] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
+def _val_metrics(out: Path, processes: int) -> dict:
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+                                   if processes > 1 else [])
+    subprocess.run([*launcher, str(HERE / "ddp_support.py"), str(out), "classify-val-metrics"], check=True, env=env,
+                   timeout=120)
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_classify_validation_metrics_count_every_process_share(tmp_path):
+    single, double = _val_metrics(tmp_path / "single", 1), _val_metrics(tmp_path / "double", 2)
+    assert double == single  # accuracy and macro-F1 of all 30 examples, not of rank 0's 15
+
+
 @pytest.mark.slow
 def test_a_cli_command_trains_under_torchrun(tmp_path):
     (tmp_path / "text.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 200)

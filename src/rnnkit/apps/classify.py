@@ -36,7 +36,7 @@ from rnnkit.errors import InputError
 from rnnkit.models.classifier import ClassifierEnsemble, SequenceClassifier, SequenceClassifierConfig, classifier_or_ensemble
 from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import nested, option
-from rnnkit.train import TrainConfig
+from rnnkit.train import TrainConfig, distributed
 from rnnkit.train.batches import to_device
 
 DEFAULT_DATASET = "tweets"
@@ -290,17 +290,25 @@ def scores(truth: list[int], predicted: list[int], classes: int) -> dict:
     confusion = [[0] * classes for _ in range(classes)]
     for t, p in zip(truth, predicted):
         confusion[t][p] += 1
+    return confusion_scores(confusion)
+
+
+def confusion_scores(confusion: list[list[int]]) -> dict:
+    """:func:`scores` from a confusion matrix (rows true, columns predicted)."""
+    classes = len(confusion)
     f1s = []
     for c in range(classes):
         tp = confusion[c][c]
         actual, guessed = sum(confusion[c]), sum(row[c] for row in confusion)
         if actual or guessed:
             f1s.append(2 * tp / (actual + guessed))
-    accuracy = sum(confusion[c][c] for c in range(classes)) / max(len(truth), 1)
+    accuracy = sum(confusion[c][c] for c in range(classes)) / max(sum(map(sum, confusion)), 1)
     return {"accuracy": accuracy, "macro_f1": sum(f1s) / max(len(f1s), 1), "confusion": confusion}
 
 
 def val_metrics(model: torch.nn.Module, batches) -> dict:
+    """Validation accuracy and macro-F1; under torchrun the confusion counts are summed over the processes, so
+    every process reports those of the whole validation data."""
     truth, predicted = [], []
     device = next(model.parameters()).device
     model.eval()
@@ -309,7 +317,10 @@ def val_metrics(model: torch.nn.Module, batches) -> dict:
             logits = model(**to_device({k: v for k, v in batch.items() if k != "targets"}, device)).output
             truth += batch["targets"].tolist()
             predicted += logits.argmax(-1).tolist()
-    result = scores(truth, predicted, model.config.output_size)
+    classes = model.config.output_size
+    counts = [n for row in scores(truth, predicted, classes)["confusion"] for n in row]
+    counts = distributed.all_sum(counts, distributed.current(), device)
+    result = confusion_scores([[round(n) for n in counts[c * classes:(c + 1) * classes]] for c in range(classes)])
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
 
 

@@ -37,6 +37,14 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def current() -> Process:
+    """This process in the job that has been set up (one process when none has, or outside torchrun)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1 or not dist.is_initialized():
+        return Process()
+    return Process(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def setup(device: str) -> tuple[Process, torch.device]:
     """Join the process group if launched by torchrun; return this process and its device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
