@@ -112,7 +112,8 @@ def rnnkit_run(settings: ClassifySettings, config: TrainConfig, train_part, val_
         val = test_metrics(model, vocab, info.settings, info.facts, val_part)
         members = []
         for member in APP.members(model):
-            on_val, on_test = (test_metrics(member, vocab, info.settings, info.facts, part) for part in (val_part, test_part))
+            on_val, on_test = (test_metrics(member, vocab, info.settings, info.facts, part)
+                               for part in (val_part, test_part))
             members.append({"accuracy": on_test["accuracy"], "macro_f1": on_test["macro_f1"],
                             "val_accuracy": on_val["accuracy"], "val_macro_f1": on_val["macro_f1"]})
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "val_accuracy": val["accuracy"],

@@ -33,7 +33,9 @@ from rnnkit.data.subwords import SubwordEncoder, pad_subwords
 from rnnkit.data.tables import read_table, require_columns
 from rnnkit.data.vocab import UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
-from rnnkit.models.classifier import ClassifierEnsemble, SequenceClassifier, SequenceClassifierConfig, classifier_or_ensemble
+from rnnkit.models.classifier import (
+    ClassifierEnsemble, SequenceClassifier, SequenceClassifierConfig, classifier_or_ensemble,
+)
 from rnnkit.nn import RECURRENT_REGULARIZERS
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, distributed
@@ -285,12 +287,17 @@ def predict_texts(model: torch.nn.Module, texts: list[str], vocab: Vocabulary, s
     return predict_ids(model, [encode(text, vocab, settings) for text in texts], subwords=spelled)
 
 
-def scores(truth: list[int], predicted: list[int], classes: int) -> dict:
-    """Accuracy, macro-F1 (over the classes present in truth or predictions) and the confusion matrix."""
+def confusion_matrix(truth: list[int], predicted: list[int], classes: int) -> list[list[int]]:
+    """Counts of (true class, predicted class): rows true, columns predicted."""
     confusion = [[0] * classes for _ in range(classes)]
     for t, p in zip(truth, predicted):
         confusion[t][p] += 1
-    return confusion_scores(confusion)
+    return confusion
+
+
+def scores(truth: list[int], predicted: list[int], classes: int) -> dict:
+    """Accuracy, macro-F1 (over the classes present in truth or predictions) and the confusion matrix."""
+    return confusion_scores(confusion_matrix(truth, predicted, classes))
 
 
 def confusion_scores(confusion: list[list[int]]) -> dict:
@@ -318,7 +325,7 @@ def val_metrics(model: torch.nn.Module, batches) -> dict:
             truth += batch["targets"].tolist()
             predicted += logits.argmax(-1).tolist()
     classes = model.config.output_size
-    counts = [n for row in scores(truth, predicted, classes)["confusion"] for n in row]
+    counts = [n for row in confusion_matrix(truth, predicted, classes) for n in row]
     counts = distributed.all_sum(counts, distributed.current(), device)
     result = confusion_scores([[round(n) for n in counts[c * classes:(c + 1) * classes]] for c in range(classes)])
     return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
@@ -419,7 +426,8 @@ class Classify(lifecycle.App):
             TextDataset(val_part, vocab, labels, settings) if val_part else None,
             test=test_part, vocab=vocab, facts=facts, collate_fn=collate, metrics_fn=val_metrics)
 
-    def build_model(self, settings: ClassifySettings, data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
+    def build_model(self, settings: ClassifySettings,
+                    data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
         config = dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
                                      output_size=len(data.facts["labels"]))
         model = classifier_or_ensemble(config, settings.ensemble)

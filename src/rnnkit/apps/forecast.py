@@ -367,7 +367,8 @@ class Forecast(lifecycle.App):
         val = TensorDataset(*prep.windows(prep.ends["val"])[:2]) if len(prep.ends["val"]) else None
         return lifecycle.Prepared(TensorDataset(x, y), val, test=prep, facts=facts)
 
-    def build_model(self, settings: ForecastSettings, data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
+    def build_model(self, settings: ForecastSettings,
+                    data: lifecycle.Prepared) -> SequenceClassifier | ClassifierEnsemble:
         return classifier_or_ensemble(dataclasses.replace(
             settings.model, input_size=data.facts["input_features"], task="regression",
             output_size=settings.horizon * len(data.facts["target_columns"])), settings.ensemble)

@@ -314,9 +314,9 @@ def _train_members(app: App, model: torch.nn.Module, members: list[torch.nn.Modu
         else:
             if progress and launched_rank() == 0:
                 print(f"{app.name}: member {i + 1} of {len(members)}", file=sys.stderr)
-            trainer = Trainer(member, data.train, config=dataclasses.replace(config, seed=config.seed + MEMBER_SEED_STRIDE * i),
-                              val_data=data.val, run_dir=where, progress=progress, collate_fn=data.collate_fn,
-                              metrics_fn=data.metrics_fn)
+            own = dataclasses.replace(config, seed=config.seed + MEMBER_SEED_STRIDE * i)
+            trainer = Trainer(member, data.train, config=own, val_data=data.val, run_dir=where, progress=progress,
+                              collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
             done = _fit(app, trainer, resume)
             if launched_rank() == 0:
                 checkpoint.write_json_atomic(where / FITTED_FILE, done)

@@ -221,7 +221,8 @@ class ClassifierEnsemble(nn.Module):
         return ModelOutput(output, prediction_loss(self.config.task, output, targets), None, weights)
 
 
-def classifier_or_ensemble(config: SequenceClassifierConfig, members: int = 1) -> SequenceClassifier | ClassifierEnsemble:
+def classifier_or_ensemble(config: SequenceClassifierConfig,
+                           members: int = 1) -> SequenceClassifier | ClassifierEnsemble:
     """A :class:`SequenceClassifier` of ``config``, or with ``members > 1`` an ensemble of that many."""
     if members == 1:
         return SequenceClassifier(config)

@@ -37,20 +37,24 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def current() -> Process:
-    """This process in the job that has been set up (one process when none has, or outside torchrun)."""
+def _launched() -> Process:
+    """This process as torchrun's environment describes it (one process outside torchrun)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1 or not dist.is_initialized():
+    if world_size <= 1:
         return Process()
     return Process(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def current() -> Process:
+    """This process in the job that has been set up (one process when none has, or outside torchrun)."""
+    return _launched() if dist.is_initialized() else Process()
+
+
 def setup(device: str) -> tuple[Process, torch.device]:
     """Join the process group if launched by torchrun; return this process and its device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return Process(), torch.device(device)
-    process = Process(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    process = _launched()
+    if not process.distributed:
+        return process, torch.device(device)
     target = torch.device(device)
     if target.type == "cuda":
         target = torch.device("cuda", process.local_rank)
