@@ -346,6 +346,8 @@ def test_cli_accepts_min_lstm(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     assert "min_lstm" in help_text and "min_gru" in help_text
+    # a field's own metavar wins over the one made from its name (ENSEMBLE would not say it is a count)
+    assert "--ensemble K" in help_text and "--max-steps STEPS" in help_text
 
 
 def test_streaming_generation_carries_the_parallel_state():

@@ -155,6 +155,31 @@ def test_plateau_decays_and_early_stopping_stops():
     assert trainer.optimizer.param_groups[0]["lr"] < 0.01
 
 
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
+    noise = TensorDataset(torch.randn(32, 3), torch.randn(32, 1))
+    config = TrainConfig(lr=0.01, eval_every=2, max_steps=200, early_stopping_patience=3, batch_size=16)
+
+    def run():
+        torch.manual_seed(0)
+        trainer = Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, val_data=noise, loss_fn=mse,
+                          run_dir=tmp_path, progress=False)
+        return trainer, trainer.fit(resume=True)
+
+    stopped, first = run()
+    assert first["stopped"].startswith("early stopping") and first["step"] < 200
+    weights = {k: v.clone() for k, v in stopped.model.state_dict().items()}
+    records = (tmp_path / "metrics.jsonl").read_text()
+    resumed, second = run()
+    # Before the fix the resumed run trained eval_every more steps and stopped at the next evaluation.
+    assert second["stopped"] == first["stopped"] and resumed.step == first["step"]
+    assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in weights.items())
+    assert (tmp_path / "metrics.jsonl").read_text() == records
+    longer = TrainConfig(**{**config.to_dict(), "early_stopping_patience": 100, "max_steps": first["step"] + 4})
+    trainer = Trainer(torch.nn.Linear(3, 1), regression_data(), config=longer, val_data=noise, loss_fn=mse,
+                      run_dir=tmp_path, progress=False)
+    assert trainer.fit(resume=True)["step"] == first["step"] + 4  # more patience trains on
+
+
 def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
     model = torch.nn.Linear(3, 1)
     data = regression_data()

@@ -29,15 +29,18 @@ from typing import Any
 
 
 def option(default: Any, help: str, *, choices: tuple | Callable[[], tuple] | None = None,
-           derived: bool = False) -> Any:
+           derived: bool = False, metavar: str | None = None) -> Any:
     """A dataclass field with a default, a help text and optionally the allowed ``choices`` (a tuple, or a
-    function giving them when a parser is built, for registries that grow).
+    function giving them when a parser is built, for registries that grow) and the ``metavar`` that names
+    the value in ``--help`` (by default taken from the field's name).
 
     ``derived=True`` marks a value the application fills from the data; it is not a command-line option.
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple or a scalar default for config fields")
     metadata: dict[str, Any] = {"help": help, "derived": derived}
+    if metavar is not None:
+        metadata["metavar"] = metavar
     if choices is not None:
         metadata["choices"] = choices if callable(choices) else tuple(choices)
     return field(default=default, metadata=metadata)

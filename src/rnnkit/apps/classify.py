@@ -66,7 +66,7 @@ class ClassifySettings:
                                          "on the tweets): its architecture, its vocabulary extended by this data's "
                                          "new tokens, its weights, and its output layer when the labels are the same")
     test_fraction: float = option(0.2, "share of the data for the test (stratified; a built-in set keeps its own)")
-    ensemble: int = option(1, "train this many classifiers one after the other, each from its own initial weights, "
+    ensemble: int = option(1, metavar="K", help="train this many classifiers one after the other, each from its own initial weights, "
                               "with its own data order and dropout and its own early stopping (--max-steps applies "
                               "to each), and predict with the mean of their class probabilities; 1 = one model")
     # The defaults are the configuration that beat TF-IDF + logistic regression on the built-in tweets over

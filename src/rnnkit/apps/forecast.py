@@ -68,7 +68,7 @@ class ForecastSettings:
     target_mode: str = option("delta", "'delta': predict the change from the last value; 'level': the value")
     input_mode: str = option("relative", "what the model reads per step: 'level' (standardised values), 'relative' "
                                      "(minus the window's last row) or 'both'")
-    ensemble: int = option(1, "train this many forecasters one after the other, each from its own initial weights, "
+    ensemble: int = option(1, metavar="K", help="train this many forecasters one after the other, each from its own initial weights, "
                               "with its own data order and dropout and its own early stopping (--max-steps applies "
                               "to each), and forecast their mean; 1 = one model")
     model: SequenceClassifierConfig = nested(SequenceClassifierConfig, "the many-to-one regressor", cell="lstm",

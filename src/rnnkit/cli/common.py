@@ -83,7 +83,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
         choices = field.metadata.get("choices")
         choices = choices() if callable(choices) else choices
         parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
-                            choices=choices, metavar=None if choices else _metavar(name),
+                            choices=choices, metavar=None if choices else field.metadata.get("metavar") or _metavar(name),
                             help=f"{help_text} (default: {default})")
 
 

@@ -385,6 +385,10 @@ class Trainer:
                                  notify=progress.message)
         if resumed_from is not None:
             progress.message(f"resuming from {resumed_from} (step {self.step})")
+            # A run that had stopped early stays stopped: resuming must not train past its decision.
+            if self._patience_spent():
+                progress.message(f"{self.stop_reason} before the checkpoint; nothing left to train "
+                                 "(a larger --early-stopping-patience trains on)")
         return metrics, progress
 
     def _skipped(self, record: dict, progress: Progress) -> None:
@@ -478,12 +482,18 @@ class Trainer:
             self.evals_without_improvement += 1
         shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
         progress.message(f"step {self.step}: {shown}{' (best)' if improved else ''}")
-        patience = self.config.early_stopping_patience
-        if patience is not None and self.evals_without_improvement >= patience:
-            self.stop_reason = f"early stopping: no improvement in {patience} evaluations"
+        if self._patience_spent():
             progress.message(self.stop_reason)
         self.save(best=improved)
         return {**values, "saved": True}
+
+    def _patience_spent(self) -> bool:
+        """Early stopping: set the stop reason once ``early_stopping_patience`` evaluations brought nothing."""
+        patience = self.config.early_stopping_patience
+        if patience is None or self.evals_without_improvement < patience:
+            return False
+        self.stop_reason = f"early stopping: no improvement in {patience} evaluations"
+        return True
 
     def _log_gradient_flow(self, batch: dict) -> None:
         from rnnkit.diagnostics import gradient_flow
