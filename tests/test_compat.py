@@ -112,6 +112,7 @@ CONSTRUCTOR_CASES = [
     ("proj-bool", lambda m: m.LSTM(3, 4, proj_size=True), ValueError),
     ("proj-on-gru", lambda m: m.GRU(3, 4, proj_size=2), ValueError),
     ("proj-on-rnn", lambda m: m.RNN(3, 4, proj_size=2), ValueError),
+    ("proj-zero-on-gru", lambda m: m.GRU(3, 4, proj_size=0), ValueError),
     ("cell-hidden-negative", lambda m: m.GRUCell(3, -1), ValueError),
     ("cell-hidden-float", lambda m: m.LSTMCell(3, 3.5), ValueError),
     ("cell-input-negative", lambda m: m.RNNCell(-2, 3), ValueError),
@@ -198,6 +199,25 @@ def test_lstm_positional_arguments_as_torch_nn():
         {k: (v.shape, v.dtype) for k, v in theirs.state_dict().items()}
     with pytest.raises(TypeError, match="each given once"):
         rk.LSTM(*args[:8], proj_size=2)
+
+
+@pytest.mark.parametrize("kind,args", [("LSTMCell", (3, 4, True, "cpu", torch.float64)),
+                                       ("GRUCell", (3, 4, False, "cpu", torch.float64)),
+                                       ("RNNCell", (3, 4, True, "relu", "cpu", torch.float64))])
+def test_cells_take_device_and_dtype_by_position_as_torch_nn(kind, args):
+    ours, theirs = getattr(rk, kind)(*args), getattr(nn, kind)(*args)
+    assert {k: (v.shape, v.dtype) for k, v in ours.state_dict().items()} == \
+        {k: (v.shape, v.dtype) for k, v in theirs.state_dict().items()}
+
+
+def test_numpy_integers_where_torch_nn_takes_them():
+    """torch.nn takes a numpy integer for num_layers and proj_size (not for the sizes, nor does rnnkit)."""
+    np = pytest.importorskip("numpy")
+    for module in (nn, rk):
+        layer = module.LSTM(3, 4, np.int64(2), proj_size=np.int64(2))
+        assert (layer.num_layers, layer.proj_size) == (2, 2)
+        assert layer(torch.randn(5, 2, 3))[0].shape == (5, 2, 2)
+    assert type(rk.GRU(3, 4, np.int32(3)).num_layers) is int
 
 
 def test_dropout_one_accepted_as_torch_nn():
@@ -309,6 +329,21 @@ def test_autocast_engine_output_dtype(kind, input_dtype):
     ours, theirs = _autocast_pair(kind, torch.float32, "engine")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert ours(x(6, 3, 4, dtype=input_dtype))[0].dtype == theirs(x(6, 3, 4, dtype=input_dtype))[0].dtype
+
+
+@pytest.mark.parametrize("state_dtype", [torch.float32, torch.bfloat16], ids=["f32-state", "bf16-state"])
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16], ids=["f32-input", "bf16-input"])
+@pytest.mark.parametrize("backend", ["auto", "builtin", "reference", "engine"])
+@pytest.mark.parametrize("kind", ["RNN", "GRU"])
+def test_autocast_state_dtype_decides_as_in_torch_nn(kind, backend, input_dtype, state_dtype):
+    """A state carried from an earlier autocast step may be bfloat16: torch.nn.GRU then answers in the
+    state's precision (bfloat16 for float32 input), so the state must reach the kernel unconverted."""
+    ours, theirs = _autocast_pair(kind, torch.float32, backend)
+    data, h0 = x(6, 3, 4, dtype=input_dtype), torch.randn(2, 3, 8).to(state_dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, got = theirs(data, h0), ours(data, h0)
+    assert (got[0].dtype, got[1].dtype) == (expected[0].dtype, expected[1].dtype)
+    torch.testing.assert_close(_first(got), _first(expected), atol=BF16, rtol=BF16)
 
 
 @pytest.mark.parametrize("model_dtype", [torch.float32, torch.bfloat16], ids=["f32-model", "bf16-model"])

@@ -70,6 +70,25 @@ def test_unbatched_input_matches_torch(kind, backend):
     torch.testing.assert_close(got[1], expected[1])
 
 
+@pytest.mark.parametrize("backend", ["reference", "engine", "builtin", "auto"])
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_packed_output_keeps_the_packing_order_of_its_input(kind, backend):
+    """Lengths 2, 3, 2: torch.sort puts batch 0 before batch 2, but a packing that breaks the tie the other
+    way is just as valid, and torch.nn answers in the order it was given (so ``out.data`` lines up with
+    targets packed like the input)."""
+    ours, oracle = make_pair(kind, INPUT, HIDDEN, torch.float64, backend)
+    sequences = [torch.randn(n, INPUT, dtype=torch.float64) for n in (2, 3, 2)]
+    order = torch.tensor([1, 2, 0])
+    data = torch.cat([torch.stack([sequences[i][t] for i in order.tolist() if len(sequences[i]) > t])
+                      for t in range(3)])
+    batch_sizes = torch.nn.utils.rnn.pack_sequence(sequences, enforce_sorted=False).batch_sizes
+    packed = torch.nn.utils.rnn.PackedSequence(data, batch_sizes, order, torch.argsort(order))
+    (expected, expected_state), (got, got_state) = oracle(packed), ours(packed)
+    assert got.sorted_indices.tolist() == [1, 2, 0]
+    torch.testing.assert_close(got.data, expected.data)
+    torch.testing.assert_close(got_state, expected_state)
+
+
 def _merged_oracle(kind, merge, num_layers, x, lengths, ours):
     """A stack of single-layer bidirectional torch.nn layers, each output merged by hand."""
     combine = {"sum": torch.add, "mul": torch.mul, "mean": lambda a, b: (a + b) / 2}[merge]

@@ -19,6 +19,12 @@ from rnnkit.errors import ArgumentTypeError, DTypeError, ShapeError, StateError
 AUTOCAST_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def as_int(value):
+    """A numpy (or other ``numbers.Integral``) integer as a Python ``int``; anything else unchanged for the
+    checks to judge. torch.nn takes numpy integers for ``num_layers`` and ``proj_size`` (not for the sizes)."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+
+
 def positive_int(name: str, value) -> None:
     """An integer > 0: a layer's sizes (torch.nn: TypeError for a non-integer, ValueError for <= 0)."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -93,18 +93,19 @@ class RecurrentLayer(nn.Module):
         zoneout: float = 0.0,
         weight_drop: float = 0.0,
         forget_bias: float | None = None,
-        proj_size: int = 0,
+        proj_size: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        num_layers = _checks.as_int(num_layers)
         # Each check raises what torch.nn raises for the same mistake (see rnnkit.errors).
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             _checks.positive_int(name, value)
         _checks.flag("bias", bias)
         _checks.flag("batch_first", batch_first)  # bidirectional: any truthy value, as torch.nn
         _checks.probability("dropout", dropout)
-        if proj_size:  # rk.LSTM takes proj_size itself and does not pass it on
+        if proj_size is not None:  # rk.LSTM takes proj_size itself and does not pass it on; torch.nn refuses even 0
             raise ValueError(f"proj_size={proj_size!r}: only LSTMs have an output projection (as torch.nn: "
                              f"proj_size argument is only supported for LSTM), not {type(self).__name__}")
         if dropout > 0 and num_layers == 1:
@@ -293,9 +294,6 @@ class RecurrentLayer(nn.Module):
         if hx is None:
             return tuple(torch.zeros(shape, dtype=x.dtype, device=x.device) for shape in shapes)
         parts = _checks.state_tuple(hx, self.cell_type.num_states, type(self).__name__)
-        if torch.is_autocast_enabled(x.device.type):
-            # A state carried from an autocast step may be in the lower precision; autocast decides.
-            parts = tuple(p.to(x.dtype) for p in parts)
         for name, part, shape in zip(("h_0", "c_0"), parts, shapes):
             _checks.state_tensor(name, part, shape if batched else (shape[0], shape[2]), x)
         return parts if batched else tuple(p.unsqueeze(1) for p in parts)
@@ -406,7 +404,7 @@ class LSTM(RecurrentLayer):
             proj_size = args[7]
             kwargs.update(zip(("device", "dtype"), args[8:]))
             args = args[:7]
-        proj_size = 0 if proj_size is _UNSET else proj_size
+        proj_size = 0 if proj_size is _UNSET else _checks.as_int(proj_size)
         hidden_size = args[1] if len(args) > 1 else kwargs.get("hidden_size")
         if isinstance(proj_size, bool) or not isinstance(proj_size, int):
             raise ArgumentTypeError(f"proj_size must be an integer >= 0 (0: no projection), got {proj_size!r}")

@@ -27,10 +27,9 @@ class LoopBackend:
         return self._preferred(spec)
 
     def run(self, spec: LayerSpec, params: ParamGroups, x, state, lengths):
-        packed = isinstance(x, PackedSequence)
-        if packed:
+        packed = x if isinstance(x, PackedSequence) else None
+        if packed is not None:
             # pad_packed_sequence restores the caller's batch order, the order of ``state``.
-            sorted_input = x.sorted_indices is None
             x, lengths = pad_packed_sequence(x)
         output, final = run_stack(
             spec.cell,
@@ -47,9 +46,21 @@ class LoopBackend:
             recur=self._recur,
             regularization=spec.regularization,
         )
-        if packed:
-            output = pack_padded_sequence(output, lengths, enforce_sorted=sorted_input)
+        if packed is not None:
+            output = _pack_like(output, lengths, packed)
         return output, final
+
+
+def _pack_like(output, lengths, like: PackedSequence) -> PackedSequence:
+    """Pack ``output`` (time-major, the caller's batch order) in ``like``'s order, as torch.nn does.
+
+    Sorting the lengths afresh could break ties differently from the input's packing, and ``output.data``
+    would then no longer line up with targets packed as the input was.
+    """
+    if like.sorted_indices is not None:
+        output, lengths = output.index_select(1, like.sorted_indices), lengths[like.sorted_indices.cpu()]
+    data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
 
 #: The readable reference: rnnkit's own cell steps driven by ``rnnkit.loop``, for any cell.

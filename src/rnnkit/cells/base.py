@@ -101,7 +101,6 @@ class RecurrentCell(nn.Module):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:

@@ -43,10 +43,11 @@ class ElmanCell(RecurrentCell):
     torch_kernels = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
     accepts_recurrent_mask = True
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", **kw):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         _checks.choice("nonlinearity", nonlinearity, NONLINEARITIES)
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias, **kw)
+        super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def step_options(self) -> dict:
         return {"nonlinearity": self.nonlinearity}
