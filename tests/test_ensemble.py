@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from app_support import Killed, training_losses
+from rnnkit.apps.lifecycle import FITTED_FILE as FITTED
 from rnnkit.cli.main import main
 from rnnkit.models import ClassifierEnsemble, SequenceClassifier, load_model, save_model
 from test_app_classify import FAST, keyword_csv
@@ -135,6 +136,38 @@ def test_a_run_killed_inside_a_member_resumes_to_the_same_bits(tmp_path, monkeyp
     for member in ("0", "1"):  # every step logged once, with the same loss
         assert training_losses(tmp_path / "whole" / "members" / member) == \
             training_losses(tmp_path / "killed" / "members" / member)
+
+
+def test_ctrl_c_inside_a_member_stops_the_run_and_resume_finishes_it(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from rnnkit.train import Trainer
+
+    data = keyword_csv(tmp_path / "kw.csv", rows=60)
+    assert _train(data, tmp_path / "whole", "--ensemble", "2") == 0
+    original = Trainer._train_step
+
+    def train_step(self, batch):
+        if self.run_dir.name == "0" and self.step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # the trainer finishes this step, checkpoints and stops
+        return original(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_train_step", train_step)
+        capsys.readouterr()
+        assert _train(data, tmp_path / "cut", "--ensemble", "2") == 130
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "interrupted at step 5" in message and f"--out {tmp_path / 'cut'} --resume" in message
+    # before the fix member 0 was marked done at step 5 and member 1 trained on; the run wrote a model
+    assert not (tmp_path / "cut" / "members" / "0" / FITTED).exists()
+    assert not (tmp_path / "cut" / "members" / "1").exists() and not (tmp_path / "cut" / "model").exists()
+    assert _train(data, tmp_path / "cut", "--ensemble", "2", "--resume") == 0
+    whole, cut = (tmp_path / name / "model" / "model.safetensors" for name in ("whole", "cut"))
+    assert whole.read_bytes() == cut.read_bytes()
+    for member in ("0", "1"):
+        assert training_losses(tmp_path / "whole" / "members" / member) == \
+            training_losses(tmp_path / "cut" / "members" / member)
 
 
 def test_init_from_gives_every_member_the_earlier_weights(tmp_path):

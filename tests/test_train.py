@@ -180,6 +180,61 @@ def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
     assert trainer.fit(resume=True)["step"] == first["step"] + 4  # more patience trains on
 
 
+def _plateau_run(run_dir, *, interrupt_at=None, max_steps=24):
+    """A run whose plateau schedule halves the lr at every evaluation without improvement, so an extra
+    evaluation would show in the weights; ``interrupt_at`` presses Ctrl-C during that step."""
+    noise = TensorDataset(torch.randn(32, 3, generator=torch.Generator().manual_seed(1)),
+                          torch.randn(32, 1, generator=torch.Generator().manual_seed(2)))
+    config = TrainConfig(lr=0.05, optimizer="sgd", schedule="plateau", plateau_patience=0, lr_decay=0.5,
+                         eval_every=5, checkpoint_every=5, max_steps=max_steps, batch_size=16, warmup_steps=0)
+    steps = {"n": 0}
+
+    def loss(output, batch):
+        steps["n"] += output.requires_grad  # training steps only, not validation batches
+        if output.requires_grad and steps["n"] == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return mse(output, batch)
+
+    torch.manual_seed(0)
+    trainer = Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, val_data=noise, loss_fn=loss,
+                      run_dir=run_dir, progress=False)
+    return trainer, trainer.fit(resume=True)
+
+
+def _records(run_dir):
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("interrupt_at", [7, 10])
+def test_ctrl_c_then_resume_equals_the_uninterrupted_run(tmp_path, interrupt_at):
+    straight, _ = _plateau_run(tmp_path / "straight")
+    stopped, result = _plateau_run(tmp_path / "cut", interrupt_at=interrupt_at)
+    assert result["stopped"] == "interrupted" and stopped.step == interrupt_at
+    # no evaluation at the interrupted step: the uninterrupted run makes none there (step 7), or makes it
+    # in the loop (step 10)
+    assert [r["step"] for r in _records(tmp_path / "cut") if "val_loss" in r] == [5, 10][: interrupt_at // 5]
+    resumed, _ = _plateau_run(tmp_path / "cut")
+    assert resumed.step == straight.step == 24
+    assert resumed.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"]
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    assert _records(tmp_path / "cut") == _records(tmp_path / "straight")
+
+
+def test_a_run_killed_after_its_last_evaluation_does_not_evaluate_again(tmp_path):
+    """max_steps 24 is not a multiple of eval_every 5: fit ends with an evaluation and a checkpoint at step
+    24. A kill after that (say while the app writes its report) resumes to a run with nothing left to do."""
+    _plateau_run(tmp_path)
+    records = _records(tmp_path)
+    assert records[-1]["step"] == 24 and "val_loss" in records[-1]
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    resumed, result = _plateau_run(tmp_path)
+    assert _records(tmp_path) == records  # before the fix: a second step-24 evaluation,
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == checkpoints  # and a step-24.2 checkpoint
+    assert result["step"] == 24
+
+
 def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
     model = torch.nn.Linear(3, 1)
     data = regression_data()

@@ -13,6 +13,10 @@ class InputError(ValueError):
     """A problem with the user's input: one line saying what is wrong and how to fix it."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a training run after writing its checkpoint; the message says how to continue it."""
+
+
 # Errors of the drop-in layers and cells (rnnkit.nn, rnnkit.cells): each is an instance of the type
 # torch.nn raises for the same mistake, and of the type rnnkit documented before, so code written
 # against either keeps catching it. torch.nn's AttributeError/IndexError for a malformed ``hx`` or a

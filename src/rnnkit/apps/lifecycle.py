@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.errors import InputError
+from rnnkit.errors import InputError, RunInterrupted
 from rnnkit.options import from_dict
 from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
 from rnnkit.train.distributed import launched_rank
@@ -265,7 +265,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     else:
         trainer = Trainer(model, data.train, config=config, val_data=data.val, run_dir=run, progress=progress,
                           collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
-        fitted = _fit(app, trainer, resume)
+        fitted = _fit(app, trainer, run, resume)
         fitted["history"] = trainer.history
         _load_best(model, run, trainer)
     fitted["train_seconds"] = round(time.perf_counter() - started, 1)
@@ -285,14 +285,20 @@ MEMBERS_DIR = "members"
 FITTED_FILE = "fitted.json"
 
 
-def _fit(app: App, trainer: Trainer, resume: bool) -> dict:
-    """``trainer.fit``; a diverged run is reported instead of raised when the app shows divergence."""
+def _fit(app: App, trainer: Trainer, run: Path, resume: bool) -> dict:
+    """``trainer.fit``; a diverged run is reported instead of raised when the app shows divergence, and an
+    interrupted one raises :class:`RunInterrupted` (it is not finished: no model, no results, and an ensemble
+    member is not marked done)."""
     try:
-        return trainer.fit(resume=resume)
+        fitted = trainer.fit(resume=resume)
     except TrainingDiverged as error:
         if not app.reports_divergence:
             raise
         return {"step": trainer.step, "stopped": "diverged", "diverged": str(error)}
+    if fitted["stopped"] == "interrupted":
+        raise RunInterrupted(f"interrupted at step {trainer.step} with a checkpoint written; continue with "
+                             f"`rnnkit {app.name} train --out {run} --resume`")
+    return fitted
 
 
 def _train_members(app: App, model: torch.nn.Module, members: list[torch.nn.Module], data: Prepared,
@@ -317,7 +323,7 @@ def _train_members(app: App, model: torch.nn.Module, members: list[torch.nn.Modu
             own = dataclasses.replace(config, seed=config.seed + MEMBER_SEED_STRIDE * i)
             trainer = Trainer(member, data.train, config=own, val_data=data.val, run_dir=where, progress=progress,
                               collate_fn=data.collate_fn, metrics_fn=data.metrics_fn)
-            done = _fit(app, trainer, resume)
+            done = _fit(app, trainer, run, resume)
             if launched_rank() == 0:
                 checkpoint.write_json_atomic(where / FITTED_FILE, done)
         finished = checkpoint.find_checkpoint(where / "checkpoints", "best") or \

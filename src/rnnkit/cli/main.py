@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnkit {args.command}: error: no space left on the device writing {error.filename or 'a file'}; "
               "free some space and run the command again (a training run continues with --resume)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # RunInterrupted says how to continue the run
+        print(f"rnnkit {args.command}: {error or 'interrupted'}", file=sys.stderr)
         return 130
     return int(result or 0)
 

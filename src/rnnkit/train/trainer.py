@@ -127,6 +127,7 @@ class Trainer:
         self.evals_without_improvement = self.nonfinite_in_a_row = 0
         self.state: Any = None
         self.saved_step: int | None = None
+        self.evaluated_step: int | None = None  # a resumed run must not evaluate the same step twice
         self.stop_reason = ""
         self.pace_checked = False
         self.history: list[dict] = []
@@ -265,7 +266,8 @@ class Trainer:
                 "model_config": self.model_config, "optimizer": optimizer_rest,
                 "schedule": self.schedule.state_dict(), "best": self.best, "best_step": self.best_step,
                 "evals_without_improvement": self.evals_without_improvement,
-                "nonfinite_in_a_row": self.nonfinite_in_a_row, "random": per_rank, "versions": versions(),
+                "nonfinite_in_a_row": self.nonfinite_in_a_row, "evaluated_step": self.evaluated_step,
+                "random": per_rank, "versions": versions(),
                 "ema_updates": None if self.averaged is None else int(self.averaged.n_averaged),
             }
             checkpoint.save_checkpoint(self.checkpoint_dir, self.step, self.evaluation_model.state_dict(), tensors,
@@ -308,6 +310,7 @@ class Trainer:
         self.best, self.best_step = info["best"], info["best_step"]
         self.evals_without_improvement = info["evals_without_improvement"]
         self.nonfinite_in_a_row = info["nonfinite_in_a_row"]
+        self.evaluated_step = info.get("evaluated_step")
         prefix = f"rank{self.process.rank}."
         mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.state = saved_state.restore(mine, info["random"][self.process.rank], self.device)
@@ -434,9 +437,14 @@ class Trainer:
                 f"decayed; --max-steps {suggested} fits the schedule to this machine")
 
     def _finish(self, metrics: MetricsLog, progress: Progress, last: dict) -> dict:
-        """The last evaluation and checkpoint, the plots, and the result of :meth:`fit`."""
+        """The last evaluation and checkpoint, the plots, and the result of :meth:`fit`.
+
+        An interrupted run only writes its checkpoint: an evaluation here, which the uninterrupted run never
+        makes, would step the plateau schedule and the early-stopping count and so change the resumed run.
+        """
         final = {}
-        if self.val_data is not None and self.step % self.config.eval_every != 0:
+        if (self.val_data is not None and self.stop_reason != "interrupted" and self.evaluated_step != self.step
+                and self.step % self.config.eval_every != 0):
             final = self._maybe_evaluate(metrics, progress, force=True)
         if self.saved_step != self.step:
             self.save()
@@ -467,6 +475,7 @@ class Trainer:
         if self.val_data is None or not (force or self.step % self.config.eval_every == 0):
             return {}
         values = self.evaluate(max_batches=self.config.eval_batches)
+        self.evaluated_step = self.step
         metrics.append({"step": self.step, **values})
         self.board.evaluation(self.step, values)
         self.history.append({"step": self.step, **values})
