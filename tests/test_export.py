@@ -266,16 +266,45 @@ def test_cli_exports_a_run_with_its_vocabulary(tmp_path, capsys):
     (["--run", "{run}", "--out", "{tmp}/model.txt"], "ending in .onnx"),
     (["--run", "{run}", "--tolerance", "0"], "--tolerance must be > 0"),
     (["--run", "{empty}"], "no trained model yet"),
+    (["--run", "{run}", "--out", "{run}/app.onnx"], "inside the run"),  # its manifest would be app.json
+    (["--run", "{run}", "--out", "{run}/model/config.onnx"], "inside the run"),
+    (["--run", "{damaged}"], "not a JSON object"),
 ])
 def test_cli_bad_input_gets_one_line(tmp_path, capsys, args, message):
     run = _fake_run(tmp_path / "run", SequenceClassifier(vocab_size=6, output_size=2, hidden_size=4).eval())
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "app.json").write_text((run / "app.json").read_text())
-    filled = [a.format(tmp=tmp_path, run=run, empty=empty) for a in args]
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "app.json").write_text("[]")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    filled = [a.format(tmp=tmp_path, run=run, empty=empty, damaged=damaged) for a in args]
     assert main(["export", *filled]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rnnkit export: error:") and message in err and "\n" not in err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before  # nothing written
+
+
+def test_an_export_that_fails_its_check_leaves_no_file(tmp_path, monkeypatch):
+    import rnnkit.export as export
+
+    monkeypatch.setattr(export, "max_difference", lambda *args, **kwargs: 1.0)
+    with pytest.raises(ValueError, match="differs from PyTorch"):
+        to_onnx(rk.GRU(3, 4), tmp_path / "gru.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_reads_the_vocabulary_through_its_checks(tmp_path, capsys):
+    """A config.json naming another file as the vocabulary is refused, not copied into the export."""
+    run = _fake_run(tmp_path / "run", SequenceClassifier(vocab_size=6, output_size=2, hidden_size=4).eval())
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for export")
+    config = json.loads((run / "model" / "config.json").read_text())
+    config["vocab"] = {"": str(secret)}
+    (run / "model" / "config.json").write_text(json.dumps(config))
+    assert main(["export", "--run", str(run), "--no-check"]) == 2
+    assert "plain file name" in capsys.readouterr().err and not (run / "export").exists()
 
 
 def test_to_onnx_refuses_a_model_it_does_not_know(tmp_path):

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rnnkit._files import replace_atomically, write_json_atomic
 from rnnkit.export.layers import OPSET, trace
 
 # ---------------------------------------------------------------------------------- parts
@@ -146,20 +147,22 @@ def to_onnx(model: nn.Module, path: str | Path, *, check: bool = True, tolerance
     was_training = model.training
     model.eval()
     files, differences = {}, {}
+    traced = {}
     try:
         for part in parts:
-            data = trace(part)
-            target = path if len(parts) == 1 else path.with_name(f"{path.stem}.{part.name}.onnx")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            files[part.name] = target
+            traced[part.name] = trace(part)
             if check:
-                differences[part.name] = max_difference(data, part, shapes)
+                differences[part.name] = max_difference(traced[part.name], part, shapes)
                 if not differences[part.name] <= tolerance:
                     raise ValueError(f"the exported {part.name} differs from PyTorch by {differences[part.name]:.3g} "
                                      f"(tolerance {tolerance:g}); please report this as an rnnkit bug")
     finally:
         model.train(was_training)
+    # Written only once every part passed its check, each atomically: a failed export leaves no file behind.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name, data in traced.items():
+        target = path if len(parts) == 1 else path.with_name(f"{path.stem}.{name}.onnx")
+        files[name] = replace_atomically(target, lambda temporary, data=data: temporary.write_bytes(data))
     return Exported(files, differences)
 
 
@@ -173,9 +176,7 @@ def write_manifest(path: Path, model: nn.Module, exported: Exported, extra: dict
     """``<stem>.json`` next to the files: each part's inputs, outputs, dynamic axes and the measured difference."""
     manifest = {"kind": type(model).__name__, "opset": OPSET, "parts": describe(parts_of(model)),
                 **exported.to_dict(), **(extra or {})}
-    target = path.with_suffix(".json")
-    target.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    return target
+    return write_json_atomic(path.with_suffix(".json"), manifest)
 
 # ------------------------------------------------------------------------------------ runs
 def export_run(run: str | Path, out: str | Path | None = None, *, check: bool = True,
@@ -186,10 +187,9 @@ def export_run(run: str | Path, out: str | Path | None = None, *, check: bool = 
     vocabularies as ``<stem>.vocab[_<name>].json`` and ``<stem>.json`` (parts, inputs, outputs, dynamic
     axes, the app's data facts and the measured differences). Returns that manifest.
     """
-    import shutil
-
+    from rnnkit.data.vocab import Vocabulary
     from rnnkit.errors import InputError
-    from rnnkit.models import load_model
+    from rnnkit.models import load_model, load_vocab
     from rnnkit.models.io import CONFIG_FILE
 
     run = Path(run)
@@ -202,6 +202,8 @@ def export_run(run: str | Path, out: str | Path | None = None, *, check: bool = 
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{info_file} is damaged (not valid JSON)") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{info_file} is damaged (not a JSON object); train the run again")
     app = info.get("app", "?")
     model_dir = run / "model"
     if not (model_dir / CONFIG_FILE).is_file():
@@ -212,18 +214,22 @@ def export_run(run: str | Path, out: str | Path | None = None, *, check: bool = 
         raise InputError(f"--out {path}: give a file name ending in .onnx")
     if path.is_dir():
         raise InputError(f"--out {path} is a directory; give a file name ending in .onnx")
+    inside = path.resolve().parent
+    if inside.is_relative_to(run.resolve()) and not inside.is_relative_to((run / "export").resolve()):
+        # The manifest (<stem>.json) and vocabularies beside the .onnx would overwrite the run's own files.
+        raise InputError(f"--out {path} is inside the run {run}, beside its own files; write the export to "
+                         f"{run / 'export'}/ (the default) or outside the run")
     model = load_model(model_dir)
+    vocab = load_vocab(model_dir)
     try:
         parts_of(model)
     except TypeError as error:
         raise InputError(f"{run}: {error}") from None
     exported = to_onnx(model, path, check=check, tolerance=tolerance)
-    vocab_files = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8")).get("vocab", {})
     copied = {}
-    for name, file in vocab_files.items():
+    for name, value in ({"": vocab} if isinstance(vocab, Vocabulary) else vocab or {}).items():
         target = path.with_name(f"{path.stem}.vocab{'_' + name if name else ''}.json")
-        shutil.copyfile(model_dir / file, target)
-        copied[name or "vocab"] = str(target)
+        copied[name or "vocab"] = str(replace_atomically(target, value.save))
     return json.loads(write_manifest(path, model, exported, {
         "app": app, "run": str(run), "vocab": copied, "facts": info.get("facts", {})}).read_text())
 

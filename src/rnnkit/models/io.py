@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 from torch import nn
 
+from rnnkit._files import replace_atomically, write_json_atomic
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.captioner import Captioner
 from rnnkit.models.classifier import ClassifierEnsemble, SequenceClassifier
@@ -78,21 +78,14 @@ def save_model(model: nn.Module, directory: str | Path,
     # One metadata key: safetensors keeps the metadata in a hash map whose order changes from process to
     # process, so two keys made same-seed runs write different bytes (the kind is in config.json anyway).
     # Each file is written beside its place and renamed into it, so a kill leaves the old file or the new one.
-    _replace(directory / WEIGHTS_FILE, lambda path: save_file(tensors, str(path), metadata={"format": _FORMAT}))
+    replace_atomically(directory / WEIGHTS_FILE,
+                       lambda path: save_file(tensors, str(path), metadata={"format": _FORMAT}))
     for name, value in vocabularies.items():
-        _replace(directory / files[name], value.save)
+        replace_atomically(directory / files[name], value.save)
     config = {"format": _FORMAT, "kind": kind, "rnnkit_version": rnnkit.__version__,
               "config": dataclasses.asdict(model.config), "vocab": files}
-    _replace(directory / CONFIG_FILE,
-             lambda path: path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    write_json_atomic(directory / CONFIG_FILE, config, indent=2)
     return directory
-
-
-def _replace(path: Path, write) -> None:
-    """``write(temporary)`` then rename the temporary file to ``path`` (atomic on one file system)."""
-    temporary = path.with_name(f".{path.name}.partial")
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def _read_config(directory: Path) -> dict:

@@ -23,6 +23,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from rnnkit._files import fsync_path
+from rnnkit._files import write_json_atomic
+
 FORMAT = "rnnkit-checkpoint"
 VERSION = 1
 _POINTERS = ("latest", "best")
@@ -30,26 +33,6 @@ _POINTERS = ("latest", "best")
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, damaged, or does not belong to the model it is loaded into."""
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON to ``path`` through a fsync'ed temporary file and an atomic rename."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w") as file:
-        json.dump(value, file, indent=1)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _fsync_path(path.parent)
 
 
 def _read_json(path: Path) -> Any:
@@ -123,7 +106,7 @@ def save_checkpoint(
     try:
         _write_folder(temporary, model_state, tensors, info)
         os.replace(temporary, final)
-        _fsync_path(directory)
+        fsync_path(directory)
         write_json_atomic(directory / "latest.json", {"checkpoint": name, "step": step})
         if best:
             write_json_atomic(directory / "best.json", {"checkpoint": name, "step": step})
@@ -143,8 +126,8 @@ def _write_folder(folder: Path, model_state: dict[str, Tensor], tensors: dict[st
     save_file(tensors, folder / "state.safetensors")
     (folder / "trainer.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=1))
     for file in folder.iterdir():
-        _fsync_path(file)
-    _fsync_path(folder)
+        fsync_path(file)
+    fsync_path(folder)
 
 
 def _prune(directory: Path, keep: int) -> None:

@@ -1,0 +1,40 @@
+"""Files that are either the old version or the new one: every write goes to a temporary name beside its
+target, is flushed to disk, and is renamed into place (atomic on one file system), so a kill at any moment
+never leaves half a file where a checkpoint, a model or an export belongs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """``write(temporary)``, then flush it and rename it to ``path``; the temporary is removed on failure."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        write(temporary)
+        fsync_path(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_path(path.parent)
+    return path
+
+
+def write_json_atomic(path: str | Path, value: Any, *, indent: int = 1) -> Path:
+    """``value`` as JSON (and a final newline) at ``path``, atomically."""
+    text = json.dumps(value, indent=indent) + "\n"
+    return replace_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
