@@ -64,10 +64,18 @@ def test_page_and_assets_are_local(classify_client):
     (dict(json={"text": "x" * 101}), 422, "the limit is 100"),
     (dict(json={"text": "y" * 3000}), 413, "over the limit of 2000 bytes"),
     (dict(content=b"text=great", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, "JSON"),
+    (dict(content=b'{"text": NaN}', headers={"Content-Type": "application/json"}), 400, "NaN is not a JSON number"),
 ])
 def test_refusals_are_one_json_line_with_a_4xx(classify_client, send, status, message):
     response = classify_client.post("/api/predict", **send)
     assert response.status_code == status and message in response.json()["error"]
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_crash(quick_runs):
+    client = TestClient(create_app(quick_runs["classify"]))  # 64 kB bodies: room for 20,000 brackets
+    response = client.post("/api/predict", content=b"[" * 20_000 + b"]" * 20_000,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
 
 
 def test_unknown_paths_methods_and_missing_length(classify_client):
@@ -95,7 +103,8 @@ def test_textgen_streams_what_textgen_sample_writes(quick_runs):
     assert text == "".join(sample(quick_runs["textgen"], prime="the c", length=40, temperature=0.7, seed=3))
     assert len(text) == 40
     for bad, message in [({"length": 51}, "over the limit of 50"), ({"temperature": -1}, "'temperature' must be in"),
-                         ({"length": 2.5}, "must be an integer"), ({"prime": "x" * 2001}, "the limit is 2000")]:
+                         ({"length": 2.5}, "must be an integer"), ({"prime": "x" * 2001}, "the limit is 2000"),
+                         ({"top_p": 10**400}, "'top_p' must be a finite number")]:
         response = client.post("/api/stream", json={**body, **bad})
         assert response.status_code == 422 and message in response.json()["error"], bad
 
@@ -369,6 +378,8 @@ def test_forecast_equals_the_apps_predict(runs):
     assert short.status_code == 422 and "reads the last 12" in short.json()["error"]
     nan = client.post("/api/predict", json={"history": [["x"]] * 12})
     assert nan.status_code == 422 and "list of rows of 1 numbers" in nan.json()["error"]
+    huge = client.post("/api/predict", json={"history": [10**400] + info["example"]})  # beyond float64
+    assert huge.status_code == 422 and "not a finite number" in huge.json()["error"]
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ in :mod:`rnnkit.serve.handlers`.
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) at run time.
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def load_handler(run: str | Path, limits: Limits | None = None) -> Handler:
     return HANDLERS[app](run, limits or Limits())
 
 
+def _not_json(constant: str):
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's json reads but JSON does not have."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _checked(handler: Handler, body: object) -> dict:
     """The request's fields, typed and in range as the handler's form says; defaults filled in."""
     if not isinstance(body, dict):
@@ -61,6 +74,8 @@ def _checked(handler: Handler, body: object) -> dict:
             integer = field.kind == "integer"
             if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
                 raise InputError(f"{name!r} must be {'an integer' if integer else 'a number'}, got {value!r}")
+            if not integer and not _finite(value):
+                raise InputError(f"{name!r} must be a finite number, got {value!r}")
             if (field.minimum is not None and value < field.minimum) or \
                     (field.maximum is not None and value > field.maximum):
                 low = field.minimum if field.minimum is not None else "-inf"
@@ -113,9 +128,11 @@ def create_app(run: str | Path, limits: Limits | None = None, *, handler: Handle
     async def read(request: Request) -> dict | JSONResponse:
         raw = await request.body()
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            body = json.loads(raw, parse_constant=_not_json)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
             return error(400, f"the body is not valid JSON ({exc})")
+        except RecursionError:
+            return error(400, "the body is not valid JSON here (nested too deeply)")
         try:
             return _checked(handler, body)
         except InputError as exc:

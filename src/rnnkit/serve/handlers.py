@@ -275,7 +275,10 @@ class ForecastHandler(Handler):
             raise InputError(f"'history' has {len(rows)} rows; the limit is {self.limits.max_history_rows}")
         if len(rows) < self.settings.lookback:
             raise InputError(f"'history' has {len(rows)} rows; the model reads the last {self.settings.lookback}")
-        values = np.asarray(rows, dtype=np.float64)
+        try:
+            values = np.asarray(rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            values = np.array([np.inf])
         if not np.isfinite(values).all():
             raise InputError("'history' holds a value that is not a finite number")
         series = Series(None, list(self.columns), values, "the request")
