@@ -11,6 +11,7 @@ import torch
 
 from rnnkit.apps.classify import read_examples
 from rnnkit.apps.forecast import ForecastSettings, errors, load_series, model_forecast, prepare
+from rnnkit.apps.lifecycle import RUN_FORMAT
 from rnnkit.apps.textgen import load_documents
 from rnnkit.data.tables import read_table, read_text
 from rnnkit.data.timeseries import guess_season, read_series
@@ -161,3 +162,20 @@ def test_forecasts_that_are_not_finite_are_an_error(tmp_path):
     prep = prepare(series, settings)
     with pytest.raises(InputError, match="forecasts on .* are not finite numbers"):
         model_forecast(_NaNModel(), prep, prep.ends["test"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[]", "not a JSON object"),
+    ('{"app": "classify", "format": "2", "train": {}}', "format is not a number"),
+    ('{"app": "classify", "format": %d}' % RUN_FORMAT, "train settings are missing"),
+])
+@pytest.mark.parametrize("verb", [["classify", "evaluate"], ["export"], ["serve"], ["classify", "train", "--resume"]])
+def test_a_damaged_app_json_is_one_line(tmp_path, cli_error, content, message, verb):
+    """Valid JSON that is not a run's description: one line from every command that reads a run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "app.json").write_text(content)
+    argv = [*verb, "--out" if "train" in verb else "--run", str(run)]
+    line = cli_error(argv)  # one line, no traceback
+    if verb[0] == "classify" or content == "[]":  # export and serve read only which app the run is
+        assert "is damaged" in line and message in line, line

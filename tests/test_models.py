@@ -328,6 +328,9 @@ def test_load_rejects_bad_directories(tmp_path):
         ({"config": {**json.loads(good_config)["config"], "evil": 1}}, r"unknown SequenceTaggerConfig field\(s\) \['evil'\]"),
         ({"config": {**json.loads(good_config)["config"], "hidden_size": 5}}, "wrong shape"),
         ({"config": {**json.loads(good_config)["config"], "cell": "nope"}}, "invalid config: unknown cell 'nope'"),
+        ({"kind": ["SequenceTagger"]}, r"unknown model kind \['SequenceTagger'\]"),
+        # 2.4 TB if it were built before the shapes are compared: the check reads the file's header first
+        ({"config": {**json.loads(good_config)["config"], "hidden_size": 400_000}}, "wrong shape"),
     ]:
         config_path.write_text(json.dumps({**json.loads(good_config), **change}))
         with pytest.raises(ValueError, match=message):

@@ -23,7 +23,7 @@ from rnnkit.models import IGNORE_INDEX
 from rnnkit.train import CheckpointError, TrainConfig, Trainer, TrainingDiverged, find_checkpoint, load_checkpoint
 from rnnkit.train.optim import lr_factor
 
-from train_support import TinyLM, token_stream
+from train_support import TinyLM, stream_run, token_stream
 
 HERE = Path(__file__).parent
 TINY = 1e-30  # an SGD step this small leaves float32 weights bit-for-bit unchanged
@@ -394,6 +394,48 @@ def test_damaged_or_foreign_json_is_refused(tmp_path, checkpointed):
         load_checkpoint(broken)
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def _edit_json(path, edit):
+    value = json.loads(path.read_text())
+    edit(value)
+    path.write_text(json.dumps(value))
+
+
+def _edit_tensors(path, edit):
+    from safetensors.torch import save_file
+
+    tensors = load_file(path)
+    edit(tensors)
+    save_file(tensors, path)
+
+
+@pytest.mark.parametrize("file, edit", [
+    ("trainer.json", lambda info: info.update(version="2")),
+    ("trainer.json", lambda info: info.pop("random")),
+    ("trainer.json", lambda info: info.update(step="6")),
+    ("trainer.json", lambda info: info.update(schedule="x")),
+    ("trainer.json", lambda info: info["optimizer"].update(param_groups=[])),
+    ("state.safetensors", lambda tensors: tensors.pop("rank0.rng.torch")),
+    ("state.safetensors", lambda tensors: tensors.update({"rank0.rng.torch": torch.zeros(3)})),
+    ("state.safetensors", lambda tensors: tensors.update(
+        {next(k for k in tensors if k.endswith("exp_avg")): torch.zeros(1)})),
+    ("latest.json", lambda pointer: pointer.clear() or pointer.update(checkpoint=None)),
+])
+def test_a_checkpoint_with_the_wrong_structure_is_refused_in_one_line(tmp_path, checkpointed, file, edit):
+    """Valid JSON and safetensors, edited: a CheckpointError naming the checkpoint, never a traceback from
+    deep inside the restore (or, for an optimizer moment of the wrong shape, from the first Adam step)."""
+    run = tmp_path / "run"
+    target = run / "checkpoints" / checkpointed.name
+    target.mkdir(parents=True)
+    for part in checkpointed.iterdir():
+        (target / part.name).write_bytes(part.read_bytes())
+    (run / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": checkpointed.name}))
+    path = run / "checkpoints" / file if file == "latest.json" else target / file
+    (_edit_tensors if file.endswith(".safetensors") else _edit_json)(path, edit)
+    with pytest.raises(CheckpointError, match="damaged|points at") as error:
+        stream_run(str(run), max_steps=8, checkpoint_every=3, resume=True)
+    assert "\n" not in str(error.value)
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, checkpointed):

@@ -38,3 +38,17 @@ def write_json_atomic(path: str | Path, value: Any, *, indent: int = 1) -> Path:
     """``value`` as JSON (and a final newline) at ``path``, atomically."""
     text = json.dumps(value, indent=indent) + "\n"
     return replace_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def read_json_object(path: str | Path) -> dict:
+    """The JSON object in ``path`` (a run's ``app.json``, say); an ``InputError`` calling the file damaged
+    when it is not valid JSON or not an object."""
+    from rnnkit.errors import InputError
+
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{path} is damaged (not valid JSON)") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} is damaged (not a JSON object)")
+    return value

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from rnnkit._files import read_json_object
 from rnnkit.errors import InputError, RunInterrupted
 from rnnkit.options import from_dict
 from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
@@ -169,10 +170,9 @@ def _read_info(run: Path, app: str) -> dict:
     if not path.exists():
         raise InputError(f"{run} is not an rnnkit run directory (no {APP_FILE}); pass the --out of a "
                          f"`rnnkit {app} train` run")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{path} is damaged (not valid JSON)") from None
+    info = read_json_object(path)
+    if not isinstance(info.get("format", 0), int) or isinstance(info.get("format"), bool):
+        raise InputError(f"{path} is damaged (its format is not a number); train the run again")
     if info.get("app") != app:
         raise InputError(f"{run} was made by `rnnkit {info.get('app')}`, not `rnnkit {app}`; "
                          f"use `rnnkit {info.get('app')}` with it, or pick a {app} run")
@@ -181,6 +181,8 @@ def _read_info(run: Path, app: str) -> dict:
     if info.get("format", 0) < RUN_FORMAT:
         raise InputError(f"{run} was written by rnnkit {info.get('rnnkit_version')} in an older run layout; "
                          f"train it again with this version")
+    if not isinstance(info.get("train"), dict) or not isinstance(info.get("settings"), dict):
+        raise InputError(f"{path} is damaged (its train settings are missing); train the run again")
     return info
 
 
@@ -207,7 +209,8 @@ def check_resume(run: Path, app: App, resume: bool) -> None:
             raise InputError(f"{run} already holds a {app.name} run; pass --resume to continue it or choose "
                              "another --out")
     elif resume:
-        raise InputError(f"--resume: {run} holds no {app.name} run to continue")
+        raise InputError(f"--resume: {run} holds no {app.name} run to continue (none was started there, or it was "
+                         f"stopped before its first steps); run the command without --resume")
 
 
 def _write_info(run: Path, app: App, settings: Any, config: TrainConfig, data: Prepared) -> None:
@@ -239,7 +242,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
         saved = read_run(run, app)
         _check_same_data(app, settings, saved)
         settings = saved.settings
-        kept = json.loads((run / APP_FILE).read_text(encoding="utf-8"))["train"]
+        kept = read_json_object(run / APP_FILE)["train"]
         config = dataclasses.replace(config, **kept)
     else:
         saved, settings = None, app.normalize(settings)

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnkit._files import replace_atomically, write_json_atomic
+from rnnkit._files import read_json_object, replace_atomically, write_json_atomic
 from rnnkit.export.layers import OPSET, trace
 
 # ---------------------------------------------------------------------------------- parts
@@ -198,12 +198,7 @@ def export_run(run: str | Path, out: str | Path | None = None, *, check: bool = 
         raise InputError(f"run directory {run} does not exist; pass the --out of a training run")
     if not info_file.is_file():
         raise InputError(f"{run} is not an rnnkit run directory (no app.json); pass the --out of a training run")
-    try:
-        info = json.loads(info_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{info_file} is damaged (not valid JSON)") from None
-    if not isinstance(info, dict):
-        raise InputError(f"{info_file} is damaged (not a JSON object); train the run again")
+    info = read_json_object(info_file)
     app = info.get("app", "?")
     model_dir = run / "model"
     if not (model_dir / CONFIG_FILE).is_file():

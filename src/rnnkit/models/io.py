@@ -15,6 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from rnnkit._files import replace_atomically, write_json_atomic
@@ -100,7 +101,7 @@ def _read_config(directory: Path) -> dict:
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ValueError(f"{str(path)!r} is not an rnnkit model config: expected \"format\": \"{_FORMAT}\"")
     kind = data.get("kind")
-    if kind not in MODEL_CLASSES:
+    if not isinstance(kind, str) or kind not in MODEL_CLASSES:
         raise ValueError(f"{str(path)!r} names an unknown model kind {kind!r}; known kinds: {sorted(MODEL_CLASSES)}")
     if not isinstance(data.get("config"), dict) or not isinstance(data.get("vocab", {}), dict):
         raise ValueError(f"{str(path)!r}: \"config\" and \"vocab\" must be JSON objects")
@@ -114,7 +115,7 @@ def load_model(directory: str | Path) -> nn.Module:
         FileNotFoundError: a file is missing (the message names it).
         ValueError: a file is corrupt, names an unknown kind or holds weights that do not fit the config.
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     directory = Path(directory)
@@ -125,23 +126,30 @@ def load_model(directory: str | Path) -> nn.Module:
     unknown = sorted(set(data["config"]) - known)
     if unknown:
         raise ValueError(f"{str(directory / CONFIG_FILE)!r}: unknown {config_class.__name__} field(s) {unknown}")
-    try:
-        model = cls(config_class(**data["config"]))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{str(directory / CONFIG_FILE)!r} holds an invalid config: {error}") from None
     path = directory / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} does not exist: the model weights are missing")
     try:
-        tensors = load_file(str(path))
+        config = config_class(**data["config"])
+        with torch.device("meta"):  # shapes only: an edited config cannot make it allocate
+            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{str(directory / CONFIG_FILE)!r} holds an invalid config: {error}") from None
+    try:
+        with safe_open(str(path), framework="pt") as weights:  # reads the header, not the tensors
+            stored = {k: tuple(weights.get_slice(k).get_shape()) for k in weights.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(f"{str(path)!r} is not a readable safetensors file: {error}") from None
-    expected = model.state_dict()
-    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    wrong = [k for k in expected if k in stored and stored[k] != expected[k]]
     if missing or extra or wrong:
         raise ValueError(f"{str(path)!r} does not match the config in {CONFIG_FILE}: missing {missing}, "
                          f"unexpected {extra}, wrong shape {wrong}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {error}") from None
+    model = cls(config)
     model.load_state_dict(tensors, strict=True)
     return model.eval()
 

@@ -22,6 +22,7 @@ import math
 import threading
 from pathlib import Path
 
+from rnnkit._files import read_json_object
 from rnnkit.errors import InputError
 from rnnkit.serve.handlers import HANDLERS, Field, Handler, Limits, register
 
@@ -33,10 +34,7 @@ def load_handler(run: str | Path, limits: Limits | None = None) -> Handler:
     run = Path(run)
     if not (run / "app.json").is_file():
         raise InputError(f"{run} is not a finished rnnkit run (no app.json); pass the --out of a training run")
-    try:
-        app = json.loads((run / "app.json").read_text(encoding="utf-8")).get("app")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{run / 'app.json'} is damaged (not valid JSON)") from None
+    app = read_json_object(run / "app.json").get("app")
     if app not in HANDLERS:
         raise InputError(f"{run} is a {app} run; rnnkit serve has pages for {', '.join(sorted(HANDLERS))}")
     return HANDLERS[app](run, limits or Limits())

@@ -152,7 +152,8 @@ def find_checkpoint(directory: Path, which: str = "latest") -> Path | None:
     pointer = directory / f"{which}.json"
     if not pointer.exists():
         return None
-    name = _read_json(pointer).get("checkpoint")
+    content = _read_json(pointer)
+    name = content.get("checkpoint") if isinstance(content, dict) else None
     if not isinstance(name, str) or not (directory / name).is_dir():
         raise CheckpointError(f"{pointer} points at {name!r}, which is not a checkpoint folder in {directory}")
     return directory / name
@@ -167,7 +168,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Tensor], d
     info = _read_json(path / "trainer.json")
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{path / 'trainer.json'} is not an rnnkit checkpoint (format field missing)")
-    if info.get("version", 0) > VERSION:
+    version = info.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path / 'trainer.json'} is damaged (version {version!r} is not a number)")
+    if version > VERSION:
         raise CheckpointError(
             f"{path} was written by a newer rnnkit (checkpoint version {info['version']}, this one reads "
             f"up to {VERSION}); upgrade rnnkit"

@@ -278,6 +278,20 @@ class Trainer:
     def restore(self, path: str | Path) -> None:
         """Continue from a checkpoint folder: weights, optimizer, schedule, data position, generators."""
         model_state, tensors, info = checkpoint.load_checkpoint(path)
+        try:
+            self._restore(path, model_state, tensors, info)
+        except checkpoint.CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            # Valid JSON and safetensors with the wrong structure: edited or written by something else.
+            raise checkpoint.CheckpointError(
+                f"{path} is damaged ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                "resume from an earlier checkpoint (point latest.json at it) or start the run again") from None
+
+    def _restore(self, path, model_state: dict, tensors: dict, info: dict) -> None:
+        for name in ("step", "epoch", "batch_in_epoch", "evals_without_improvement", "nonfinite_in_a_row"):
+            if isinstance(info[name], bool) or not isinstance(info[name], int) or info[name] < 0:
+                raise ValueError(f"{name} {info[name]!r} is not a count")
         if info.get("world_size", 1) != self.process.world_size:
             raise checkpoint.CheckpointError(
                 f"{path} was written by a run with {info.get('world_size')} processes; resume it with the same "
@@ -304,6 +318,12 @@ class Trainer:
         checkpoint.load_model_state(self.model, model_state, path)
         optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
         self.optimizer.load_state_dict(checkpoint.join_optimizer_state(optimizer_tensors, info["optimizer"]))
+        for group in self.optimizer.param_groups:  # Adam's moments, SGD's momentum: one value per weight
+            for parameter in group["params"]:
+                for name, value in self.optimizer.state.get(parameter, {}).items():
+                    if isinstance(value, torch.Tensor) and value.dim() and value.shape != parameter.shape:
+                        raise ValueError(f"optimizer {name} of shape {tuple(value.shape)} for a weight of shape "
+                                         f"{tuple(parameter.shape)}")
         self.schedule.load_state_dict(info["schedule"])
         self.step, self.epoch, self.batch_in_epoch = info["step"], info["epoch"], info["batch_in_epoch"]
         self.saved_step = self.step
