@@ -126,6 +126,12 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert json.loads((run / "results.json").read_text())["steps"] == 12
     assert main(["classify", "train", "--out", str(tmp_path / "fresh"), "--resume", "--data", str(data)]) == 2
     assert "no classify run" in capsys.readouterr().err
+    # Another data source is refused, even the built-in default written out (it was taken for "not given")
+    other = keyword_csv(tmp_path / "other.csv", rows=60, seed=1)
+    for flags in (["--dataset", "tweets"], ["--data", str(other)]):
+        assert main(["classify", "train", "--out", str(run), "--resume", *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"on its own data (--data {data})" in err and f"drop {flags[0]}" in err, err
 
 
 def test_init_from_extends_the_vocabulary_and_carries_every_weight(trained, tmp_path):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -224,11 +224,13 @@ def _write_info(run: Path, app: App, settings: Any, config: TrainConfig, data: P
 
 # ------------------------------------------------------------------------------------ lifecycle
 def train(app: App, settings: Any = None, config: TrainConfig | None = None, out: str | Path = "run", *,
-          resume: bool = False, progress: bool = True) -> dict:
+          resume: bool = False, progress: bool = True, given: Collection[str] | None = None) -> dict:
     """Train ``app`` with ``settings`` into the run directory ``out``; returns the app's report.
 
     With ``resume=True`` the run continues from its last checkpoint on the settings, seed and batch
-    size it started with (``settings`` is then ignored); the data must be unchanged.
+    size it started with (``settings`` is then ignored); the data must be unchanged: a data setting the
+    caller gives (``given``: the names of the settings written out on the command line; by default, those
+    that differ from their defaults) must name the run's own data.
     """
     import sys
 
@@ -240,7 +242,7 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     settings = settings if settings is not None else app.settings_class()
     if resume and (run / APP_FILE).exists():
         saved = read_run(run, app)
-        _check_same_data(app, settings, saved)
+        _check_same_data(app, settings, saved, given)
         settings = saved.settings
         kept = read_json_object(run / APP_FILE)["train"]
         config = dataclasses.replace(config, **kept)
@@ -341,17 +343,24 @@ def _train_members(app: App, model: torch.nn.Module, members: list[torch.nn.Modu
     return fitted
 
 
-def _check_same_data(app: App, given: Any, saved: Run) -> None:
+def _check_same_data(app: App, settings: Any, saved: Run, given: Collection[str] | None) -> None:
     """A resumed run continues on its own data; a different --data/--dataset is refused, not ignored."""
-    defaults = {f.name: f.default for f in dataclasses.fields(app.settings_class)}
-    normalized = app.normalize(given)
-    for name in app.data_fields:
-        value = getattr(given, name, None)
-        if value in (None, (), "", defaults.get(name)) or getattr(normalized, name) == getattr(saved.settings, name):
-            continue
-        flag = "--" + name.replace("_", "-")
-        raise InputError(f"--resume continues {saved.path} on its own data ({flag} {getattr(saved.settings, name)}); "
-                         f"drop {flag}, or start a new run with another --out")
+    if given is None:
+        defaults = {f.name: f.default for f in dataclasses.fields(app.settings_class)}
+        given = {name for name in app.data_fields
+                 if getattr(settings, name, None) not in (None, (), "", defaults.get(name))}
+    named = [name for name in app.data_fields if name in given]
+    if not named:
+        return
+    normalized = app.normalize(settings)
+    if all(getattr(normalized, name) == getattr(saved.settings, name) for name in app.data_fields):
+        return
+    # The saved source is named by its first data setting that is set (--data before --dataset).
+    source = next((name for name in app.data_fields if getattr(saved.settings, name) not in (None, (), "")),
+                  app.data_fields[0])
+    flags = " and ".join("--" + name.replace("_", "-") for name in named)
+    raise InputError(f"--resume continues {saved.path} on its own data (--{source.replace('_', '-')} "
+                     f"{getattr(saved.settings, source)}); drop {flags}, or start a new run with another --out")
 
 
 def _comparable(facts: dict) -> Any:
