@@ -321,6 +321,11 @@ def test_every_bad_input_gets_one_line_and_exit_2_before_any_training(tmp_path, 
         ["caption", "train", "--out", str(tmp_path / "x"), "--test-fraction", "0.7"])
     assert "max_items must be in 1..8" in cli_error(
         ["caption", "train", "--dataset", "digits", "--out", str(tmp_path / "x"), "--max-items", "9"])
+    # images too small for the convolutions: refused before the run directory exists, so it can be retried
+    err = cli_error(["caption", "train", "--dataset", "digits", "--examples", "40", "--conv-layers", "9",
+                     "--out", str(tmp_path / "deep"), "--max-steps", "1", "--quiet"])
+    assert "needs images of at least 512x512" in err and "--conv-layers 4 or fewer" in err
+    assert not (tmp_path / "deep").exists()
 
 
 def test_mixed_sizes_are_resized_when_asked(tmp_path):

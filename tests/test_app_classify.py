@@ -206,3 +206,24 @@ def test_without_validation_the_saved_model_is_the_weight_average(tmp_path):
     assert not (run / "checkpoints" / "best.json").exists()
     assert all(torch.equal(saved[k], average[k]) for k in average)
     assert any(not torch.equal(saved[k], live[f"training_weights.{k}"]) for k in average)
+
+
+def test_quiet_reaches_the_steps_an_app_calls(tmp_path, monkeypatch):
+    """--quiet is seen by what prepare and report call deep down (rendering a data set, a baseline's search:
+    caption, music, speech and dna printed their progress through --quiet)."""
+    from rnnkit.apps import classify
+    from rnnkit.train.progress import is_shown
+
+    seen = []
+    original = classify.Classify.prepare
+
+    def prepare(self, *args, **kwargs):
+        seen.append(is_shown())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(classify.Classify, "prepare", prepare)
+    data = keyword_csv(tmp_path / "kw.csv", rows=40)
+    base = ["classify", "train", "--data", str(data), "--max-steps", "2", *FAST]
+    assert main([*base, "--out", str(tmp_path / "quiet")]) == 0  # FAST has --quiet
+    assert main([*[a for a in base if a != "--quiet"], "--out", str(tmp_path / "loud")]) == 0
+    assert seen == [False, True] and is_shown()

@@ -43,6 +43,7 @@ from rnnkit.errors import InputError
 from rnnkit.models.captioner import Captioner, CaptionerConfig
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, distributed
+from rnnkit.train.progress import is_shown
 
 DATASETS = ("emoji", "digits", "fashion")
 INSTALL_BLEU = "pip install 'rnnkit[vision]' (or pip install sacrebleu)"
@@ -354,7 +355,7 @@ class Caption(lifecycle.App):
         return dataclasses.replace(settings, **changes) if changes else settings
 
     def prepare(self, settings: CaptionSettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
-        parts = load_splits(settings, config.seed)
+        parts = load_splits(settings, config.seed, progress=is_shown())
         train, val, test = parts
         vocab = build_vocab(train, settings.min_freq)
         longest = max(len(vocab.encode(c)) for captions in train.captions for c in captions) + 1
@@ -369,9 +370,15 @@ class Caption(lifecycle.App):
                                       process, device))
 
     def build_model(self, settings: CaptionSettings, data: lifecycle.Prepared) -> Captioner:
-        return Captioner(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
-                                             image_channels=data.facts["image_shape"][0], bos_id=BOS_ID,
-                                             eos_id=EOS_ID, pad_id=PAD_ID, max_length=data.facts["max_length"]))
+        model = Captioner(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
+                                              image_channels=data.facts["image_shape"][0], bos_id=BOS_ID,
+                                              eos_id=EOS_ID, pad_id=PAD_ID, max_length=data.facts["max_length"]))
+        try:  # before the run directory is written: a run that cannot train must not block its --out
+            model.check_image_size(*data.facts["image_shape"][1:])
+        except ValueError as error:
+            largest = min(data.facts["image_shape"][1:]).bit_length() - 1
+            raise InputError(f"{error}; use --conv-layers {largest} or fewer, or larger images") from None
+        return model
 
     def describe(self, settings: CaptionSettings, data: lifecycle.Prepared, model) -> str:
         shape, images = data.facts["image_shape"], data.facts["images"]

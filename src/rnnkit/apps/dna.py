@@ -49,6 +49,7 @@ from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfi
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
+from rnnkit.train.progress import is_shown
 from rnnkit.types import IGNORE_INDEX
 
 TASKS = ("classify", "lm")
@@ -514,7 +515,8 @@ class Dna(lifecycle.App):
             index = {label: i for i, label in enumerate(labels)}
             cut = [[(r.sequence[:settings.max_length], index[label]) for r, label in parts[name]]
                    for name in ("train", "val", "test")]
-            predict_kmers, chosen = nucleotides.kmer_logistic_regression(cut[0], cut[1], settings.baseline_max_k)
+            predict_kmers, chosen = nucleotides.kmer_logistic_regression(cut[0], cut[1], settings.baseline_max_k,
+                                                                         progress=is_shown())
             baseline = scores([y for _, y in cut[2]], predict_kmers([s for s, _ in cut[2]]), len(labels))
             result["kmer_baseline"] = {"accuracy": baseline["accuracy"], "macro_f1": baseline["macro_f1"], **chosen}
             result["beats_kmer_baseline"] = result["accuracy"] > result["kmer_baseline"]["accuracy"]

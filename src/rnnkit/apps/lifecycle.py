@@ -36,6 +36,7 @@ from rnnkit.errors import InputError, RunInterrupted
 from rnnkit.options import from_dict
 from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
 from rnnkit.train.distributed import launched_rank
+from rnnkit.train.progress import shown
 from rnnkit.train.state import seed_everything
 
 #: Version of the run-directory layout; runs written by a newer rnnkit are refused with a clear line.
@@ -232,6 +233,12 @@ def train(app: App, settings: Any = None, config: TrainConfig | None = None, out
     caller gives (``given``: the names of the settings written out on the command line; by default, those
     that differ from their defaults) must name the run's own data.
     """
+    with shown(progress):
+        return _train(app, settings, config, out, resume=resume, progress=progress, given=given)
+
+
+def _train(app: App, settings: Any, config: TrainConfig | None, out: str | Path, *, resume: bool, progress: bool,
+           given: Collection[str] | None) -> dict:
     import sys
 
     config = config or app.default_config()

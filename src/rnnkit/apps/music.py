@@ -48,6 +48,7 @@ from rnnkit.models.generator import SequenceGenerator
 from rnnkit.models.pianoroll import PianoRollModel
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
+from rnnkit.train.progress import is_shown
 from rnnkit.types import IGNORE_INDEX
 
 MODES = ("polyphonic", "melodic")
@@ -317,7 +318,7 @@ class Music(lifecycle.App):
         return dataclasses.replace(settings, data=data, dataset=dataset, mode=mode)
 
     def prepare(self, settings: MusicSettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
-        pieces, source = load_pieces(settings)
+        pieces, source = load_pieces(settings, progress=is_shown())
         items = encode_pieces(pieces, settings)
         train_part, val_part, test_part = split_pieces([v for _, v in items], settings, config.seed)
         sizes = {"train": len(train_part), "val": len(val_part), "test": len(test_part),

@@ -43,6 +43,7 @@ from rnnkit.models.ctc import (
 )
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
+from rnnkit.train.progress import is_shown
 from rnnkit.types import IGNORE_INDEX
 
 TASKS = ("words", "ctc")
@@ -461,7 +462,7 @@ class Speech(lifecycle.App):
             audio.librosa()
 
     def prepare(self, settings: SpeechSettings, config: TrainConfig, run: Path) -> lifecycle.Prepared:
-        parts = load_parts(settings, config.seed)
+        parts = load_parts(settings, config.seed, progress=is_shown())
         if not parts[0]:
             raise InputError("nothing left to train on after the split; add data or lower the held-out shares")
         cache = audio.FeatureCache(settings.cache_dir or run / "features")

@@ -151,17 +151,22 @@ class Captioner(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(hidden + key_size, config.vocab_size)
 
+    def check_image_size(self, height: int, width: int) -> None:
+        """Each convolution block halves the image: ``conv_layers`` of them need ``2 ** conv_layers`` pixels."""
+        minimum = 2 ** self.config.conv_layers
+        if min(height, width) < minimum:
+            raise ValueError(f"Captioner with conv_layers={self.config.conv_layers} needs images of at least "
+                             f"{minimum}x{minimum} pixels, got {(height, width)}")
+
     def encode(self, images: Tensor) -> CaptionState:
         """The image's regions and the decoder's start state (Xu eq. 5)."""
-        config, minimum = self.config, 2 ** self.config.conv_layers
+        config = self.config
         if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != config.image_channels \
                 or not images.is_floating_point():
             got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
             raise ValueError(f"Captioner expects float images of shape (batch, {config.image_channels}, H, W), "
                              f"got {got}")
-        if min(images.shape[2:]) < minimum:
-            raise ValueError(f"Captioner with conv_layers={config.conv_layers} needs images of at least "
-                             f"{minimum}x{minimum} pixels, got {tuple(images.shape[2:])}")
+        self.check_image_size(*images.shape[2:])
         keys, _ = self.encoder(images)
         mean = keys.mean(dim=1)
         batch = images.shape[0]

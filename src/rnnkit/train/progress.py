@@ -7,12 +7,33 @@ the run directory, and ``plot_curves`` turns that file into ``curves.png`` at th
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+
+_SHOWN = contextvars.ContextVar("rnnkit_progress_shown", default=True)
+
+
+@contextlib.contextmanager
+def shown(enabled: bool) -> Iterator[None]:
+    """Within the block, :func:`is_shown` says ``enabled``: an application's run (``--quiet`` or not) tells
+    the steps it calls deep down (rendering a data set, fitting a baseline) whether to report progress."""
+    token = _SHOWN.set(enabled)
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
+
+
+def is_shown() -> bool:
+    """Whether the enclosing :func:`shown` block (by default: yes) wants progress reported."""
+    return _SHOWN.get()
 
 
 def format_duration(seconds: float) -> str:
