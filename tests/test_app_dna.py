@@ -491,3 +491,11 @@ def test_same_seed_same_bits_and_a_killed_run_resumes_to_them(task, tmp_path, mo
     other = tmp_path / "other"
     assert main([*argv(other), "--seed", "8"]) == 0
     assert training_losses(other) != training_losses(first)
+
+
+def test_records_without_mirbase_ids_are_refused_when_the_built_in_labels_are_asked_for():
+    """`dna evaluate --run <built-in classifier> --data mine.fa`: labels come from miRBase organism names, which
+    ids like 'a' lack; one line naming the fix (it crashed in torch.cat on an empty list)."""
+    records = [nucleotides.Record(name, "", "ACGU", True) for name in ("a", "b")]
+    with pytest.raises(InputError, match="none of the 2 record ids names a miRBase organism.*--label-pattern"):
+        dna.label_records(records, dna.DnaSettings(), builtin=True)

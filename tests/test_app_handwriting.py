@@ -262,6 +262,9 @@ def test_reading_lines_with_ctc(tmp_path, capsys, one_thread):
     assert main(["handwriting", "evaluate", "--run", str(run), "--data", fresh, "--json", "--beam-size", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["examples"] == 40 and result["beam_size"] == 4 and result["beam"]["cer"] < 0.15
+    foreign = write_folder(tmp_path / "foreign", [(image, "seven") for image, _ in glyph_lines(4, 6)])
+    err = _error(capsys, ["handwriting", "evaluate", "--run", str(run), "--data", foreign])
+    assert "use characters" in err and "not seen in training" in err  # it scored them: cer 1.0, exit 0
 
 
 # ------------------------------------------------------------------------ slow: reproducibility

@@ -235,6 +235,10 @@ def label_records(records: list[Record], settings: DnaSettings, builtin: bool) -
         from rnnkit.datasets.dna import organism_group
 
         found = [(r, group) for r in records if (group := organism_group(r.id))]
+        if not found:
+            raise InputError(f"none of the {len(records)} record ids names a miRBase organism (e.g. {records[0].id!r}, "
+                             "where the built-in data has ids like 'hsa-mir-21'); pass --labels FILE (id<TAB>label) "
+                             "or --label-pattern REGEX")
     return found, len(records) - len(found)
 
 

@@ -558,6 +558,11 @@ def evaluate(run: str | Path, *, data: str | None = None, labels: str | None = N
         if not len(targets):
             raise InputError(f"{run} has no test split (test_fraction 0); pass --data FOLDER")
     if facts["task"] == "lines":
+        if data is not None:
+            unknown = sorted({c for text in targets for c in text} - set(facts["alphabet"]))
+            if unknown:
+                raise InputError(f"the texts of {data} use characters {''.join(unknown[:20])!r} that were not seen in "
+                                 f"training; the model writes only {facts['alphabet']!r}")
         beam = settings.beam_size if beam_size is None else beam_size
         result = lines_report(model, images, list(targets), vocab, facts, beam)
     else:
