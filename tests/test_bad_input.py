@@ -179,3 +179,24 @@ def test_a_damaged_app_json_is_one_line(tmp_path, cli_error, content, message, v
     line = cli_error(argv)  # one line, no traceback
     if verb[0] == "classify" or content == "[]":  # export and serve read only which app the run is
         assert "is damaged" in line and message in line, line
+
+
+def test_a_binary_file_where_text_belongs_is_named_for_what_it_is(tmp_path):
+    """A WAV passed as the transcript table was called 'not valid utf-8', and --encoding latin-1, the
+    suggested fix, then read it as a broken CSV."""
+    from rnnkit.data.nucleotides import read_records
+
+    wav = tmp_path / "clip.wav"
+    wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xa4\x1f")
+    for encoding in ("utf-8", "latin-1"):
+        with pytest.raises(InputError, match=r"clip.wav is a WAV \(RIFF\) file, not text"):
+            read_table(wav, encoding=encoding)
+    blob = tmp_path / "data.csv"
+    blob.write_bytes(b"text,label\n\x00\x01\x02,a\n")
+    with pytest.raises(InputError, match="is a binary file, not text"):
+        read_text(blob)
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_text("text,label\nhello,a\n", encoding="utf-16")  # NUL bytes, but text: it has a byte-order mark
+    assert read_text(utf16, "utf-16").startswith("text,label")
+    with pytest.raises(InputError, match="not a text FASTA file"):  # was a bare 'utf-8' codec error
+        read_records(wav)

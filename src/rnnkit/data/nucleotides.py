@@ -107,7 +107,10 @@ def read_records(path: str | Path, *, skip_empty: bool = False) -> list[Record]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file" if not path.exists() else f"{path} is a directory, not a file")
-    fmt = sequence_format(path)
+    try:
+        fmt = sequence_format(path)
+    except UnicodeDecodeError:
+        fmt = "fasta"  # the parse below says it is not text
     records, empty = [], []
     try:
         with _open(path) as handle:

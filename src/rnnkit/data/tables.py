@@ -21,6 +21,22 @@ BYTE_ORDER_MARK = "\ufeff"
 _CSV_LIMIT_CEILING = 2 ** 31 - 1
 
 
+#: The first bytes of binary files people pass by mistake where a text file belongs.
+_SIGNATURES = ((b"RIFF", "a WAV (RIFF) file"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+               (b"GIF8", "a GIF image"), (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a zip archive"),
+               (b"\x1f\x8b", "a gzip archive"), (b"MThd", "a MIDI file"), (b"fLaC", "a FLAC file"),
+               (b"OggS", "an Ogg file"), (b"ID3", "an MP3 file"))
+
+
+def binary_kind(data: bytes) -> str | None:
+    """What a file that is not text looks like (``"a WAV (RIFF) file"``, ..., ``"a binary file"`` for NUL bytes
+    near its start), or ``None`` for what may be text."""
+    for signature, kind in _SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    return "a binary file" if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")) else None
+
+
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     """A text file's contents, with one-line errors for missing, empty and wrongly encoded files.
 
@@ -33,6 +49,9 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     if path.is_dir():
         raise InputError(f"{path} is a directory; pass a text file")
     data = path.read_bytes()
+    kind = binary_kind(data)
+    if kind is not None and not encoding.lower().replace("-", "").startswith("utf16"):
+        raise InputError(f"{path} is {kind}, not text; pass a text file (CSV, TSV, JSONL or plain text) here")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
