@@ -266,6 +266,15 @@ def test_word_recognition_learns_and_its_verbs_agree(tmp_path, one_thread, capsy
     assert main(["speech", "transcribe", "--run", str(tmp_path / "run"), str(wav), "--json"]) == 0
     item = json.loads(capsys.readouterr().out)
     assert item["text"] in ("yes", "no") and sum(p for _, p in item["top"]) == pytest.approx(1, abs=1e-5)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "b.wav").write_bytes(wav.read_bytes())
+    (folder / "a.wav").write_bytes(wav.read_bytes())
+    assert main(["speech", "transcribe", "--run", str(tmp_path / "run"), str(folder), "--json"]) == 0
+    assert [json.loads(line)["file"] for line in capsys.readouterr().out.splitlines()] == \
+        [str(folder / "a.wav"), str(folder / "b.wav")]  # a folder was "does not exist"
+    assert main(["speech", "transcribe", "--run", str(tmp_path / "run"), str(wav), "--plot", "x.png"]) == 2
+    assert "--plot draws a CTC alignment" in capsys.readouterr().err  # it wrote nothing and said nothing
 
 
 @pytest.mark.slow
@@ -293,6 +302,9 @@ def test_ctc_on_wav_transcripts_decodes_and_reports_error_rates(tmp_path, one_th
                  "--plot", str(tmp_path / "a.png")]) == 0
     assert capsys.readouterr().out.startswith(str(tmp_path / rows[0][0]))
     assert (tmp_path / "a.png").stat().st_size > 0
+    assert main(["speech", "transcribe", "--run", str(tmp_path / "run"), str(tmp_path / rows[0][0]),
+                 "--plot", str(tmp_path / "none" / "a.png")]) == 2  # refused before the work, not after
+    assert "does not exist; create it first" in capsys.readouterr().err
 
 
 @pytest.mark.slow

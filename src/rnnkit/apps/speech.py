@@ -614,13 +614,18 @@ def evaluate(run: str | Path, *, data: str | None = None, tidigits: bool = False
 
 def transcribe(run: str | Path, files: Sequence[str], *, beam_size: int = 1, top: int = 3, plot: str | None = None,
                device: str = "cpu") -> list[dict]:
-    """For each WAV file: ``{"file", "text"}`` (ctc) or ``{"file", "text", "probability", "top"}`` (words)."""
-    if not files:
-        raise InputError("no audio files to transcribe; pass WAV paths as arguments")
+    """For each WAV file (folders are expanded): ``{"file", "text"}`` (ctc) or ``{"file", "text", "probability",
+    "top"}`` (words). ``plot`` (ctc runs): the first clip's spectrogram with its alignment, saved there."""
+    files = audio.expand_wav_paths(files)
     model, vocab, info = load_run(run, device)
     settings, facts = info.settings, info.facts
     if settings.dataset == "japanese_vowels":
         raise InputError(f"{run} was trained on Japanese Vowels LPC features, not audio; it cannot read WAV files")
+    if plot:
+        if settings.task != "ctc":
+            raise InputError(f"--plot draws a CTC alignment; {run} is a {settings.task} run (drop --plot)")
+        if not Path(plot).parent.is_dir():
+            raise InputError(f"--plot {plot}: the folder {Path(plot).parent} does not exist; create it first")
     items = []
     for file in files:
         samples, rate = audio.read_wav(file)
@@ -628,7 +633,7 @@ def transcribe(run: str | Path, files: Sequence[str], *, beam_size: int = 1, top
     frames = prepared_frames(settings, facts, items, run)
     results = [{"file": str(file), **{k: v for k, v in answer.items() if k != "probabilities"}}
                for file, answer in zip(files, recognise(model, vocab, facts, frames, beam_size=beam_size, top=top))]
-    if plot and settings.task == "ctc":
+    if plot:
         lp = log_probs_of(model, frames[:1])[0]
         spectrogram_alignment_plot(frames[0], lp, vocab, settings.model.subsample, Path(plot),
                                    f"{Path(files[0]).name} -> {results[0]['text']!r}")

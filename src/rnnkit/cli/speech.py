@@ -50,7 +50,7 @@ def add_parser(subparsers) -> None:
     transcribe = add_run_verb(verbs, "transcribe", app="speech",
                               help="the text of WAV files (or their word with probabilities)", epilog=EXAMPLES,
                               func=run_transcribe, json_help="one JSON object per file")
-    transcribe.add_argument("files", nargs="*", metavar="WAV", help="audio files")
+    transcribe.add_argument("files", nargs="*", metavar="WAV", help="audio files, or folders of them")
     transcribe.add_argument("--beam-size", type=int, default=1, help="ctc: prefix beam width (default 1: greedy)")
     transcribe.add_argument("--top", type=int, default=3, help="words task: show this many words (default 3)")
     transcribe.add_argument("--plot", metavar="PNG", help="ctc: spectrogram and CTC alignment of the first file")

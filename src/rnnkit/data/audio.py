@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,22 @@ class FeatureSpec:
 
 
 # ----------------------------------------------------------------------------------- reading
+def expand_wav_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """WAV files, with each folder among ``paths`` replaced by the ``.wav`` files in it (sorted)."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
+            if not found:
+                raise InputError(f"{path} holds no .wav files; put the WAV files directly in it")
+            out.extend(found)
+        else:
+            out.append(path)
+    if not out:
+        raise InputError("no audio files given; pass WAV files or a folder of them")
+    return out
+
+
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """``(mono float32 samples in [-1, 1], sample rate)`` of a WAV file, with one-line errors for a
     missing, empty, non-WAV or corrupt file (several channels are averaged)."""
@@ -96,7 +113,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     if not head:
         raise InputError(f"audio file {path} is empty (0 bytes); record or synthesise it again")
     if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
-        raise InputError(f"{path} is not a WAV file; convert it first, e.g. `sox {path.name} {path.stem}.wav`")
+        raise InputError(f"{path} is not a WAV file; convert it first, e.g. "
+                         f"`sox {path.name} {path.stem}{'-converted' if path.suffix.lower() == '.wav' else ''}.wav`")
     import soundfile
 
     try:
