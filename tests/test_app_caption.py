@@ -384,6 +384,14 @@ def test_evaluate_and_caption_reuse_the_run(trained, tmp_path, capsys, cli_error
     assert main(["caption", "evaluate", "--run", str(run)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["bleu"] == pytest.approx(results["bleu"]) and evaluated["examples"] == 40
+    # another label file's columns: the error names --file-column, which evaluate now has
+    other = write_folder(tmp_path / "other", 8, seed=5)
+    labels = (other / "labels.csv").read_text().replace("file,caption", "image,text", 1)
+    (other / "labels.csv").write_text(labels, encoding="latin-1")
+    assert "--file-column" in cli_error(["caption", "evaluate", "--run", str(run), "--data", str(other)])
+    assert main(["caption", "evaluate", "--run", str(run), "--data", str(other), "--file-column", "image",
+                 "--caption-column", "text", "--encoding", "latin-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 8
 
     rng = np.random.default_rng(99)
     pictures = [picture(rng) for _ in range(6)]

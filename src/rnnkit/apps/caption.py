@@ -484,15 +484,20 @@ def check_decoding(beam: int, alpha: float) -> None:
         raise InputError(f"--alpha must be >= 0, got {alpha}")
 
 
+#: What :func:`evaluate` may read differently from the run's training data.
+READING = ("file_column", "caption_column", "encoding")
+
+
 def evaluate(run: str | Path, data: str | Path | None = None, labels: str | Path | None = None, *, beam: int = 3,
-             alpha: float = 0.6, resize: bool = False, device: str = "cpu") -> dict:
-    """BLEU-4 and exact match of a trained run on a folder of images with captions (default: its test split)."""
+             alpha: float = 0.6, resize: bool = False, device: str = "cpu", reading: dict | None = None) -> dict:
+    """BLEU-4 and exact match of a trained run on a folder of images with captions (default: its test split).
+    ``reading`` overrides the run's :data:`READING` settings for ``data`` (another label file's columns)."""
     from rnnkit.data.images import read_labelled_folder
 
     check_decoding(beam, alpha)
     model, vocab, info = load_run(run, device)
     folder = Path(data) if data else Path(run) / "splits" / "test"
-    settings = info.settings
+    settings = dataclasses.replace(info.settings, **(reading or {}))
     columns = dict(file_column=settings.file_column, label_column=settings.caption_column) if data else \
         dict(file_column="file", label_column="caption")
     channels, height, width = info.facts["image_shape"]

@@ -539,15 +539,20 @@ def load_user_images(paths: Sequence[str | Path], settings: HandwritingSettings,
     return [_as_uint8(a, invert) for a in arrays]
 
 
+#: What :func:`evaluate` may read differently from the run's training data.
+READING = ("file_column", "label_column")
+
+
 def evaluate(run: str | Path, *, data: str | None = None, labels: str | None = None, resize: bool | None = None,
-             beam_size: int | None = None, device: str = "cpu") -> dict:
+             beam_size: int | None = None, device: str = "cpu", reading: dict | None = None) -> dict:
     """The test report of a trained run: on ``data`` (a folder with a label file) if given, else on the
-    run's own test split (rebuilt from its saved settings and seed)."""
+    run's own test split (rebuilt from its saved settings and seed). ``reading`` overrides the run's
+    :data:`READING` settings for ``data``."""
     model, vocab, info = load_run(run, device)
     settings, facts = info.settings, info.facts
     if data is not None:
-        files, rows = image_io.labelled_files(data, labels, file_column=settings.file_column,
-                                              label_column=settings.label_column,
+        columns = {"file_column": settings.file_column, "label_column": settings.label_column, **(reading or {})}
+        files, rows = image_io.labelled_files(data, labels, **columns,
                                               what="text" if facts["task"] == "lines" else "label")
         images = load_user_images([files[i] for i, _ in rows], settings, facts, resize)
         targets, where = [label for _, label in rows], data

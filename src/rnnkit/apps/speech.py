@@ -584,17 +584,23 @@ def prepared_frames(settings: SpeechSettings, facts: dict, items: list[Utterance
     return [stack(norm(f), k) for f in frames_of(items, settings, cache)]
 
 
+#: What :func:`evaluate` may read differently from the run's training data.
+READING = ("audio_column", "text_column", "encoding")
+
+
 def evaluate(run: str | Path, *, data: str | None = None, tidigits: bool = False, beam_size: int | None = None,
-             device: str = "cpu", progress: bool = False) -> dict:
+             device: str = "cpu", progress: bool = False, reading: dict | None = None) -> dict:
     """Metrics of a trained run on ``data`` (a transcript file), on the TIDIGITS utterances, or on the
-    run's own test split (rebuilt from its settings and seed)."""
+    run's own test split (rebuilt from its settings and seed). ``reading`` overrides the run's
+    :data:`READING` settings for ``data``."""
     model, vocab, info = load_run(run, device)
     settings, facts = info.settings, info.facts
     beam = beam_size or settings.beam_size
     if tidigits:
         return {"evaluated_on": "TIDIGITS (pocketsphinx-testdata)", **tidigits_check(model, vocab, settings, facts, beam)}
     if data is not None:
-        items, where = read_transcripts(data, settings.audio_column, settings.text_column), data
+        given = dataclasses.replace(settings, **(reading or {}))
+        items, where = read_transcripts(data, given.audio_column, given.text_column, encoding=given.encoding), data
     else:
         items, where = load_parts(settings, info.seed, progress=progress, only="test")[2], "the run's test split"
         if not items:

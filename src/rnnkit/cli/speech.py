@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_command, add_run_verb, add_train_verb
+from rnnkit.cli.common import add_command, add_reading_options, add_run_verb, add_train_verb, reading_options
 
 EXAMPLES = """examples:
   rnnkit speech train --out runs/digits                  # spoken digits, synthetic voices (espeak-ng + flite)
@@ -27,7 +27,7 @@ one with the text: `file,text` / `clips/001.wav,three one four`. Any sample rate
 
 
 def add_parser(subparsers) -> None:
-    from rnnkit.apps.speech import APP, describe, describe_anchors
+    from rnnkit.apps.speech import APP, READING, describe, describe_anchors
 
     verbs = add_command(subparsers, "speech", help="speech recognition: train, evaluate, transcribe",
                         description=__doc__, epilog=EXAMPLES)
@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--tidigits", action="store_true",
                           help="the 31 real TIDIGITS utterances of pocketsphinx-testdata (ctc runs on 13 MFCCs)")
     evaluate.add_argument("--beam-size", type=int, help="prefix beam width (default: the run's)")
+    add_reading_options(evaluate, APP.settings_class, READING)
 
     transcribe = add_run_verb(verbs, "transcribe", app="speech",
                               help="the text of WAV files (or their word with probabilities)", epilog=EXAMPLES,
@@ -57,9 +58,10 @@ def add_parser(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.apps.speech import describe, evaluate
+    from rnnkit.apps.speech import READING, describe, evaluate
 
-    result = evaluate(args.run, data=args.data, tidigits=args.tidigits, beam_size=args.beam_size, device=args.device)
+    result = evaluate(args.run, data=args.data, tidigits=args.tidigits, beam_size=args.beam_size, device=args.device,
+                      reading=reading_options(args, READING))
     print(json.dumps(result) if args.json else f"{result['evaluated_on']}: {describe(result)}")
     return 0
 
