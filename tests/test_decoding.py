@@ -90,6 +90,24 @@ def test_exhaustive_beam_equals_brute_force_with_length_normalisation(alpha, tab
     assert result.scores.item() == pytest.approx(score)
 
 
+def test_banned_tokens_are_never_emitted_and_scores_stay_the_models():
+    """With A banned, greedy's trap is gone (B EOS: 0.4 * 0.9) and an exhaustive beam equals brute force
+    over the sequences without A, scored with the model's own (not renormalised) probabilities."""
+    decoder = MarkovDecoder(GREEDY_TRAP)
+    state = torch.zeros(1, dtype=torch.int64)
+    greedy = greedy_decode(decoder, state, bos_id=BOS, eos_id=EOS, max_length=5, batch_size=1, banned=(A,))
+    assert greedy.tokens[0, :2].tolist() == [B, EOS] and greedy.log_probs.item() == pytest.approx(math.log(0.36))
+    beam = beam_search(decoder, state, beam_size=64, bos_id=BOS, eos_id=EOS, max_length=5, alpha=0.0,
+                       batch_size=1, banned=(A, B))
+    # only EOS is left: BOS -> EOS has probability 0 in the table, so every hypothesis is impossible
+    assert A not in beam.tokens[0].tolist() and B not in beam.tokens[0].tolist()
+    short = MarkovDecoder(SHORT_VS_LONG)
+    result = beam_search(short, state, beam_size=64, bos_id=BOS, eos_id=EOS, max_length=5, alpha=2.0,
+                         batch_size=1, banned=(A,))
+    assert result.tokens[0, :result.lengths.item()].tolist() == [EOS]  # [A, EOS] wins unbanned (below)
+    assert result.log_probs.item() == pytest.approx(math.log(0.5))
+
+
 def test_length_normalisation_changes_the_winner():
     decoder = MarkovDecoder(SHORT_VS_LONG)
     assert brute_force_best(decoder, 0, 5, 0.0)[1] == [EOS]

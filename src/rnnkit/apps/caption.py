@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
 from rnnkit.apps.common import exact_match_fn
-from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
+from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
 from rnnkit.models.captioner import Captioner, CaptionerConfig
 from rnnkit.options import nested, option
@@ -267,7 +267,9 @@ def decode(model: Captioner, images: torch.Tensor, *, beam: int = 1, alpha: floa
 
     config = model.config
     state = model.encode(images.to(next(model.parameters()).device))
-    limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, max_length=config.max_length)
+    # A caption never holds <pad> or <bos>, nor <unk>: a rare word the model cannot spell is left out.
+    limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, max_length=config.max_length,
+                  banned=(PAD_ID, BOS_ID, UNK_ID))
     if beam == 1:
         return greedy_decode(model, state, **limits)
     return beam_search(model, state, beam_size=beam, alpha=alpha, **limits)

@@ -207,7 +207,9 @@ def decode(model, inputs: torch.Tensor, lengths: torch.Tensor, *, beam: int = 1,
     config = model.config
     device = next(model.parameters()).device
     state = model.encode(inputs.to(device), lengths)
-    limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, max_length=max_length or config.max_length)
+    # <unk> stays possible: it marks a source word with no known translation, where another word would be wrong.
+    limits = dict(bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, max_length=max_length or config.max_length,
+                  banned=(PAD_ID, BOS_ID))
     if beam == 1:
         return greedy_decode(model, state, **limits)
     return beam_search(model, state, beam_size=beam, alpha=alpha, **limits)

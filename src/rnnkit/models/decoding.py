@@ -15,6 +15,7 @@ the emitted tokens including ``EOS``. While searching, beams compete on raw ``lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -74,8 +75,18 @@ def _device(decoder) -> torch.device:
 
 
 @torch.no_grad()
+def _ban(log_probs: Tensor, banned: Sequence[int]) -> Tensor:
+    """Tokens a decoder must never emit (``<pad>``, ``<bos>``, ...) made impossible; the others keep the
+    model's own log-probabilities (scores stay the model's, not a renormalised distribution's)."""
+    if not banned:
+        return log_probs
+    log_probs = log_probs.clone()
+    log_probs[:, list(banned)] = float("-inf")
+    return log_probs
+
+
 def greedy_decode(decoder, state=None, *, bos_id: int, eos_id: int, max_length: int, pad_id: int = 0,
-                  batch_size: int | None = None) -> Decoded:
+                  batch_size: int | None = None, banned: Sequence[int] = ()) -> Decoded:
     """Emit the most probable token at every step until ``EOS`` or ``max_length`` tokens.
 
     Args:
@@ -84,6 +95,7 @@ def greedy_decode(decoder, state=None, *, bos_id: int, eos_id: int, max_length: 
         bos_id: first input token. eos_id: the token that ends a sequence. pad_id: filler after ``EOS``.
         max_length: most tokens emitted per sequence (``EOS`` included); longer outputs are cut.
         batch_size: needed only when it cannot be read from ``state``.
+        banned: token ids never emitted (say ``<pad>``, ``<bos>`` and ``<unk>``).
     """
     batch, tokens = _start(decoder, state, batch_size, bos_id, max_length, _device(decoder))
     finished = torch.zeros(batch, dtype=torch.bool, device=tokens.device)
@@ -92,7 +104,7 @@ def greedy_decode(decoder, state=None, *, bos_id: int, eos_id: int, max_length: 
     emitted, attention = [], []
     for _ in range(max_length):
         logits, state = decoder.step(tokens, state)
-        step_log_probs = torch.log_softmax(logits.double(), dim=-1)
+        step_log_probs = _ban(torch.log_softmax(logits.double(), dim=-1), banned)
         tokens = step_log_probs.argmax(dim=-1)
         chosen = step_log_probs.gather(1, tokens[:, None]).squeeze(1)
         log_probs += torch.where(finished, torch.zeros_like(chosen), chosen)
@@ -109,7 +121,7 @@ def greedy_decode(decoder, state=None, *, bos_id: int, eos_id: int, max_length: 
 
 @torch.no_grad()
 def beam_search(decoder, state=None, *, beam_size: int, bos_id: int, eos_id: int, max_length: int,
-                alpha: float = 0.6, pad_id: int = 0, batch_size: int | None = None) -> Decoded:
+                alpha: float = 0.6, pad_id: int = 0, batch_size: int | None = None, banned: Sequence[int] = ()) -> Decoded:
     """Keep the ``beam_size`` most probable prefixes per sequence; return the best by normalised score.
 
     Each step extends every live beam by every token, keeps the ``beam_size`` best by ``log p``;
@@ -119,7 +131,7 @@ def beam_search(decoder, state=None, *, beam_size: int, bos_id: int, eos_id: int
     ``beam_size=1`` this is greedy decoding.
 
     Args:
-        decoder, state, bos_id, eos_id, max_length, pad_id, batch_size: as :func:`greedy_decode`.
+        decoder, state, bos_id, eos_id, max_length, pad_id, batch_size, banned: as :func:`greedy_decode`.
         beam_size: beams per sequence. alpha: length-normalisation strength (0 = none).
 
     >>> from rnnkit.models.tagger import SequenceTagger
@@ -144,7 +156,7 @@ def beam_search(decoder, state=None, *, beam_size: int, bos_id: int, eos_id: int
     attention = None
     for _ in range(max_length):
         logits, state = decoder.step(tokens, state)
-        step_log_probs = torch.log_softmax(logits.double(), dim=-1)
+        step_log_probs = _ban(torch.log_softmax(logits.double(), dim=-1), banned)
         vocab = step_log_probs.shape[-1]
         frozen = torch.full_like(step_log_probs[0], float("-inf"))
         frozen[eos_id] = 0.0  # a finished beam continues only with EOS, at no cost
