@@ -533,7 +533,8 @@ class Speech(lifecycle.App):
                   "train_seconds": fitted.get("train_seconds")}
         frames, texts = data.test
         anchors = "japanese_vowels" if settings.dataset == "japanese_vowels" else settings.task
-        result["anchors"] = ANCHORS[anchors]
+        if settings.data is None:  # the anchors describe what differs from the built-in data, not a user's
+            result["anchors"] = ANCHORS[anchors]
         if not texts:
             return result
         if settings.task == "words":
@@ -679,6 +680,8 @@ def describe(result: dict) -> str:
 
 
 def describe_anchors(result: dict) -> str:
+    if not result.get("anchors"):
+        return ""
     lines = ["published anchors, beside ours (what differs is named; different data is never comparable as equal):"]
     for a in result.get("anchors", []):
         lines.append(f"  {a['result']}: {a['setting']}; differs: {a['differs']}")

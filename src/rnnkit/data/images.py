@@ -95,7 +95,7 @@ def fit_size(image, policy: str, size: Sequence[int] | None, path: str | Path = 
     if policy == "refuse":
         raise InputError(f"{path} is {height}x{width} pixels (height x width) but the other images are "
                          f"{target_h}x{target_w}; give images of one size, or let them be resized "
-                         "(--resize, or size_policy='resize')")
+                         "(--resize on the command line)")
     if policy == "height":
         if height == target_h:
             return image
