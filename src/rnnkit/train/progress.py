@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from rnnkit._files import replace_atomically
 
 _SHOWN = contextvars.ContextVar("rnnkit_progress_shown", default=True)
 
@@ -139,8 +140,8 @@ class MetricsLog:
         """Drop records newer than ``step`` (written by a run that was killed after its last checkpoint)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in self.read() if line.get("step", 0) <= step]
-        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        kept = "".join(json.dumps(record) + "\n" for record in self.read() if record.get("step", 0) <= step)
+        replace_atomically(self.path, lambda temporary: temporary.write_text(kept))  # a kill keeps the old log
 
     def read(self) -> list[dict]:
         records = []
