@@ -581,3 +581,23 @@ def test_validation_loss_of_variable_length_float_targets_is_the_mean_over_valid
     assert [count_targets(b) for b in batches] == [6, 3]  # frames, not rows (2 and 3)
     expected = float(torch.cat(frames).mean())
     assert evaluate_loss(FrameLoss(), batches) == pytest.approx(expected, rel=1e-6)
+
+
+def test_plateau_decays_at_its_patience_and_counts_any_gain_as_improvement():
+    """The oracle: the rule as documented, written out. Decay at the 2nd evaluation in a row without a strict
+    gain (torch's own patience=2 waited for the 3rd), and a gain of 1e-6 relative is a gain (torch's default
+    threshold of 1e-4 ignored it, while the trainer marked it best)."""
+    for values, expected in [
+        ([5.0] * 8, [1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125]),  # first evaluation is the best so far
+        ([5.0 * (1 - 1e-6) ** k for k in range(8)], [1.0] * 8),
+    ]:
+        feed = iter(values)
+        config = TrainConfig(lr=1.0, optimizer="sgd", momentum=0.0, schedule="plateau", plateau_patience=2,
+                             lr_decay=0.5, eval_every=1, max_steps=8, batch_size=16, clip_norm=None,
+                             monitor="val_score", monitor_mode="min")
+        trainer = Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, val_data=regression_data(),
+                          loss_fn=mse, metrics_fn=lambda model, data: {"score": next(feed)}, progress=False)
+        trainer.fit()
+        lrs = [r["lr"] for r in trainer.history if "loss" in r]
+        # the lr logged at step k+1 is the one set after the evaluation at step k
+        assert lrs[1:] == pytest.approx(expected[:-1]), lrs

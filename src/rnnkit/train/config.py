@@ -57,7 +57,8 @@ class TrainConfig:
     step_size: int = option(1000, "'step' schedule: multiply the lr by lr_decay every this many steps")
     lr_decay: float = option(0.5, "'step' and 'plateau' schedules: factor applied to the lr")
     min_lr: float = option(0.0, "'cosine' and 'plateau' schedules: the lr never goes below this")
-    plateau_patience: int = option(2, "'plateau' schedule: evaluations without improvement before decaying")
+    plateau_patience: int = option(2, "'plateau' schedule: decay at this many evaluations in a row without "
+                                      "improvement (any strict gain of the monitored metric counts)")
     clip_norm: float | None = option(1.0, "clip the global gradient norm to this (None: no norm clipping)")
     clip_value: float | None = option(None, "clip every gradient element to [-v, v] (None: off)")
     eval_every: int = option(200, "evaluate on the validation data every this many steps (and at the end)")

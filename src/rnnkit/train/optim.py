@@ -52,8 +52,11 @@ class Schedule:
         self.per_step = LambdaLR(optimizer, lambda step: lr_factor(step, config))
         self.plateau = None
         if config.schedule == "plateau":
+            # Decay at the plateau_patience-th evaluation without improvement (torch's patience counts the ones
+            # it tolerates), and judge improvement as the trainer does: any strict gain (torch's default is 1e-4).
             self.plateau = ReduceLROnPlateau(optimizer, mode=config.monitor_direction, factor=config.lr_decay,
-                                             patience=config.plateau_patience, min_lr=config.min_lr)
+                                             patience=max(config.plateau_patience - 1, 0), threshold=0.0,
+                                             min_lr=config.min_lr)
 
     def step(self, completed_steps: int) -> None:
         """Advance after an optimizer step; under ``plateau`` only warmup moves the rate per step."""
