@@ -124,6 +124,9 @@ def test_resume_continues_to_more_steps(tmp_path, capsys):
     assert main([*base, "--max-steps", "6", "--checkpoint-every", "3"]) == 0
     assert main([*base, "--max-steps", "12", "--checkpoint-every", "3", "--resume"]) == 0
     assert json.loads((run / "results.json").read_text())["steps"] == 12
+    assert main([*base, "--max-steps", "12", "--resume", "--lr", "0.1"]) == 2  # was ignored: the optimizer kept 2e-3
+    assert "with its own --lr (the run's: 0.002)" in capsys.readouterr().err
+    assert json.loads((run / "app.json").read_text())["train"]["lr"] == 0.002
     assert main(["classify", "train", "--out", str(tmp_path / "fresh"), "--resume", "--data", str(data)]) == 2
     assert "no classify run" in capsys.readouterr().err
     # Another data source is refused, even the built-in default written out (it was taken for "not given")

@@ -601,3 +601,21 @@ def test_plateau_decays_at_its_patience_and_counts_any_gain_as_improvement():
         lrs = [r["lr"] for r in trainer.history if "loss" in r]
         # the lr logged at step k+1 is the one set after the evaluation at step k
         assert lrs[1:] == pytest.approx(expected[:-1]), lrs
+
+
+@pytest.mark.parametrize("change", [{"lr": 1e-2}, {"weight_decay": 0.5}, {"optimizer": "sgd"}, {"schedule": "step"}])
+def test_resuming_with_another_optimizer_or_schedule_is_refused(tmp_path, change):
+    """The optimizer's saved state carried the old lr and weight decay back in (while trainer.json recorded
+    the new ones), and another optimizer failed at its first step with a bare KeyError."""
+    def run(**overrides):
+        config = TrainConfig(**{**dict(optimizer="adamw", lr=1e-3, max_steps=4, batch_size=16,
+                                       checkpoint_every=2), **overrides})
+        torch.manual_seed(0)
+        return Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, loss_fn=mse, run_dir=tmp_path,
+                       progress=False).fit(resume=True)
+
+    run()
+    name = next(iter(change))
+    with pytest.raises(CheckpointError, match=f"was trained with {name} .*resume with the same optimizer"):
+        run(max_steps=8, **change)
+    assert run(max_steps=8)["step"] == 8  # more steps, same optimizer: resumes

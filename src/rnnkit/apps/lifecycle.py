@@ -35,6 +35,7 @@ from rnnkit._files import read_json_object
 from rnnkit.errors import InputError, RunInterrupted
 from rnnkit.options import from_dict
 from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
+from rnnkit.train.config import OPTIMIZER_SETTINGS
 from rnnkit.train.distributed import launched_rank
 from rnnkit.train.progress import shown
 from rnnkit.train.state import seed_everything
@@ -112,7 +113,7 @@ class App:
     #: Extra validation metrics the app's ``metrics_fn`` reports (``val_loss`` is always there).
     val_metrics: tuple[str, ...] = ()
     #: Training options a resumed run must keep (the data order depends on them).
-    kept_on_resume: tuple[str, ...] = ("seed", "batch_size")
+    kept_on_resume: tuple[str, ...] = ("seed", "batch_size", *OPTIMIZER_SETTINGS)
     #: Settings that say where the data comes from: a resumed run refuses different ones.
     data_fields: tuple[str, ...] = ("data", "dataset")
     #: Where the report goes in the run directory.
@@ -252,6 +253,11 @@ def _train(app: App, settings: Any, config: TrainConfig | None, out: str | Path,
         _check_same_data(app, settings, saved, given)
         settings = saved.settings
         kept = read_json_object(run / APP_FILE)["train"]
+        flags = [f"--{name.replace('_', '-')} (the run's: {value!r})" for name, value in kept.items()
+                 if name in (given or ()) and getattr(config, name) != value]
+        if flags:
+            raise InputError(f"--resume continues {run} with its own {', '.join(flags)}; drop the flag, or start a "
+                             "new run with another --out")
         config = dataclasses.replace(config, **kept)
     else:
         saved, settings = None, app.normalize(settings)

@@ -9,6 +9,9 @@ from rnnkit.options import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
+#: What the optimizer's and the schedule's saved state belong to: a run resumes only with the same values.
+OPTIMIZER_SETTINGS = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_steps", "step_size",
+                      "lr_decay", "min_lr", "plateau_patience")
 #: Words in a metric's name that mean larger is better; every other metric (losses, error rates, nats,
 #: bits, perplexity) is better smaller.
 LARGER_IS_BETTER = ("accuracy", "f1", "bleu", "exact_match", "auc", "r2", "precision", "recall")

@@ -39,7 +39,7 @@ from rnnkit.train import checkpoint, distributed
 from rnnkit.train.averaging import exponential_average
 from rnnkit.train.board import ScalarBoard
 from rnnkit.train import state as saved_state
-from rnnkit.train.config import TrainConfig, native_bfloat16
+from rnnkit.train.config import OPTIMIZER_SETTINGS, TrainConfig, native_bfloat16
 from rnnkit.train.evaluate import forward_loss, loss_totals
 from rnnkit.train.optim import Schedule, build_optimizer
 from rnnkit.train.progress import MetricsLog, Progress, plot_curves
@@ -296,7 +296,15 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"{path} was written by a run with {info.get('world_size')} processes; resume it with the same "
                 f"number (this run has {self.process.world_size})")
-        saved_batch = info.get("train_config", {}).get("batch_size", self.config.batch_size)
+        saved_config = info.get("train_config", {})
+        changed = [f"{name} {saved_config[name]!r} (this run: {getattr(self.config, name)!r})"
+                   for name in OPTIMIZER_SETTINGS
+                   if name in saved_config and saved_config[name] != getattr(self.config, name)]
+        if changed:  # loading the optimizer's state would quietly bring the old values back
+            raise checkpoint.CheckpointError(
+                f"{path} was trained with {', '.join(changed)}; resume with the same optimizer and schedule, or "
+                "start a new run with the new ones")
+        saved_batch = saved_config.get("batch_size", self.config.batch_size)
         if saved_batch != self.config.batch_size:
             raise checkpoint.CheckpointError(
                 f"{path} was trained with batch_size {saved_batch}; resume with the same batch size (this run "
