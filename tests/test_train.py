@@ -253,7 +253,8 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
     assert skipped == [3, 7, 8, 9, 10]
     latest = find_checkpoint(tmp_path / "checkpoints")
     weights, _, info = load_checkpoint(latest)
-    assert info["step"] == 6 and all(torch.isfinite(w).all() for w in weights.values())
+    # a skipped step still counts: its checkpoint (step 8) is written, with the unchanged, finite weights
+    assert info["step"] == 8 and info["nonfinite_in_a_row"] == 2 and all(torch.isfinite(w).all() for w in weights.values())
     assert all(torch.isfinite(p).all() for p in model.parameters())  # skipped steps never touched them
 
 
@@ -619,3 +620,19 @@ def test_resuming_with_another_optimizer_or_schedule_is_refused(tmp_path, change
     with pytest.raises(CheckpointError, match=f"was trained with {name} .*resume with the same optimizer"):
         run(max_steps=8, **change)
     assert run(max_steps=8)["step"] == 8  # more steps, same optimizer: resumes
+
+
+def test_a_skipped_last_step_is_still_evaluated_at_the_end(tmp_path):
+    """max_steps 4 and eval_every 2, the 4th step non-finite: the final weights were never evaluated."""
+    calls = {"n": 0}
+
+    def nan_at_four(output, batch):
+        calls["n"] += output.requires_grad
+        loss = mse(output, batch)
+        return loss * math.nan if output.requires_grad and calls["n"] == 4 else loss
+
+    config = TrainConfig(max_steps=4, eval_every=2, batch_size=16, checkpoint_every=2)
+    trainer = Trainer(torch.nn.Linear(3, 1), regression_data(), config=config, val_data=regression_data(),
+                      loss_fn=nan_at_four, run_dir=tmp_path, progress=False)
+    result = trainer.fit()
+    assert [r["step"] for r in _records(tmp_path) if "val_loss" in r] == [2, 4] and "val_loss" in result

@@ -128,6 +128,7 @@ class Trainer:
         self.state: Any = None
         self.saved_step: int | None = None
         self.evaluated_step: int | None = None  # a resumed run must not evaluate the same step twice
+        self.last_evaluation: dict = {}
         self.stop_reason = ""
         self.pace_checked = False
         self.history: list[dict] = []
@@ -297,13 +298,6 @@ class Trainer:
                 f"{path} was written by a run with {info.get('world_size')} processes; resume it with the same "
                 f"number (this run has {self.process.world_size})")
         saved_config = info.get("train_config", {})
-        changed = [f"{name} {saved_config[name]!r} (this run: {getattr(self.config, name)!r})"
-                   for name in OPTIMIZER_SETTINGS
-                   if name in saved_config and saved_config[name] != getattr(self.config, name)]
-        if changed:  # loading the optimizer's state would quietly bring the old values back
-            raise checkpoint.CheckpointError(
-                f"{path} was trained with {', '.join(changed)}; resume with the same optimizer and schedule, or "
-                "start a new run with the new ones")
         saved_batch = saved_config.get("batch_size", self.config.batch_size)
         if saved_batch != self.config.batch_size:
             raise checkpoint.CheckpointError(
@@ -324,6 +318,13 @@ class Trainer:
             model_state = {k[len(TRAINING_WEIGHTS):]: v.to(self.device) for k, v in tensors.items()
                            if k.startswith(TRAINING_WEIGHTS)}
         checkpoint.load_model_state(self.model, model_state, path)
+        changed = [f"{name} {saved_config[name]!r} (this run: {getattr(self.config, name)!r})"
+                   for name in OPTIMIZER_SETTINGS
+                   if name in saved_config and saved_config[name] != getattr(self.config, name)]
+        if changed:  # loading the optimizer's state would quietly bring the old values back
+            raise checkpoint.CheckpointError(
+                f"{path} was trained with {', '.join(changed)}; resume with the same optimizer and schedule, or "
+                "start a new run with the new ones")
         optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
         self.optimizer.load_state_dict(checkpoint.join_optimizer_state(optimizer_tensors, info["optimizer"]))
         for group in self.optimizer.param_groups:  # Adam's moments, SGD's momentum: one value per weight
@@ -373,10 +374,9 @@ class Trainer:
                 tokens = count_tokens(batch) * self.process.world_size
                 self.board.train_step(last, tokens)
                 progress.update(self.step, tokens, {"loss": last["loss"], "lr": last["lr"]})
-                if last.get("skipped"):
+                if last.get("skipped"):  # the step still counts: its evaluation and checkpoint are due as usual
                     self._skipped(last, progress)
-                    continue
-                if self.config.grad_flow_every and self.step % self.config.grad_flow_every == 0:
+                elif self.config.grad_flow_every and self.step % self.config.grad_flow_every == 0:
                     self._log_gradient_flow(batch)
                 self._check_time_limit(clock, first_step, progress)
                 evaluated = self._maybe_evaluate(metrics, progress)
@@ -471,9 +471,10 @@ class Trainer:
         makes, would step the plateau schedule and the early-stopping count and so change the resumed run.
         """
         final = {}
-        if (self.val_data is not None and self.stop_reason != "interrupted" and self.evaluated_step != self.step
-                and self.step % self.config.eval_every != 0):
+        if self.val_data is not None and self.stop_reason != "interrupted" and self.evaluated_step != self.step:
             final = self._maybe_evaluate(metrics, progress, force=True)
+        elif self.evaluated_step == self.step:  # evaluated in the loop at the last step: report it too
+            final = dict(self.last_evaluation)
         if self.saved_step != self.step:
             self.save()
         metrics.close()
@@ -503,7 +504,7 @@ class Trainer:
         if self.val_data is None or not (force or self.step % self.config.eval_every == 0):
             return {}
         values = self.evaluate(max_batches=self.config.eval_batches)
-        self.evaluated_step = self.step
+        self.evaluated_step, self.last_evaluation = self.step, values
         metrics.append({"step": self.step, **values})
         self.board.evaluation(self.step, values)
         self.history.append({"step": self.step, **values})
