@@ -19,7 +19,11 @@ system-packages:
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet torch==2.13.0
+	@# A wheel already on the machine (pip's find-links) first; else PyTorch's CPU index: left to PyPI, Linux
+	@# would get the multi-GB CUDA build.
+	($(PYTHON) -m pip install --quiet --no-index --no-deps torch==2.13.0 2>/dev/null && \
+		$(PYTHON) -m pip install --quiet torch==2.13.0) || \
+		$(PYTHON) -m pip install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 	$(PYTHON) -m pip install --quiet -e '.[dev,all]'
 	touch $(STAMP)
 

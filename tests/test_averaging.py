@@ -107,6 +107,8 @@ def test_resuming_with_another_ema_setting_is_refused(tmp_path):
     _stream_run(tmp_path, 5)
     with pytest.raises(CheckpointError, match="trained with ema_decay 0.9; resume with the same setting"):
         _stream_run(tmp_path, 10, resume=True, ema_decay=None)
+    with pytest.raises(CheckpointError, match="ema_decay 0.9; .*an average with that decay"):  # was accepted
+        _stream_run(tmp_path, 10, resume=True, ema_decay=0.99)
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, 1.5, -0.1])

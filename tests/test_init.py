@@ -37,8 +37,18 @@ def test_identity_function_scale():
     w = torch.empty(6, 3)
     init.identity_(w, num_chunks=2, scale=0.01)
     assert torch.equal(w, torch.cat([0.01 * _eye(3)] * 2))
-    with pytest.raises(ValueError, match="square"):
-        init.identity_(torch.empty(4, 3))
+    rectangular = init.identity_(torch.empty(8, 3), num_chunks=2)  # an LSTM with proj_size: (hidden, proj)
+    assert torch.equal(rectangular, torch.cat([torch.eye(4, 3)] * 2))
+
+
+def test_identity_scheme_with_a_projection():
+    """init='identity' with proj_size raised 'identity_ needs square gate blocks'; the projected state's
+    features now go each to its own hidden unit, and the projection is orthogonal (cells.md's table)."""
+    layer = rk.LSTM(3, 6, proj_size=2, init="identity")
+    for block in layer.weight_hh_l0.chunk(4):
+        assert torch.equal(block, torch.eye(6, 2))
+    w_hr = layer.weight_hr_l0  # (proj, hidden): orthonormal rows
+    torch.testing.assert_close(w_hr @ w_hr.T, torch.eye(2), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("scheme", ["orthogonal", "xavier"])

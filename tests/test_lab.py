@@ -113,3 +113,17 @@ def test_the_sweep_compares_any_registered_cells(tmp_path, capsys):
     for cell in ("gru", "ln_lstm", "min_gru"):
         assert f"| adding | {cell} | 10 |" in table
     assert "| adding | lstm |" not in table
+
+
+@pytest.mark.parametrize("value, lower_is_better, base, expected", [
+    (0.0100, True, 0.1667, "far below the baseline"), (0.10, True, 0.1667, "below the baseline"),
+    (0.17, True, 0.1667, "at the baseline"), (0.97, True, 0.1667, "above the baseline (worse than knowing nothing)"),
+    (1.0, False, 0.25, "solved (>= 99% correct)"), (0.5, False, 0.25, "above chance"),
+    (0.26, False, 0.25, "at chance"), (0.10, False, 0.25, "below chance"),
+])
+def test_verdicts_cover_worse_than_the_baseline(value, lower_is_better, base, expected):
+    """An MSE 5.8 times the memoryless baseline was called 'at the baseline'."""
+    from rnnkit.apps.lab import verdict
+
+    assert verdict({"value": value, "baseline": base, "lower_is_better": lower_is_better,
+                    "diverged": False}) == expected

@@ -38,11 +38,11 @@ def _blocks(weight: Tensor, num_chunks: int) -> tuple[Tensor, ...]:
 
 @torch.no_grad()
 def identity_(weight_hh: Tensor, num_chunks: int = 1, scale: float = 1.0) -> Tensor:
-    """Set each ``(hidden, hidden)`` gate block of ``weight_hh`` to ``scale * I`` (IRNN)."""
+    """Set each ``(hidden, hidden)`` gate block of ``weight_hh`` to ``scale * I`` (IRNN). A block of an LSTM
+    with ``proj_size`` is ``(hidden, proj_size)``: it gets the rectangular identity (``torch.eye(hidden,
+    proj_size)``), which carries each projected feature into its own hidden unit."""
     for block in _blocks(weight_hh, num_chunks):
-        if block.shape[0] != block.shape[1]:
-            raise ValueError(f"identity_ needs square gate blocks, got {tuple(block.shape)}")
-        block.copy_(torch.eye(block.shape[0], dtype=block.dtype, device=block.device) * scale)
+        block.copy_(torch.eye(*block.shape, dtype=block.dtype, device=block.device) * scale)
     return weight_hh
 
 

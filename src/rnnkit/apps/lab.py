@@ -249,9 +249,13 @@ def verdict(result: dict) -> str:
         return "diverged"
     if result["lower_is_better"]:
         ratio = value / base
+        if ratio > 1.1:  # worse than predicting the mean: training went wrong (an unclipped IRNN, say)
+            return "above the baseline (worse than knowing nothing)"
         return "far below the baseline" if ratio < 0.1 else "below the baseline" if ratio < 0.9 else "at the baseline"
     if value >= 0.99:
         return "solved (>= 99% correct)"
+    if value < base - 0.05:
+        return "below chance"
     return "above chance" if value > base + 0.05 else "at chance"
 
 

@@ -113,7 +113,7 @@ class App:
     #: Extra validation metrics the app's ``metrics_fn`` reports (``val_loss`` is always there).
     val_metrics: tuple[str, ...] = ()
     #: Training options a resumed run must keep (the data order depends on them).
-    kept_on_resume: tuple[str, ...] = ("seed", "batch_size", *OPTIMIZER_SETTINGS)
+    kept_on_resume: tuple[str, ...] = ("seed", "batch_size", *OPTIMIZER_SETTINGS, "ema_decay")
     #: Settings that say where the data comes from: a resumed run refuses different ones.
     data_fields: tuple[str, ...] = ("data", "dataset")
     #: Where the report goes in the run directory.

@@ -30,7 +30,7 @@ class RecurrentConfig:
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout on embeddings, between recurrent layers and before the output head")
     recurrent_dropout: float = option(0.0, "variational dropout on the recurrent state, one mask per sequence "
-                                           "(Gal & Ghahramani 2016); lstm, gru and rnn cells")
+                                           "(Gal & Ghahramani 2016); every cell with recurrent weights (not minGRU/minLSTM)")
     zoneout: float = option(0.0, "probability that a state unit keeps its previous value at a step "
                                  "(Krueger et al. 2016)")
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights, one mask per forward call (AWD-LSTM, "

@@ -306,11 +306,12 @@ class Trainer:
         if self.model_config is not None and info.get("model_config") not in (None, self.model_config):
             raise checkpoint.CheckpointError(f"{path} belongs to a different model configuration: "
                                              f"{info.get('model_config')} vs {self.model_config}")
-        saved_decay = info.get("train_config", {}).get("ema_decay")
-        if (saved_decay is None) != (self.averaged is None):
+        saved_decay = saved_config.get("ema_decay", self.config.ema_decay)
+        if saved_decay != self.config.ema_decay:
             raise checkpoint.CheckpointError(
                 f"{path} was trained with ema_decay {saved_decay}; resume with the same setting (this run has "
-                f"{self.config.ema_decay}): the saved weights are {'an average' if saved_decay else 'the live ones'}")
+                f"{self.config.ema_decay}): the saved weights are {'an average' if saved_decay else 'the live ones'}"
+                f"{' with that decay' if saved_decay and self.config.ema_decay else ''}")
         model_state = {k: v.to(self.device) for k, v in model_state.items()}
         if self.averaged is not None:
             checkpoint.load_model_state(self.averaged.module, model_state, path)
