@@ -138,8 +138,10 @@ def scan(
     """The per-step recurrence over an input projection ``x_proj`` of shape ``(steps, batch, gates)``.
 
     A sequence past its length keeps its state and outputs zero. ``observe``, if given, receives the
-    state after every step: the very tensors the next step reads, so ``torch.autograd.grad`` with
-    respect to them measures how much of the loss reaches each step (``rnnkit.diagnostics``).
+    state every step computes, before zoneout and the length mask pick from it: the tensors its output
+    and (through those picks) the next step are made from, so ``torch.autograd.grad`` with respect to them
+    measures how much of the loss reaches each step (``rnnkit.diagnostics``). (The picked state would miss
+    an LSTM's path from ``c_t`` to ``h_t``, which was computed from the cell's own ``c_t``.)
     ``regularization`` applies recurrent dropout and zoneout (see :class:`Regularization`), with the
     masks of :func:`draw_masks`. Returns ``(outputs, final_state)``.
     """
@@ -153,6 +155,8 @@ def scan(
     outputs = []
     for t, x_t in enumerate(x_proj.unbind(0)):
         new_state = step(x_t, state)
+        if observe is not None:
+            observe(new_state)
         if masks.zoneout is not None:  # training: each unit keeps its old value where its mask is set
             new_state = tuple(torch.where(keep[t], o, n) for keep, n, o in zip(masks.zoneout, new_state, state))
         elif zoneout > 0:  # evaluation: the expectation, p * old + (1 - p) * new
@@ -160,8 +164,6 @@ def scan(
         if mask is not None:
             new_state = tuple(torch.where(mask[t], new, old) for new, old in zip(new_state, state))
         state = new_state
-        if observe is not None:
-            observe(state)
         outputs.append(state[0])
     output = torch.stack(outputs)
     if mask is not None:
