@@ -636,3 +636,27 @@ def test_a_skipped_last_step_is_still_evaluated_at_the_end(tmp_path):
                       loss_fn=nan_at_four, run_dir=tmp_path, progress=False)
     result = trainer.fit()
     assert [r["step"] for r in _records(tmp_path) if "val_loss" in r] == [2, 4] and "val_loss" in result
+
+
+def test_a_loss_fn_model_carries_its_state_across_streamed_chunks():
+    """With loss_fn the carried state was dropped: every chunk started from zeros. Now the output's .state is
+    carried (the oracle: Recorder's inputs equal the states it returned), and an output without one warns."""
+    torch.manual_seed(0)
+    model = Recorder(cell="gru")
+    batches = StreamBatches(token_stream(4 * 30 + 1), batch_size=4, chunk_length=6)
+    config = TrainConfig(optimizer="sgd", momentum=0.0, lr=TINY, max_steps=3, clip_norm=None)
+    loss = lambda output, batch: F.cross_entropy(output.output.flatten(0, 1), batch["targets"].flatten())  # noqa: E731
+    Trainer(model, batches, config=config, loss_fn=loss, progress=False).fit()
+    assert model.seen[0] is None and all(s is not None for s in model.seen[1:3])
+
+    class Plain(torch.nn.Module):  # returns bare logits: nothing to carry
+        def __init__(self):
+            super().__init__()
+            self.inner = TinyLM(cell="gru")
+
+        def forward(self, inputs, state=None):
+            return self.inner(inputs).output
+
+    plain = lambda output, batch: F.cross_entropy(output.flatten(0, 1), batch["targets"].flatten())  # noqa: E731
+    with pytest.warns(UserWarning, match="no .state, so streamed batches start from a zero state"):
+        Trainer(Plain(), batches, config=config, loss_fn=plain, progress=False).fit()

@@ -9,6 +9,7 @@ the text it has just read, with fixed weights (a continuous cache, Grave et al.,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from typing import Any
@@ -32,7 +33,13 @@ def forward_loss(model: torch.nn.Module, batch: dict, state: Any, *, loss_fn: Ca
     device_type = batch["inputs"].device.type if isinstance(batch["inputs"], Tensor) else "cpu"
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16) if bf16 else nullcontext():
         if loss_fn is not None:
-            return loss_fn(model(batch["inputs"], **extra), batch).float(), None
+            output = model(batch["inputs"], **extra)
+            state = getattr(output, "state", None)  # a ModelOutput, or any output with a .state, carries it
+            if state is None and "reset" in batch:
+                warnings.warn(f"{type(model).__name__}'s output has no .state, so streamed batches start from a "
+                              "zero state each chunk: return an object with .state (rnnkit.types.ModelOutput) to "
+                              "carry it across chunks (truncated BPTT)", stacklevel=2)
+            return loss_fn(output, batch).float(), state
         output = model(batch["inputs"], batch.get("targets"), **extra)
     if not isinstance(output, ModelOutput) or output.loss is None:
         raise TypeError(f"{type(model).__name__} did not return a ModelOutput with a loss; give the batch "
