@@ -317,6 +317,17 @@ def test_bf16_autocast_trains():
         assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+@pytest.mark.skipif(_cpu_runs_bf16_lstm(), reason="this CPU runs torch.nn.LSTM under bfloat16 autocast")
+def test_bf16_lstm_on_a_cpu_without_the_kernel_is_one_clear_line():
+    """oneDNN without a bfloat16 LSTM failed deep in torch ('could not create a primitive descriptor')."""
+    from rnnkit.errors import InputError
+
+    data = StreamBatches(token_stream(200), batch_size=4, chunk_length=10)
+    trainer = Trainer(TinyLM(cell="lstm"), data, config=TrainConfig(max_steps=2, bf16=True), progress=False)
+    with pytest.raises(InputError, match="no bfloat16 LSTM kernel.*without --bf16"):
+        trainer.fit()
+
+
 # ------------------------------------------------------------------------------ checkpoints
 
 

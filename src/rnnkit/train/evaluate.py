@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rnnkit.errors import InputError
 from rnnkit.models.cache import ContinuousCache, head_inputs, mixed_log_probability
 from rnnkit.train.batches import as_batch, count_targets, detach_state, model_kwargs, reset_state, to_device
 from rnnkit.types import IGNORE_INDEX, ModelOutput
@@ -31,16 +32,26 @@ def forward_loss(model: torch.nn.Module, batch: dict, state: Any, *, loss_fn: Ca
     """
     extra = _streamed_kwargs(batch, state)
     device_type = batch["inputs"].device.type if isinstance(batch["inputs"], Tensor) else "cpu"
-    with torch.autocast(device_type=device_type, dtype=torch.bfloat16) if bf16 else nullcontext():
-        if loss_fn is not None:
-            output = model(batch["inputs"], **extra)
-            state = getattr(output, "state", None)  # a ModelOutput, or any output with a .state, carries it
-            if state is None and "reset" in batch:
-                warnings.warn(f"{type(model).__name__}'s output has no .state, so streamed batches start from a "
-                              "zero state each chunk: return an object with .state (rnnkit.types.ModelOutput) to "
-                              "carry it across chunks (truncated BPTT)", stacklevel=2)
-            return loss_fn(output, batch).float(), state
-        output = model(batch["inputs"], batch.get("targets"), **extra)
+    try:
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16) if bf16 else nullcontext():
+            return _forward_loss(model, batch, extra, loss_fn)
+    except RuntimeError as error:
+        if bf16 and "primitive descriptor for the LSTM" in str(error):
+            raise InputError("bf16: this CPU's oneDNN has no bfloat16 LSTM kernel (torch.nn.LSTM under autocast "
+                             "fails the same way); train without --bf16, or with another cell") from None
+        raise
+
+
+def _forward_loss(model: torch.nn.Module, batch: dict, extra: dict, loss_fn: Callable | None) -> tuple[Tensor, Any]:
+    if loss_fn is not None:
+        output = model(batch["inputs"], **extra)
+        state = getattr(output, "state", None)  # a ModelOutput, or any output with a .state, carries it
+        if state is None and "reset" in batch:
+            warnings.warn(f"{type(model).__name__}'s output has no .state, so streamed batches start from a "
+                          "zero state each chunk: return an object with .state (rnnkit.types.ModelOutput) to "
+                          "carry it across chunks (truncated BPTT)", stacklevel=3)
+        return loss_fn(output, batch).float(), state
+    output = model(batch["inputs"], batch.get("targets"), **extra)
     if not isinstance(output, ModelOutput) or output.loss is None:
         raise TypeError(f"{type(model).__name__} did not return a ModelOutput with a loss; give the batch "
                         "targets, or pass loss_fn=(output, batch) -> loss to the Trainer")
