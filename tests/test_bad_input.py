@@ -200,3 +200,26 @@ def test_a_binary_file_where_text_belongs_is_named_for_what_it_is(tmp_path):
     assert read_text(utf16, "utf-16").startswith("text,label")
     with pytest.raises(InputError, match="not a text FASTA file"):  # was a bare 'utf-8' codec error
         read_records(wav)
+
+
+@pytest.mark.parametrize("argv", [
+    ["textgen", "train", "--out", "x", "--clip-norm", "nan"], ["textgen", "train", "--out", "x", "--lr", "inf"],
+    ["classify", "train", "--out", "x", "--max-minutes", "nan"], ["lab", "adding", "--out", "x", "--forget-bias", "nan"],
+])
+def test_non_finite_numbers_are_refused_before_any_work(argv, capsys):
+    """--clip-norm nan trained to a NaN loss and then crashed while sampling; --lr inf the same."""
+    from rnnkit.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "must be a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value, message", [("lr", math.nan, "finite"), ("min_lr", math.inf, "finite"),
+                                                   ("warmup_steps", -1, ">= 0"), ("momentum", -0.5, ">= 0"),
+                                                   ("lr_decay", 0.0, r"\(0, 1\]")])
+def test_train_config_refuses_what_cannot_train(field, value, message):
+    from rnnkit.train import TrainConfig
+
+    with pytest.raises(ValueError, match=f"{field} must be .*{message}"):
+        TrainConfig(**{field: value})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import json
 import typing
 from collections.abc import Callable
@@ -75,16 +76,28 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
             parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)
             continue
-        convert = base
+        convert = _finite if base is float else base
         if optional:
-            def convert(text, base=base):
+            def convert(text, base=_finite if base is float else base):
                 return None if text.lower() in ("none", "off") else base(text)
+            convert.__name__ = base.__name__  # argparse names the type in "invalid ... value" 
             help_text += " ('none' turns it off)"
         choices = field.metadata.get("choices")
         choices = choices() if callable(choices) else choices
         parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
                             choices=choices, metavar=None if choices else field.metadata.get("metavar") or _metavar(name),
                             help=f"{help_text} (default: {default})")
+
+
+def _finite(text: str) -> float:
+    """A float option's value: ``nan`` and ``inf`` are never a setting (they train to NaN, or never stop)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
 
 
 def _metavar(name: str) -> str:
