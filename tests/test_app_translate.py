@@ -102,6 +102,9 @@ def test_bad_training_data_gets_one_line_and_exit_2(tmp_path, capsys):
         assert not (tmp_path / "r" / name).exists()
     code = main(["translate", "train", "--dataset", "nope", "--out", str(tmp_path / "x"), *TINY])
     assert code == 2 and "unknown --dataset 'nope'" in capsys.readouterr().err
+    code = main(["translate", "train", "--dataset", "number_words", "--language", "xx", "--out", str(tmp_path / "x"),
+                 *TINY])  # was a NotImplementedError traceback from num2words
+    assert code == 2 and "number_words has no language 'xx'; choose one of" in capsys.readouterr().err
 
 
 @pytest.mark.slow
