@@ -230,3 +230,19 @@ def test_quiet_reaches_the_steps_an_app_calls(tmp_path, monkeypatch):
     assert main([*base, "--out", str(tmp_path / "quiet")]) == 0  # FAST has --quiet
     assert main([*[a for a in base if a != "--quiet"], "--out", str(tmp_path / "loud")]) == 0
     assert seen == [False, True] and is_shown()
+
+
+def test_careless_flags_are_refused_in_one_line(tmp_path, cli_error):
+    data = keyword_csv(tmp_path / "kw.csv", rows=40)
+    base = ["classify", "train", "--data", str(data), "--max-steps", "2", *FAST]
+    # the model read the label column to predict the label column
+    assert "--text-column and --label-column both name 'label'" in cli_error(
+        [*base, "--text-column", "label", "--out", str(tmp_path / "a")])
+    # --dataset was silently ignored beside --data
+    assert "--data and --dataset both name the training data" in cli_error(
+        [*base, "--dataset", "tweets", "--out", str(tmp_path / "b")])
+    assert main([*base, "--out", str(tmp_path / "run")]) == 0
+    # a different architecture on --resume was ignored: the run went on with its own
+    err = cli_error([*base, "--out", str(tmp_path / "run"), "--resume", "--hidden-size", "32"])
+    assert "on its own settings (--hidden-size 16)" in err
+    assert main([*base, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "4"]) == 0  # the same flags: resumes

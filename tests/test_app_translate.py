@@ -141,7 +141,9 @@ def test_resume_continues_the_run_and_refuses_changed_data(tmp_path, capsys):
             "--eval-every", "10", "--checkpoint-every", "10"]
     assert main([*args, "--max-steps", "20"]) == 0
     capsys.readouterr()
-    assert main([*args, "--max-steps", "30", "--resume", "--hidden-size", "99"]) == 0  # settings come from the run
+    assert main([*args, "--max-steps", "30", "--resume", "--hidden-size", "99"]) == 2  # was silently ignored
+    assert "on its own settings (--hidden-size 16)" in capsys.readouterr().err
+    assert main([*args, "--max-steps", "30", "--resume"]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert results["steps"] == 30 and max(steps) == 30 and steps.count(15) == 1

@@ -346,6 +346,7 @@ def write_split(folder: Path, data: Images) -> None:
 
 class Caption(lifecycle.App):
     name = "caption"
+    report_settings = ("beam",)
     settings_class = CaptionSettings
     train_defaults = {"max_steps": 3000, "batch_size": 32, "lr": 2e-3, "eval_every": 500, "checkpoint_every": 500,
                       "log_every": 100, "eval_batches": 20}

@@ -394,6 +394,9 @@ class Classify(lifecycle.App):
         return dataclasses.replace(settings, data=str(Path(settings.data).resolve()))
 
     def check(self, settings: ClassifySettings, config: TrainConfig) -> None:
+        if settings.data is not None and settings.text_column == settings.label_column:
+            raise InputError(f"--text-column and --label-column both name {settings.text_column!r}: the model would "
+                             "read its own label; name the text and the label columns")
         if settings.init_from is not None:
             check_transfer(settings)
 

@@ -463,6 +463,7 @@ class Dna(lifecycle.App):
                       "log_every": 50}
     val_metrics = ("val_accuracy", "val_macro_f1", "val_bits_per_base")
     data_fields = ("data", "labels")
+    report_settings = ("baseline_max_k", "markov_max_order", "sample_count")
 
     def normalize(self, settings: DnaSettings) -> DnaSettings:
         return dataclasses.replace(settings, data=tuple(str(Path(f).resolve()) for f in settings.data),

@@ -415,6 +415,7 @@ class Handwriting(lifecycle.App):
                       "log_every": 50}
     val_metrics = ("val_accuracy", "val_cer", "val_line_accuracy")
     data_fields = ("data", "dataset", "labels")
+    report_settings = ("beam_size",)
 
     def normalize(self, settings: HandwritingSettings) -> HandwritingSettings:
         if settings.data is None:

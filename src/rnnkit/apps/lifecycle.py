@@ -33,7 +33,7 @@ import torch
 
 from rnnkit._files import read_json_object
 from rnnkit.errors import InputError, RunInterrupted
-from rnnkit.options import from_dict
+from rnnkit.options import from_dict, nested_class
 from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
 from rnnkit.train.config import OPTIMIZER_SETTINGS
 from rnnkit.train.distributed import launched_rank
@@ -114,6 +114,9 @@ class App:
     val_metrics: tuple[str, ...] = ()
     #: Training options a resumed run must keep (the data order depends on them).
     kept_on_resume: tuple[str, ...] = ("seed", "batch_size", *OPTIMIZER_SETTINGS, "ema_decay")
+    #: Settings that shape only the final report (a sample's length, a beam width): a resume takes them from
+    #: the command line; every other setting given on --resume must be the run's own.
+    report_settings: tuple[str, ...] = ()
     #: Settings that say where the data comes from: a resumed run refuses different ones.
     data_fields: tuple[str, ...] = ("data", "dataset")
     #: Where the report goes in the run directory.
@@ -251,7 +254,9 @@ def _train(app: App, settings: Any, config: TrainConfig | None, out: str | Path,
     if resume and (run / APP_FILE).exists():
         saved = read_run(run, app)
         _check_same_data(app, settings, saved, given)
-        settings = saved.settings
+        _check_same_settings(app, settings, saved, given)
+        reported = {name: getattr(settings, name) for name in app.report_settings if name in (given or ())}
+        settings = dataclasses.replace(saved.settings, **reported)
         kept = read_json_object(run / APP_FILE)["train"]
         flags = [f"--{name.replace('_', '-')} (the run's: {value!r})" for name, value in kept.items()
                  if name in (given or ()) and getattr(config, name) != value]
@@ -374,6 +379,32 @@ def _check_same_data(app: App, settings: Any, saved: Run, given: Collection[str]
     flags = " and ".join("--" + name.replace("_", "-") for name in named)
     raise InputError(f"--resume continues {saved.path} on its own data (--{source.replace('_', '-')} "
                      f"{getattr(saved.settings, source)}); drop {flags}, or start a new run with another --out")
+
+
+def _flat_settings(settings: Any) -> dict:
+    """Every option of ``settings`` by name, nested configs included, as it reads back from JSON."""
+    values = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if nested_class(field) is not None and dataclasses.is_dataclass(value):
+            values.update(_flat_settings(value))
+        else:
+            values[field.name] = value
+    return json.loads(json.dumps(values, default=str))
+
+
+def _check_same_settings(app: App, settings: Any, saved: Run, given: Collection[str] | None) -> None:
+    """A setting written out on the command line of a resume must be the run's own: the run continues on
+    its saved settings, and a different value (another --hidden-size, say) would otherwise be ignored."""
+    if not given:
+        return
+    mine, theirs = _flat_settings(app.normalize(settings)), _flat_settings(saved.settings)
+    differ = [f"--{name.replace('_', '-')} {theirs[name]!r}" for name in sorted(given)
+              if name in mine and name in theirs and name not in (*app.data_fields, *app.report_settings)
+              and mine[name] != theirs[name]]
+    if differ:
+        raise InputError(f"--resume continues {saved.path} on its own settings ({', '.join(differ)}); drop the "
+                         "changed flags, or start a new run with another --out")
 
 
 def _comparable(facts: dict) -> Any:

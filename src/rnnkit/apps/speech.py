@@ -441,6 +441,7 @@ class Speech(lifecycle.App):
                       "log_every": 50, "early_stopping_patience": 6, "clip_norm": 5.0}
     val_metrics = ("val_accuracy", "val_cer", "val_wer")
     data_fields = ("data", "dataset")
+    report_settings = ("beam_size",)
 
     def normalize(self, settings: SpeechSettings) -> SpeechSettings:
         if settings.data is None:

@@ -144,6 +144,7 @@ SAMPLE_CACHE_MIX = 0.1
 
 class Textgen(lifecycle.App):
     name = "textgen"
+    report_settings = ("sample_length",)
     settings_class = TextgenSettings
     train_defaults = {"max_steps": 2000, "batch_size": 32, "lr": 3e-3, "eval_every": 250, "checkpoint_every": 250,
                       "eval_batches": 50, "schedule": "cosine", "warmup_steps": 100, "min_lr": 3e-4, "ema_decay": 0.99}
