@@ -223,3 +223,15 @@ def test_train_config_refuses_what_cannot_train(field, value, message):
 
     with pytest.raises(ValueError, match=f"{field} must be .*{message}"):
         TrainConfig(**{field: value})
+
+
+def test_a_time_column_that_does_not_read_as_times_is_refused(tmp_path):
+    """dd/mm/YYYY dates were dropped without a word: the series kept file order, shuffled as it was."""
+    path = tmp_path / "dmy.csv"
+    path.write_text("date,value\n24/04/2000,2\n23/04/2000,1\n25/04/2000,3\n")
+    with pytest.raises(InputError, match=r"data row 1, time column 'date': '24/04/2000' is not a time; use ISO"):
+        read_series(str(path), None, None)
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("t,value\n1,2\n2000-01-02,1\n")
+    with pytest.raises(InputError, match="mixes numbers and dates"):
+        read_series(str(mixed), "t", None)

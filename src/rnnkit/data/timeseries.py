@@ -124,10 +124,23 @@ def read_series(path: str, time_column: str | None, columns: list[str] | None, *
     for c in candidates:
         _check_numbers(path, c, parsed[c], [row.get(c) for row in rows])
     times = _parse_times([row.get(time_column) for row in rows]) if time_column else None
+    if time_column and times is None:  # left as file order without a word, the series was silently unsorted
+        raise InputError(_time_error(path, time_column, [row.get(time_column) for row in rows]))
     if times is not None:
         _check_unique_times(path, time_column, times, [row.get(time_column) for row in rows])
     values = np.array([parsed[c] for c in candidates], dtype=np.float64).T.reshape(len(rows), len(candidates))
     return Series(times, candidates, values, path)
+
+
+def _time_error(path: str, column: str, raw: list) -> str:
+    """Why the time column does not read as times: its first value that is not one, or a mix of kinds."""
+    hint = "use ISO dates (YYYY-MM-DD, YYYY-MM-DD HH:MM:SS), YYYY-MM or numbers"
+    for row, text in enumerate(raw, start=1):
+        try:
+            _parse_time(str(text))
+        except (ValueError, TypeError):
+            return f"{path}, data row {row}, time column {column!r}: {text!r} is not a time; {hint}"
+    return f"{path}, time column {column!r} mixes numbers and dates, or dates with and without a time zone; {hint}"
 
 
 def _check_numbers(path: str, column: str, numbers: list[float | None], raw: list) -> None:
