@@ -167,3 +167,14 @@ def test_pairs_headers_and_generators(tmp_path):
     with pytest.raises(InputError, match="line 1"):
         read_pairs(write_tsv(tmp_path / "q.tsv", [("a", "")]), header="no")
     assert torch.equal(collate([([4, 5], [6, 3]), ([7], [3])])["lengths"], torch.tensor([2, 1]))
+
+
+def test_repeated_sentences_in_the_test_part_are_counted(tmp_path, capsys):
+    """A file of 3 pairs repeated 50 times put only training sentences in the test part, without a word."""
+    pairs = [("ab", "ba"), ("abc", "cba"), ("ca", "ac")] * 50
+    data = write_tsv(tmp_path / "dup.tsv", pairs)
+    assert main(["translate", "train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY,
+                 "--max-steps", "2"]) == 0
+    result = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert result["test_sources_in_training"] == 15 == json.loads((tmp_path / "run" / "app.json").read_text())[
+        "facts"]["pairs"]["test"]

@@ -37,6 +37,7 @@ from rnnkit.errors import InputError
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, distributed
+from rnnkit.train.progress import is_shown
 GENERATED = ("addition", "reversal")
 INSTALL_BLEU = "pip install 'rnnkit[translate]' (or pip install sacrebleu)"
 
@@ -309,11 +310,17 @@ class Translate(lifecycle.App):
         vocabs = build_vocabs(settings, train_pairs)
         source, target, reverse = vocabs["source"], vocabs["target"], settings.reverse_source
         process, device = distributed.setup(config.device)
+        seen = {source for source, _ in train_pairs}
+        overlap = sum(source in seen for source, _ in test_pairs)
+        if overlap and is_shown():  # duplicates in the file: those test scores measure memory, not translation
+            print(f"note: {overlap} of the {len(test_pairs)} test pairs have a source sentence that is also in the "
+                  f"training part (the data repeats sentences); results.json reports it as test_sources_in_training",
+                  file=sys.stderr)
         facts = {"fingerprint": fingerprint(pairs), "vocab_size": {k: len(v) for k, v in vocabs.items()},
                  "max_length": decoding_limit(vocabs, train_pairs),
                  "pairs": {"train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)}}
         return lifecycle.Prepared(PairDataset(train_pairs, source, target, reverse),
-                                  PairDataset(val_pairs, source, target, reverse), test=test_pairs,
+                                  PairDataset(val_pairs, source, target, reverse), test=(test_pairs, overlap),
                                   vocab=vocabs, facts=facts, collate_fn=collate,
                                   metrics_fn=exact_match_fn(
                                       lambda model, batch: decode(model, batch["inputs"], batch["lengths"]),
@@ -323,12 +330,13 @@ class Translate(lifecycle.App):
         return build_model(settings, data.vocab, data.facts["max_length"])
 
     def report(self, model, settings: TranslateSettings, data: lifecycle.Prepared, run: Path, fitted: dict) -> dict:
-        test_pairs = data.test
+        test_pairs, overlap = data.test
         write_pairs(run / "splits" / "test.tsv", test_pairs)
         results, _ = evaluate_model(model, data.vocab, settings, test_pairs, bleu=_have_sacrebleu(True))
         results.update(steps=fitted["step"], stopped=fitted["stopped"], train_seconds=fitted["train_seconds"],
                        best_step=fitted["best_step"],
-                       best_val_exact_match=fitted["best"])
+                       best_val_exact_match=fitted["best"],
+                       test_sources_in_training=overlap)
         plot_attention(results["examples_shown"], run / "attention.png", settings.reverse_source)
         return results
 
