@@ -1,5 +1,6 @@
 """The gradient lab: task baselines, a fast configuration that learns, the sweep's outputs, the CLI."""
 
+import dataclasses
 import json
 import math
 
@@ -77,8 +78,17 @@ def test_sweep_writes_its_table_and_plots_and_resumes(tmp_path, capsys):
     for png in ("curves-adding-T12.png", "gradient-flow-adding-T12.png", "curves-order-T12.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     stamp = (tmp_path / "adding-rnn-T12-clip1" / "result.json").stat().st_mtime_ns
-    run_sweep(grid, train, tmp_path, progress=False)
+    run_sweep(grid, train, tmp_path, resume=True, progress=False)
     assert (tmp_path / "adding-rnn-T12-clip1" / "result.json").stat().st_mtime_ns == stamp
+    # another sweep into the same folder reused these runs under its own settings, without a word
+    from rnnkit.errors import InputError
+
+    with pytest.raises(InputError, match="already holds a sweep; pass --resume"):
+        run_sweep(grid, train, tmp_path, progress=False)
+    with pytest.raises(InputError, match="with its own training settings max_steps"):
+        run_sweep(grid, dataclasses.replace(train, max_steps=12), tmp_path, resume=True, progress=False)
+    with pytest.raises(InputError, match="with its own grid"):
+        run_sweep(grid[:2], train, tmp_path, resume=True, progress=False)
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ from rnnkit.apps import lifecycle
 from rnnkit.errors import InputError
 from rnnkit.options import option
 from rnnkit.models.tagger import SequenceTagger
-from rnnkit.train import TrainConfig
+from rnnkit.train import TrainConfig, checkpoint
 
 #: task -> (generator, metric name, lower is better)
 TASKS = {
@@ -287,12 +287,31 @@ def run_name(config: LabConfig, clip: float | None) -> str:
     return f"{config.task}-{config.cell}-T{config.T}{scale}-{'clip' + format(clip, 'g') if clip else 'noclip'}"
 
 
+SWEEP_FILE = "sweep.json"
+
+
 def run_sweep(grid: list[tuple[LabConfig, float | None]], train: TrainConfig, out: str | Path, *,
-              progress: bool = True) -> list[dict]:
-    """Run every configuration (skipping those with a ``result.json`` already, so a sweep resumes) and
-    write ``results.csv``, ``results.md``, learning-curve and gradient-flow plots into ``out``."""
+              resume: bool = False, progress: bool = True) -> list[dict]:
+    """Run every configuration and write ``results.csv``, ``results.md``, learning-curve and gradient-flow
+    plots into ``out``. ``sweep.json`` records the grid and the training settings: an ``out`` holding a sweep
+    is refused unless ``resume``, which continues it (skipping the runs with a ``result.json``) only with the
+    same grid and settings, so that a table never mixes runs made with different ones."""
     out = Path(out)
+    plan = {"grid": [[dataclasses.asdict(config), clip] for config, clip in grid], "train": train.to_dict()}
+    plan = json.loads(json.dumps(plan))
+    if (out / SWEEP_FILE).exists():
+        if not resume:
+            raise InputError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
+        saved = json.loads((out / SWEEP_FILE).read_text(encoding="utf-8"))
+        if saved != plan:
+            changed = sorted(k for k in plan["train"] if plan["train"][k] != saved.get("train", {}).get(k))
+            what = f"training settings {', '.join(changed)}" if changed else "grid (cells, lengths or hidden size)"
+            raise InputError(f"--resume continues the sweep in {out} with its own {what}; give the same options, "
+                             "or choose another --out")
+    elif resume:
+        raise InputError(f"--resume: {out} holds no sweep to continue; run the command without --resume")
     out.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_json_atomic(out / SWEEP_FILE, plan)
     results = []
     for index, (config, clip) in enumerate(grid, start=1):
         run_dir = out / run_name(config, clip)

@@ -59,9 +59,11 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     if any(T < 10 for T in args.lengths):
         raise InputError(f"--lengths must all be >= 10, got {args.lengths}")
+    if args.hidden_size < 1:
+        raise InputError(f"--hidden-size must be >= 1, got {args.hidden_size}")
     grid = [(dataclasses.replace(config, hidden_size=args.hidden_size), clip)
             for config, clip in default_grid(tuple(args.lengths), tuple(dict.fromkeys(args.cells)))]
-    results = sweep(grid, train_config(args), args.out, progress=not args.quiet)
+    results = sweep(grid, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
     print(f"{len(results)} runs; table: {args.out}/results.md and results.csv; plots: {args.out}/*.png")
     print(json.dumps({"runs": len(results)}))
     return 0
