@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from rnnkit.data.tables import read_text
 from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 from rnnkit.errors import InputError
+from rnnkit.models import load_vocab
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, cache_evaluation_loss, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
@@ -326,6 +328,13 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
         nats = evaluate_loss(model, data)
     metrics = language_model_metrics(nats, settings.level)
     metrics["tokens"] = tokens
+    if files:  # text the model never saw may be mostly <unk>, which is easy to predict and says little
+        vocab = load_vocab(Path(run) / lifecycle.MODEL_DIR)
+        ids = [i for f in files for i in vocab.encode(read_text(f, encoding or settings.encoding))]
+        metrics["unknown_share"] = sum(i == UNK_ID for i in ids) / max(len(ids), 1)
+        if metrics["unknown_share"] > 0.05:
+            print(f"note: {metrics['unknown_share']:.0%} of the tokens of {', '.join(files)} are unknown to the model "
+                  "(<unk>); the score says little about this text", file=sys.stderr)
     if dynamic:
         metrics.update(dynamic_lr=dynamic_lr, dynamic_decay=dynamic_decay)
     if cache_size is not None:
