@@ -239,7 +239,7 @@ def test_careless_flags_are_refused_in_one_line(tmp_path, cli_error):
     assert "--text-column and --label-column both name 'label'" in cli_error(
         [*base, "--text-column", "label", "--out", str(tmp_path / "a")])
     # --dataset was silently ignored beside --data
-    assert "--data and --dataset both name the training data" in cli_error(
+    assert "pass --data or --dataset, not both" in cli_error(
         [*base, "--dataset", "tweets", "--out", str(tmp_path / "b")])
     assert main([*base, "--out", str(tmp_path / "run")]) == 0
     # a different architecture on --resume was ignored: the run went on with its own

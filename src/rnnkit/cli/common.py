@@ -247,7 +247,7 @@ def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] 
         settings = dataclass_from_args(app.settings_class, args, **(overrides(args) if overrides else {}))
         given = given_options(parser, getattr(args, "command_line", None) or [])
         if {"data", "dataset"} <= given:
-            raise InputError("--data and --dataset both name the training data; give one of them")
+            raise InputError("pass --data or --dataset, not both: both name the training data")
         result = lifecycle.train(app, settings, train_config(args), args.out, resume=args.resume,
                                  progress=not args.quiet, given=given)
         from rnnkit.train.distributed import launched_rank
