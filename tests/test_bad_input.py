@@ -235,3 +235,11 @@ def test_a_time_column_that_does_not_read_as_times_is_refused(tmp_path):
     mixed.write_text("t,value\n1,2\n2000-01-02,1\n")
     with pytest.raises(InputError, match="mixes numbers and dates"):
         read_series(str(mixed), "t", None)
+
+
+def test_a_column_named_twice_is_refused():
+    from rnnkit.apps.forecast import _columns
+
+    assert _columns("load, temp") == ["load", "temp"]
+    with pytest.raises(InputError, match="column 'load' is named twice in 'load,load'"):  # two targets of one column
+        _columns("load,load")

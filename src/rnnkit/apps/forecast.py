@@ -113,7 +113,11 @@ def load_dataset(name: str) -> Series:
 
 
 def _columns(text: str | None) -> list[str] | None:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+    names = [c.strip() for c in text.split(",") if c.strip()] if text else None
+    repeated = sorted({c for c in names or () if names.count(c) > 1})
+    if repeated:  # 'load,load' would forecast the same column twice, as two targets
+        raise InputError(f"column {repeated[0]!r} is named twice in {text!r}; name each column once")
+    return names
 
 
 def load_series(settings: ForecastSettings) -> Series:
@@ -148,8 +152,9 @@ def prepare(series: Series, settings: ForecastSettings, scaling: dict | None = N
     inputs, targets = _inputs_and_targets(series, settings)
     n, lookback, horizon = len(series.values), settings.lookback, settings.horizon
     if n < lookback + horizon:
-        raise InputError(f"{where} has {n} rows, fewer than lookback + horizon = {lookback + horizon}; "
-                         f"lower --lookback or --horizon")
+        fix = "lower --lookback or --horizon" if scaling is None else "give a longer series (the run's lookback and " \
+            "horizon are fixed)"
+        raise InputError(f"{where} has {n} rows, fewer than lookback + horizon = {lookback + horizon}; {fix}")
     a, b = split_bounds(n, settings.val_fraction, settings.test_fraction)
     if scaling is None and a < lookback + horizon:  # with a run's scaling (evaluate, predict) no training part is needed
         raise InputError(f"{where}: the training part has {a} of {n} rows, fewer than lookback + horizon = "
