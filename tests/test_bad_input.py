@@ -243,3 +243,11 @@ def test_a_column_named_twice_is_refused():
     assert _columns("load, temp") == ["load", "temp"]
     with pytest.raises(InputError, match="column 'load' is named twice in 'load,load'"):  # two targets of one column
         _columns("load,load")
+
+
+def test_textgen_reads_windows_line_ends_as_line_ends(tmp_path):
+    """A CRLF file put '\\r' into the vocabulary, and from there into the samples."""
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"first line\r\nsecond line\r\n")
+    documents, _ = load_documents([str(path)], None)
+    assert documents == ["first line\nsecond line\n"]

@@ -64,10 +64,16 @@ class TextgenSettings:
                              "drop --bidirectional")
 
 
+def read_document(path: str, encoding: str) -> str:
+    """A text file as one document, its line ends made ``\\n`` (a Windows file's ``\\r`` is not a character the
+    model should learn, nor write into its samples)."""
+    return read_text(path, encoding).replace("\r\n", "\n")
+
+
 def load_documents(files: list[str] | None, dataset: str | None, encoding: str = "utf-8") -> tuple[list[str], str]:
     """The training text as documents, from the user's files or a built-in corpus; and a description."""
     if files:
-        return [read_text(f, encoding) for f in files], ", ".join(files)
+        return [read_document(f, encoding) for f in files], ", ".join(files)
     from rnnkit import datasets
 
     names = [d.name for d in datasets.list_datasets("text")]
@@ -330,7 +336,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     metrics["tokens"] = tokens
     if files:  # text the model never saw may be mostly <unk>, which is easy to predict and says little
         vocab = load_vocab(Path(run) / lifecycle.MODEL_DIR)
-        ids = [i for f in files for i in vocab.encode(read_text(f, encoding or settings.encoding))]
+        ids = [i for f in files for i in vocab.encode(read_document(f, encoding or settings.encoding))]
         metrics["unknown_share"] = sum(i == UNK_ID for i in ids) / max(len(ids), 1)
         if metrics["unknown_share"] > 0.05:
             print(f"note: {metrics['unknown_share']:.0%} of the tokens of {', '.join(files)} are unknown to the model "
@@ -373,7 +379,7 @@ def evaluation_data(run: str | Path, files: list[str] | None = None, *, batch_si
     model, vocab, info = load_run(run)
     settings = info.settings
     if files:
-        documents = [read_text(f, encoding or settings.encoding) for f in files]
+        documents = [read_document(f, encoding or settings.encoding) for f in files]
     else:
         documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
         documents = split_documents(documents, settings.val_fraction)[1]
