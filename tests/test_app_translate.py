@@ -178,3 +178,13 @@ def test_repeated_sentences_in_the_test_part_are_counted(tmp_path, capsys):
     result = json.loads((tmp_path / "run" / "results.json").read_text())
     assert result["test_sources_in_training"] == 15 == json.loads((tmp_path / "run" / "app.json").read_text())[
         "facts"]["pairs"]["test"]
+
+
+@pytest.mark.slow
+def test_an_outlier_pair_is_announced(tmp_path, capsys):
+    """One 300-word pair among short ones made decoding run to 450 tokens per sentence, silently."""
+    pairs = reversal_pairs(60, seed=1, alphabet="abc", lengths=(2, 4)) + [("x " * 300, "y " * 300)]
+    data = write_tsv(tmp_path / "long.tsv", pairs)
+    assert main(["translate", "train", "--data", str(data), "--out", str(tmp_path / "run"),
+                 *[a for a in TINY if a != "--quiet"], "--max-steps", "1", "--eval-every", "1000"]) == 0
+    assert "the longest training target has 300 words" in capsys.readouterr().err

@@ -310,6 +310,11 @@ class Translate(lifecycle.App):
         vocabs = build_vocabs(settings, train_pairs)
         source, target, reverse = vocabs["source"], vocabs["target"], settings.reverse_source
         process, device = distributed.setup(config.device)
+        lengths = sorted(len(target.split()) for _, target in train_pairs)
+        if is_shown() and lengths[-1] > 10 * max(lengths[len(lengths) // 2], 1):
+            print(f"note: the longest training target has {lengths[-1]} words, over 10 times the median "
+                  f"({lengths[len(lengths) // 2]}); decoding may run to 1.5 times its length for every sentence, which "
+                  "makes validation and evaluation slow: drop such outliers from the data", file=sys.stderr)
         seen = {source for source, _ in train_pairs}
         overlap = sum(source in seen for source, _ in test_pairs)
         if overlap and is_shown():  # duplicates in the file: those test scores measure memory, not translation
