@@ -8,6 +8,8 @@ each process its share of every batch, and lets only rank 0 print, log and write
 
 from __future__ import annotations
 
+import atexit
+
 import os
 from dataclasses import dataclass
 
@@ -61,7 +63,15 @@ def setup(device: str) -> tuple[Process, torch.device]:
         torch.cuda.set_device(target)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
+        # Left to the interpreter's teardown, gloo's threads can still be running when the process ends, and
+        # the C++ runtime aborts it ("terminate called without an active exception"): leave the group first.
+        atexit.register(_leave)
     return process, target
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap(model: torch.nn.Module, process: Process, device: torch.device) -> torch.nn.Module:
