@@ -323,7 +323,7 @@ def cache(run_dir: str, sizes: list[int], thetas: list[float], mixes: list[float
     from rnnkit.train.evaluate import streamed_predictions
 
     started = time.perf_counter()
-    model, data, tokens, _ = evaluation_data(run_dir, batch_size=1)
+    model, data, tokens, _, _ = evaluation_data(run_dir, batch_size=1)
     chunks = list(streamed_predictions(model, data))  # each batch's tensors are its own
     valid = torch.cat([(targets >= 0).flatten() for _, _, targets, _ in chunks])
     model_log_p = torch.cat([log_p.flatten() for _, log_p, _, _ in chunks]).double()[valid]

@@ -46,6 +46,11 @@ def option(default: Any, help: str, *, choices: tuple | Callable[[], tuple] | No
     return field(default=default, metadata=metadata)
 
 
+def flag(name: str) -> str:
+    """The command-line flag of a settings field: ``flag("max_steps") == "--max-steps"``."""
+    return "--" + name.replace("_", "-")
+
+
 def nested(cls: type, help: str = "", **defaults: Any) -> Any:
     """A field holding a ``cls`` config, by default ``cls(**defaults)`` (the defaults an owner prefers)."""
     return field(default_factory=lambda: cls(**defaults), metadata={"help": help, "nested": cls})

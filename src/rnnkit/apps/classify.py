@@ -37,7 +37,7 @@ from rnnkit.models.classifier import (
     ClassifierEnsemble, SequenceClassifier, SequenceClassifierConfig, classifier_or_ensemble,
 )
 from rnnkit.nn import RECURRENT_REGULARIZERS
-from rnnkit.options import nested, option
+from rnnkit.options import flag, nested, option
 from rnnkit.train import TrainConfig, distributed
 from rnnkit.train.batches import to_device
 
@@ -241,7 +241,7 @@ def check_transfer(settings: ClassifySettings) -> None:
         if field.name not in TRANSFER_FREE and mine != theirs:
             flags.append((field.name, theirs, mine))
     if flags:
-        differences = ", ".join(f"--{name.replace('_', '-')} {theirs} (not {mine})" for name, theirs, mine in flags)
+        differences = ", ".join(f"{flag(name)} {theirs} (not {mine})" for name, theirs, mine in flags)
         raise InputError(f"--init-from {settings.init_from} was trained with {differences}; give the same, or train "
                          "from scratch without --init-from")
 

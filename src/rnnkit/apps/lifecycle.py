@@ -33,7 +33,7 @@ import torch
 
 from rnnkit._files import read_json_object
 from rnnkit.errors import InputError, RunInterrupted
-from rnnkit.options import from_dict, nested_class
+from rnnkit.options import flag, from_dict, nested_class
 from rnnkit.train import TrainConfig, Trainer, TrainingDiverged, checkpoint
 from rnnkit.train.config import OPTIMIZER_SETTINGS
 from rnnkit.train.distributed import launched_rank
@@ -95,12 +95,17 @@ class Prepared:
 
 @dataclasses.dataclass
 class Run:
-    """A run directory as the verbs see it: its settings (the app's dataclass), seed and data facts."""
+    """A run directory as the verbs see it: its settings (the app's dataclass), data facts and the training
+    options it keeps on resume (``App.kept_on_resume``, the seed among them)."""
 
     path: Path
     settings: Any
-    seed: int
     facts: dict
+    train: dict
+
+    @property
+    def seed(self) -> int:
+        return self.train["seed"]
 
 
 class App:
@@ -199,7 +204,7 @@ def read_run(run: str | Path, app: App) -> Run:
         settings = from_dict(app.settings_class, info["settings"])
     except (TypeError, ValueError) as error:
         raise InputError(f"{run / APP_FILE} does not describe a valid {app.name} run ({error})") from None
-    return Run(run, settings, info["train"]["seed"], info.get("facts", {}))
+    return Run(run, settings, info.get("facts", {}), info["train"])
 
 
 def check_resume(run: Path, app: App, resume: bool) -> None:
@@ -257,8 +262,8 @@ def _train(app: App, settings: Any, config: TrainConfig | None, out: str | Path,
         _check_same_settings(app, settings, saved, given)
         reported = {name: getattr(settings, name) for name in app.report_settings if name in (given or ())}
         settings = dataclasses.replace(saved.settings, **reported)
-        kept = read_json_object(run / APP_FILE)["train"]
-        flags = [f"--{name.replace('_', '-')} (the run's: {value!r})" for name, value in kept.items()
+        kept = saved.train
+        flags = [f"{flag(name)} (the run's: {value!r})" for name, value in kept.items()
                  if name in (given or ()) and getattr(config, name) != value]
         if flags:
             raise InputError(f"--resume continues {run} with its own {', '.join(flags)}; drop the flag, or start a "
@@ -376,8 +381,8 @@ def _check_same_data(app: App, settings: Any, saved: Run, given: Collection[str]
     # The saved source is named by its first data setting that is set (--data before --dataset).
     source = next((name for name in app.data_fields if getattr(saved.settings, name) not in (None, (), "")),
                   app.data_fields[0])
-    flags = " and ".join("--" + name.replace("_", "-") for name in named)
-    raise InputError(f"--resume continues {saved.path} on its own data (--{source.replace('_', '-')} "
+    flags = " and ".join(flag(name) for name in named)
+    raise InputError(f"--resume continues {saved.path} on its own data ({flag(source)} "
                      f"{getattr(saved.settings, source)}); drop {flags}, or start a new run with another --out")
 
 
@@ -399,7 +404,7 @@ def _check_same_settings(app: App, settings: Any, saved: Run, given: Collection[
     if not given:
         return
     mine, theirs = _flat_settings(app.normalize(settings)), _flat_settings(saved.settings)
-    differ = [f"--{name.replace('_', '-')} {theirs[name]!r}" for name in sorted(given)
+    differ = [f"{flag(name)} {theirs[name]!r}" for name in sorted(given)
               if name in mine and name in theirs and name not in (*app.data_fields, *app.report_settings)
               and mine[name] != theirs[name]]
     if differ:

@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -23,9 +24,8 @@ from rnnkit.data.tables import read_text
 from rnnkit.data import StreamBatches
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 from rnnkit.errors import InputError
-from rnnkit.models import load_vocab
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
-from rnnkit.options import nested, option
+from rnnkit.options import flag, nested, option
 from rnnkit.train import TrainConfig, cache_evaluation_loss, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
 from rnnkit.train.progress import reading
 
@@ -110,10 +110,10 @@ def _encode(vocab: Vocabulary, documents: list[str]) -> list[torch.Tensor]:
     return [torch.tensor(vocab.encode(d), dtype=torch.int64) for d in documents if d]
 
 
-def _stream(vocab: Vocabulary, documents: list[str], lanes: int, chunk: int,
+def _stream(ids: list[torch.Tensor], lanes: int, chunk: int,
             what: str = "the validation text") -> tuple[StreamBatches, int, int]:
-    """``(batches, lanes, tokens)``: at most ``lanes`` contiguous lanes (fewer for a short text)."""
-    ids = _encode(vocab, documents)
+    """``(batches, lanes, tokens)`` of encoded documents: at most ``lanes`` contiguous lanes (fewer for a short
+    text)."""
     tokens = sum(len(t) for t in ids)
     if max((len(t) for t in ids), default=0) < 2:
         raise InputError(f"{what} has no document of 2 or more tokens, so there is no next token to predict; "
@@ -180,7 +180,7 @@ class Textgen(lifecycle.App):
         if train_tokens < batch * (chunk + 1):
             raise InputError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
                              f"chunk_length {chunk}; lower --batch-size or --chunk-length")
-        val, val_lanes, val_tokens = _stream(vocab, val_docs, batch, chunk)
+        val, val_lanes, val_tokens = _stream(_encode(vocab, val_docs), batch, chunk)
         facts = {"source": source, "vocab_size": len(vocab), "train_tokens": train_tokens, "val_tokens": val_tokens,
                  "val_batch_size": val_lanes}
         return lifecycle.Prepared(StreamBatches(train_ids, batch, chunk), val, vocab=vocab, facts=facts)
@@ -319,11 +319,11 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
                          f"(got {batch_size}); leave it out")
     for name, value in (("batch_size", batch_size), ("chunk_length", chunk_length)):
         if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+            raise InputError(f"{flag(name)} must be >= 1, got {value}")
     one_stream = dynamic or cache_size is not None
     lanes = (batch_size or 1) if one_stream else batch_size
-    model, data, tokens, settings = evaluation_data(run, files, batch_size=lanes, chunk_length=chunk_length,
-                                                    encoding=encoding)
+    model, data, tokens, unknown, settings = evaluation_data(run, files, batch_size=lanes, chunk_length=chunk_length,
+                                                             encoding=encoding)
     if progress:
         data = reading(data, "evaluating")
     if dynamic:
@@ -335,9 +335,7 @@ def evaluate(run: str | Path, files: list[str] | None = None, *, batch_size: int
     metrics = language_model_metrics(nats, settings.level)
     metrics["tokens"] = tokens
     if files:  # text the model never saw may be mostly <unk>, which is easy to predict and says little
-        vocab = load_vocab(Path(run) / lifecycle.MODEL_DIR)
-        ids = [i for f in files for i in vocab.encode(read_document(f, encoding or settings.encoding))]
-        metrics["unknown_share"] = sum(i == UNK_ID for i in ids) / max(len(ids), 1)
+        metrics["unknown_share"] = unknown / max(tokens, 1)
         if metrics["unknown_share"] > 0.05:
             print(f"note: {metrics['unknown_share']:.0%} of the tokens of {', '.join(files)} are unknown to the model "
                   "(<unk>); the score says little about this text", file=sys.stderr)
@@ -371,11 +369,22 @@ def check_cache(size: int | None, theta: float | None, mix: float | None, *, def
     return theta, mix
 
 
+class EvaluationData(NamedTuple):
+    """What :func:`evaluate` reads: the model in evaluation mode, the text's batches, its token count, how many
+    of those are ``<unk>``, and the run's settings."""
+
+    model: SequenceTagger
+    batches: StreamBatches
+    tokens: int
+    unknown: int
+    settings: TextgenSettings
+
+
 def evaluation_data(run: str | Path, files: list[str] | None = None, *, batch_size: int | None = None,
-                    chunk_length: int | None = None, encoding: str | None = None):
-    """``(model, batches, tokens, settings)``: a run's model in evaluation mode and ``files`` (default: the run's
-    validation text) cut into ``batch_size`` contiguous lanes (default: as in training's validation) of
-    ``chunk_length`` tokens (default: the training chunks), as :func:`evaluate` reads them."""
+                    chunk_length: int | None = None, encoding: str | None = None) -> EvaluationData:
+    """A run's model and ``files`` (default: the run's validation text) cut into ``batch_size`` contiguous lanes
+    (default: as in training's validation) of ``chunk_length`` tokens (default: the training chunks), as
+    :func:`evaluate` reads them."""
     model, vocab, info = load_run(run)
     settings = info.settings
     if files:
@@ -383,7 +392,7 @@ def evaluation_data(run: str | Path, files: list[str] | None = None, *, batch_si
     else:
         documents, _ = load_documents(list(settings.data), settings.dataset, settings.encoding)
         documents = split_documents(documents, settings.val_fraction)[1]
-    data, _, tokens = _stream(vocab, documents, batch_size or info.facts["val_batch_size"],
-                              chunk_length or settings.chunk_length,
+    ids = _encode(vocab, documents)
+    data, _, tokens = _stream(ids, batch_size or info.facts["val_batch_size"], chunk_length or settings.chunk_length,
                               what=", ".join(files) if files else "the run's validation text")
-    return model, data, tokens, settings
+    return EvaluationData(model, data, tokens, sum(int((t == UNK_ID).sum()) for t in ids), settings)

@@ -12,12 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rnnkit.errors import InputError
-from rnnkit.options import nested_class
+from rnnkit.options import flag, nested_class
 from rnnkit.train.config import TrainConfig
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _type_of(field: dataclasses.Field, hints: dict) -> tuple[Any, bool]:
@@ -73,7 +69,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
         default = defaults.get(name, _default_of(instance, path) if instance is not None else field.default)
         help_text = field.metadata.get("help", "")
         if base is bool:
-            parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, default=default,
+            parser.add_argument(flag(name), *aliases.get(name, []), dest=name, default=default,
                                 action=argparse.BooleanOptionalAction, help=help_text)
             continue
         convert = _finite if base is float else base
@@ -84,7 +80,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
             help_text += " ('none' turns it off)"
         choices = field.metadata.get("choices")
         choices = choices() if callable(choices) else choices
-        parser.add_argument(_flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
+        parser.add_argument(flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
                             choices=choices, metavar=None if choices else field.metadata.get("metavar") or _metavar(name),
                             help=f"{help_text} (default: {default})")
 
@@ -152,7 +148,7 @@ def add_reading_options(parser: argparse.ArgumentParser, settings_class, names: 
     reads another file with a trained run: each defaults to the run's own value."""
     fields = {f.name: f for f in dataclasses.fields(settings_class)}
     for name in names:
-        parser.add_argument(_flag(name), dest=name, default=None, metavar=_metavar(name),
+        parser.add_argument(flag(name), dest=name, default=None, metavar=_metavar(name),
                             help=f"{fields[name].metadata['help']} (default: the run's)")
 
 

@@ -49,10 +49,11 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rnnkit.errors import InputError
+    from rnnkit.options import flag
 
     for name in ("max_text_chars", "max_generate", "max_body_bytes", "max_upload_bytes", "max_concurrent"):
         if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise InputError(f"{flag(name)} must be >= 1, got {getattr(args, name)}")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be in 1..65535, got {args.port}")
     try:
