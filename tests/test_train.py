@@ -671,3 +671,26 @@ def test_a_loss_fn_model_carries_its_state_across_streamed_chunks():
     plain = lambda output, batch: F.cross_entropy(output.flatten(0, 1), batch["targets"].flatten())  # noqa: E731
     with pytest.warns(UserWarning, match="no .state, so streamed batches start from a zero state"):
         Trainer(Plain(), batches, config=config, loss_fn=plain, progress=False).fit()
+
+
+def test_saved_files_get_the_permissions_of_plainly_created_ones(tmp_path, checkpointed):
+    """safetensors creates its files 0600; a model or checkpoint meant for a colleague must follow the umask."""
+    import os
+    import stat
+
+    from rnnkit.models import SequenceTagger, SequenceTaggerConfig, save_model
+
+    expected = 0o666 & ~_current_umask()
+    for file in checkpointed.iterdir():
+        assert stat.S_IMODE(os.stat(file).st_mode) == expected, file.name
+    save_model(SequenceTagger(SequenceTaggerConfig(vocab_size=5, output_size=0, hidden_size=4)), tmp_path / "m")
+    for file in (tmp_path / "m").iterdir():
+        assert stat.S_IMODE(os.stat(file).st_mode) == expected, file.name
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

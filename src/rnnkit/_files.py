@@ -10,6 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The permissions a plainly created file gets. Some writers (safetensors) create theirs 0600, which left a shared
+# model unreadable to the colleague it was trained for; read once, as os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def fsync_path(path: Path) -> None:
     """Flush ``path`` (a file, or a directory's entries) to disk."""
@@ -20,12 +26,19 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def plain_permissions(path: Path) -> None:
+    """Give ``path`` the permissions a plainly created file would have (the umask's)."""
+    os.chmod(path, _FILE_MODE)
+
+
 def replace_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """``write(temporary)``, then flush it and rename it to ``path``; the temporary is removed on failure."""
+    """``write(temporary)``, then flush it and rename it to ``path`` with the permissions of a plainly created
+    file; the temporary is removed on failure."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.partial")
     try:
         write(temporary)
+        plain_permissions(temporary)
         fsync_path(temporary)
         os.replace(temporary, path)
     finally:

@@ -23,8 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from rnnkit._files import fsync_path
-from rnnkit._files import write_json_atomic
+from rnnkit._files import fsync_path, plain_permissions, write_json_atomic
 
 FORMAT = "rnnkit-checkpoint"
 VERSION = 1
@@ -126,6 +125,7 @@ def _write_folder(folder: Path, model_state: dict[str, Tensor], tensors: dict[st
     save_file(tensors, folder / "state.safetensors")
     (folder / "trainer.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, **info}, indent=1))
     for file in folder.iterdir():
+        plain_permissions(file)
         fsync_path(file)
     fsync_path(folder)
 
