@@ -251,3 +251,20 @@ def test_textgen_reads_windows_line_ends_as_line_ends(tmp_path):
     path.write_bytes(b"first line\r\nsecond line\r\n")
     documents, _ = load_documents([str(path)], None)
     assert documents == ["first line\nsecond line\n"]
+
+
+# ------------------------------------------------------------------------------ output files, checked first
+@pytest.mark.parametrize("argv, flag", [
+    (["forecast", "evaluate", "--run", "{run}", "--plot", "{missing}/f.png"], "--plot"),
+    (["translate", "evaluate", "--run", "{run}", "--predictions", "{missing}/p.tsv"], "--predictions"),
+    (["translate", "evaluate", "--run", "{run}", "--predictions", "{folder}"], "--predictions"),
+])
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, argv, flag):
+    """The run is not even read (it does not exist here), so nothing is decoded for minutes before the refusal."""
+    from rnnkit.cli.main import main
+
+    argv = [a.format(run=tmp_path / "no-run", missing=tmp_path / "missing", folder=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f": error: {flag} " in err, err
+    assert "does not exist; create it first" in err or "is a folder" in err

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -12,6 +14,21 @@ def format_metrics(values: dict[str, Any]) -> str:
         return f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else str(v)
 
     return "  ".join(f"{k} {show(v)}" for k, v in values.items())
+
+
+def check_output_file(flag: str, path: str | Path) -> Path:
+    """``path`` if a file can be written there, else one line naming ``flag`` and the fix; called before the work
+    whose result goes there, so a missing folder is not found out after minutes of decoding."""
+    from rnnkit.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path} is a folder; name a file (for example {path / 'out'}{path.suffix})")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag} {path}: the folder {path.parent} does not exist; create it first")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise InputError(f"{flag} {path}: not writable here; choose another place")
+    return path
 
 
 def exact_match_fn(decode_batch: Callable, process, device) -> Callable:

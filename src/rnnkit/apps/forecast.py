@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from rnnkit.apps import lifecycle
+from rnnkit.apps.common import check_output_file
 from rnnkit.data.timeseries import (
     FILLS, INPUT_MODES, TARGET_MODES, Scaling, Series, WindowedSeries, fill_missing, guess_season, in_time_order,
     next_times, read_series, split_bounds, time_step, window_ends,
@@ -419,6 +420,8 @@ def evaluate(run: str | Path, *, data: str | None = None, part: str | None = Non
     """Errors of a trained run against the baselines: on the run's own ``part`` (default ``test``), or on
     every window of ``data`` (``part`` default ``all``), with the run's scaling. ``baselines`` adds the
     classical models (:func:`classical_forecasts`), fitted on the rows before the part."""
+    if plot is not None:
+        check_output_file("--plot", plot)
     model, info = load_run(run, device)
     settings = _run_settings(info, data, encoding, fill)
     series = load_series(settings)

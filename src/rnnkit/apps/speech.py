@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
 from rnnkit.apps.classify import format_confusion, plot_confusion, scores
-from rnnkit.apps.common import format_metrics
+from rnnkit.apps.common import check_output_file, format_metrics
 from rnnkit.data import audio
 from rnnkit.data.vocab import UNK_ID, Vocabulary
 from rnnkit.datasets import speech as synth
@@ -632,8 +632,7 @@ def transcribe(run: str | Path, files: Sequence[str], *, beam_size: int = 1, top
     if plot:
         if settings.task != "ctc":
             raise InputError(f"--plot draws a CTC alignment; {run} is a {settings.task} run (drop --plot)")
-        if not Path(plot).parent.is_dir():
-            raise InputError(f"--plot {plot}: the folder {Path(plot).parent} does not exist; create it first")
+        check_output_file("--plot", plot)
     items = []
     for file in files:
         samples, rate = audio.read_wav(file)

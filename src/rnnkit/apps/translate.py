@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
-from rnnkit.apps.common import exact_match_fn
+from rnnkit.apps.common import check_output_file, exact_match_fn
 from rnnkit.data.tables import read_text
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
@@ -437,6 +437,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, beam: int = 1, 
     ``predictions``: also write ``source<TAB>output`` per pair to this file.
     """
     check_decoding(beam, alpha)
+    if predictions:
+        check_output_file("--predictions", predictions)
     model, vocabs, settings = load_run(run, device)
     if bleu and not _have_sacrebleu(False):
         raise InputError(f"BLEU needs sacrebleu, which is not installed: {INSTALL_BLEU}; or pass --no-bleu")
