@@ -381,7 +381,7 @@ def test_generated_pictures_are_learned_beating_the_nearest_neighbour(trained):
 def test_evaluate_and_caption_reuse_the_run(trained, tmp_path, capsys, cli_error):
     folder, run = trained
     results = json.loads((run / "results.json").read_text())
-    assert main(["caption", "evaluate", "--run", str(run)]) == 0
+    assert main(["caption", "evaluate", "--json", "--run", str(run)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["bleu"] == pytest.approx(results["bleu"]) and evaluated["examples"] == 40
     # another label file's columns: the error names --file-column, which evaluate now has
@@ -389,7 +389,7 @@ def test_evaluate_and_caption_reuse_the_run(trained, tmp_path, capsys, cli_error
     labels = (other / "labels.csv").read_text().replace("file,caption", "image,text", 1)
     (other / "labels.csv").write_text(labels, encoding="latin-1")
     assert "--file-column" in cli_error(["caption", "evaluate", "--run", str(run), "--data", str(other)])
-    assert main(["caption", "evaluate", "--run", str(run), "--data", str(other), "--file-column", "image",
+    assert main(["caption", "evaluate", "--json", "--run", str(run), "--data", str(other), "--file-column", "image",
                  "--caption-column", "text", "--encoding", "latin-1"]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 8
 

@@ -60,15 +60,15 @@ def test_sample_is_reproducible_and_streams_after_the_prime(run, capsys):
 
 @pytest.mark.slow
 def test_evaluate_matches_training_report(run, corpus, capsys):
-    assert main(["textgen", "evaluate", "--run", str(run)]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     results = json.loads((run / "results.json").read_text())
     assert evaluated["val_nats_per_char"] == pytest.approx(results["val_nats_per_char"], rel=1e-5)
-    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(corpus)]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--data", str(corpus)]) == 0
     assert json.loads(capsys.readouterr().out)["unknown_share"] == 0.0
     foreign = corpus.with_name("foreign.txt")
     foreign.write_text("\u00e9\u00e8\u00ea\u00eb" * 300)  # letters the training text never had
-    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(foreign)]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--data", str(foreign)]) == 0
     captured = capsys.readouterr()  # it scored all-<unk> text better than its own validation text, silently
     assert json.loads(captured.out)["unknown_share"] == 1.0 and "100% of the tokens" in captured.err
 

@@ -69,15 +69,18 @@ def test_beam_one_is_greedy_and_translate_reads_args_and_stdin(run, capsys, monk
 
 @pytest.mark.slow
 def test_evaluate_reports_bleu_and_exact_match(run, capsys, tmp_path):
-    assert main(["translate", "evaluate", "--run", str(run), "--beam", "2", "--predictions",
+    assert main(["translate", "evaluate", "--json", "--run", str(run), "--beam", "2", "--predictions",
                  str(tmp_path / "p.tsv")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["exact_match"] >= 0.9 and 90 < result["bleu"] <= 100 + 1e-9 and result["chrf"] > 90
     assert result["bleu_tokenize"] == "char"  # one-"word" sums: word BLEU would be 0 at any accuracy
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 80
     other = write_tsv(tmp_path / "other.tsv", [("abcd", "dcba"), ("eab", "bae")])
-    assert main(["translate", "evaluate", "--run", str(run), "--data", str(other), "--no-bleu"]) == 0
+    assert main(["translate", "evaluate", "--json", "--run", str(run), "--data", str(other), "--no-bleu"]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 2
+    assert main(["translate", "evaluate", "--run", str(run), "--data", str(other), "--no-bleu"]) == 0
+    line = capsys.readouterr().out  # without --json: one line for people, as every other app's evaluate
+    assert line.count("\n") == 1 and line.startswith(f"{other}: ") and "examples 2" in line
 
 
 def bad_files(tmp_path):

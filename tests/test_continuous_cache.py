@@ -138,9 +138,9 @@ def run(tmp_path_factory):
 
 
 def test_cli_cache_copies_the_unseen_phrase_it_has_read(run, capsys):
-    assert main(["textgen", "evaluate", "--run", str(run), "--batch-size", "1"]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--batch-size", "1"]) == 0
     static = json.loads(capsys.readouterr().out)
-    assert main(["textgen", "evaluate", "--run", str(run), "--cache-size", "200", "--cache-theta", "0.5",
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--cache-size", "200", "--cache-theta", "0.5",
                  "--cache-mix", "0.5"]) == 0
     cached = json.loads(capsys.readouterr().out)
     assert cached["tokens"] == static["tokens"] and cached["cache_size"] == 200 and cached["cache_mix"] == 0.5
@@ -157,7 +157,7 @@ def test_cli_cache_copies_the_unseen_phrase_it_has_read(run, capsys):
     (["--cache-size", "8", "--dynamic-lr", "0.1"], "choose one"),
 ])
 def test_bad_cache_options_are_one_line_and_exit_2(run, capsys, flags, message):
-    assert main(["textgen", "evaluate", "--run", str(run), *flags]) == 2
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 

@@ -88,13 +88,13 @@ def run(tmp_path_factory):
 
 
 def test_cli_dynamic_evaluation_beats_static_on_text_unlike_the_training_part(run, capsys):
-    assert main(["textgen", "evaluate", "--run", str(run), "--batch-size", "1"]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--batch-size", "1"]) == 0
     static = json.loads(capsys.readouterr().out)
-    assert main(["textgen", "evaluate", "--run", str(run), "--dynamic-lr", "0.3", "--dynamic-decay", "0.01"]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--dynamic-lr", "0.3", "--dynamic-decay", "0.01"]) == 0
     dynamic = json.loads(capsys.readouterr().out)
     assert dynamic["tokens"] == static["tokens"] and dynamic["dynamic_lr"] == 0.3
     assert dynamic["val_nats_per_char"] < static["val_nats_per_char"] - 0.2
-    assert main(["textgen", "evaluate", "--run", str(run), "--batch-size", "1"]) == 0  # the saved model is unchanged
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--batch-size", "1"]) == 0  # the saved model is unchanged
     assert json.loads(capsys.readouterr().out) == static
 
 
@@ -106,7 +106,7 @@ def test_cli_dynamic_evaluation_beats_static_on_text_unlike_the_training_part(ru
     (["--chunk-length", "0"], "--chunk-length must be >= 1"),
 ])
 def test_bad_dynamic_options_are_one_line_and_exit_2(run, capsys, flags, message):
-    assert main(["textgen", "evaluate", "--run", str(run), *flags]) == 2
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 
@@ -115,7 +115,7 @@ def test_bad_dynamic_options_are_one_line_and_exit_2(run, capsys, flags, message
 def test_a_text_too_short_to_predict_is_one_line(run, tmp_path, capsys, dynamic):
     short = tmp_path / "short.txt"
     short.write_text("a")
-    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(short), *dynamic]) == 2
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--data", str(short), *dynamic]) == 2
     err = capsys.readouterr().err
     assert "short.txt has no document of 2 or more tokens" in err and len(err.strip().splitlines()) == 1
 
@@ -123,7 +123,7 @@ def test_a_text_too_short_to_predict_is_one_line(run, tmp_path, capsys, dynamic)
 def test_a_file_in_another_encoding_is_named_and_then_read_with_encoding(run, tmp_path, capsys):
     latin = tmp_path / "latin.txt"
     latin.write_bytes("the caf\u00e9 sat on the mat. ".encode("latin-1") * 20)
-    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(latin)]) == 2
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--data", str(latin)]) == 2
     assert "--encoding latin-1" in capsys.readouterr().err
-    assert main(["textgen", "evaluate", "--run", str(run), "--data", str(latin), "--encoding", "latin-1"]) == 0
+    assert main(["textgen", "evaluate", "--json", "--run", str(run), "--data", str(latin), "--encoding", "latin-1"]) == 0
     assert json.loads(capsys.readouterr().out)["tokens"] == len("the caf\u00e9 sat on the mat. ") * 20

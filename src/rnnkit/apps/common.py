@@ -16,6 +16,12 @@ def format_metrics(values: dict[str, Any]) -> str:
     return "  ".join(f"{k} {show(v)}" for k, v in values.items())
 
 
+def describe_evaluation(where: str, result: dict[str, Any]) -> str:
+    """One line for an ``evaluate`` verb: where it was measured, then every number of ``result``."""
+    numbers = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return f"{where}: {format_metrics(numbers)}"
+
+
 def check_output_file(flag: str, path: str | Path) -> Path:
     """``path`` if a file can be written there, else one line naming ``flag`` and the fix; called before the work
     whose result goes there, so a missing folder is not found out after minutes of decoding."""

@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
                    show=_show_training)
 
     evaluate = add_run_verb(verbs, "evaluate", app="caption", help="BLEU-4 and exact match of a trained run",
-                            epilog=EXAMPLES, func=run_evaluate)
+                            epilog=EXAMPLES, func=run_evaluate, json_help="print the metrics as JSON")
     _decoding_options(evaluate)
     evaluate.add_argument("--data", metavar="FOLDER", help="images with a label file (default: the run's test split)")
     evaluate.add_argument("--labels", metavar="FILE",
@@ -74,8 +74,11 @@ def _show_training(results: dict, args: argparse.Namespace) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.caption import READING, evaluate
 
-    print(json.dumps(evaluate(args.run, args.data, args.labels, beam=args.beam, alpha=args.alpha,
-                              resize=args.resize, device=args.device, reading=reading_options(args, READING))))
+    from rnnkit.apps.common import describe_evaluation
+
+    result = evaluate(args.run, args.data, args.labels, beam=args.beam, alpha=args.alpha, resize=args.resize,
+                      device=args.device, reading=reading_options(args, READING))
+    print(json.dumps(result) if args.json else describe_evaluation(result["data"], result))
     return 0
 
 

@@ -47,7 +47,7 @@ def add_parser(subparsers) -> None:
                         help="let the model write <unk> (a token cut from the vocabulary); by default it never does")
 
     evaluate = add_run_verb(verbs, "evaluate", app="textgen", help="loss, bits per token and perplexity on text",
-                            epilog=EXAMPLES, func=run_evaluate, device=False)
+                            epilog=EXAMPLES, func=run_evaluate, device=False, json_help="print the metrics as JSON")
     evaluate.add_argument("--data", nargs="+", metavar="FILE", help="text files (default: the run's validation text)")
     evaluate.add_argument("--encoding", default=None, help="encoding of --data (default: the training files')")
     evaluate.add_argument("--batch-size", type=int, default=None,
@@ -102,8 +102,11 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from rnnkit.apps.textgen import evaluate
 
-    print(json.dumps(evaluate(args.run, args.data, batch_size=args.batch_size, chunk_length=args.chunk_length,
-                              dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay,
-                              cache_size=args.cache_size, cache_theta=args.cache_theta, cache_mix=args.cache_mix,
-                              encoding=args.encoding, progress=True), indent=1))
+    from rnnkit.apps.common import describe_evaluation
+
+    result = evaluate(args.run, args.data, batch_size=args.batch_size, chunk_length=args.chunk_length,
+                      dynamic_lr=args.dynamic_lr, dynamic_decay=args.dynamic_decay, cache_size=args.cache_size,
+                      cache_theta=args.cache_theta, cache_mix=args.cache_mix, encoding=args.encoding, progress=True)
+    where = ", ".join(args.data) if args.data else "the run's validation text"
+    print(json.dumps(result) if args.json else describe_evaluation(where, result))
     return 0

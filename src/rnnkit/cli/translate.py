@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
                    show=_show_training)
 
     evaluate = add_run_verb(verbs, "evaluate", app="translate", help="BLEU, chrF and exact match of a trained run",
-                            epilog=EXAMPLES, func=run_evaluate)
+                            epilog=EXAMPLES, func=run_evaluate, json_help="print the metrics as JSON")
     _decoding_options(evaluate, beam=1)
     evaluate.add_argument("--data", metavar="FILE", help="TSV pairs to score (default: the run's test split)")
     evaluate.add_argument("--encoding", default="utf-8", help="encoding of --data (default: utf-8)")
@@ -70,12 +70,13 @@ def _show_training(results: dict, args: argparse.Namespace) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.apps.common import describe_evaluation
     from rnnkit.apps.translate import evaluate
 
     result = evaluate(args.run, args.data, beam=args.beam, alpha=args.alpha, encoding=args.encoding,
                       header=args.header, device=args.device, bleu=args.bleu, predictions=args.predictions,
                       progress=True)
-    print(json.dumps(result))
+    print(json.dumps(result) if args.json else describe_evaluation(result["data"], result))
     return 0
 
 
