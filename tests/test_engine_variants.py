@@ -186,6 +186,19 @@ def test_auto_picks_the_engine_for_regularised_gated_layers_in_training():
         rk.GRU(2, 3, zoneout=0.1, backend="builtin")(torch.randn(3, 1, 2))
 
 
+def test_a_backend_that_can_never_run_the_layer_is_refused_when_it_is_built():
+    with pytest.raises(ValueError, match="backend 'engine' does not support this RNN"):
+        rk.RNN(2, 3, zoneout=0.1, backend="engine")  # not at the first forward, after the model was assembled
+    with pytest.raises(ValueError, match="backend 'builtin' does not support this GRU"):
+        rk.GRU(2, 3, zoneout=0.1, backend="builtin")
+    # what a backend can run somewhere is built: in evaluation (no recurrent dropout there), or once on the CPU
+    layer = rk.LSTM(2, 3, recurrent_dropout=0.1, backend="builtin").eval()
+    assert backends.select(layer).name == "builtin"
+    with pytest.raises(ValueError, match="backend 'builtin' does not support"):
+        layer.train()(torch.randn(3, 1, 2))
+    assert rk.GRU(2, 3, backend="engine", device="meta").weight_hh_l0.is_meta  # how saved models are loaded
+
+
 def test_failed_build_falls_back_with_identical_regularised_results(monkeypatch):
     torch.manual_seed(0)
     layer = rk.LSTM(3, 6, bidirectional=True, recurrent_dropout=0.3, zoneout=0.2, backend="engine").double()

@@ -153,6 +153,7 @@ class RecurrentLayer(nn.Module):
         if weight_drop and not any(spec.role == "recurrent" for spec, _ in self._groups[0]):
             raise ValueError(f"weight_drop needs a cell with recurrent weights; {self.cell_type.__name__} has none "
                              "(use dropout= between layers)")
+        backends.check_runnable(backend, self.describe())
         self.reset_parameters()
 
     @property

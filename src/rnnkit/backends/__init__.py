@@ -24,6 +24,8 @@ Silently: the results are the same up to rounding.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from rnnkit.backends.builtin import BuiltinBackend
@@ -52,6 +54,18 @@ def select(layer, spec: LayerSpec | None = None):
         return layer.backend
     spec = spec if spec is not None else layer.describe()
     return _transformable(spec, _chosen(layer.backend, spec))
+
+
+def check_runnable(name: str, spec: LayerSpec) -> None:
+    """Refuse, when a layer is built, a backend named for it that could not run it anywhere: not in evaluation
+    on the CPU in float32, where each backend runs the most (a layer it runs only there, or only after
+    ``.eval()``, is refused at its call instead)."""
+    if name == "auto":
+        return
+    evaluated = None if spec.regularization is None or not spec.regularization.zoneout else \
+        dataclasses.replace(spec.regularization, recurrent_dropout=0.0, training=False)
+    _chosen(name, dataclasses.replace(spec, training=False, regularization=evaluated, device_type="cpu",
+                                      dtype=torch.float32))
 
 
 def _chosen(name: str, spec: LayerSpec):
