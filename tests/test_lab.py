@@ -137,3 +137,26 @@ def test_verdicts_cover_worse_than_the_baseline(value, lower_is_better, base, ex
 
     assert verdict({"value": value, "baseline": base, "lower_is_better": lower_is_better,
                     "diverged": False}) == expected
+
+
+def test_a_diverged_result_reads_back_as_diverged_from_strict_json(tmp_path):
+    """result.json holds null where a diverged run has NaN (strict JSON); a resumed sweep reads it back as NaN,
+    so its table still says "diverged", not "off" (the word for a missing clip)."""
+    import math
+
+    from rnnkit._files import write_json_atomic
+    from rnnkit.apps.lab import _read_result, write_table
+
+    result = {"task": "adding", "cell": "rnn", "T": 12, "clip_norm": None, "init": "default", "recurrent_scale": 4.0,
+              "metric": "mse", "value": math.nan, "baseline": 0.167, "verdict": "diverged",
+              "max_grad_norm": math.inf, "skipped_steps": 2, "steps": 6, "seconds": 1.0, "diverged": 5,
+              "curve": [[3, 0.5], [6, math.nan]], "grad_norms": [[1, 2.0], [5, math.inf]],
+              "gradient_flow": {"init": {"steps": {"l0": [1.0, math.inf]}}, "trained": None}}
+    write_json_atomic(tmp_path / "result.json", result, strict=True)
+    assert "NaN" not in (tmp_path / "result.json").read_text() and "Infinity" not in (tmp_path / "result.json").read_text()
+    back = _read_result(tmp_path / "result.json")
+    assert math.isnan(back["value"]) and math.isnan(back["max_grad_norm"]) and back["clip_norm"] is None
+    assert math.isnan(back["curve"][1][1]) and math.isnan(back["grad_norms"][1][1]) and back["diverged"] == 5
+    assert math.isnan(back["gradient_flow"]["init"]["steps"]["l0"][1]) and back["gradient_flow"]["trained"] is None
+    write_table([back], tmp_path)
+    assert "| adding | rnn | 12 | off | default | 4 | mse | diverged |" in (tmp_path / "results.md").read_text()

@@ -256,6 +256,15 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
     # a skipped step still counts: its checkpoint (step 8) is written, with the unchanged, finite weights
     assert info["step"] == 8 and info["nonfinite_in_a_row"] == 2 and all(torch.isfinite(w).all() for w in weights.values())
     assert all(torch.isfinite(p).all() for p in model.parameters())  # skipped steps never touched them
+    # the skipped steps' losses are JSON's null in the log (Python's bare NaN is refused by jq and JSON.parse) ...
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    strict = [json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in metrics.jsonl")) for line in lines]
+    assert [r["step"] for r in strict if r.get("skipped")] == skipped
+    assert all(r["loss"] is None for r in strict if r.get("skipped"))
+    # ... and NaN again when rnnkit reads it back (the curves, a resume)
+    from rnnkit.train.progress import MetricsLog
+
+    assert all(math.isnan(r["loss"]) for r in MetricsLog(tmp_path / "metrics.jsonl").read() if r.get("skipped"))
 
 
 def test_run_directory_holds_config_metrics_curves_and_log_lines(tmp_path, capsys):

@@ -5,6 +5,7 @@ never leaves half a file where a checkpoint, a model or an export belongs."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -47,9 +48,22 @@ def replace_atomically(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
-def write_json_atomic(path: str | Path, value: Any, *, indent: int = 1) -> Path:
-    """``value`` as JSON (and a final newline) at ``path``, atomically."""
-    text = json.dumps(value, indent=indent) + "\n"
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``: JSON has no NaN or Infinity, which Python writes
+    anyway and strict readers (jq, JavaScript's ``JSON.parse``) refuse. For files people and their tools read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def write_json_atomic(path: str | Path, value: Any, *, indent: int = 1, strict: bool = False) -> Path:
+    """``value`` as JSON (and a final newline) at ``path``, atomically; ``strict``: non-finite numbers as
+    ``null`` (:func:`finite_or_null`)."""
+    text = json.dumps(finite_or_null(value) if strict else value, indent=indent, allow_nan=not strict) + "\n"
     return replace_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 

@@ -317,7 +317,7 @@ def run_sweep(grid: list[tuple[LabConfig, float | None]], train: TrainConfig, ou
         run_dir = out / run_name(config, clip)
         done = run_dir / "result.json"
         if done.exists():
-            results.append(json.loads(done.read_text()))
+            results.append(_read_result(done))
             continue
         if progress:
             print(f"[{index}/{len(grid)}] {run_name(config, clip)}", flush=True)
@@ -330,6 +330,23 @@ def run_sweep(grid: list[tuple[LabConfig, float | None]], train: TrainConfig, ou
     write_table(results, out)
     plot_sweep(results, out)
     return results
+
+
+def _read_result(path: Path) -> dict:
+    """A finished run's ``result.json`` as :meth:`Lab.report` made it: the numbers strict JSON wrote as ``null``
+    (a diverged run's value, a skipped step's gradient norm) are NaN again."""
+    def numbers(value):
+        if isinstance(value, dict):
+            return {key: numbers(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [numbers(item) for item in value]
+        return math.nan if value is None else value
+
+    result = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("value", "max_grad_norm", "curve", "grad_norms"):
+        result[key] = numbers(result[key])
+    result["gradient_flow"] = {when: flow and numbers(flow) for when, flow in result["gradient_flow"].items()}
+    return result
 
 
 _COLUMNS = ["task", "cell", "T", "clip_norm", "init", "recurrent_scale", "metric", "value", "baseline",

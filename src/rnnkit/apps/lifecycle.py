@@ -303,7 +303,7 @@ def _train(app: App, settings: Any, config: TrainConfig | None, out: str | Path,
 
     save_model(model, run / MODEL_DIR, data.vocab)
     report = app.report(model, settings, data, run, fitted)
-    checkpoint.write_json_atomic(run / app.results_file, report)
+    checkpoint.write_json_atomic(run / app.results_file, report, strict=True)  # for people and their tools
     return report
 
 

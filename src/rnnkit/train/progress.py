@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rnnkit._files import replace_atomically
+from rnnkit._files import finite_or_null, replace_atomically
 
 _SHOWN = contextvars.ContextVar("rnnkit_progress_shown", default=True)
 
@@ -130,7 +130,10 @@ def reading(batches, what: str, *, stream=None, every: float = 30.0) -> Iterator
 
 
 class MetricsLog:
-    """Appends one JSON record per line to ``metrics.jsonl``; resuming drops records past the checkpoint."""
+    """Appends one JSON record per line to ``metrics.jsonl``; resuming drops records past the checkpoint.
+
+    A non-finite number (the loss of a skipped step) is written as ``null``, which strict JSON readers take, and
+    read back as NaN."""
 
     def __init__(self, path: Path, *, enabled: bool = True) -> None:
         self.path, self.enabled = Path(path), enabled
@@ -140,7 +143,7 @@ class MetricsLog:
         """Drop records newer than ``step`` (written by a run that was killed after its last checkpoint)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = "".join(json.dumps(record) + "\n" for record in self.read() if record.get("step", 0) <= step)
+        kept = "".join(_line(record) for record in self.read() if record.get("step", 0) <= step)
         replace_atomically(self.path, lambda temporary: temporary.write_text(kept))  # a kill keeps the old log
 
     def read(self) -> list[dict]:
@@ -148,9 +151,10 @@ class MetricsLog:
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a kill
                     continue
+                records.append({key: math.nan if value is None else value for key, value in record.items()})
         return records
 
     def append(self, record: dict) -> None:
@@ -158,7 +162,7 @@ class MetricsLog:
             return
         if self._file is None:
             self._file = open(self.path, "a")
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(_line(record))
 
     def flush(self) -> None:
         if self._file is not None:
@@ -168,6 +172,10 @@ class MetricsLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _line(record: dict) -> str:
+    return json.dumps(finite_or_null(record), allow_nan=False) + "\n"
 
 
 def _smooth(values: list[float], window: int) -> list[float]:
