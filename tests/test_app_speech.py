@@ -335,3 +335,20 @@ def test_same_seed_same_run_and_a_killed_run_resumes_to_the_same_bits(task, tmp_
               "--eval-every", "5", "--checkpoint-every", "5", "--cache-dir", str(tmp_path / "cache")]
     assert_reproducible_and_resumable(
         lambda out, *more: main(["speech", "train", *SMALL, "--out", str(out), *common, *more]), tmp_path, monkeypatch)
+
+
+def test_an_emitted_eos_class_does_not_cut_the_transcript(monkeypatch):
+    """CTC has no end: an untrained network's <eos> class ended the text, hiding the insertions after it from
+    CER and WER (and so from the checkpoint choice)."""
+    import torch
+
+    from rnnkit.data.vocab import EOS_ID
+
+    vocab = speech.build_vocab(speech.SpeechSettings(task="ctc", unit="char"), [])
+    a, b, c = (vocab.token_to_id(x) for x in "abc")
+    best_path = [a, 0, EOS_ID, 0, b, 0, c]  # blank is 0
+    lp = torch.full((len(best_path), len(vocab)), -10.0)
+    lp[torch.arange(len(best_path)), best_path] = 0.0
+    monkeypatch.setattr(speech, "log_probs_of", lambda model, frames: [lp.log_softmax(-1)])
+    assert speech.decode_texts(None, vocab, [None]) == ["abc"]
+    assert speech.decode_texts(None, vocab, [None], beam_size=4) == ["abc"]

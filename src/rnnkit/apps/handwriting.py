@@ -47,7 +47,9 @@ from rnnkit.data.vocab import Vocabulary
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import SUMMARIES, SequenceClassifier, SequenceClassifierConfig
 from rnnkit.models.common import RecurrentConfig
-from rnnkit.models.ctc import CTCRecognizer, CTCRecognizerConfig, beam_decode, error_rate, greedy_decode
+from rnnkit.models.ctc import (
+    CTCRecognizer, CTCRecognizerConfig, beam_decode, error_rate, greedy_decode, transcript,
+)
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
 from rnnkit.types import IGNORE_INDEX
@@ -324,7 +326,7 @@ def read_texts(model, strips: Sequence[np.ndarray], vocab: Vocabulary, facts: di
         log_probs = model(frames.to(device), lengths=widths).output.cpu()
         lengths = model.output_lengths(widths)
         ids = beam_decode(log_probs, lengths, beam_size) if beam_size else greedy_decode(log_probs, lengths)
-        texts += [vocab.decode(row, stop_at_eos=False) for row in ids]
+        texts += [transcript(vocab, row) for row in ids]
     return texts
 
 
@@ -347,9 +349,9 @@ def val_metrics_fn(facts: dict, vocab: Vocabulary | None):
                     predicted += out.argmax(-1).tolist()
                 else:
                     decoded = greedy_decode(out, model.output_lengths(batch["lengths"]))
-                    truth += [vocab.decode([t for t in row if t >= 0], stop_at_eos=False)
+                    truth += [transcript(vocab, [t for t in row if t >= 0])
                               for row in batch["targets"].tolist()]
-                    predicted += [vocab.decode(row, stop_at_eos=False) for row in decoded]
+                    predicted += [transcript(vocab, row) for row in decoded]
         if facts["task"] == "classify":
             return {"accuracy": sum(t == p for t, p in zip(truth, predicted)) / max(len(truth), 1)}
         return line_scores(truth, predicted)

@@ -39,7 +39,7 @@ from rnnkit.datasets import speech as synth
 from rnnkit.errors import InputError
 from rnnkit.models.classifier import SequenceClassifier, SequenceClassifierConfig
 from rnnkit.models.ctc import (
-    CTCRecognizer, CTCRecognizerConfig, beam_decode, frames_needed, greedy_decode, text_error_rates,
+    CTCRecognizer, CTCRecognizerConfig, beam_decode, frames_needed, greedy_decode, text_error_rates, transcript,
 )
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
@@ -337,7 +337,7 @@ def decode_texts(model, vocab: Vocabulary, frames: list[np.ndarray], beam_size: 
     texts = []
     for lp in log_probs_of(model, frames):
         ids = greedy_decode(lp[None])[0] if beam_size == 1 else beam_decode(lp[None], beam_size=beam_size)[0]
-        texts.append(vocab.decode(ids))
+        texts.append(transcript(vocab, ids))
     return texts
 
 
@@ -355,8 +355,8 @@ def make_val_metrics(vocab: Vocabulary | None):
                     continue
                 lengths = model.output_lengths(batch["lengths"])
                 for row, ids in zip(batch["targets"].tolist(), greedy_decode(out, lengths)):
-                    refs.append(vocab.decode([t for t in row if t >= 0]))
-                    hyps.append(vocab.decode(ids))
+                    refs.append(transcript(vocab, [t for t in row if t >= 0]))
+                    hyps.append(transcript(vocab, ids))
         if vocab is None:
             return {"accuracy": sum(t == g for t, g in zip(truth, guessed)) / max(len(truth), 1)}
         return text_error_rates(refs, hyps)
@@ -547,7 +547,7 @@ class Speech(lifecycle.App):
         result.update(ctc_metrics(model, data.vocab, frames, texts, settings.beam_size))
         lp = log_probs_of(model, frames[:1])[0]
         spectrogram_alignment_plot(frames[0], lp, data.vocab, settings.model.subsample, run / "ctc_alignment.png",
-                                   f"{normalize_text(texts[0])!r} -> {data.vocab.decode(greedy_decode(lp[None])[0])!r}")
+                                   f"{normalize_text(texts[0])!r} -> {transcript(data.vocab, greedy_decode(lp[None])[0])!r}")
         if settings.features == "mfcc" and settings.spec().n == 13 and synth.TIDIGITS.is_dir() \
                 and settings.data is None and settings.unit == "word":
             result["tidigits"] = tidigits_check(model, data.vocab, settings, data.facts, settings.beam_size)

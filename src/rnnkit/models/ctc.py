@@ -194,6 +194,13 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor | None = None) -> list[list
     return decoded
 
 
+def transcript(vocab, labels: Sequence[int]) -> str:
+    """The text of decoded CTC ``labels`` (``vocab``: a :class:`rnnkit.data.Vocabulary`). Every label counts:
+    CTC has no end-of-sequence, so an ``<eos>`` class the network emits (an untrained one does) is dropped like the
+    other specials, never read as the end of the text (that hid the insertions after it from CER and WER)."""
+    return vocab.decode(labels, stop_at_eos=False)
+
+
 def _logsumexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
