@@ -440,3 +440,27 @@ def test_train_runs_under_torchrun_and_rank_zero_alone_reports(tmp_path):
     assert done.stdout.count("nearest-neighbour baseline") == 1  # rank 0 alone reports
     assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_validation_exact_match_counts_images_as_the_test_does(monkeypatch):
+    """Two images, one with two different captions; the model says one caption of each. The test's exact match
+    is 1; validation scored (image, caption) pairs and said 2/3."""
+    from rnnkit.apps import caption
+    from rnnkit.apps.caption import Images, score, val_exact_match_fn
+    from rnnkit.train.distributed import Process
+
+    val = Images(np.zeros((2, 1, 4, 4), np.float32), [["a red dot", "one red dot"], ["a blue dot"]], ["x", "y"])
+    said = {0: "one red dot", 1: "a blue dot"}
+    monkeypatch.setattr(caption, "caption_images",
+                        lambda model, vocab, images: ([said[int(i)] for i in images[:, 0, 0, 0]], [], []))
+    val.images[1] = 1.0  # the fake captioner tells the images apart by their first pixel
+    model = torch.nn.Linear(1, 1)
+    metrics = val_exact_match_fn(val, None, Process(), torch.device("cpu"))(model, [])
+    assert metrics["exact_match"] == score(list(said.values()), val.captions)["exact_match"] == 1.0
+    assert model.training  # the trainer's mode is left as it was
+    # under torchrun each process decodes its own share of the images, and the counts are summed
+    sums = []
+    monkeypatch.setattr(caption.distributed, "all_sum", lambda values, process, device: sums.append(values) or values)
+    for rank in range(2):
+        val_exact_match_fn(val, None, Process(rank=rank, world_size=2), torch.device("cpu"))(model, [])
+    assert sums == [[1, 1], [1, 1]]

@@ -31,13 +31,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from rnnkit.apps import lifecycle
-from rnnkit.apps.common import exact_match_fn
 from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary, pad_batch
 from rnnkit.errors import InputError
 from rnnkit.models.captioner import Captioner, CaptionerConfig
@@ -292,6 +292,22 @@ def caption_images(model: Captioner, vocab: Vocabulary, images: np.ndarray, *, b
     return texts, words, attention
 
 
+def val_exact_match_fn(val: Images, vocab: Vocabulary, process, device) -> Callable:
+    """``metrics_fn`` for the trainer: the share of validation images whose greedy caption is one of their captions,
+    as the test's ``exact_match`` (:func:`score`) counts; per image, not per (image, caption) pair, where an image
+    with K different captions could match at most one in K. Under torchrun each process decodes its share."""
+    def metrics(model, batches) -> dict:
+        was_training = model.training
+        mine = list(range(process.rank, len(val), process.world_size))
+        outputs = caption_images(model, vocab, val.images[mine])[0] if mine else []
+        model.train(was_training)
+        correct = sum(output in val.captions[i] for output, i in zip(outputs, mine))
+        correct, total = distributed.all_sum([correct, len(mine)], process, device)
+        return {"exact_match": correct / max(total, 1)}
+
+    return metrics
+
+
 def score(hypotheses: list[str], references: list[list[str]]) -> dict:
     """Corpus BLEU-4 (sacrebleu, 13a tokens, every caption of an image a reference) and exact match (the
     output equals one of the image's captions).
@@ -368,9 +384,7 @@ class Caption(lifecycle.App):
                  "images": {"train": len(train), "val": len(val), "test": len(test)}}
         return lifecycle.Prepared(CaptionDataset(train, vocab), CaptionDataset(val, vocab), test=(train, test),
                                   vocab=vocab, facts=facts, collate_fn=collate,
-                                  metrics_fn=exact_match_fn(
-                                      lambda model, batch: decode(model, batch["inputs"]),
-                                      process, device))
+                                  metrics_fn=val_exact_match_fn(val, vocab, process, device))
 
     def build_model(self, settings: CaptionSettings, data: lifecycle.Prepared) -> Captioner:
         model = Captioner(dataclasses.replace(settings.model, vocab_size=data.facts["vocab_size"],
