@@ -390,6 +390,13 @@ def test_classifier_learns_order_and_beats_the_kmer_baseline(classify_run, capsy
     truth = [r.id[:2] for r in read_records(other)]
     assert [p["id"][:2] for p in predicted] == truth
     assert sum(p["label"] == t for p, t in zip(predicted, truth)) >= 27
+    # the majority baseline always says the training part's majority (it took the evaluated file's own)
+    majority = json.loads((run / "app.json").read_text())["facts"]["majority_label"]
+    labels = [r.id[:2] for r in read_records(classify_run[0])]
+    assert labels.count(majority) > len(labels) / 2  # of all records; training is most of them
+    minority = fasta(tmp_path / "minority.fa", [(r.id, r.sequence) for r in read_records(other) if r.id[:2] != majority])
+    assert main(["dna", "evaluate", "--run", str(run), "--data", str(minority), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["majority_baseline_accuracy"] == 0.0
 
 
 @pytest.mark.slow

@@ -421,8 +421,16 @@ def language_val_metrics(model: torch.nn.Module, batches) -> dict:
     return {"bits_per_base": total / max(count, 1)}
 
 
-def classify_metrics(model, items: list[tuple[Record, str]], labels: list[str], max_length: int) -> dict:
-    """Accuracy, macro-F1 and confusion of a classifier on labelled records, with the majority baseline."""
+def majority_label(train: list[tuple[Record, str]], labels: list[str]) -> str:
+    """The label most frequent in training (the first of ``labels`` on a tie): what the majority baseline says."""
+    counts = Counter(label for _, label in train)
+    return max(labels, key=lambda label: counts[label])
+
+
+def classify_metrics(model, items: list[tuple[Record, str]], labels: list[str], max_length: int,
+                     majority: str) -> dict:
+    """Accuracy, macro-F1 and confusion of a classifier on labelled records, with the majority baseline: the
+    accuracy of always saying ``majority``, the training part's most frequent label."""
     unknown = sorted({label for _, label in items} - set(labels))
     if unknown:
         raise InputError(f"labels {unknown[:5]} were not seen in training; the model knows: {', '.join(labels)}")
@@ -430,8 +438,7 @@ def classify_metrics(model, items: list[tuple[Record, str]], labels: list[str], 
     k = model_kmer(model)
     probabilities = predict_ids(model, [encode_bases(r.sequence[:max_length], k) for r, _ in items])
     result = scores(truth, probabilities.argmax(-1).tolist(), len(labels))
-    majority = Counter(truth).most_common(1)[0][0]
-    result["majority_baseline_accuracy"] = truth.count(majority) / len(truth)
+    result["majority_baseline_accuracy"] = sum(label == majority for _, label in items) / len(items)
     result["examples"] = len(items)
     return result
 
@@ -489,6 +496,7 @@ class Dna(lifecycle.App):
                  "sizes": {"train": len(train), "val": len(val), "test": len(test)},
                  "train_bases": sum(len(r.sequence) for r, _ in train)}
         if settings.task == "classify":
+            facts["majority_label"] = majority_label(train, parts["labels"])
             make = lambda items: ClassifyData(items, parts["labels"], settings.max_length, settings.kmer)  # noqa: E731
             collate, metrics = collate_classify, classify_val_metrics
         else:
@@ -516,7 +524,8 @@ class Dna(lifecycle.App):
             return result
         if settings.task == "classify":
             labels = facts["labels"]
-            result.update(labels=labels, **classify_metrics(model, parts["test"], labels, settings.max_length))
+            result.update(labels=labels, **classify_metrics(model, parts["test"], labels, settings.max_length,
+                                                            facts["majority_label"]))
             index = {label: i for i, label in enumerate(labels)}
             cut = [[(r.sequence[:settings.max_length], index[label]) for r, label in parts[name]]
                    for name in ("train", "val", "test")]
@@ -599,7 +608,9 @@ def evaluate(run: str | Path, files: Sequence[str] | None = None, *, labels: str
         if not items:
             raise InputError(f"{run} has no test split (test_fraction 0); pass FASTA/FASTQ files")
     if settings.task == "classify":
-        result = classify_metrics(model, items, info.facts["labels"], settings.max_length)
+        majority = info.facts.get("majority_label") or \
+            majority_label(split(info.settings, info.seed)["train"], info.facts["labels"])  # a run made before it was kept
+        result = classify_metrics(model, items, info.facts["labels"], settings.max_length, majority)
         result["labels"] = info.facts["labels"]
     else:
         test = [r.sequence for r, _ in items]
