@@ -351,3 +351,46 @@ def test_description_names_step_options_device_and_dtype():
     assert spec.step_options == {"nonlinearity": "relu"} and spec.torch_kernel == "RNN_RELU"
     assert (spec.device_type, spec.dtype) == ("cpu", torch.float64)
     assert rk.LSTM(4, 3, proj_size=2).describe().proj_size == 2
+
+
+@pytest.mark.parametrize("layer", [lambda: rk.GRU(3, 4), lambda: rk.LSTM(3, 4, proj_size=2, bidirectional=True)])
+def test_strided_lengths_are_read_as_their_values(layer):
+    """The C++ loops read lengths[b] from the raw buffer: table[:, 0] (stride 2) was read as [6, 0, 2] and an
+    expand()ed length past its one-element buffer."""
+    torch.manual_seed(0)
+    model, x = layer(), torch.randn(6, 3, 3)
+    for lengths in (torch.tensor([[6, 0], [2, 0], [4, 0]])[:, 0], torch.tensor([4]).expand(3)):
+        assert not lengths.is_contiguous()
+        model.backend = "auto"
+        assert rk.backends.select(model).name == "engine"
+        fused = model(x, lengths=lengths)
+        model.backend = "reference"
+        reference = model(x, lengths=lengths)
+        torch.testing.assert_close(fused[0], reference[0])
+        torch.testing.assert_close(fused[1], reference[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_strided_recurrent_bias_from_a_parametrization_is_read_as_its_values(dtype):
+    """compatibility.md: parametrizations work on every backend; the float32 GRU kernel read a stride-2 bias_hh
+    as if it were contiguous."""
+    from torch.nn.utils import parametrize
+
+    class EveryOther(torch.nn.Module):  # a stride-2 view of the same values
+        def forward(self, bias):
+            return torch.stack([bias, torch.zeros_like(bias)], 1)[:, 0]
+
+    torch.manual_seed(0)
+    gru = rk.GRU(3, 4, dtype=dtype)
+    parametrize.register_parametrization(gru, "bias_hh_l0", EveryOther())
+    assert not gru.bias_hh_l0.is_contiguous()
+    x = torch.randn(5, 2, 3, dtype=dtype)
+    fused, _ = gru(x)
+    fused.sum().backward()
+    grad = gru.parametrizations.bias_hh_l0.original.grad.clone()
+    gru.zero_grad()
+    gru.backend = "reference"
+    reference, _ = gru(x)
+    reference.sum().backward()
+    torch.testing.assert_close(fused, reference)
+    torch.testing.assert_close(grad, gru.parametrizations.bias_hh_l0.original.grad)

@@ -187,14 +187,18 @@ def test_auto_picks_the_engine_for_regularised_gated_layers_in_training():
 
 
 def test_a_backend_that_can_never_run_the_layer_is_refused_when_it_is_built():
-    with pytest.raises(ValueError, match="backend 'engine' does not support this RNN"):
-        rk.RNN(2, 3, zoneout=0.1, backend="engine")  # not at the first forward, after the model was assembled
-    with pytest.raises(ValueError, match="backend 'builtin' does not support this GRU"):
+    # not at the first forward, after the model was assembled; and the message says why
+    with pytest.raises(ValueError, match="backend 'engine' does not support this RNN .*: the engine has no zoneout"):
+        rk.RNN(2, 3, zoneout=0.1, backend="engine")
+    with pytest.raises(ValueError, match="backend 'builtin' does not support this GRU .*: torch's kernels have no "
+                                         "zoneout masks"):
         rk.GRU(2, 3, zoneout=0.1, backend="builtin")
+    with pytest.raises(ValueError, match="the engine computes in float32 or float64, not float16"):
+        rk.GRU(2, 3, backend="engine", dtype=torch.float16)(torch.randn(3, 1, 2, dtype=torch.float16))
     # what a backend can run somewhere is built: in evaluation (no recurrent dropout there), or once on the CPU
     layer = rk.LSTM(2, 3, recurrent_dropout=0.1, backend="builtin").eval()
     assert backends.select(layer).name == "builtin"
-    with pytest.raises(ValueError, match="backend 'builtin' does not support"):
+    with pytest.raises(ValueError, match="no recurrent dropout masks .*after .eval.. they run the layer"):
         layer.train()(torch.randn(3, 1, 2))
     assert rk.GRU(2, 3, backend="engine", device="meta").weight_hh_l0.is_meta  # how saved models are loaded
 

@@ -129,7 +129,7 @@ def lengths_tensor(lengths, batch: int, steps: int) -> Tensor:
         raise ShapeError(f"lengths must be 1-D with one entry per sequence, got shape {tuple(lengths.shape)}")
     if lengths.numel() != batch:
         raise ShapeError(f"lengths has {lengths.numel()} entries but the batch holds {batch} sequences")
-    lengths = lengths.to(device="cpu", dtype=torch.int64)
+    lengths = lengths.to(device="cpu", dtype=torch.int64).contiguous()  # kernels read the raw buffer
     if batch and int(lengths.min()) <= 0:
         raise ShapeError(f"every length must be >= 1, got minimum {int(lengths.min())}; drop empty sequences")
     if batch and int(lengths.max()) > steps:

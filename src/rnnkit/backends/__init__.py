@@ -75,9 +75,9 @@ def _chosen(name: str, spec: LayerSpec):
                 return BACKENDS[candidate]
     backend = BACKENDS[name]
     if not backend.supports(spec):
-        raise ValueError(
-            f"backend {name!r} does not support this {spec.describe()}; use backend='auto' or 'reference'"
-        )
+        reason = backend.refusal(spec)
+        raise ValueError(f"backend {name!r} does not support this {spec.describe()}{': ' + reason if reason else ''}; "
+                         "use backend='auto' or 'reference'")
     return backend
 
 

@@ -37,9 +37,20 @@ class BuiltinBackend:
     name = "builtin"
 
     def supports(self, spec: LayerSpec) -> bool:
-        return _kernel(spec) is not None and spec.regularization is None
+        return not self.refusal(spec)
 
     preferred = supports
+
+    def refusal(self, spec: LayerSpec) -> str:
+        """Why torch's kernels cannot run the layer, or ``""``."""
+        if _kernel(spec) is None:
+            return f"torch has no kernel for {spec.cell.__name__}"
+        if spec.regularization is not None:
+            what = "zoneout" if spec.regularization.zoneout else "recurrent dropout"
+            return f"torch's kernels have no {what} masks" + (" (recurrent dropout applies in training only: "
+                                                              "after .eval() they run the layer)"
+                                                              if not spec.regularization.zoneout else "")
+        return ""
 
     def run(self, spec: LayerSpec, params: ParamGroups, x, state, lengths):
         padded_steps = None

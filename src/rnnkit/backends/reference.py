@@ -15,12 +15,16 @@ class LoopBackend:
     """Runs ``stacking.run_stack`` with a given ``recur`` (padded input; packed input is unpacked first)."""
 
     def __init__(self, name: str, recur: Callable, supports: Callable = lambda spec: True,
-                 preferred: Callable | None = None) -> None:
-        self.name, self._recur, self._supports = name, recur, supports
+                 preferred: Callable | None = None, refusal: Callable = lambda spec: "") -> None:
+        self.name, self._recur, self._supports, self._refusal = name, recur, supports, refusal
         self._preferred = preferred or supports
 
     def supports(self, spec: LayerSpec) -> bool:
         return self._supports(spec)
+
+    def refusal(self, spec: LayerSpec) -> str:
+        """Why the backend cannot run the layer (for the error message), or ``""``."""
+        return self._refusal(spec)
 
     def preferred(self, spec: LayerSpec) -> bool:
         """Whether ``backend="auto"`` should pick this backend for the layer ``spec`` describes."""

@@ -202,6 +202,8 @@ def run(spec: EngineCell, x_proj: Tensor, state: State, w_hh: Tensor, b_hh: Tens
     # the weights' precision (the cast is differentiable, so gradients flow back in the lower one).
     dtype = w_hh.dtype
     x_proj, w_hh = x_proj.to(dtype).contiguous(), w_hh.contiguous()
+    b_hh = None if b_hh is None else b_hh.contiguous()  # a parametrization may hand over a strided view
+    lengths = None if lengths is None else lengths.contiguous()  # e.g. table[:, 0]
     w_hr = None if w_hr is None else w_hr.contiguous()
     params = None if params is None else params.to(dtype).contiguous()
     h0 = state[0].to(dtype).contiguous()

@@ -587,7 +587,7 @@ template <typename T>
 class RecurrentGemm {
  public:
   RecurrentGemm(const Tensor& w, bool transpose, int64_t rows, const Tensor& bias)
-      : op_w_(transpose ? w.t() : w), bias_(bias), rows_(rows), cols_(op_w_.size(1)), inner_(op_w_.size(0)) {
+      : op_w_(transpose ? w.t() : w), bias_(bias.defined() ? bias.contiguous() : bias), rows_(rows), cols_(op_w_.size(1)), inner_(op_w_.size(0)) {
     if constexpr (std::is_same_v<T, float>) {
       if (mkl_packed_available() && rows > 0) {
         const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, rows, cols_, inner_);
@@ -902,8 +902,12 @@ std::vector<Tensor> backward_loop(const Tensor& d_out, const Tensor& d_h_n, cons
   return {dgx_all, dh, dc, dw_hh, db_hh, dw_hr, d_params};
 }
 
+// The loops index lengths[b] directly: a strided view (table[:, 0], expand()) would be read as the wrong numbers.
 const int64_t* lengths_ptr(const c10::optional<Tensor>& lengths) {
-  return lengths.has_value() && lengths->defined() ? lengths->data_ptr<int64_t>() : nullptr;
+  if (!lengths.has_value() || !lengths->defined()) return nullptr;
+  TORCH_CHECK(lengths->is_contiguous() && lengths->scalar_type() == at::kLong && lengths->device().is_cpu(),
+              "rnnkit engine: lengths must be a contiguous int64 CPU tensor");
+  return lengths->data_ptr<int64_t>();
 }
 
 #define RNNKIT_DISPATCH_CELL(cell, T, CALL)                      \
