@@ -184,10 +184,19 @@ def test_repeated_sentences_in_the_test_part_are_counted(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_an_outlier_pair_is_announced(tmp_path, capsys):
+def test_an_outlier_pair_is_announced_and_can_be_dropped(tmp_path, capsys, cli_error):
     """One 300-word pair among short ones made decoding run to 450 tokens per sentence, silently."""
     pairs = reversal_pairs(60, seed=1, alphabet="abc", lengths=(2, 4)) + [("x " * 300, "y " * 300)]
     data = write_tsv(tmp_path / "long.tsv", pairs)
     assert main(["translate", "train", "--data", str(data), "--out", str(tmp_path / "run"),
                  *[a for a in TINY if a != "--quiet"], "--max-steps", "1", "--eval-every", "1000"]) == 0
-    assert "the longest training target has 300 words" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the longest training target has 599 tokens" in err and "--drop-longer-than N" in err
+    assert main(["translate", "train", "--data", str(data), "--out", str(tmp_path / "kept"), "--drop-longer-than",
+                 "20", *[a for a in TINY if a != "--quiet"], "--max-steps", "1", "--eval-every", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert "dropped 1 of" in err and "longest training target" not in err
+    facts = json.loads((tmp_path / "kept" / "app.json").read_text())["facts"]
+    assert facts["train_pairs_dropped"] == 1 and facts["max_length"] < 30  # decoding no longer runs to 900 tokens
+    assert "drops every training pair" in cli_error(["translate", "train", "--data", str(data), "--out",
+                                                     str(tmp_path / "none"), "--drop-longer-than", "1", *TINY])

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from rnnkit.apps import lifecycle
 from rnnkit.apps.common import check_output_file, exact_match_fn
 from rnnkit.data.tables import read_text
-from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch
+from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, pad_batch, tokenize
 from rnnkit.errors import InputError
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.options import nested, option
@@ -60,6 +60,9 @@ class TranslateSettings:
     val_fraction: float = option(0.1, "share of the pairs held out for validation")
     test_fraction: float = option(0.1, "share of the pairs held out for the final test")
     min_freq: int = option(1, "keep tokens seen at least this often in the train split (others become <unk>)")
+    drop_longer_than: int = option(0, "drop training pairs whose source or target has more than this many tokens "
+                                      "(outliers that make decoding slow; validation and test keep theirs); 0: keep all",
+                                   metavar="N")
     model: Seq2SeqConfig = nested(Seq2SeqConfig, "the encoder-decoder", cell="lstm", hidden_size=128,
                                   embedding_dim=32, attention="bahdanau")
 
@@ -77,6 +80,8 @@ class TranslateSettings:
         for name in ("examples", "digits", "min_freq"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.drop_longer_than < 0:
+            raise ValueError(f"drop_longer_than must be >= 0 (0 keeps every pair), got {self.drop_longer_than}")
 
 
 # ------------------------------------------------------------------------------------------ pairs
@@ -268,6 +273,21 @@ def score(hypotheses: list[str], references: list[str], *, bleu: bool = True, le
 
 
 # ------------------------------------------------------------------------------------ training
+def drop_long_pairs(train_pairs: list, settings: TranslateSettings) -> tuple[list, int]:
+    """``(kept, dropped)``: the training pairs within ``drop_longer_than`` tokens on both sides (all when it is 0)."""
+    limit = settings.drop_longer_than
+    if not limit:
+        return train_pairs, 0
+    kept = [(s, t) for s, t in train_pairs if len(tokenize(s, settings.source_level)) <= limit
+            and len(tokenize(t, settings.target_level)) <= limit]
+    if not kept:
+        raise InputError(f"--drop-longer-than {limit} drops every training pair; raise it (or 0 to keep all)")
+    if len(kept) < len(train_pairs) and is_shown():
+        print(f"note: --drop-longer-than {limit} dropped {len(train_pairs) - len(kept):,} of {len(train_pairs):,} "
+              "training pairs", file=sys.stderr)
+    return kept, len(train_pairs) - len(kept)
+
+
 def build_vocabs(config: TranslateSettings, train_pairs: list) -> dict[str, Vocabulary]:
     return {"source": Vocabulary.build([s for s, _ in train_pairs], level=config.source_level,
                                        min_freq=config.min_freq),
@@ -307,14 +327,15 @@ class Translate(lifecycle.App):
         pairs = load_pairs(settings, config.seed)
         train_pairs, val_pairs, test_pairs = split_pairs(pairs, settings.val_fraction, settings.test_fraction,
                                                          config.seed)
+        train_pairs, dropped = drop_long_pairs(train_pairs, settings)
         vocabs = build_vocabs(settings, train_pairs)
         source, target, reverse = vocabs["source"], vocabs["target"], settings.reverse_source
         process, device = distributed.setup(config.device)
-        lengths = sorted(len(target.split()) for _, target in train_pairs)
+        lengths = sorted(len(tokenize(target, settings.target_level)) for _, target in train_pairs)
         if is_shown() and lengths[-1] > 10 * max(lengths[len(lengths) // 2], 1):
-            print(f"note: the longest training target has {lengths[-1]} words, over 10 times the median "
+            print(f"note: the longest training target has {lengths[-1]} tokens, over 10 times the median "
                   f"({lengths[len(lengths) // 2]}); decoding may run to 1.5 times its length for every sentence, which "
-                  "makes validation and evaluation slow: drop such outliers from the data", file=sys.stderr)
+                  "makes validation and evaluation slow: drop such outliers with --drop-longer-than N", file=sys.stderr)
         seen = {source for source, _ in train_pairs}
         overlap = sum(source in seen for source, _ in test_pairs)
         if overlap and is_shown():  # duplicates in the file: those test scores measure memory, not translation
@@ -323,7 +344,8 @@ class Translate(lifecycle.App):
                   file=sys.stderr)
         facts = {"fingerprint": fingerprint(pairs), "vocab_size": {k: len(v) for k, v in vocabs.items()},
                  "max_length": decoding_limit(vocabs, train_pairs),
-                 "pairs": {"train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)}}
+                 "pairs": {"train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)},
+                 "train_pairs_dropped": dropped}
         return lifecycle.Prepared(PairDataset(train_pairs, source, target, reverse),
                                   PairDataset(val_pairs, source, target, reverse), test=(test_pairs, overlap),
                                   vocab=vocabs, facts=facts, collate_fn=collate,
