@@ -268,3 +268,14 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f": error: {flag} " in err, err
     assert "does not exist; create it first" in err or "is a folder" in err
+
+
+@pytest.mark.parametrize("fill, expected", [("ffill", 20.0), ("interpolate", 30.0)])
+def test_a_newest_first_file_is_filled_in_time_order(tmp_path, fill, expected, capsys):
+    """ffill on a newest-first export copied the next day's value into the gap (filled in file order, then sorted)."""
+    rows = ["day,load", "2020-01-05,50", "2020-01-04,40", "2020-01-03,", "2020-01-02,20", "2020-01-01,10"]
+    path = write(tmp_path / "newest_first.csv", "\n".join(rows) + "\n")
+    series = load_series(forecast_settings(path, fill=fill))
+    assert series.values[:, 0].tolist() == [10.0, 20.0, expected, 40.0, 50.0]
+    err = capsys.readouterr().err  # "day" is no time name, but its values are dates
+    assert "using 'day' as the time column" in err and "not in time order" in err

@@ -130,7 +130,9 @@ def load_series(settings: ForecastSettings) -> Series:
         series = read_series(settings.data, settings.time_column, wanted, encoding=settings.encoding)
     else:
         series = load_dataset(settings.dataset or DEFAULT_DATASET)
-    return in_time_order(fill_missing(series, settings.fill))
+    if settings.fill == "none":  # a missing value is refused naming its row of the file
+        return in_time_order(fill_missing(series, "none"))
+    return fill_missing(in_time_order(series), settings.fill)  # ffill carries values forward in time, not file order
 
 
 def _inputs_and_targets(series: Series, settings: ForecastSettings) -> tuple[list[str], list[str]]:

@@ -117,6 +117,12 @@ def read_series(path: str, time_column: str | None, columns: list[str] | None, *
     if columns is None:  # default: the numeric columns only
         skipped = [c for c in candidates if all(v is None or math.isnan(v) for v in parsed[c])]
         candidates = [c for c in candidates if c not in skipped]
+        if time_column is None:  # a column of dates under another name ("day", "week") is the time axis
+            time_column = next((c for c in skipped if _parse_times([row.get(c) for row in rows]) is not None), None)
+            if time_column is not None:
+                skipped.remove(time_column)
+                print(f"note: using {time_column!r} as the time column (its values are times); --time-column names "
+                      "another", file=sys.stderr)
         if skipped:
             print(f"note: leaving out non-numeric columns {', '.join(skipped)}", file=sys.stderr)
         if not candidates:
