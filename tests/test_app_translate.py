@@ -200,3 +200,35 @@ def test_an_outlier_pair_is_announced_and_can_be_dropped(tmp_path, capsys, cli_e
     assert facts["train_pairs_dropped"] == 1 and facts["max_length"] < 30  # decoding no longer runs to 900 tokens
     assert "drops every training pair" in cli_error(["translate", "train", "--data", str(data), "--out",
                                                      str(tmp_path / "none"), "--drop-longer-than", "1", *TINY])
+
+
+def test_validation_loss_is_the_mean_over_real_target_tokens():
+    """Targets are padded with the pad id, not IGNORE_INDEX: batches were weighted by their padded size, so a batch
+    of one long and one 1-token target counted 34 tokens where it has 19 (oracle: the cross-entropy written out)."""
+    import torch
+    from torch.nn import functional as F
+
+    from rnnkit.apps.translate import PairDataset, collate
+    from rnnkit.data.vocab import PAD_ID, Vocabulary
+    from rnnkit.models import Seq2Seq
+    from rnnkit.train import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    vocab = Vocabulary(list("abcdefgh"), level="char")
+    pairs = [("abc", "abcdefghabcdefgh"), ("abc", "a"), ("def", "hgfedcbahgfedcba"), ("fed", "bcdefghabcdefgha")]
+    data = PairDataset(pairs, vocab, vocab)
+    model = Seq2Seq(vocab_size=len(vocab), target_vocab_size=len(vocab), hidden_size=8)
+    trainer = Trainer(model, data, config=TrainConfig(max_steps=1, batch_size=2), val_data=data, collate_fn=collate,
+                      progress=False)
+    got = trainer.evaluate()["val_loss"]
+    model.eval()
+    total = count = 0.0
+    with torch.no_grad():
+        for start in (0, 2):
+            batch = collate([data[i] for i in (start, start + 1)])
+            logits = model(batch["inputs"], batch["targets"], lengths=batch["lengths"],
+                           target_lengths=batch["target_lengths"]).output
+            real = batch["targets"] != PAD_ID
+            total += F.cross_entropy(logits[real], batch["targets"][real], reduction="sum").item()
+            count += int(real.sum())
+    assert got == pytest.approx(total / count, rel=1e-6)

@@ -65,8 +65,13 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def count_targets(batch: dict) -> int:
-    """How many targets the batch's mean loss averages over (its weight when averaging batches)."""
+    """How many targets the batch's mean loss averages over (its weight when averaging batches).
+
+    ``target_lengths`` (sequence-to-sequence batches, whose targets are padded with the model's pad id rather than
+    ``IGNORE_INDEX``) count the real tokens of each target."""
     targets = batch.get("targets")
+    if isinstance(batch.get("target_lengths"), Tensor):
+        return int(batch["target_lengths"].sum())
     if isinstance(targets, Tensor):
         if not targets.is_floating_point():
             return int((targets != IGNORE_INDEX).sum())
