@@ -183,3 +183,21 @@ def test_mnist_equals_mlxtends_own_loader():
     images, labels = digits.mnist()
     np.testing.assert_array_equal(images.reshape(5000, -1), reference_x)
     np.testing.assert_array_equal(labels, reference_y)
+
+
+@pytest.mark.parametrize("mode, values, scale, suffix", [
+    ("I;16", np.array([[0, 16384, 32768, 65535]], np.uint16), 65535, ".png"),  # a 16-bit scan
+    ("I", np.array([[0, 16384, 32768, 65535]], np.int32), 65535, ".tif"),
+    ("F", np.array([[0.0, 0.25, 0.5, 1.0]], np.float32), 1.0, ".tif"),
+])
+def test_deep_grayscale_images_keep_their_shades(tmp_path, mode, values, scale, suffix):
+    """Pillow's conversion clipped every value above 255 to white: a 16-bit PNG read as a blank page."""
+    from PIL import Image
+
+    from rnnkit.data.images import load_image
+
+    path = tmp_path / f"deep{suffix}"
+    Image.fromarray(values, mode if mode != "I;16" else None).save(path)
+    assert Image.open(path).mode == mode
+    read = load_image(path)
+    np.testing.assert_allclose(read.reshape(-1), values.reshape(-1) / scale, atol=1 / 255)

@@ -77,12 +77,26 @@ def open_image(path: str | Path, mode: str = "L", background: int = 255):
     except (Unidentified, OSError, ValueError, Image.DecompressionBombError) as error:
         raise InputError(f"{path} is not a readable image ({type(error).__name__}: {error}); "
                          "replace it with a PNG or JPEG, or remove it") from None
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_eight_bits(image, Image)
     if image.mode == "P" or "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
         layer = Image.new("RGBA", image.size, (background,) * 3 + (255,))
         image = Image.alpha_composite(layer, image.convert("RGBA"))
     return image.convert(mode)
+
+
+def _to_eight_bits(image, Image):
+    """A 16-bit, 32-bit or float grayscale image as 8 bits: Pillow's own conversion clips every value above 255 to
+    white, so a 16-bit scan read as a blank page. 16-bit images span 0..65535; 32-bit ones are taken as 16-bit when
+    a value exceeds 255; float ones as 0..1 when none exceeds 1."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        peak = 1.0 if values.size and values.max() <= 1.0 else 255.0
+    else:
+        peak = 65535.0 if image.mode.startswith("I;16") or (values.size and values.max() > 255) else 255.0
+    return Image.fromarray(np.clip(np.rint(values * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
 
 
 def fit_size(image, policy: str, size: Sequence[int] | None, path: str | Path = "image"):
