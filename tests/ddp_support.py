@@ -40,9 +40,21 @@ if __name__ == "__main__":
         sys.exit()
     torch.manual_seed(0)
     model = TinyLM(cell="gru", hidden=16)
-    if kind.startswith("dataset"):
+    if kind == "dataset-uneven":
+        # Rows with very different numbers of counted targets (the rest ignored, as padding is), so the two processes'
+        # shares of a batch differ; and 21 validation rows, which two processes cannot split evenly.
+        tokens = token_stream(64 * 11).view(64, 11)
+        targets = tokens[:, 1:].clone()
+        for row in range(64):
+            targets[row, 1 + (row * 7) % 9:] = -100
+        data = TensorDataset(tokens[:, :-1], targets)
+    elif kind.startswith("dataset"):
         tokens = token_stream(64 * 11).view(64, 11)
         data = TensorDataset(tokens[:, :-1], tokens[:, 1:])
+    elif kind == "streams-documents":  # documents of different lengths: lanes end at different places
+        stream = token_stream(2000)
+        data = StreamBatches([stream[:300], stream[300:420], stream[420:1500], stream[1500:1530], stream[1530:]],
+                             batch_size=8, chunk_length=10)
     else:
         data = StreamBatches(token_stream(2000), batch_size=8, chunk_length=10)
     config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, checkpoint_every=3, eval_every=100,
@@ -61,6 +73,9 @@ if __name__ == "__main__":
         config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, eval_every=1, early_stopping_patience=1,
                              monitor="val_score", monitor_mode="max")
         extra = {"val_data": data, "metrics_fn": rank_metric}
+    if kind == "dataset-uneven":
+        config = TrainConfig(max_steps=6, batch_size=8, lr=1e-2, eval_every=3)
+        extra = {"val_data": torch.utils.data.Subset(data, range(21))}
     trainer = Trainer(model, data, config=config, run_dir=f"{out}/run", progress=False, **extra)
     trainer.fit()
     if trainer.process.is_main:

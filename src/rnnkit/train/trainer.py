@@ -141,11 +141,15 @@ class Trainer:
             if self.config.batch_size % world:
                 raise ValueError(f"batch_size {self.config.batch_size} is not divisible by the {world} "
                                  f"processes; choose a multiple of {world}")
-            # One sampler for one process or many: the union of the processes' batches at a step is the
-            # single-process batch, and the order depends only on the seed and the epoch.
-            sampler = DistributedSampler(data, num_replicas=world, rank=self.process.rank, shuffle=shuffle,
-                                         seed=self.config.seed)
-            sampler.set_epoch(epoch)
+            if shuffle:
+                # One sampler for one process or many: the union of the processes' batches at a step is the
+                # single-process batch (but for an epoch's last batch, where the sampler repeats a few examples
+                # to even out the shares), and the order depends only on the seed and the epoch.
+                sampler = DistributedSampler(data, num_replicas=world, rank=self.process.rank, shuffle=True,
+                                             seed=self.config.seed)
+                sampler.set_epoch(epoch)
+            else:  # evaluation counts each example once: DistributedSampler's repeats would be counted twice
+                sampler = range(self.process.rank, len(data), world)
             return DataLoader(data, batch_size=self.config.batch_size // world, sampler=sampler,
                               collate_fn=self.collate_fn,
                               generator=torch.Generator().manual_seed(self.config.seed + epoch))
@@ -179,12 +183,20 @@ class Trainer:
         self.wrapped.train()
         batch = to_device(batch, self.device)
         loss, state = self._forward(self.wrapped, batch, self.state)
-        loss.backward()
+        counted = count_targets(batch)
+        if self.process.distributed:
+            # DDP averages the processes' gradients of their own mean losses. Weighted by each process's share of
+            # the counted targets (padding and document ends make them differ), that average is the gradient of
+            # the whole batch's mean loss, as one process computes it.
+            (total,) = distributed.all_sum([counted], self.process, self.device)
+            (loss * (self.process.world_size * counted / total if total else 0.0)).backward()
+        else:
+            loss.backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.clip_norm or math.inf)
         if self.config.clip_value is not None:
             torch.nn.utils.clip_grad_value_(parameters, self.config.clip_value)
-        loss_value, norm_value, counted = float(loss.detach()), float(norm), count_targets(batch)
+        loss_value, norm_value = float(loss.detach()), float(norm)
         loss_sum, count, bad = distributed.all_sum(
             [loss_value * counted, counted,
              float(not (math.isfinite(loss_value) and math.isfinite(norm_value)))], self.process, self.device)
