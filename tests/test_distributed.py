@@ -83,3 +83,36 @@ def test_a_cli_command_trains_under_torchrun(tmp_path):
     assert done.stdout.count("val_nats_per_char") == 1  # rank 0 alone reports
     assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+
+def _cli(args: list[str], processes: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+                                   if processes > 1 else [])
+    return subprocess.run([*launcher, "-m", "rnnkit.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+@pytest.mark.slow
+def test_a_short_validation_text_gets_lanes_for_every_process(tmp_path):
+    """240 validation characters give 3 lanes of 65: with 2 processes the run failed at its first evaluation
+    ('batch_size 3 is not divisible by the 2 processes') although --batch-size 4 was given."""
+    (tmp_path / "text.txt").write_text(("the quick brown fox jumps over the lazy dog. " * 150)[:6000])
+    done = _cli(["textgen", "train", "--data", str(tmp_path / "text.txt"), "--out", str(tmp_path / "run"),
+                 "--max-steps", "4", "--hidden-size", "16", "--batch-size", "4", "--chunk-length", "64",
+                 "--eval-every", "2", "--val-fraction", "0.04", "--sample-length", "5", "--quiet"], 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "app.json").read_text())["facts"]["val_batch_size"] % 2 == 0
+
+
+@pytest.mark.slow
+def test_the_gradient_lab_trains_under_torchrun_like_one_process(tmp_path):
+    """The lab's generated batches had no shard(), so `rnnkit lab` under torchrun stopped at once."""
+    args = ["lab", "adding", "--cell", "gru", "--T", "12", "--hidden-size", "8", "--max-steps", "6", "--batch-size",
+            "16", "--eval-every", "3", "--test-size", "100", "--quiet"]
+    for processes in (1, 2):
+        done = _cli([*args, "--out", str(tmp_path / str(processes))], processes)
+        assert done.returncode == 0, done.stderr[-2000:]
+    single, double = (json.loads((tmp_path / str(n) / "result.json").read_text()) for n in (1, 2))
+    assert double["value"] == pytest.approx(single["value"], rel=1e-4)
+    assert [v for _, v in double["curve"]] == pytest.approx([v for _, v in single["curve"]], rel=1e-4)

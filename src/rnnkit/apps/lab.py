@@ -109,9 +109,20 @@ class TaskBatches:
     def __init__(self, task: str, steps_T: int, batch_size: int, *, steps: int = 1000, seed: int = 0) -> None:
         self.task, self.T, self.batch_size, self.steps, self.seed = task, steps_T, batch_size, steps, seed
         self.epoch = 0
+        self.rows = slice(None)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def shard(self, rank: int, world_size: int) -> TaskBatches:
+        """Under torchrun: this process's rows of every batch, so the processes together train on the batches one
+        process would (each generates the whole batch: the generator's draws do not split by row)."""
+        if self.batch_size % world_size:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by the {world_size} processes; "
+                             f"choose a multiple of {world_size}")
+        part = copy.copy(self)
+        part.rows = slice(rank, None, world_size)
+        return part
 
     def __len__(self) -> int:
         return self.steps
@@ -119,7 +130,25 @@ class TaskBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         for _ in range(self.steps):
-            yield TASKS[self.task][0](self.batch_size, self.T, generator=generator)
+            x, y = TASKS[self.task][0](self.batch_size, self.T, generator=generator)
+            yield x[self.rows], y[self.rows]
+
+
+class HeldOutBatches:
+    """The held-out set in fixed batches of ``(x, y)``; under torchrun each process takes its rows of each."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int = 500, rows: slice = slice(None)) -> None:
+        self.x, self.y, self.batch_size, self.rows = x, y, batch_size, rows
+
+    def shard(self, rank: int, world_size: int) -> HeldOutBatches:
+        return HeldOutBatches(self.x, self.y, self.batch_size, slice(rank, None, world_size))
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for start in range(0, len(self.x), self.batch_size):
+            yield self.x[start:start + self.batch_size][self.rows], self.y[start:start + self.batch_size][self.rows]
 
 
 def build_model(config: LabConfig) -> nn.Module:
@@ -188,8 +217,8 @@ class Lab(lifecycle.App):
         def task_metric(model, _batches):
             return {metric: measure(model, settings.task, test_x, test_y)}
 
-        test = [(test_x[i:i + 500], test_y[i:i + 500]) for i in range(0, len(test_x), 500)]
-        return lifecycle.Prepared(TaskBatches(settings.task, settings.T, config.batch_size, seed=config.seed), test,
+        return lifecycle.Prepared(TaskBatches(settings.task, settings.T, config.batch_size, seed=config.seed),
+                                  HeldOutBatches(test_x, test_y),
                                   test={"x": test_x, "y": test_y, "clip_norm": config.clip_norm},
                                   metrics_fn=None if lower_is_better else task_metric)
 

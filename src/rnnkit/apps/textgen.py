@@ -26,7 +26,7 @@ from rnnkit.data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Vocabulary
 from rnnkit.errors import InputError
 from rnnkit.models.tagger import SequenceTagger, SequenceTaggerConfig
 from rnnkit.options import flag, nested, option
-from rnnkit.train import TrainConfig, cache_evaluation_loss, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
+from rnnkit.train import TrainConfig, cache_evaluation_loss, distributed, dynamic_evaluation_loss, evaluate_loss, native_bfloat16
 from rnnkit.train.progress import reading
 
 
@@ -110,15 +110,21 @@ def _encode(vocab: Vocabulary, documents: list[str]) -> list[torch.Tensor]:
     return [torch.tensor(vocab.encode(d), dtype=torch.int64) for d in documents if d]
 
 
-def _stream(ids: list[torch.Tensor], lanes: int, chunk: int,
-            what: str = "the validation text") -> tuple[StreamBatches, int, int]:
+def _stream(ids: list[torch.Tensor], lanes: int, chunk: int, what: str = "the validation text",
+            processes: int = 1) -> tuple[StreamBatches, int, int]:
     """``(batches, lanes, tokens)`` of encoded documents: at most ``lanes`` contiguous lanes (fewer for a short
-    text)."""
+    text), a multiple of the ``processes`` that share them under torchrun."""
     tokens = sum(len(t) for t in ids)
     if max((len(t) for t in ids), default=0) < 2:
         raise InputError(f"{what} has no document of 2 or more tokens, so there is no next token to predict; "
                          "give it more text")
-    lanes = max(1, min(lanes, tokens // (chunk + 1)))
+    lanes = min(lanes, tokens // (chunk + 1))
+    lanes -= lanes % processes
+    if lanes < processes:
+        if processes > 1:
+            raise InputError(f"{what} has {tokens:,} tokens, too few for a lane of {chunk} tokens on each of the "
+                             f"{processes} processes; lower --chunk-length, or give it more text")
+        lanes = 1
     return StreamBatches(ids, lanes, chunk), lanes, tokens
 
 
@@ -180,7 +186,8 @@ class Textgen(lifecycle.App):
         if train_tokens < batch * (chunk + 1):
             raise InputError(f"{source} has {train_tokens:,} training tokens, too few for batch_size {batch} x "
                              f"chunk_length {chunk}; lower --batch-size or --chunk-length")
-        val, val_lanes, val_tokens = _stream(_encode(vocab, val_docs), batch, chunk)
+        val, val_lanes, val_tokens = _stream(_encode(vocab, val_docs), batch, chunk,
+                                             processes=distributed.setup(config.device)[0].world_size)
         facts = {"source": source, "vocab_size": len(vocab), "train_tokens": train_tokens, "val_tokens": val_tokens,
                  "val_batch_size": val_lanes}
         return lifecycle.Prepared(StreamBatches(train_ids, batch, chunk), val, vocab=vocab, facts=facts)

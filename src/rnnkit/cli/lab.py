@@ -43,9 +43,12 @@ def add_parser(subparsers) -> None:
 
 def run_one(args: argparse.Namespace) -> int:
     from rnnkit.apps.lab import LabConfig, describe, run_lab
+    from rnnkit.train.distributed import launched_rank
 
     config = dataclass_from_args(LabConfig, args, task=args.task)
     result = run_lab(config, train_config(args), args.out, resume=args.resume, progress=not args.quiet)
+    if launched_rank() != 0:
+        return 0  # under torchrun, rank 0 alone has the report (the others hold the trainer's)
     print(describe(result))
     print(f"result: {args.out}/result.json; plots: {args.out}/curves.png, {args.out}/gradient_flow.png")
     return 0
