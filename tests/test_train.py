@@ -703,3 +703,38 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_a_dataloader_resumed_within_an_epoch_gives_the_uninterrupted_batches_and_weights(tmp_path):
+    """A DataLoader draws its order (and its workers' seeds) from the global generator when its iterator is made;
+    the resumed run made it from the checkpoint's generators, so epoch 0 saw some examples twice and others never,
+    and even without shuffling the weights differed (dropout drew other masks)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    seen: list[list[int]] = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear, self.dropout = torch.nn.Linear(1, 1), torch.nn.Dropout(0.5)
+
+        def forward(self, inputs):
+            seen.append(inputs[:, 0].long().tolist())
+            return self.linear(self.dropout(inputs))
+
+    def run(directory, steps, resume=False):
+        torch.manual_seed(0)
+        model = Recorder()
+        data = DataLoader(TensorDataset(torch.arange(12.0).view(12, 1), torch.zeros(12, 1)), batch_size=3,
+                          shuffle=True)
+        config = TrainConfig(max_steps=steps, checkpoint_every=3, eval_every=1000, seed=1, batch_size=3)
+        Trainer(model, data, config=config, run_dir=directory, loss_fn=lambda out, b: mse(out, b),
+                progress=False).fit(resume=resume)
+        return model
+
+    whole = run(tmp_path / "whole", 8)
+    uninterrupted, seen[:] = seen[:], []
+    run(tmp_path / "split", 3)
+    resumed = run(tmp_path / "split", 8, resume=True)
+    assert seen == uninterrupted  # 3 + 5 batches: epoch 0's last batch, then epoch 1 and the start of epoch 2
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))

@@ -47,6 +47,8 @@ from rnnkit.train.progress import MetricsLog, Progress, plot_curves
 
 #: Prefix of the live weights in a checkpoint's state.safetensors when model.safetensors holds their average.
 TRAINING_WEIGHTS = "training_weights."
+#: Checkpoint tensors of the random generators as the current epoch began (see ``Trainer._epoch_iterator``).
+EPOCH_GENERATORS = "epoch_generators."
 
 
 class TrainingDiverged(RuntimeError):
@@ -126,6 +128,7 @@ class Trainer:
         self.best_step: int | None = None
         self.evals_without_improvement = self.nonfinite_in_a_row = 0
         self.state: Any = None
+        self._epoch_generators: tuple[dict, dict] | None = None  # the random generators as this epoch began
         self.saved_step: int | None = None
         self.evaluated_step: int | None = None  # a resumed run must not evaluate the same step twice
         self.last_evaluation: dict = {}
@@ -164,9 +167,22 @@ class Trainer:
 
     def _epoch_iterator(self) -> Iterator[dict]:
         while True:
-            batches = self._batches(self.train_data, self.epoch, shuffle=True)
+            # A DataLoader (or any data that shuffles with the global generators) draws its order and its workers'
+            # seeds when its iterator is made. A run resumed within an epoch makes it from the generators as they
+            # were when the epoch began, skips the batches already trained on, and then takes up the checkpoint's.
+            resumed = None
+            if self.batch_in_epoch and self._epoch_generators is not None:
+                resumed = saved_state.snapshot(None, self.device)
+                saved_state.restore(*self._epoch_generators, self.device)
+            else:
+                self._epoch_generators = saved_state.snapshot(None, self.device)
+            batches = iter(self._batches(self.train_data, self.epoch, shuffle=True))
+            for _ in islice(batches, self.batch_in_epoch):
+                pass
+            if resumed is not None:
+                saved_state.restore(*resumed, self.device)
             count = 0
-            for batch in islice(batches, self.batch_in_epoch, None):
+            for batch in batches:
                 count += 1
                 self.batch_in_epoch += 1
                 yield as_batch(batch)
@@ -263,7 +279,12 @@ class Trainer:
         """Write a checkpoint of everything needed to continue (rank 0 writes; all ranks take part)."""
         if self.checkpoint_dir is None:
             return
-        snapshots = distributed.gather_objects(saved_state.snapshot(self.state, self.device), self.process)
+        own_tensors, own_plain = saved_state.snapshot(self.state, self.device)
+        if self._epoch_generators is not None:
+            epoch_tensors, epoch_plain = self._epoch_generators
+            own_tensors |= {f"{EPOCH_GENERATORS}{k}": v for k, v in epoch_tensors.items()}
+            own_plain["epoch_generators"] = epoch_plain
+        snapshots = distributed.gather_objects((own_tensors, own_plain), self.process)
         if self.process.is_main:
             tensors, optimizer_rest = checkpoint.split_optimizer_state(self.optimizer.state_dict())
             if self.averaged is not None:  # model.safetensors holds the average; training goes on from these
@@ -355,7 +376,10 @@ class Trainer:
         self.evaluated_step = info.get("evaluated_step")
         prefix = f"rank{self.process.rank}."
         mine = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        self.state = saved_state.restore(mine, info["random"][self.process.rank], self.device)
+        plain = info["random"][self.process.rank]
+        self.state = saved_state.restore(mine, plain, self.device)
+        epoch_tensors = {k[len(EPOCH_GENERATORS):]: v for k, v in mine.items() if k.startswith(EPOCH_GENERATORS)}
+        self._epoch_generators = (epoch_tensors, plain["epoch_generators"]) if epoch_tensors else None
 
     # ------------------------------------------------------------------------------------ fit
     def _write_run_config(self) -> None:
