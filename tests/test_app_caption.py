@@ -317,9 +317,9 @@ def test_every_bad_input_gets_one_line_and_exit_2_before_any_training(tmp_path, 
     with pytest.raises(SystemExit) as exit:  # argparse's choices: usage and the error, status 2
         main(["caption", "train", "--dataset", "photos", "--out", str(tmp_path / "x")])
     assert exit.value.code == 2 and "invalid choice: 'photos'" in capsys.readouterr().err
-    assert "test_fraction must be in (0, 0.5)" in cli_error(
+    assert "--test-fraction must be in (0, 0.5)" in cli_error(
         ["caption", "train", "--out", str(tmp_path / "x"), "--test-fraction", "0.7"])
-    assert "max_items must be in 1..8" in cli_error(
+    assert "--max-items must be in 1..8" in cli_error(
         ["caption", "train", "--dataset", "digits", "--out", str(tmp_path / "x"), "--max-items", "9"])
     # images too small for the convolutions: refused before the run directory exists, so it can be retried
     err = cli_error(["caption", "train", "--dataset", "digits", "--examples", "40", "--conv-layers", "9",

@@ -247,7 +247,7 @@ def test_bad_options_are_refused_before_reading_data(tmp_path, cli_error, monkey
     out = str(tmp_path / "run")
     assert "unknown --monitor 'val_acc'" in cli_error(["music", "train", "--monitor", "val_acc", "--out", out])
     assert "step must be a positive number" in cli_error(["music", "train", "--step", "0", "--out", out])
-    assert "val_fraction + test_fraction" in cli_error(["music", "train", "--val-fraction", "0.5",
+    assert "--val-fraction + --test-fraction" in cli_error(["music", "train", "--val-fraction", "0.5",
                                                         "--test-fraction", "0.5", "--out", out])
     assert "mode must be 'polyphonic' or 'melodic'" in cli_error(["music", "train", "--mode", "jazz", "--out", out])
     assert not (tmp_path / "run").exists()

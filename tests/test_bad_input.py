@@ -279,3 +279,12 @@ def test_a_newest_first_file_is_filled_in_time_order(tmp_path, fill, expected, c
     assert series.values[:, 0].tolist() == [10.0, 20.0, expected, 40.0, 50.0]
     err = capsys.readouterr().err  # "day" is no time name, but its values are dates
     assert "using 'day' as the time column" in err and "not in time order" in err
+
+
+def test_a_bad_setting_is_named_by_its_flag(cli_error):
+    """Settings refuse bad values by field name (val_fraction); the command line says the flag the user typed."""
+    assert "error: --drop-longer-than must be >= 0" in cli_error(["translate", "train", "--drop-longer-than", "-1",
+                                                                 "--out", "x"])
+    assert "error: --val-fraction + --test-fraction must be below 1" in cli_error(
+        ["classify", "train", "--val-fraction", "0.5", "--test-fraction", "0.5", "--out", "x"])
+    assert "error: --hidden-size must be" in cli_error(["classify", "train", "--hidden-size", "0", "--out", "x"])
