@@ -246,3 +246,13 @@ def test_careless_flags_are_refused_in_one_line(tmp_path, cli_error):
     err = cli_error([*base, "--out", str(tmp_path / "run"), "--resume", "--hidden-size", "32"])
     assert "on its own settings (--hidden-size 16)" in err
     assert main([*base, "--out", str(tmp_path / "run"), "--resume", "--max-steps", "4"]) == 0  # the same flags: resumes
+
+
+def test_python_callers_keep_the_apps_training_defaults_with_changes():
+    """A TrainConfig given to train() is used as it is (TrainConfig's own defaults); default_config keeps the app's."""
+    from rnnkit.apps.classify import APP
+    from rnnkit.train import TrainConfig
+
+    config = APP.default_config(max_steps=7)
+    assert config.max_steps == 7 and config != TrainConfig(max_steps=7)
+    assert all(getattr(config, name) == value for name, value in APP.train_defaults.items() if name != "max_steps")

@@ -160,3 +160,15 @@ def test_a_diverged_result_reads_back_as_diverged_from_strict_json(tmp_path):
     assert math.isnan(back["gradient_flow"]["init"]["steps"]["l0"][1]) and back["gradient_flow"]["trained"] is None
     write_table([back], tmp_path)
     assert "| adding | rnn | 12 | off | default | 4 | mse | diverged |" in (tmp_path / "results.md").read_text()
+
+
+def test_a_folder_holding_a_trainer_run_is_not_trained_into(tmp_path):
+    """A plain Trainer run has no app.json; an app trained into its folder mixed the two runs' checkpoints and
+    replaced its metrics.jsonl."""
+    from rnnkit.errors import InputError
+
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(InputError, match="holds another training run's checkpoints; choose another --out"):
+        run_lab(LabConfig(task="adding", cell="gru", T=12, hidden_size=8, test_size=20),
+                TrainConfig(max_steps=2, batch_size=8), tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]

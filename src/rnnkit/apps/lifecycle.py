@@ -166,8 +166,10 @@ class App:
         parameters = sum(p.numel() for p in model.parameters())
         return f"{self.name}: {type(model).__name__}, {parameters:,} parameters"
 
-    def default_config(self) -> TrainConfig:
-        return TrainConfig(**self.train_defaults)
+    def default_config(self, **changes: Any) -> TrainConfig:
+        """The app's training defaults (its command line's), with ``changes``: what a Python caller passes to
+        keep them, since a ``TrainConfig`` given to :func:`train` is used as it is."""
+        return TrainConfig(**{**self.train_defaults, **changes})
 
 
 # ------------------------------------------------------------------------------- run directory
@@ -221,6 +223,10 @@ def check_resume(run: Path, app: App, resume: bool) -> None:
     elif resume:
         raise InputError(f"--resume: {run} holds no {app.name} run to continue (none was started there, or it was "
                          f"stopped before its first steps); run the command without --resume")
+    else:
+        found = next((name for name in ("checkpoints", "metrics.jsonl", "config.json") if (run / name).exists()), None)
+        if found is not None:  # a Trainer's run (no app.json): training here would mix its files with ours
+            raise InputError(f"{run} holds another training run's {found}; choose another --out")
 
 
 def _write_info(run: Path, app: App, settings: Any, config: TrainConfig, data: Prepared) -> None:
@@ -236,6 +242,9 @@ def _write_info(run: Path, app: App, settings: Any, config: TrainConfig, data: P
 def train(app: App, settings: Any = None, config: TrainConfig | None = None, out: str | Path = "run", *,
           resume: bool = False, progress: bool = True, given: Collection[str] | None = None) -> dict:
     """Train ``app`` with ``settings`` into the run directory ``out``; returns the app's report.
+
+    ``config`` is used as it is; ``None`` takes the app's training defaults (those of its command line), and
+    ``app.default_config(max_steps=...)`` keeps them with changes.
 
     With ``resume=True`` the run continues from its last checkpoint on the settings, seed and batch
     size it started with (``settings`` is then ignored); the data must be unchanged: a data setting the
