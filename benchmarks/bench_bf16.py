@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sysconfig
-import time
 from pathlib import Path
 
 import torch

@@ -10,7 +10,7 @@ import torch
 from app_support import Killed, training_losses
 from rnnkit.apps.lifecycle import FITTED_FILE as FITTED
 from rnnkit.cli.main import main
-from rnnkit.models import ClassifierEnsemble, SequenceClassifier, load_model, save_model
+from rnnkit.models import ClassifierEnsemble, load_model, save_model
 from test_app_classify import FAST, keyword_csv
 
 

@@ -19,7 +19,6 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from rnnkit.data import StreamBatches
-from rnnkit.models import IGNORE_INDEX
 from rnnkit.train import CheckpointError, TrainConfig, Trainer, TrainingDiverged, find_checkpoint, load_checkpoint
 from rnnkit.train.optim import lr_factor
 

@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import math
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 

@@ -23,7 +23,6 @@ A parameter's *role* tells ``rnnkit.init`` how each ``init=`` scheme treats it: 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar

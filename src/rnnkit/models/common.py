@@ -7,7 +7,6 @@ computes its masked loss the same way.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import torch
 from torch import Tensor, nn
