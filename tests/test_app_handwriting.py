@@ -304,3 +304,31 @@ def test_built_in_mnist_and_mnist_lines_splits(tmp_path, one_thread):
     assert batch["inputs"].shape[2] == 28 and batch["lengths"].tolist() == [lines.train[i][0].shape[1] for i in (0, 1)]
     assert lines.vocab.decode([t for t in batch["targets"][0].tolist() if t >= 0]) == \
         "".join(lines.vocab.decode(lines.train[0][1]))
+
+
+def test_a_beam_width_of_one_is_greedy_as_in_speech(monkeypatch):
+    """handwriting ran a width-1 prefix beam search for --beam-size 1, where speech (and caption and translate with
+    --beam 1) decode greedily; 0 stays greedy for the runs that asked for it."""
+    from types import SimpleNamespace
+
+    from rnnkit.data.vocab import Vocabulary
+
+    class Frames(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, frames, lengths):
+            return SimpleNamespace(output=torch.zeros(len(frames), 3, 6).log_softmax(-1))
+
+        def output_lengths(self, widths):
+            return torch.full((len(widths),), 3)
+
+    used = []
+    monkeypatch.setattr(hw, "to_frames", lambda strips, facts: (torch.zeros(len(strips), 1), torch.ones(len(strips))))
+    monkeypatch.setattr(hw, "greedy_decode", lambda lp, lengths: used.append("greedy") or [[] for _ in lp])
+    monkeypatch.setattr(hw, "beam_decode", lambda lp, lengths, width: used.append(width) or [[] for _ in lp])
+    vocab = Vocabulary(list("ab"), level="char")
+    for width in (0, 1, 4):
+        hw.read_texts(Frames(), [np.zeros((2, 2))], vocab, {}, beam_size=width)
+    assert used == ["greedy", "greedy", 4]

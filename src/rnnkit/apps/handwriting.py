@@ -317,7 +317,8 @@ def class_probabilities(model, images: np.ndarray, facts: dict, batch_size: int 
 @torch.no_grad()
 def read_texts(model, strips: Sequence[np.ndarray], vocab: Vocabulary, facts: dict, *, beam_size: int = 0,
                batch_size: int = 128) -> list[str]:
-    """The text of each line image: greedy decoding, or prefix beam search when ``beam_size`` > 0."""
+    """The text of each line image: greedy decoding (``beam_size`` 1, or 0), or prefix beam search of that width
+    (as speech's: a width of 1 is greedy)."""
     model.eval()
     device = next(model.parameters()).device
     texts = []
@@ -325,7 +326,7 @@ def read_texts(model, strips: Sequence[np.ndarray], vocab: Vocabulary, facts: di
         frames, widths = to_frames(strips[start:start + batch_size], facts)
         log_probs = model(frames.to(device), lengths=widths).output.cpu()
         lengths = model.output_lengths(widths)
-        ids = beam_decode(log_probs, lengths, beam_size) if beam_size else greedy_decode(log_probs, lengths)
+        ids = beam_decode(log_probs, lengths, beam_size) if beam_size > 1 else greedy_decode(log_probs, lengths)
         texts += [transcript(vocab, row) for row in ids]
     return texts
 
@@ -382,9 +383,9 @@ def classify_report(model, images: np.ndarray, labels: np.ndarray, facts: dict) 
 
 def lines_report(model, strips: Sequence[np.ndarray], texts: Sequence[str], vocab: Vocabulary, facts: dict,
                  beam_size: int) -> dict:
-    """CER and line accuracy of greedy decoding and (``beam_size`` > 0) prefix beam search, a few samples."""
+    """CER and line accuracy of greedy decoding and (``beam_size`` > 1) prefix beam search, a few samples."""
     greedy = read_texts(model, strips, vocab, facts)
-    beam = read_texts(model, strips, vocab, facts, beam_size=beam_size) if beam_size else greedy
+    beam = read_texts(model, strips, vocab, facts, beam_size=beam_size) if beam_size > 1 else greedy
     return {"greedy": line_scores(texts, greedy), "beam": line_scores(texts, beam), "beam_size": beam_size,
             "examples": len(texts), "samples": [{"text": t, "greedy": g, "beam": b}
                                                 for t, g, b in list(zip(texts, greedy, beam))[:8]]}

@@ -58,7 +58,7 @@ def _add_use_options(parser: argparse.ArgumentParser) -> None:
                         help="classify runs: resize images to the run's size instead of refusing other sizes "
                              "(default: as the run was trained)")
     parser.add_argument("--beam-size", type=int, metavar="N", help="lines runs: beam width (default: the run's; "
-                                                                   "0 = greedy)")
+                                                                   "1 = greedy)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
