@@ -288,3 +288,36 @@ def test_a_bad_setting_is_named_by_its_flag(cli_error):
     assert "error: --val-fraction + --test-fraction must be below 1" in cli_error(
         ["classify", "train", "--val-fraction", "0.5", "--test-fraction", "0.5", "--out", "x"])
     assert "error: --hidden-size must be" in cli_error(["classify", "train", "--hidden-size", "0", "--out", "x"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["classify", "evaluate", "--run", "r", "--device", "cuda:7"],
+    ["classify", "predict", "--run", "r", "--device", "nope", "hi"],
+    ["forecast", "predict", "--run", "r", "--device", "nope"],
+    ["translate", "translate", "--run", "r", "--device", "nope", "x"],
+])
+def test_a_bad_device_on_any_verb_is_one_line(argv, cli_error):
+    """Train verbs checked --device; the others crashed with a traceback (AssertionError: Torch not compiled with
+    CUDA enabled) once the model was loaded."""
+    assert "--device" in cli_error(argv)
+
+
+@pytest.mark.parametrize("argv", [["speech", "transcribe", "--run", "r", "a.wav", "--beam-size", "-3"],
+                                  ["handwriting", "read", "--run", "r", "a.png", "--beam-size", "-1"]])
+def test_a_negative_beam_width_is_refused(argv, capsys):
+    """It was taken as greedy without a word."""
+    from rnnkit.cli.main import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2 and "must be >= 0 (1 is greedy)" in capsys.readouterr().err
+
+
+def test_an_optional_settings_help_does_not_contradict_its_default(capsys):
+    """'(default tweets) ('none' turns it off) (default: None)' said three things about one default."""
+    from rnnkit.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["classify", "train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(tweets or drug_reviews; default tweets) --text-column" in text

@@ -485,6 +485,8 @@ class Dna(lifecycle.App):
             if pattern:
                 compile_pattern(pattern, flag)
         for path in (*settings.data, *([settings.labels] if settings.labels else [])):
+            if Path(path).is_dir():
+                raise InputError(f"{path} is a directory, not a file; name the FASTA/FASTQ files in it")
             if not Path(path).is_file():
                 raise InputError(f"{path}: no such file")
 

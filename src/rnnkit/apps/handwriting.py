@@ -52,6 +52,7 @@ from rnnkit.models.ctc import (
 )
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig
+from rnnkit.train.progress import is_shown
 from rnnkit.types import IGNORE_INDEX
 
 TASKS = ("classify", "lines")
@@ -491,7 +492,7 @@ class Handwriting(lifecycle.App):
             return result
         result.update(classify_report(model, test_x, test_y, facts))
         result["logistic_baseline_accuracy"] = logistic_baseline((np.stack(train[0]), np.asarray(train[1])),
-                                                                 (test_x, test_y))
+                                                                 (test_x, test_y), progress=is_shown())
         result["majority_baseline_accuracy"] = float((test_y == facts["majority_class"]).mean())
         result["classes"], result["sequence"] = facts["classes"], {
             "steps": facts["steps"], "permuted": facts["permutation"] is not None,

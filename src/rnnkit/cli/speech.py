@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnkit.cli.common import add_command, add_reading_options, add_run_verb, add_train_verb, reading_options
+from rnnkit.cli.common import (
+    add_command, add_reading_options, add_run_verb, add_train_verb, beam_width, reading_options,
+)
 
 EXAMPLES = """examples:
   rnnkit speech train --out runs/digits                  # spoken digits, synthetic voices (espeak-ng + flite)
@@ -45,14 +47,14 @@ def add_parser(subparsers) -> None:
     evaluate.add_argument("--data", metavar="FILE", help="transcript file to evaluate on (default: the run's test split)")
     evaluate.add_argument("--tidigits", action="store_true",
                           help="the 31 real TIDIGITS utterances of pocketsphinx-testdata (ctc runs on 13 MFCCs)")
-    evaluate.add_argument("--beam-size", type=int, help="prefix beam width (default: the run's)")
+    evaluate.add_argument("--beam-size", type=beam_width, help="prefix beam width (default: the run's)")
     add_reading_options(evaluate, APP.settings_class, READING)
 
     transcribe = add_run_verb(verbs, "transcribe", app="speech",
                               help="the text of WAV files (or their word with probabilities)", epilog=EXAMPLES,
                               func=run_transcribe, json_help="one JSON object per file")
     transcribe.add_argument("files", nargs="*", metavar="WAV", help="audio files, or folders of them")
-    transcribe.add_argument("--beam-size", type=int, default=1, help="ctc: prefix beam width (default 1: greedy)")
+    transcribe.add_argument("--beam-size", type=beam_width, default=1, help="ctc: prefix beam width (default 1: greedy)")
     transcribe.add_argument("--top", type=int, default=3, help="words task: show this many words (default 3)")
     transcribe.add_argument("--plot", metavar="PNG", help="ctc: spectrogram and CTC alignment of the first file")
 
