@@ -151,3 +151,10 @@ def test_evaluate_accepts_a_short_new_file_with_whole_windows(tmp_path, capsys):
     (tmp_path / "short.csv").write_text("\n".join(rows[:1] + rows[-12:]))  # 12 rows: 4 windows of 8 + 1
     assert main(["forecast", "evaluate", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "short.csv")]) == 0
     assert "4 windows" in capsys.readouterr().out
+
+
+def test_train_ends_with_the_run_directory_and_the_next_command(tmp_path, capsys):
+    """classify, forecast, handwriting, speech and dna ended with the run directory alone."""
+    assert main(["forecast", "train", "--max-steps", "2", *FAST, "--out", str(tmp_path / "run")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"run directory: {tmp_path / 'run'}; next: rnnkit forecast predict --run {tmp_path / 'run'}"

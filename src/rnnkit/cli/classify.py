@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
 
     train = add_train_verb(verbs, APP, help="train a classifier; writes a run directory", epilog=EXAMPLES,
                            show=lambda result, args: f"test: {describe(result)}" if "accuracy" in result else
-                           json.dumps({k: result[k] for k in ("labels", "train", "val", "test", "steps")}))
+                           json.dumps({k: result[k] for k in ("labels", "train", "val", "test", "steps")}),
+                           next_step="rnnkit classify predict --run {out} TEXT")
     train.description = ("Train on --data FILE (CSV, TSV or JSONL with a text and a label column) or a built-in "
                          "--dataset; report test accuracy, macro-F1 and the confusion matrix (printed and "
                          "confusion_matrix.png).")

@@ -258,12 +258,14 @@ def add_run_verb(verbs, name: str, *, app: str, help: str, epilog: str, func: Ca
 
 def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] = (),
                    overrides: Callable[[argparse.Namespace], dict] | None = None,
-                   show: Callable[[dict, argparse.Namespace], str] | None = None) -> argparse.ArgumentParser:
+                   show: Callable[[dict, argparse.Namespace], str] | None = None,
+                   next_step: str | None = None) -> argparse.ArgumentParser:
     """The ``train`` verb of an application, generated from its settings and :class:`TrainConfig`.
 
     Every settings field (the nested model config's included) becomes an option with the same name and
     help in every app; ``skip`` leaves out the ones the caller adds by hand (their values then come
-    from ``overrides(args)``). ``show(result, args)`` turns the app's report into what is printed.
+    from ``overrides(args)``). ``show(result, args)`` turns the app's report into what is printed;
+    ``next_step`` (with ``{out}`` for the run directory) is the command to run next, printed last.
     """
     parser = verbs.add_parser("train", help=help, epilog=epilog, formatter_class=RAW)
     add_dataclass_options(parser, app.settings_class, skip=skip)
@@ -289,7 +291,7 @@ def add_train_verb(verbs, app, *, help: str, epilog: str, skip: tuple[str, ...] 
         if launched_rank() != 0:
             return 0  # under torchrun, rank 0 alone has the app's report (the others hold the trainer's)
         print(show(result, args) if show else json.dumps(result, indent=1))
-        print(f"run directory: {args.out}")
+        print(f"run directory: {args.out}" + (f"; next: {next_step.format(out=args.out)}" if next_step else ""))
         return 0
 
     parser.set_defaults(func=run)

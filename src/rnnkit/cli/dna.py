@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
 
     train = add_train_verb(verbs, APP, help="train a classifier or a language model; writes a run directory",
                            epilog=EXAMPLES, skip=("data",), overrides=lambda args: {"data": tuple(args.data or ())},
-                           show=_show_training)
+                           show=_show_training, next_step="rnnkit dna evaluate --run {out}")
     train.description = ("Train on FASTA/FASTQ files (--data) or the built-in miRBase hairpins. --task classify "
                          "reports test accuracy and macro-F1 next to a k-mer logistic regression and the majority "
                          "class (confusion_matrix.png); --task lm reports bits per base next to Markov models of "

@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
                         description=__doc__, epilog=EXAMPLES)
 
     train = add_train_verb(verbs, APP, help="train a forecaster; writes a run directory", epilog=EXAMPLES,
-                           show=_show_training)
+                           show=_show_training, next_step="rnnkit forecast predict --run {out}")
     train.description = ("Train on --data FILE (a time column and value columns) or a built-in --dataset, split in "
                          "time order; report MAE, RMSE and sMAPE on the test part next to the naive and "
                          "seasonal-naive forecasts, and plot forecast.png.")

@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
 
     train = add_train_verb(verbs, APP, help="train a classifier or a line reader; writes a run directory",
                            epilog=EXAMPLES, show=lambda result, args: f"test: {describe(result)}"
-                           if "accuracy" in result or "greedy" in result else json.dumps(result))
+                           if "accuracy" in result or "greedy" in result else json.dumps(result),
+                           next_step="rnnkit handwriting read --run {out} IMAGE")
     train.description = ("--task classify: each image is a sequence of rows (or pixels, optionally permuted) read by "
                          "a recurrent classifier; reports test accuracy and the confusion matrix "
                          "(confusion_matrix.png) next to logistic regression. --task lines: a bidirectional "

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
     train = add_train_verb(verbs, APP, help="train a word recogniser or a CTC transcriber; writes a run directory",
                            epilog=EXAMPLES, show=lambda result, args: f"test: {describe(result)}\n"
-                           f"{describe_anchors(result)}")
+                           f"{describe_anchors(result)}", next_step="rnnkit speech transcribe --run {out} FILE.wav")
     train.description = ("Train on --data FILE (WAV paths and transcripts) or built-in speech; report test "
                          "accuracy and confusion_matrix.png (--task words) or greedy/beam CER and WER and "
                          "ctc_alignment.png (--task ctc), with published anchors beside them.")
