@@ -232,3 +232,19 @@ def test_validation_loss_is_the_mean_over_real_target_tokens():
             total += F.cross_entropy(logits[real], batch["targets"][real], reduction="sum").item()
             count += int(real.sum())
     assert got == pytest.approx(total / count, rel=1e-6)
+
+
+def test_translation_progress_writes_no_carriage_returns_into_a_log(capsys):
+    """Redirected stderr got 'translating: 256/5000translating: 512/5000...' on one line."""
+    import torch
+
+    from rnnkit.apps.translate import TranslateSettings, translate_pairs
+    from rnnkit.data.vocab import Vocabulary
+    from rnnkit.models import Seq2Seq
+
+    torch.manual_seed(0)
+    vocab = Vocabulary(list("abc"), level="char")
+    model = Seq2Seq(vocab_size=len(vocab), target_vocab_size=len(vocab), hidden_size=4, max_length=3)
+    outputs, _, _ = translate_pairs(model, {"source": vocab, "target": vocab}, TranslateSettings(), ["ab"] * 5,
+                                    batch_size=2, progress=True)
+    assert len(outputs) == 5 and "\r" not in capsys.readouterr().err

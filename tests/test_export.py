@@ -262,6 +262,7 @@ def test_cli_exports_a_run_with_its_vocabulary(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--run", "{tmp}/nothing"], "does not exist"),
+    (["--run", "{run}/app.json"], "is a file, not a run directory"),
     (["--run", "{tmp}"], "not an rnnkit run directory"),
     (["--run", "{run}", "--out", "{tmp}/model.txt"], "ending in .onnx"),
     (["--run", "{run}", "--tolerance", "0"], "--tolerance must be > 0"),

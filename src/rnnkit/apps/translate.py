@@ -37,7 +37,7 @@ from rnnkit.errors import InputError
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.options import nested, option
 from rnnkit.train import TrainConfig, distributed
-from rnnkit.train.progress import is_shown
+from rnnkit.train.progress import is_shown, reading
 GENERATED = ("addition", "reversal")
 INSTALL_BLEU = "pip install 'rnnkit[translate]' (or pip install sacrebleu)"
 
@@ -232,7 +232,8 @@ def translate_pairs(model, vocabs: dict, settings: TranslateSettings, sources: l
     model.eval()
     outputs, attention, tokens = [], [], []
     batches = range(0, len(sources), batch_size)
-    for done, start in enumerate(batches, 1):
+    shown = reading(batches, "translating") if progress and len(batches) > 1 else batches  # a bar on a terminal only
+    for start in shown:
         chunk = sources[start:start + batch_size]
         ids = [encode_source(vocabs["source"], s, settings.reverse_source) for s in chunk]
         inputs, lengths = pad_batch(ids)
@@ -242,11 +243,6 @@ def translate_pairs(model, vocabs: dict, settings: TranslateSettings, sources: l
             n_out, n_src = int(decoded.lengths[row]), len(ids[row])
             tokens.append([vocabs["target"].id_to_token(int(i)) for i in decoded.tokens[row, :n_out]])
             attention.append(None if decoded.attention is None else decoded.attention[row, :n_out, :n_src].cpu())
-        if progress and len(batches) > 1:
-            print(f"\rtranslating: {min(start + batch_size, len(sources))}/{len(sources)}", end="",
-                  file=sys.stderr, flush=True)
-    if progress and len(batches) > 1:
-        print(file=sys.stderr)
     return outputs, attention, tokens
 
 

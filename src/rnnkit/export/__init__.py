@@ -194,6 +194,8 @@ def export_run(run: str | Path, out: str | Path | None = None, *, check: bool = 
 
     run = Path(run)
     info_file = run / "app.json"
+    if run.is_file():
+        raise InputError(f"{run} is a file, not a run directory; pass the --out of a training run")
     if not run.is_dir():
         raise InputError(f"run directory {run} does not exist; pass the --out of a training run")
     if not info_file.is_file():
