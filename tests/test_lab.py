@@ -100,7 +100,7 @@ def test_cli_runs_one_configuration_and_rejects_bad_input(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "result.json").read_text())["clip_norm"] is None
     code = main(["lab", "order", "--T", "5", "--out", str(tmp_path / "bad"), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2 and err.strip() == "rnnkit lab: error: T must be >= 10 for the order task, got 5"
+    assert code == 2 and err.strip() == "rnnkit lab: error: --T must be >= 10 for the order task, got 5"
 
 
 @pytest.mark.slow
