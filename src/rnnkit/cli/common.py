@@ -144,23 +144,13 @@ def _as_flags(message: str, cls) -> str:
     """A settings error as the command line says it: the options' field names become their flags
     ("val_fraction + test_fraction must be below 1" -> "--val-fraction + --test-fraction ..."). A name without an
     underscore ("level", "data") is one only where it opens the message; elsewhere it may be a plain word."""
-    names = _option_names(cls)
+    names = {path[-1] for path, _, _ in _option_fields(cls)}
     first = message.split(" ", 1)[0]
     if first in names:
         message = flag(first) + message[len(first):]
     return re.sub(r"(?<![-\w])[a-z]+(?:_[a-z0-9]+)+\b",
                   lambda match: flag(match.group()) if match.group() in names else match.group(), message)
 
-
-def _option_names(cls) -> set[str]:
-    names = set()
-    for field in dataclasses.fields(cls):
-        inner = nested_class(field)
-        if inner is not None:
-            names |= _option_names(inner)
-        elif not field.metadata.get("derived"):
-            names.add(field.name)
-    return names
 
 
 def _defaults_instance(cls):
