@@ -60,6 +60,16 @@ def finite_or_null(value: Any) -> Any:
     return value
 
 
+def null_as_nan(value: Any) -> Any:
+    """The inverse of :func:`finite_or_null` for numbers read back: every ``None`` in ``value`` becomes NaN (so apply
+    it only to what holds numbers)."""
+    if isinstance(value, dict):
+        return {key: null_as_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [null_as_nan(item) for item in value]
+    return math.nan if value is None else value
+
+
 def write_json_atomic(path: str | Path, value: Any, *, indent: int = 1, strict: bool = False) -> Path:
     """``value`` as JSON (and a final newline) at ``path``, atomically; ``strict``: non-finite numbers as
     ``null`` (:func:`finite_or_null`)."""

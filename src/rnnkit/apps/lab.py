@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rnnkit._files import null_as_nan
 from rnnkit import init as rk_init
 from rnnkit import registry
 from rnnkit.datasets.synthetic import (
@@ -364,17 +365,10 @@ def run_sweep(grid: list[tuple[LabConfig, float | None]], train: TrainConfig, ou
 def _read_result(path: Path) -> dict:
     """A finished run's ``result.json`` as :meth:`Lab.report` made it: the numbers strict JSON wrote as ``null``
     (a diverged run's value, a skipped step's gradient norm) are NaN again."""
-    def numbers(value):
-        if isinstance(value, dict):
-            return {key: numbers(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [numbers(item) for item in value]
-        return math.nan if value is None else value
-
     result = json.loads(path.read_text(encoding="utf-8"))
     for key in ("value", "max_grad_norm", "curve", "grad_norms"):
-        result[key] = numbers(result[key])
-    result["gradient_flow"] = {when: flow and numbers(flow) for when, flow in result["gradient_flow"].items()}
+        result[key] = null_as_nan(result[key])
+    result["gradient_flow"] = {when: flow and null_as_nan(flow) for when, flow in result["gradient_flow"].items()}
     return result
 
 

@@ -152,7 +152,6 @@ def _as_flags(message: str, cls) -> str:
                   lambda match: flag(match.group()) if match.group() in names else match.group(), message)
 
 
-
 def _defaults_instance(cls):
     """``cls()`` when every field has a default that validates, else ``None``."""
     try:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rnnkit._files import finite_or_null, replace_atomically
+from rnnkit._files import finite_or_null, null_as_nan, replace_atomically
 
 _SHOWN = contextvars.ContextVar("rnnkit_progress_shown", default=True)
 
@@ -154,7 +154,7 @@ class MetricsLog:
                     record = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a kill
                     continue
-                records.append({key: math.nan if value is None else value for key, value in record.items()})
+                records.append(null_as_nan(record))
         return records
 
     def append(self, record: dict) -> None:
