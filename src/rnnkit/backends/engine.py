@@ -7,26 +7,31 @@ from rnnkit.backends.reference import LoopBackend
 from rnnkit.backends.spec import LayerSpec
 
 
-def _refusal(spec: LayerSpec) -> str:
-    """Why the engine cannot run the layer, or ``""`` when it can."""
+def _examine(spec: LayerSpec):
+    """``(cell, "")``: the engine's description of the layer's cell; or ``(None, why)`` if it cannot run the layer."""
     if spec.device_type != "cpu":
-        return f"the engine runs on the CPU, not on {spec.device_type}"
+        return None, f"the engine runs on the CPU, not on {spec.device_type}"
     if spec.dtype not in engine.DTYPES:
-        return f"the engine computes in float32 or float64, not {str(spec.dtype).removeprefix('torch.')}"
+        return None, f"the engine computes in float32 or float64, not {str(spec.dtype).removeprefix('torch.')}"
     cell = engine.engine_cell(spec.cell, spec.step_options)
     if cell is None:
-        return f"the engine has no kernel for {spec.cell.__name__}"
+        return None, f"the engine has no kernel for {spec.cell.__name__}"
     if spec.proj_size and cell.name != "lstm":
-        return f"the engine projects (proj_size) only the LSTM, not {spec.cell.__name__}"
+        return None, f"the engine projects (proj_size) only the LSTM, not {spec.cell.__name__}"
     if spec.regularization is not None and spec.regularization.zoneout and not cell.zoneout:
-        return f"the engine has no zoneout for {spec.cell.__name__} (its backward reads the new state, which " \
-               f"zoneout replaces)"
-    return ""
+        return None, f"the engine has no zoneout for {spec.cell.__name__} (its backward reads the new state, which " \
+                     f"zoneout replaces)"
+    return cell, ""
 
 
 def _cell(spec: LayerSpec):
     """The engine's description of the layer's cell, or ``None`` if the engine cannot run the layer."""
-    return None if _refusal(spec) else engine.engine_cell(spec.cell, spec.step_options)
+    return _examine(spec)[0]
+
+
+def _refusal(spec: LayerSpec) -> str:
+    """Why the engine cannot run the layer, or ``""`` when it can."""
+    return _examine(spec)[1]
 
 
 def _supports(spec: LayerSpec) -> bool:
